@@ -1,0 +1,244 @@
+"""Typed configuration: one small dataclass per component, composed into `ExperimentConfig`.
+
+Layers (STYLE.md): code defaults here -> variant diff (fdp.variants) -> sweep YAML -> CLI
+overrides. Every layer is applied with `apply_overrides(cfg, {"dotted.key": value})`, which
+type-checks each value against the field it replaces, so a typo or a wrong type fails with
+one line naming the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A bad configuration key or value; the message is one line naming the key."""
+
+
+@dataclass
+class EncoderConfig:
+    """Frame encoder (paper §3.2). Widths/heads are ours; see docs/model.md for why."""
+
+    kind: str = "lgfat"  # lgfat (local-global feature-aware transformer) | vit | resnet18
+    conv: str = "multihead"  # lgfat conv block: multihead (C*) | single (C) | convbnpw (C')
+    stem_channels: int = 64  # vanilla conv stem width (stride 1 at 64x64)
+    dims: list[int] = field(default_factory=lambda: [64, 128, 256, 768])  # width of each stage (last = feature dim D)
+    n_local: int = 2  # N_L local relational aggregators per stage (0 removes them)
+    n_global: int = 1  # N_G global relational aggregators per stage (0 removes them)
+    heads: int = 8  # heads of the multi-head conv and of self-attention
+    mlp_ratio: float = 1.0  # hidden width of each MLP / width (1.0 lands Table 10 counts)
+    kernel: int = 3  # kernel of the (multi-head) conv in the aggregators
+    # ViT backbone (kind=vit): ViT-Base, patch 8 on 64x64 -> 64 tokens
+    vit_dim: int = 768  # token width
+    vit_depth: int = 12  # transformer blocks
+    vit_heads: int = 12  # attention heads
+    vit_patch: int = 8  # patch size in pixels
+
+
+@dataclass
+class ModelConfig:
+    """The FDP model (paper §3): encoder -> rank scorer -> temporal pooling -> MER / DIC."""
+
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    num_classes: int = 5  # m, set from the class setting of the data
+    frames: int = 8  # t, frames per clip
+    image_size: int = 64  # input crop side
+    use_rank: bool = True  # build the linear rank scorer u (eq. 4-5)
+    learn_rank_slope: bool = True  # K(k) = c*k with c = softplus(learned) > 0; else c = rank_slope
+    rank_slope: float = 1.0  # c in K(k) = c*k (initial value when learned)
+    temporal_channels: int = 256  # channels of the 3-D conv temporal pooling output F^(d)
+    temporal_map: int = 16  # frame feature reshaped to (C', s, s); s*s*C' = feature dim
+    use_mer: bool = True  # build the MER head (max-pool + 2 FC); False for Table 14's no_mer
+    mer_hidden: int = 256  # hidden width of the MER MLP
+    dropout: float = 0.0  # dropout before the last FC of the MER head
+    use_dic: bool = True  # build the DIC encoder-decoder (paper §3.4.1)
+    dic_channels: list[int] = field(default_factory=lambda: [64, 128, 128, 256])  # DIC encoder widths
+
+
+@dataclass
+class LossConfig:
+    """Eq. 8: L = L_MER + lambda_d L_DIC + lambda_r L_rank."""
+
+    lambda_d: float = 100.0  # weight of the dynamic-image MSE (0 also removes the DIC module)
+    lambda_r: float = 0.1  # weight of the rank loss (0 also removes the rank scorer)
+    lambda_mer: float = 1.0  # weight of the cross-entropy (0 only for DIC-only runs)
+
+
+@dataclass
+class DataConfig:
+    """Which prepared clips a run uses and how clips are sampled (paper §4.1.3)."""
+
+    dataset: str = "casme2"  # casme2 | samm | casme_sq | casme3 (reader name)
+    setting: str = "casme2/5"  # class setting, see fdp.data.settings
+    cache_dir: str = ""  # prepared clip cache; empty: $FDP_CACHE_DIR or ./.cache/clips/<dataset>
+    test_dataset: str = ""  # cross-dataset protocol: dataset tested on (empty: LOSO)
+    test_cache_dir: str = ""  # cache of the test dataset in the cross protocol
+    aligned_size: int = 72  # side of the aligned, cached frames
+    crop: int = 64  # random (train) / centre (test) crop side
+    flip: bool = True  # random horizontal flip in training
+
+
+@dataclass
+class TrainConfig:
+    """Training of one fold (paper §4.1.3; the step budget is from the authors' code)."""
+
+    steps: int = 500  # optimizer steps per fold
+    batch_size: int = 36  # clips per step
+    lr: float = 1e-4  # Adam learning rate
+    weight_decay: float = 0.0  # Adam weight decay
+    seed: int = 0  # fixes sampling, augmentation and initialisation
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    amp: bool = True  # bf16 autocast on CUDA (ignored on CPU)
+    channels_last: bool = True  # channels_last memory format on CUDA
+    compile: bool = False  # torch.compile the model (CUDA; pays off for long runs)
+    eval_batch_size: int = 64  # clips per evaluation batch
+    checkpoint_every: int = 100  # steps between checkpoints (0: none)
+    log_every: int = 10  # steps between loss callbacks
+    selection: str = "last"  # last | early_stop_val (validation subjects from training subjects)
+    val_subjects: int = 0  # with early_stop_val: training subjects held out for validation
+    eval_every: int = 50  # with early_stop_val: steps between validation evaluations
+    patience: int = 4  # with early_stop_val: evaluations without improvement before stopping
+
+
+@dataclass
+class ExperimentConfig:
+    """One configuration of one fold job: everything needed to reproduce it."""
+
+    variant: str = "fdp"  # registry name the config was built from (fdp.variants)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+# ---------------------------------------------------------------------------------------------
+# dotted overrides
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """Nested plain dict (YAML/JSON-safe) of a config dataclass."""
+    return dataclasses.asdict(cfg)
+
+
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"a": {"b": 1}} -> {"a.b": 1}; lists stay values."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def all_keys(cfg: Any = None) -> list[str]:
+    """Every dotted key an override may name."""
+    return sorted(flatten(to_dict(cfg if cfg is not None else ExperimentConfig())))
+
+
+def _coerce(key: str, value: Any, typ: Any) -> Any:
+    origin = typing.get_origin(typ)
+    if typ is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: expected true/false, got {value!r}")
+    if typ is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        return value
+    if typ is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        return float(value)
+    if typ is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return value
+    if origin is list:
+        (item_t,) = typing.get_args(typ)
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        return [_coerce(f"{key}[{i}]", v, item_t) for i, v in enumerate(value)]
+    if origin in (typing.Union, types.UnionType):
+        errors = []
+        for t in typing.get_args(typ):
+            try:
+                return _coerce(key, value, t)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(errors[0])
+    raise ConfigError(f"{key}: unsupported field type {typ}")
+
+
+def parse_value(text: str) -> Any:
+    """CLI text -> value: YAML scalars/lists (`10`, `1e-4`, `true`, `[1,2]`)."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"cannot parse value {text!r}: {e}") from None
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """'loss.lambda_d=10' -> ('loss.lambda_d', 10)."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r}: expected KEY=VALUE, e.g. loss.lambda_d=10")
+    key, val = text.split("=", 1)
+    return key.strip(), parse_value(val)
+
+
+def suggest(key: str, candidates: list[str]) -> str:
+    close = difflib.get_close_matches(key, candidates, n=1, cutoff=0.5)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def apply_overrides(cfg: Any, overrides: dict[str, Any]) -> Any:
+    """A copy of `cfg` with dotted keys replaced; unknown keys and bad types raise ConfigError."""
+    cfg = _deepcopy(cfg)
+    for key, value in overrides.items():
+        parts = key.split(".")
+        obj = cfg
+        for i, part in enumerate(parts):
+            if not dataclasses.is_dataclass(obj):
+                raise ConfigError(f"unknown config key {key!r}{suggest(key, all_keys(cfg))}")
+            fields = {f.name: f for f in dataclasses.fields(obj)}
+            if part not in fields:
+                raise ConfigError(f"unknown config key {key!r}{suggest(key, all_keys(cfg))}")
+            if i == len(parts) - 1:
+                hints = typing.get_type_hints(type(obj))
+                if dataclasses.is_dataclass(hints[part]):
+                    raise ConfigError(f"{key}: is a section; set its fields, e.g. {key}.<field>=...")
+                setattr(obj, part, _coerce(key, value, hints[part]))
+            else:
+                obj = getattr(obj, part)
+    return cfg
+
+
+def _deepcopy(cfg: Any) -> Any:
+    return from_dict(type(cfg), to_dict(cfg))
+
+
+def from_dict(cls: type, data: dict[str, Any]) -> Any:
+    """Rebuild a config dataclass from `to_dict` output (unknown keys raise ConfigError)."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for k, v in data.items():
+        if k not in names:
+            raise ConfigError(f"unknown config key {k!r} in {cls.__name__}{suggest(k, sorted(names))}")
+        t = hints[k]
+        kwargs[k] = from_dict(t, v) if dataclasses.is_dataclass(t) else _coerce(k, v, t)
+    return cls(**kwargs)
+
+
+def dump_yaml(cfg: Any) -> str:
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False)

@@ -1,0 +1,93 @@
+"""Named variants of FDP (paper Tables 9, 10, 14): each is a diff of dotted config overrides.
+
+A variant switches parts off in the config; the model then does not build them (no dead
+parameters). Add one with `register(...)`; list with `list_variants()`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from fdp.config import ConfigError, ExperimentConfig, apply_overrides, suggest
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    description: str  # one line, shown by `fdp-sweep list-variants`
+    overrides: dict[str, Any] = field(default_factory=dict)
+    paper: str = ""  # where the paper reports it
+
+
+VARIANTS: dict[str, Variant] = {}
+
+
+def register(name: str, description: str, paper: str = "", **overrides: Any) -> Variant:
+    v = Variant(name, description, {k.replace("__", "."): val for k, val in overrides.items()}, paper)
+    VARIANTS[name] = v
+    return v
+
+
+register("fdp", "full FDP: multi-head conv local-global transformer, rank scorer, DIC, MER", "Tables 4-11")
+register("no_dic", "FDP w/o L_DIC: no dynamic-image decoder, lambda_d = 0", "Table 9",
+         model__use_dic=False, loss__lambda_d=0.0)
+register("no_rank", "FDP w/o L_Rank: no rank scorer, lambda_r = 0", "Table 9",
+         model__use_rank=False, loss__lambda_r=0.0)
+register("no_local", "FDP w/o L: no local relational aggregators (N_L = 0)", "Tables 9, 14",
+         model__encoder__n_local=0)
+register("no_global", "FDP w/o G: no global relational aggregators (N_G = 0)", "Tables 9, 14",
+         model__encoder__n_global=0)
+register("no_local_global", "FDP w/o L&G: stem, patch embeddings and head only", "Tables 9, 14",
+         model__encoder__n_local=0, model__encoder__n_global=0)
+register("no_mer", "FDP w/o L_MER: dynamic-image construction only, no MER head", "Table 14",
+         model__use_mer=False, loss__lambda_mer=0.0)
+register("vit_base", "backbone ViT-Base (patch 8, 12 blocks, width 768) instead of ours", "Table 10",
+         model__encoder__kind="vit")
+register("resnet18", "backbone ResNet18 instead of ours", "Table 10",
+         model__encoder__kind="resnet18")
+register("conv_t", "C+T: one dense vanilla conv instead of the multi-head conv block", "Table 10",
+         model__encoder__conv="single")
+register("convbnpw_t", "C'+T: dense conv + BN + ReLU + pointwise conv instead of multi-head", "Table 10",
+         model__encoder__conv="convbnpw")
+
+
+def get_variant(name: str) -> Variant:
+    if name not in VARIANTS:
+        raise ConfigError(f"unknown variant {name!r}{suggest(name, sorted(VARIANTS))}; "
+                          f"known: {', '.join(VARIANTS)}")
+    return VARIANTS[name]
+
+
+def list_variants() -> list[Variant]:
+    return list(VARIANTS.values())
+
+
+def resolve(cfg: ExperimentConfig) -> ExperimentConfig:
+    """Make the config self-consistent: a loss weight of 0 removes its module and vice versa."""
+    over: dict[str, Any] = {}
+    if cfg.loss.lambda_d == 0 and cfg.model.use_dic:
+        over["model.use_dic"] = False
+    if not cfg.model.use_dic and cfg.loss.lambda_d != 0:
+        over["loss.lambda_d"] = 0.0
+    if cfg.loss.lambda_r == 0 and cfg.model.use_rank:
+        over["model.use_rank"] = False
+    if not cfg.model.use_rank and cfg.loss.lambda_r != 0:
+        over["loss.lambda_r"] = 0.0
+    if cfg.loss.lambda_mer == 0 and cfg.model.use_mer:
+        over["model.use_mer"] = False
+    if not cfg.model.use_mer and cfg.loss.lambda_mer != 0:
+        over["loss.lambda_mer"] = 0.0
+    if not (cfg.model.use_mer or cfg.model.use_dic):
+        raise ConfigError("model: at least one of use_mer / use_dic must be on (nothing to train)")
+    return apply_overrides(cfg, over) if over else cfg
+
+
+def build_config(variant: str = "fdp", overrides: dict[str, Any] | None = None,
+                 base: ExperimentConfig | None = None) -> ExperimentConfig:
+    """code defaults -> variant diff -> overrides (sweep YAML, then CLI), resolved."""
+    v = get_variant(variant)
+    cfg = apply_overrides(base or ExperimentConfig(), v.overrides)
+    cfg = apply_overrides(cfg, overrides or {})
+    cfg.variant = variant
+    return resolve(cfg)

@@ -1,0 +1,1 @@
+"""orchestrator — sweep specs, Ray scheduling, Optuna search, MLflow tracking, tables, CLI."""

@@ -1,0 +1,29 @@
+"""The `fdp-sweep` command line: thin wrappers over fdp (science) and orchestrator (system)."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="fdp-sweep")
+def main() -> None:
+    """Reproduce and extend the FDP micro-expression paper: prepare data, train folds,
+    run sweeps on Ray, track in MLflow, and print the paper's tables."""
+
+
+@main.command("list-variants")
+def list_variants_cmd() -> None:
+    """List the registered model variants with their parameter counts (5-class setting)."""
+    from fdp.model import count_parameters, build_model
+    from fdp.variants import build_config, list_variants
+
+    click.echo(f"{'variant':<18} {'params (M)':>10}  description")
+    for v in list_variants():
+        cfg = build_config(v.name, {"model.num_classes": 5})
+        n = count_parameters(build_model(cfg.model))
+        click.echo(f"{v.name:<18} {n / 1e6:>10.2f}  {v.description}")
+
+
+if __name__ == "__main__":
+    main()
