@@ -30,12 +30,13 @@ def to_grey(clip: torch.Tensor) -> torch.Tensor:
     return (clip * w).sum(dim=-3, keepdim=True)
 
 
-def dynamic_image(clip: torch.Tensor, rescale: bool = True, eps: float = 1e-8) -> torch.Tensor:
+def dynamic_image(clip: torch.Tensor, rescale: bool = True, rtol: float = 1e-5) -> torch.Tensor:
     """Dynamic image of a batch of clips.
 
     clip: (B, T, 3, H, W) float frames (the same t sampled frames the model sees).
     Returns (B, 1, H, W): sum_t alpha_t grey(I_t), min-max rescaled per clip to [0, 1] when
-    `rescale` (a clip with a constant D, e.g. a static clip, maps to all zeros, not NaN).
+    `rescale` (a clip with a constant D, e.g. a static clip, maps to all zeros, not NaN: a span
+    below `rtol` x sum|alpha| x max|I| is float rounding of a zero image, not motion).
     Computed in float32 on the clip's device.
     """
     if clip.dim() != 5 or clip.shape[2] != 3:
@@ -50,5 +51,6 @@ def dynamic_image(clip: torch.Tensor, rescale: bool = True, eps: float = 1e-8) -
     lo = flat.min(dim=1).values.view(-1, 1, 1, 1)
     hi = flat.max(dim=1).values.view(-1, 1, 1, 1)
     span = hi - lo
-    # constant images (span ~ 0) -> zeros rather than 0/0
-    return torch.where(span > eps, (d - lo) / span.clamp_min(eps), torch.zeros_like(d))
+    scale = alpha.abs().sum() * grey.abs().flatten(1).max(dim=1).values.view(-1, 1, 1, 1)
+    tiny = rtol * scale + torch.finfo(x.dtype).tiny
+    return torch.where(span > tiny, (d - lo) / span.clamp_min(torch.finfo(x.dtype).tiny), torch.zeros_like(d))

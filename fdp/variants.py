@@ -78,6 +78,14 @@ def resolve(cfg: ExperimentConfig) -> ExperimentConfig:
         over["model.use_mer"] = False
     if not cfg.model.use_mer and cfg.loss.lambda_mer != 0:
         over["loss.lambda_mer"] = 0.0
+    from fdp.data.settings import SETTINGS  # the class setting decides m, the number of logits
+
+    if cfg.data.setting not in SETTINGS:
+        raise ConfigError(f"data.setting: unknown class setting {cfg.data.setting!r}"
+                          f"{suggest(cfg.data.setting, sorted(SETTINGS))}; known: {', '.join(SETTINGS)}")
+    n_classes = len(SETTINGS[cfg.data.setting].classes)
+    if cfg.model.num_classes != n_classes:
+        over["model.num_classes"] = n_classes
     if not (cfg.model.use_mer or cfg.model.use_dic):
         raise ConfigError("model: at least one of use_mer / use_dic must be on (nothing to train)")
     return apply_overrides(cfg, over) if over else cfg

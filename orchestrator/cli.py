@@ -25,5 +25,14 @@ def list_variants_cmd() -> None:
         click.echo(f"{v.name:<18} {n / 1e6:>10.2f}  {v.description}")
 
 
+def _register() -> None:
+    # commands live beside the code they drive; the CLI module only assembles them
+    from orchestrator.commands_train import train_cmd
+
+    main.add_command(train_cmd)
+
+
+_register()
+
 if __name__ == "__main__":
     main()

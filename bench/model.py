@@ -1,0 +1,111 @@
+"""Model step benchmark (issue: model + issue: speed): parameters, counted FLOPs per training step,
+time per forward+backward+Adam step, peak memory, achieved TFLOP/s — CPU, and CUDA (bf16
+autocast, channels_last) when a GPU is present.
+
+    python bench/model.py            # batch 36, t = 8, 3x64x64 (the paper's setting)
+    python bench/model.py --quick    # batch 4, fewer steps (CI-sized)
+    python bench/model.py --variants fdp,no_dic --devices cuda --compile
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.common import append_results, md_table  # noqa: E402
+from fdp.dynamic_image import dynamic_image  # noqa: E402
+from fdp.losses import loss_terms  # noqa: E402
+from fdp.model import build_model, count_parameters  # noqa: E402
+from fdp.variants import build_config  # noqa: E402
+
+
+def step_fn(model, opt, cfg, x, y, device, amp):
+    def step():
+        di = dynamic_image(x) if model.dic is not None else None
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            out = model(x)
+        terms = loss_terms(out, y, di, cfg.loss, model)
+        opt.zero_grad(set_to_none=True)
+        terms["total"].backward()
+        opt.step()
+        return terms["total"]
+    return step
+
+
+def bench_one(variant: str, device: torch.device, batch: int, steps: int, warmup: int, amp: bool,
+              channels_last: bool, compile_: bool) -> dict:
+    cfg = build_config(variant, {"model.num_classes": 5})
+    torch.manual_seed(0)
+    model = build_model(cfg.model).to(device).train()
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    fwd = torch.compile(model) if compile_ else model
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    x = torch.rand(batch, cfg.model.frames, 3, 64, 64, device=device)
+    y = torch.randint(0, 5, (batch,), device=device)
+    # count FLOPs of one eager step (forward + backward; Adam's elementwise work is not counted)
+    with FlopCounterMode(display=False) as fc:
+        step_fn(model, opt, cfg, x, y, device, amp)()
+    flops = fc.get_total_flops()
+    model.forward = fwd.forward if compile_ else model.forward
+    step = step_fn(model, opt, cfg, x, y, device, amp)
+    for _ in range(warmup):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        loss = step()
+    float(loss.detach())  # one sync at the end
+    dt = (time.perf_counter() - t0) / steps
+    peak = (torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda"
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    return {"variant": variant, "device": str(device), "batch": batch, "amp": amp,
+            "params_m": count_parameters(model) / 1e6, "gflop_step": flops / 1e9, "ms_step": dt * 1e3,
+            "steps_s": 1 / dt, "peak_mb": peak, "tflops": flops / dt / 1e12}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--variants", default="fdp")
+    ap.add_argument("--devices", default="auto", help="cpu, cuda, or auto (cpu + cuda if present)")
+    ap.add_argument("--batch", type=int, default=36)
+    ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--quick", action="store_true", help="batch 4, 2 steps: a CI-sized run")
+    ap.add_argument("--no-record", action="store_true", help="do not append to bench/results.md")
+    a = ap.parse_args()
+    if a.quick:
+        a.batch, a.steps, a.warmup = 4, 2, 1
+    devices = (["cpu"] + (["cuda"] if torch.cuda.is_available() else [])) if a.devices == "auto" else a.devices.split(",")
+    rows = []
+    for dev in devices:
+        device = torch.device(dev)
+        cuda = device.type == "cuda"
+        for v in a.variants.split(","):
+            r = bench_one(v, device, a.batch, a.steps if cuda or not a.quick else a.steps,
+                          a.warmup, amp=cuda, channels_last=cuda, compile_=a.compile and cuda)
+            rows.append([r["variant"], r["device"], r["batch"], "bf16" if r["amp"] else "fp32",
+                         f"{r['params_m']:.2f}", f"{r['gflop_step']:.1f}", f"{r['ms_step']:.1f}",
+                         f"{r['steps_s']:.2f}", f"{r['peak_mb']:.0f}", f"{r['tflops']:.3f}"])
+            print(" ".join(str(c) for c in rows[-1]), flush=True)
+    table = md_table(["variant", "device", "batch", "precision", "params (M)", "GFLOP/step", "ms/step",
+                      "steps/s", "peak MB", "TFLOP/s"], rows)
+    print(table)
+    if not a.no_record:
+        append_results("bench/model.py" + (" --quick" if a.quick else ""), table,
+                       "GFLOP/step counted by torch.utils.flop_counter (forward + backward). "
+                       "Peak MB: CUDA max allocated; CPU: peak RSS of the process.")
+
+
+if __name__ == "__main__":
+    main()

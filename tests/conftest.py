@@ -1,0 +1,32 @@
+"""Shared test setup: offline tool settings, GPU skipping, one small synthetic clip cache."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("MLFLOW_ENABLE_ASYNC_TRACE_LOGGING", "false")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+
+def pytest_collection_modifyitems(config, items):
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def synth_cache(tmp_path_factory):
+    """A prepared cache of a small synthetic benchmark (4 subjects x 5 clips, casme2 layout)."""
+    from fdp.data.cache import prepare
+    from fdp.data.synth import write_synthetic
+
+    root = tmp_path_factory.mktemp("synth")
+    data = write_synthetic(root / "data", subjects=4, clips_per_subject=5, seed=0)
+    return prepare("casme2", data, out_dir=root / "cache")
