@@ -27,9 +27,11 @@ def list_variants_cmd() -> None:
 
 def _register() -> None:
     # commands live beside the code they drive; the CLI module only assembles them
+    from orchestrator.commands_data import prepare_cmd, synth_cmd
     from orchestrator.commands_train import train_cmd
 
-    main.add_command(train_cmd)
+    for cmd in (synth_cmd, prepare_cmd, train_cmd):
+        main.add_command(cmd)
 
 
 _register()

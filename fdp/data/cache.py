@@ -1,0 +1,271 @@
+"""The clip cache (SPEC §4.3): every clip aligned once, stored as uint8, reused by every fold,
+variant and trial.
+
+Layout of one cache, `<cache_root>/<dataset>-<key>/`:
+
+    frames.npy   uint8 (F, 3, 72, 72): the frames onset..offset of every clip, clip after clip
+    index.json   {"dataset", "root", "settings", "key", "clips": [...], "skipped": [...]}
+
+`key` is a short hash of the preprocessing settings, the dataset root and a fingerprint of the
+annotations read, so a different alignment, another copy of the data or an edited spreadsheet
+never reuses a stale cache, while re-running the same `prepare` does (idempotent).
+
+While preparing, each clip is written as a shard into `<dataset>-<key>.partial/` (each shard
+itself written to a temporary name and renamed), so an interrupted run resumes from the shards it
+finished. The finished cache is assembled in a temporary directory and renamed into place, so a
+directory named `<dataset>-<key>` is always complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from fdp.data.align import ALIGNED_SIZE, TARGET_EYES, align_clip, estimate_transform, resize_clip
+from fdp.data.samples import DataError, Sample
+
+CACHE_VERSION = 1  # bump when the stored format or the preprocessing changes meaning
+ENV_CACHE_DIR = "FDP_CACHE_DIR"
+Progress = Callable[[int, int, str], None]  # (clips done, clips total, clip id)
+
+
+def default_cache_root() -> Path:
+    """`$FDP_CACHE_DIR`, else `./.cache/clips` (relative to the working directory)."""
+    return Path(os.environ.get(ENV_CACHE_DIR) or Path.cwd() / ".cache" / "clips")
+
+
+def preprocessing_settings(align: bool = True, size: int = ALIGNED_SIZE) -> dict[str, Any]:
+    """Everything that changes the stored pixels; part of the cache key and stored in the index."""
+    return {
+        "version": CACHE_VERSION,
+        "size": size,
+        "align": "haar-eyes-onset" if align else "centre-square-resize",
+        "target_eyes": [list(e) for e in TARGET_EYES] if align else None,
+        "colour": "rgb",
+    }
+
+
+@dataclass
+class ClipCache:
+    """A loaded cache. `frames` is memory-mapped: loading costs milliseconds, not a copy."""
+
+    path: Path
+    dataset: str
+    frames: np.ndarray  # uint8 (F, 3, S, S), memory-mapped
+    clips: list[dict[str, Any]]  # per clip: subject, clip_id, emotion, fps, start, length, onset, apex, offset, source, align
+    skipped: list[dict[str, Any]] = field(default_factory=list)  # rows left out with --skip-bad: source, reason
+    settings: dict[str, Any] = field(default_factory=dict)  # preprocessing_settings() of this cache
+    root: str = ""  # dataset folder it was prepared from
+
+    @property
+    def starts(self) -> np.ndarray:
+        """(N,) int64 first row of each clip in `frames`."""
+        return np.array([c["start"] for c in self.clips], np.int64)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """(N,) int64 number of frames of each clip."""
+        return np.array([c["length"] for c in self.clips], np.int64)
+
+    def clip_frames(self, i: int) -> np.ndarray:
+        """(length, 3, S, S) uint8 frames of clip i."""
+        c = self.clips[i]
+        return self.frames[c["start"]:c["start"] + c["length"]]
+
+
+def _fingerprint(samples: list[Sample], skipped: list[dict[str, Any]]) -> str:
+    """What was read: a change in the annotations or in the frame lists changes the key."""
+    h = hashlib.sha1()
+    for s in samples:
+        # first/last frame's size and mtime: rewritten frames (e.g. a regenerated synthetic set
+        # with the same annotations) must not reuse the old pixels
+        stamp = [(os.stat(p).st_size, os.stat(p).st_mtime_ns) if os.path.isfile(p) else None
+                 for p in (s.frames[:1] + s.frames[-1:])]
+        h.update(f"{s.subject}|{s.clip_id}|{s.onset}|{s.apex}|{s.offset}|{s.emotion}|{len(s.frames)}|"
+                 f"{s.frames[0] if s.frames else ''}|{stamp}\n".encode())
+    h.update(json.dumps(skipped, sort_keys=True).encode())
+    return h.hexdigest()
+
+
+def cache_key(dataset: str, root: Path, settings: dict[str, Any], fingerprint: str) -> str:
+    """10 hex digits of sha1 over dataset, resolved root, settings and annotation fingerprint."""
+    blob = json.dumps({"dataset": dataset, "root": str(root), "settings": settings, "fp": fingerprint},
+                      sort_keys=True)
+    return hashlib.sha1(blob.encode()).hexdigest()[:10]
+
+
+def read_frames(paths: tuple[str, ...] | list[str]) -> list[np.ndarray]:
+    """Decode frame files to RGB uint8; an unreadable file is a DataError naming it and why."""
+    frames = []
+    for p in paths:
+        if not os.path.isfile(p):
+            raise DataError(f"{p}: frame file missing")
+        img = cv2.imread(p, cv2.IMREAD_COLOR)  # grey JPEGs (SAMM) come back as 3 equal channels
+        if img is None:
+            raise DataError(f"{p}: unreadable image (corrupt or not an image; {os.path.getsize(p)} bytes)")
+        if frames and img.shape != frames[0].shape:
+            raise DataError(f"{p}: frame size {img.shape[1]}x{img.shape[0]} differs from the clip's first frame "
+                            f"{frames[0].shape[1]}x{frames[0].shape[0]}")
+        frames.append(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
+    return frames
+
+
+def _process_clip(sample: Sample, align: bool, size: int) -> tuple[np.ndarray, str]:
+    """(length, 3, S, S) uint8 aligned frames of one clip and the alignment method used."""
+    frames = read_frames(sample.frames)
+    if align:
+        alignment = estimate_transform(frames[0], size)
+        out, method = align_clip(frames, size, alignment), alignment.method
+    else:
+        out, method = resize_clip(frames, size), "resize"
+    return np.ascontiguousarray(out.transpose(0, 3, 1, 2)), method  # (T, H, W, 3) -> (T, 3, H, W)
+
+
+def _atomic_save(path: Path, arr: np.ndarray) -> None:
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    with open(tmp, "wb") as f:
+        np.save(f, arr)
+    os.replace(tmp, path)
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def stderr_progress(done: int, total: int, clip_id: str) -> None:
+    """A progress callback printing 'prepare: 12/255 clips (sub01_EP02_01f)' on stderr."""
+    end = "\n" if done == total else ""
+    print(f"\rprepare: {done}/{total} clips ({clip_id})\x1b[K", end=end, file=sys.stderr, flush=True)
+
+
+def prepare(name: str, root: str | os.PathLike[str], out_dir: str | os.PathLike[str] | None = None,
+            align: bool = True, skip_bad: bool = False, progress: Progress | None = None,
+            size: int = ALIGNED_SIZE) -> Path:
+    """Read dataset `name` from `root`, align (or, with align=False, centre-crop and resize) every
+    clip and store the cache under `out_dir` (the cache root; default `default_cache_root()`).
+    Returns the cache directory. A complete cache with the same key is reused as is; shards of
+    an interrupted run with the same key are reused. Bad rows / unreadable frames raise DataError
+    unless `skip_bad`, which records them in the index's `skipped` list instead.
+    """
+    from fdp.data.readers import read_dataset
+
+    root_path = Path(root).resolve()
+    result = read_dataset(name, root_path, skip_bad=skip_bad)
+    samples = list(result.samples)
+    skipped: list[dict[str, Any]] = [dict(s) for s in result.skipped]
+    settings = preprocessing_settings(align, size)
+    key = cache_key(name, root_path, settings, _fingerprint(samples, skipped))
+    cache_root = Path(out_dir) if out_dir is not None else default_cache_root()
+    final = cache_root / f"{name}-{key}"
+    if (final / "index.json").is_file() and (final / "frames.npy").is_file():
+        return final  # idempotent: this exact preparation exists
+    partial = cache_root / f"{name}-{key}.partial"
+    partial.mkdir(parents=True, exist_ok=True)
+
+    clips: list[dict[str, Any]] = []
+    total = len(samples)
+    for i, s in enumerate(samples):
+        shard = partial / f"{i:05d}.npy"
+        meta_path = partial / f"{i:05d}.json"
+        if shard.is_file() and meta_path.is_file():  # done by an earlier, interrupted run
+            meta = json.loads(meta_path.read_text())
+        else:
+            try:
+                arr, method = _process_clip(s, align, size)
+                meta = {"length": int(arr.shape[0]), "align": method}
+            except DataError as e:
+                if not skip_bad:
+                    raise
+                arr, meta = np.zeros((0, 3, size, size), np.uint8), {"skipped": True, "reason": str(e)}
+            _atomic_save(shard, arr)  # shard before meta: a meta file implies a complete shard
+            _atomic_write_text(meta_path, json.dumps(meta))
+        if meta.get("skipped"):
+            skipped.append({"source": s.source, "reason": meta["reason"]})
+        else:
+            clips.append({"subject": s.subject, "clip_id": s.clip_id, "emotion": s.emotion, "fps": s.fps,
+                          "start": 0, "length": meta["length"], "onset": s.onset, "apex": s.apex,
+                          "offset": s.offset, "source": s.source, "action_units": s.action_units,
+                          "align": meta["align"], "_shard": shard.name})
+        if progress is not None:
+            progress(i + 1, total, s.clip_id)
+    if not clips:
+        raise DataError(f"{root_path}: no usable clips for {name} ({len(skipped)} skipped)")
+
+    # assemble in a temporary directory, then rename: never a half-written cache under the final name
+    tmp = cache_root / f"{name}-{key}.tmp{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    n_frames = sum(c["length"] for c in clips)
+    frames = np.lib.format.open_memmap(tmp / "frames.npy", mode="w+", dtype=np.uint8,
+                                       shape=(n_frames, 3, size, size))
+    start = 0
+    for c in clips:
+        frames[start:start + c["length"]] = np.load(partial / c.pop("_shard"))
+        c["start"] = start
+        start += c["length"]
+    frames.flush()
+    del frames
+    index = {"dataset": name, "root": str(root_path), "key": key, "settings": settings,
+             "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "n_frames": n_frames, "clips": clips,
+             "skipped": skipped}
+    (tmp / "index.json").write_text(json.dumps(index, indent=1))
+    try:
+        os.rename(tmp, final)
+    except OSError:
+        if not (final / "index.json").is_file():  # lost a race to a complete cache: fine; else real
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(partial, ignore_errors=True)
+    return final
+
+
+def load_cache(path: str | os.PathLike[str]) -> ClipCache:
+    """Open a prepared cache (frames memory-mapped read-only)."""
+    p = Path(path)
+    index_path = p / "index.json"
+    if not index_path.is_file() or not (p / "frames.npy").is_file():
+        raise DataError(f"{p}: not a prepared clip cache (index.json / frames.npy missing)")
+    index = json.loads(index_path.read_text())
+    frames = np.load(p / "frames.npy", mmap_mode="r")
+    return ClipCache(path=p, dataset=index["dataset"], frames=frames, clips=index["clips"],
+                     skipped=index.get("skipped", []), settings=index.get("settings", {}),
+                     root=index.get("root", ""))
+
+
+def find_cache(dataset: str, cache_root: str | os.PathLike[str] | None = None,
+               root: str | os.PathLike[str] | None = None) -> Path:
+    """The prepared cache of `dataset` under `cache_root` (default `default_cache_root()`).
+
+    With several (e.g. prepared from two roots or with and without alignment) the one prepared
+    from `root` if given, else the most recently prepared one. None: a one-line DataError that
+    says which command makes it.
+    """
+    base = Path(cache_root) if cache_root is not None else default_cache_root()
+    found = []
+    if base.is_dir():
+        for d in base.glob(f"{dataset}-*"):
+            index = d / "index.json"
+            if d.is_dir() and index.is_file() and (d / "frames.npy").is_file():
+                if root is not None:
+                    if json.loads(index.read_text()).get("root") != str(Path(root).resolve()):
+                        continue
+                found.append((index.stat().st_mtime, d))
+    if not found:
+        where = f" from {root}" if root is not None else ""
+        raise DataError(f"no prepared cache for {dataset}{where} under {base}: run "
+                        f"`fdp-sweep prepare {dataset} --root {root if root is not None else '...'}`")
+    return max(found)[1]

@@ -1,0 +1,86 @@
+"""`fdp-sweep synth` and `fdp-sweep prepare`: thin click wrappers over fdp.data.
+
+Bad data (`DataError`) ends the command with one line on stderr and exit code 2, no traceback.
+"""
+
+from __future__ import annotations
+
+import collections
+import sys
+import time
+from pathlib import Path
+from typing import NoReturn
+
+import click
+
+from fdp.data.samples import DataError
+
+
+def _fail(e: Exception) -> NoReturn:
+    click.echo(f"error: {e}", err=True)
+    sys.exit(2)
+
+
+@click.command("synth")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder to write the synthetic dataset into (CASME II layout).")
+@click.option("--subjects", default=8, show_default=True, type=click.IntRange(min=1), help="Number of subjects.")
+@click.option("--clips-per-subject", default=10, show_default=True, type=click.IntRange(min=1),
+              help="Clips per subject (emotions balanced within one per class).")
+@click.option("--seed", default=0, show_default=True, type=int, help="Everything is a function of this seed.")
+@click.option("--difficulty", default=0.5, show_default=True, type=click.FloatRange(0.0, 1.0),
+              help="0 easy .. 1 hard: smaller expressions, stronger noise / drift / flicker / blinks.")
+@click.option("--size", default=128, show_default=True, type=click.IntRange(min=64), help="Side of the source frames.")
+@click.option("--frames-per-clip", default=40, show_default=True, type=click.IntRange(min=8),
+              help="Frames per recording (the annotated onset..offset span is 50-80 % of it).")
+def synth_cmd(out: Path, subjects: int, clips_per_subject: int, seed: int, difficulty: float, size: int,
+              frames_per_clip: int) -> None:
+    """Write the synthetic micro-expression benchmark (prepare it with `fdp-sweep prepare casme2`)."""
+    from fdp.data.synth import write_synthetic
+
+    t0 = time.time()
+    total = subjects * clips_per_subject
+
+    def progress(done: int, n: int) -> None:
+        click.echo(f"\rsynth: {done}/{n} clips", nl=done == n, err=True)
+
+    try:
+        path = write_synthetic(out, subjects=subjects, clips_per_subject=clips_per_subject, seed=seed,
+                               difficulty=difficulty, size=size, frames_per_clip=frames_per_clip, progress=progress)
+    except DataError as e:
+        _fail(e)
+    click.echo(f"wrote {total} clips of {subjects} subjects to {path} in {time.time() - t0:.1f} s")
+    click.echo(f"next: fdp-sweep prepare casme2 --root {path}")
+
+
+@click.command("prepare")
+@click.argument("dataset", type=click.Choice(["casme2", "samm", "casme_sq", "casme3"]))
+@click.option("--root", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Folder of the dataset as distributed (annotation spreadsheet + frame folders).")
+@click.option("--out", "out", default=None, type=click.Path(file_okay=False, path_type=Path),
+              help="Cache root (default: $FDP_CACHE_DIR or ./.cache/clips).")
+@click.option("--no-align", is_flag=True, help="Centre-crop and resize instead of aligning (pre-cropped faces).")
+@click.option("--skip-bad", is_flag=True, help="Skip bad rows / unreadable frames (recorded in the index) "
+                                                 "instead of stopping at the first.")
+def prepare_cmd(dataset: str, root: Path, out: Path | None, no_align: bool, skip_bad: bool) -> None:
+    """Read DATASET's annotations, align every clip once and store the clip cache."""
+    from fdp.data.cache import load_cache, prepare, stderr_progress
+
+    t0 = time.time()
+    try:
+        path = prepare(dataset, root, out, align=not no_align, skip_bad=skip_bad, progress=stderr_progress)
+        cache = load_cache(path)
+    except DataError as e:
+        _fail(e)
+    emotions = collections.Counter(c["emotion"] for c in cache.clips)
+    methods = collections.Counter(c.get("align", "?") for c in cache.clips)
+    subjects = len({c["subject"] for c in cache.clips})
+    click.echo(f"{dataset}: {len(cache.clips)} clips, {subjects} subjects, {cache.frames.shape[0]} frames "
+               f"({cache.frames.nbytes / 2**20:.0f} MiB)")
+    click.echo("emotions: " + ", ".join(f"{k} {v}" for k, v in emotions.most_common()))
+    click.echo("alignment: " + ", ".join(f"{k} {v}" for k, v in methods.most_common()))
+    click.echo(f"skipped: {len(cache.skipped)}")
+    for s in cache.skipped:
+        click.echo(f"  {s['source']}: {s['reason']}")
+    click.echo(f"cache: {path}")
+    click.echo(f"time: {time.time() - t0:.1f} s")

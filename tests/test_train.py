@@ -1,0 +1,140 @@
+"""The fold trainer: determinism, resume, the test subject never reaching training, clear errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from fdp.train import (FoldResult, TrainingError, batch_indices, fold_names, load_bank, loso_splits, make_split,
+                       run_fold, train_fold, with_validation)
+from fdp.variants import build_config
+from orchestrator.commands_train import SMOKE_OVERRIDES
+
+
+def _cfg(cache, **over):
+    o = dict(SMOKE_OVERRIDES)
+    o.update({"data.cache_dir": str(cache), "train.steps": 6, "train.log_every": 1, "train.batch_size": 4,
+              "train.checkpoint_every": 3})
+    o.update(over)
+    return build_config("fdp", o)
+
+
+def test_loso_splits_never_share_a_subject():
+    subjects = ["a", "a", "b", "c", "c", "c", "d"]
+    splits = loso_splits(subjects)
+    assert [s.fold for s in splits] == ["a", "b", "c", "d"]
+    for s in splits:
+        subj = np.asarray(subjects)
+        assert set(subj[s.test]) == {s.fold}
+        assert s.fold not in set(subj[s.train])
+        assert len(s.train) + len(s.test) == len(subjects)
+
+
+def test_validation_subjects_come_from_training_subjects():
+    subjects = [s for s in "aabbccddeeff"]
+    for split in loso_splits(subjects):
+        v = with_validation(split, subjects, 2, seed=1)
+        subj = np.asarray(subjects)
+        val_subj = set(subj[v.val])
+        assert len(val_subj) == 2 and split.fold not in val_subj
+        assert not val_subj & set(subj[v.train])
+        np.testing.assert_array_equal(v.test, split.test)
+
+
+def test_batch_indices_cover_every_clip_each_epoch():
+    seen = np.concatenate([batch_indices(10, 5, seed=3, step=s) for s in range(2)])
+    assert sorted(seen.tolist()) == list(range(10))
+    np.testing.assert_array_equal(batch_indices(10, 4, 3, 7), batch_indices(10, 4, 3, 7))
+
+
+def test_same_seed_same_predictions(synth_cache):
+    cfg = _cfg(synth_cache)
+    fold = fold_names(cfg)[0]
+    a, b = run_fold(cfg, fold), run_fold(cfg, fold)
+    assert a.probs == b.probs and a.preds == b.preds and a.curves == b.curves
+    c = run_fold(_cfg(synth_cache, **{"train.seed": 1}), fold)
+    assert c.probs != a.probs
+
+
+def test_resume_from_checkpoint_matches_uninterrupted_run(synth_cache, tmp_path):
+    cfg = _cfg(synth_cache)
+    fold = fold_names(cfg)[0]
+    full = run_fold(cfg, fold)
+
+    class Killed(Exception):
+        pass
+
+    def die_at_5(step, terms):
+        if step == 5:  # after the checkpoint of step 3, before the end
+            raise Killed
+
+    ckpt = tmp_path / "job.pt"
+    with pytest.raises(Killed):
+        run_fold(cfg, fold, callback=die_at_5, checkpoint_path=ckpt)
+    state = torch.load(ckpt, weights_only=True)  # checkpoints load with weights_only=True
+    assert state["step"] == 3
+    resumed = run_fold(cfg, fold, checkpoint_path=ckpt)
+    assert resumed.probs == full.probs and resumed.di_mse == full.di_mse
+    assert resumed.curves == full.curves
+
+
+def test_test_subject_never_enters_training(synth_cache):
+    """Poison every frame of the test subject: if any of them reached a training step, the
+    per-step training losses would change. They must be identical, step for step."""
+    cfg = _cfg(synth_cache)
+    bank, sel = load_bank(cfg)
+    fold = fold_names(cfg)[1]
+    split = make_split(cfg, list(sel.subjects), fold)
+    clean = train_fold(cfg, split, bank)
+
+    poisoned = _poisoned_copy(bank, split.test)
+    dirty = train_fold(cfg, split, poisoned)
+    assert clean.curves == dirty.curves  # training saw exactly the same data
+    assert clean.probs != dirty.probs  # but the test inputs did change
+
+
+def _poisoned_copy(bank, test_idx):
+    import copy
+
+    b = copy.copy(bank)
+    b.frames = bank.frames.clone()
+    starts, lengths = bank.start[test_idx], bank.length[test_idx]
+    for s, n in zip(starts.tolist(), lengths.tolist()):
+        b.frames[s:s + n] = 255 - b.frames[s:s + n]  # inverted images: a very different clip
+    return b
+
+
+def test_non_finite_loss_names_step_and_term(synth_cache):
+    cfg = _cfg(synth_cache, **{"train.lr": 1e12, "train.steps": 20})
+    with pytest.raises(TrainingError, match=r"step \d+: loss term '\w+' is (nan|inf|-inf)"):
+        run_fold(cfg, fold_names(cfg)[0])
+
+
+def test_fold_result_roundtrip_and_fields(synth_cache):
+    cfg = _cfg(synth_cache)
+    res = run_fold(cfg, fold_names(cfg)[0])
+    assert res.selection.startswith("model after the last step (6)")
+    assert set(res.subjects) == {res.fold}
+    assert len(res.labels) == len(res.preds) == len(res.probs) == len(res.di_mse) == len(res.clip_ids)
+    assert np.allclose(np.sum(res.probs, axis=1), 1, atol=1e-5)
+    assert set(res.curves) == {"mer", "dic", "rank", "total"} and len(res.curves["mer"]) == 6
+    assert res.examples["frames"].dtype == np.uint8 and res.examples["gt_di"].shape[1:] == (1, 64, 64)
+    back = FoldResult.from_json(res.to_json())
+    assert back.probs == res.probs and back.curves == res.curves and back.metrics == res.metrics
+
+
+def test_early_stopping_uses_validation_subjects(synth_cache):
+    cfg = _cfg(synth_cache, **{"train.selection": "early_stop_val", "train.val_subjects": 1,
+                                "train.eval_every": 2, "train.patience": 1})
+    res = run_fold(cfg, fold_names(cfg)[0])
+    assert res.selection.startswith("early stopping on 1 validation subjects")
+    assert "val_score" in res.curves
+
+
+def test_no_mer_variant_reports_only_di(synth_cache):
+    o = dict(SMOKE_OVERRIDES)
+    o.update({"data.cache_dir": str(synth_cache), "train.steps": 2})
+    cfg = build_config("no_mer", o)
+    res = run_fold(cfg, fold_names(cfg)[0])
+    assert res.preds is None and set(res.metrics) == {"di_mse"}
