@@ -51,7 +51,7 @@ class ModelConfig:
     frames: int = 8  # t, frames per clip
     image_size: int = 64  # input crop side
     use_rank: bool = True  # build the linear rank scorer u (eq. 4-5)
-    learn_rank_slope: bool = True  # K(k) = c*k with c = softplus(learned) > 0; else c = rank_slope
+    learn_rank_slope: bool = False  # learn c in K(k) = c*k (softplus keeps c > 0); off: c = rank_slope, since a learned c can collapse to 0 with u
     rank_slope: float = 1.0  # c in K(k) = c*k (initial value when learned)
     temporal_channels: int = 256  # channels of the 3-D conv temporal pooling output F^(d)
     temporal_map: int = 16  # frame feature reshaped to (C', s, s); s*s*C' = feature dim
@@ -157,6 +157,12 @@ def _coerce(key: str, value: Any, typ: Any) -> Any:
             raise ConfigError(f"{key}: expected an integer, got {value!r}")
         return value
     if typ is float:
+        if isinstance(value, str):
+            # YAML 1.1 reads '1e-3' (no dot) as a string; accept any text float() accepts
+            try:
+                return float(value)
+            except ValueError:
+                raise ConfigError(f"{key}: expected a number, got {value!r}") from None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{key}: expected a number, got {value!r}")
         return float(value)

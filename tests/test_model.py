@@ -152,3 +152,12 @@ def test_overrides_and_errors():
         build_config("fdp", {"model.encoder.n_local": "two"})
     with pytest.raises(ConfigError, match="unknown variant 'fdpp'.*did you mean 'fdp'"):
         build_config("fdpp")
+
+
+def test_exponent_without_dot_is_a_number():
+    from fdp.config import parse_override
+
+    key, value = parse_override("train.lr=1e-3")  # YAML 1.1 reads this as a string
+    assert build_config("fdp", {key: value}).train.lr == pytest.approx(1e-3)
+    with pytest.raises(ConfigError, match="train.lr: expected a number"):
+        build_config("fdp", {"train.lr": "fast"})

@@ -1,0 +1,66 @@
+"""`fdp-sweep run SPEC`: expand a sweep spec into fold jobs, run them on Ray, track them in MLflow.
+
+Exit status: 0 when every job finished, 1 when some job failed (the others still ran; the
+summary names each failure), 2 when the sweep could not start (bad spec, missing cache, a job
+that no node can fit) -- with one line per problem.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from orchestrator.clitools import fail_on_errors, parse_sets
+
+
+@click.command("run")
+@click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False))
+@click.option("--dry-run", is_flag=True, help="Print the jobs and the resources they ask for; run nothing.")
+@click.option("--smoke", is_flag=True, help="Apply the spec's smoke block: tiny model, few steps, CPU.")
+@click.option("--fresh", is_flag=True, help="Start a new sweep instance instead of resuming the last one.")
+@click.option("--address", default=None, help="Ray cluster to attach to (default: $RAY_ADDRESS, else a local one).")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="Dotted config override for every job, applied last; repeatable.")
+@click.option("--max-parallel", type=click.IntRange(min=1), default=None, help="At most N jobs at once.")
+@click.option("--tracking-uri", default=None,
+              help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///<project>/mlflow.db).")
+@fail_on_errors
+def run_cmd(spec_path: str, dry_run: bool, smoke: bool, fresh: bool, address: str | None, sets: tuple[str, ...],
+            max_parallel: int | None, tracking_uri: str | None) -> None:
+    """Run the sweep SPEC (a YAML file, see docs/sweeps.md); re-running resumes it."""
+    from orchestrator.jobs import expand, format_plan
+    from orchestrator.scheduler import SchedulerError, SweepOptions, run_sweep
+    from orchestrator.spec import SpecError, load_spec
+    from orchestrator.tracking import resolve_tracking_uri
+
+    try:
+        spec = load_spec(spec_path, sets=parse_sets(sets), smoke=smoke)
+    except SpecError as e:
+        for line in e.problems:
+            click.echo(f"error: {line}", err=True)
+        sys.exit(2)
+    plan = expand(spec)
+    if dry_run:
+        click.echo(format_plan(plan))
+        return
+    if not plan.complete:
+        for p in plan.problems:
+            click.echo(f"error: {p}", err=True)
+        sys.exit(2)
+    for d in plan.duplicates:
+        click.echo(f"note: {d}", err=True)
+    try:
+        uri = resolve_tracking_uri(tracking_uri)
+    except ValueError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(2)
+    try:
+        report = run_sweep(plan, SweepOptions(fresh=fresh, address=address, max_parallel=max_parallel,
+                                              tracking_uri=uri))
+    except SchedulerError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(2)
+    for line in report.summary_lines():
+        click.echo(line)
+    sys.exit(report.exit_code)

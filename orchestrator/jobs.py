@@ -1,0 +1,283 @@
+"""Sweep spec -> fold jobs, and what one job does on a worker.
+
+A job is one fold of one configuration (variant x grid point x seed x fold). Its `job_key` is a
+hash of the resolved config and the fold, so it does not depend on the order of the spec, the
+grid or the variants: re-running a spec finds the same keys, which is how finished jobs are
+skipped and checkpoints are found again.
+
+`run_job` is the worker side: it rebuilds the config, logs into the MLflow run the driver created
+for it (`orchestrator.tracking.RunLogger`), trains the fold with `fdp.train.run_fold` from its
+checkpoint, logs the result and closes the run. An exception inside the job (non-finite loss,
+bad data) is *caught* and reported as a failed outcome with the run marked FAILED: retrying a
+deterministic failure is pointless, and Ray's own retries are kept for dying worker processes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fdp.config import ExperimentConfig, apply_overrides, from_dict, to_dict
+from orchestrator.spec import Configuration, SweepSpec, configurations
+
+
+@dataclass
+class Job:
+    """One fold of one configuration."""
+
+    key: str  # job_key: hash of the resolved config + fold
+    label: str  # "fdp|lambda_d=10|seed0|fold=sub01"
+    config_label: str  # "fdp|lambda_d=10|seed0"
+    fold: str
+    variant: str
+    seed: int
+    cfg: ExperimentConfig  # as the spec resolves it (paths as written; see runtime_config)
+
+
+@dataclass
+class Plan:
+    """The expansion of a spec: its configurations and, where folds are known, their jobs."""
+
+    spec: SweepSpec
+    configurations: list[Configuration]
+    jobs: list[Job]
+    problems: list[str] = field(default_factory=list)  # e.g. a missing clip cache: no folds known
+    duplicates: list[str] = field(default_factory=list)  # labels that resolve to an earlier config
+
+    @property
+    def complete(self) -> bool:
+        """Whether every configuration's folds are known (the caches exist)."""
+        return not self.problems
+
+    def jobs_of(self, config_label: str) -> list[Job]:
+        return [j for j in self.jobs if j.config_label == config_label]
+
+
+def job_key(cfg: ExperimentConfig, fold: str) -> str:
+    """Order-independent identity of a job (16 hex): sorted-key JSON of config and fold."""
+    blob = json.dumps({"config": to_dict(cfg), "fold": fold}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def config_key(cfg: ExperimentConfig) -> str:
+    blob = json.dumps(to_dict(cfg), sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def cache_path(cfg: ExperimentConfig, test: bool = False) -> tuple[Path | None, str | None]:
+    """(absolute cache dir, None) or (None, one-line reason) for the training or test dataset."""
+    from fdp.train import cache_dir_for
+
+    dataset = cfg.data.test_dataset if test else cfg.data.dataset
+    explicit = cfg.data.test_cache_dir if test else cfg.data.cache_dir
+    try:
+        path = Path(cache_dir_for(dataset, explicit)).expanduser().resolve()
+    except Exception as e:  # noqa: BLE001 - the lookup's own one-line reason is what we report
+        return None, f"no prepared clip cache for {dataset}: {e}"
+    if not path.exists():
+        return None, (f"no prepared clip cache for {dataset} at {path} "
+                      f"(run `fdp-sweep prepare {dataset} --root ...` first)")
+    return path, None
+
+
+def runtime_config(cfg: ExperimentConfig) -> ExperimentConfig:
+    """The config a worker runs: cache paths pinned to absolute paths resolved on the driver,
+    because workers run in other directories (and on other machines, with a shared filesystem)."""
+    over: dict[str, Any] = {}
+    path, _ = cache_path(cfg)
+    if path is not None:
+        over["data.cache_dir"] = str(path)
+    if cfg.data.test_dataset:
+        tpath, _ = cache_path(cfg, test=True)
+        if tpath is not None:
+            over["data.test_cache_dir"] = str(tpath)
+    return apply_overrides(cfg, over) if over else cfg
+
+
+def select_folds(names: list[str], limit: int | list[str] | None) -> tuple[list[str], str | None]:
+    """Apply the spec's `folds` limit: None (all), N (the first N), or explicit names."""
+    if limit is None:
+        return names, None
+    if isinstance(limit, int):
+        return names[:limit], None
+    wanted = [str(f) for f in limit]
+    unknown = [f for f in wanted if f not in names]
+    if unknown:
+        return [], f"folds: unknown fold(s) {', '.join(unknown)}; known: {', '.join(names)}"
+    return [f for f in names if f in wanted], None
+
+
+def expand(spec: SweepSpec) -> Plan:
+    """Configurations and jobs of a spec. Folds come from the prepared cache
+    (`fdp.train.fold_names`); where a cache is missing the plan records why and has no jobs for
+    those configurations (a dry run still shows the configurations)."""
+    from fdp.train import fold_names
+
+    configs = configurations(spec)
+    seen: dict[str, str] = {}
+    kept, duplicates = [], []
+    for c in configs:
+        # e.g. a lambda_d grid on no_dic: resolve() zeroes lambda_d, so points collapse into one
+        # config; running both would create two runs for one job key.
+        k = config_key(c.cfg)
+        if k in seen:
+            duplicates.append(f"{c.label} resolves to the same config as {seen[k]}; run once")
+            continue
+        seen[k] = c.label
+        kept.append(c)
+
+    problems: list[str] = []
+    folds_by_data: dict[tuple[str, ...], list[str] | None] = {}
+    jobs: list[Job] = []
+    for c in kept:
+        d = c.cfg.data
+        data_id = (d.dataset, d.setting, d.cache_dir, d.test_dataset, d.test_cache_dir)
+        if data_id not in folds_by_data:
+            folds_by_data[data_id] = None
+            reasons = [r for r in (cache_path(c.cfg)[1],
+                                   cache_path(c.cfg, test=True)[1] if d.test_dataset else None) if r]
+            if reasons:
+                problems.extend(reasons)
+            else:
+                names, why = select_folds(fold_names(runtime_config(c.cfg)), spec.folds)
+                if why:
+                    problems.append(why)
+                else:
+                    folds_by_data[data_id] = names
+        for fold in folds_by_data[data_id] or []:
+            jobs.append(Job(job_key(c.cfg, fold), f"{c.label}|fold={fold}", c.label, fold, c.variant, c.seed,
+                            c.cfg))
+    return Plan(spec, kept, jobs, list(dict.fromkeys(problems)), duplicates)
+
+
+def format_plan(plan: Plan, cluster_cpus: float | None = None, cluster_gpus: float | None = None) -> str:
+    """The dry-run table: one row per job (or per configuration when folds are unknown), then
+    the resources the sweep asks for."""
+    spec, res = plan.spec, plan.spec.resources
+    lines = [f"sweep {spec.name} ({spec.path}), spec hash {spec.spec_hash}"
+             + (" [smoke]" if spec.is_smoke else "")
+             + f": {len(plan.configurations)} configuration(s)"
+             + (f", {len(plan.jobs)} job(s)" if plan.complete else "")]
+    for d in plan.duplicates:
+        lines.append(f"note: {d}")
+    for p in plan.problems:
+        lines.append(f"warning: {p}; showing configurations only")
+    if plan.complete:
+        width = max((len(j.label) for j in plan.jobs), default=10)
+        lines.append(f"{'#':>4}  {'job':<{width}}  {'job_key':<16}  {'steps':>6}  {'cpus':>4}  {'gpus':>4}")
+        for i, j in enumerate(plan.jobs, 1):
+            lines.append(f"{i:>4}  {j.label:<{width}}  {j.key:<16}  {j.cfg.train.steps:>6}  "
+                         f"{res.cpus:>4g}  {res.gpus:>4g}")
+    else:
+        width = max((len(c.label) for c in plan.configurations), default=10)
+        lines.append(f"{'#':>4}  {'configuration':<{width}}  {'steps':>6}  {'device':<6}")
+        for i, c in enumerate(plan.configurations, 1):
+            lines.append(f"{i:>4}  {c.label:<{width}}  {c.cfg.train.steps:>6}  {c.cfg.train.device:<6}")
+    per = f"resources: {res.cpus:g} cpu + {res.gpus:g} gpu per job"
+    if plan.complete:
+        n = len(plan.jobs)
+        lines.append(f"{per}; {n} job(s) -> {n * res.cpus:g} cpu-slots and {n * res.gpus:g} gpu-slots in total; "
+                     f"up to {spec.retries} retries per job on worker death")
+    else:
+        lines.append(f"{per}; {len(plan.configurations)} configuration(s) x (number of folds, unknown without "
+                     f"the cache) jobs; up to {spec.retries} retries per job on worker death")
+    cpus = cluster_cpus if cluster_cpus is not None else float(os.cpu_count() or 1)
+    par = int(cpus // res.cpus) if res.cpus else n
+    if res.gpus:
+        gpus = cluster_gpus if cluster_gpus is not None else _local_gpus()
+        par = min(par, int(gpus // res.gpus)) if gpus else 0
+    lines.append(f"parallel here: {par} job(s) at a time on {cpus:g} cpu(s)"
+                 + (f" / {gpus:g} gpu(s)" if res.gpus else "")
+                 + ("" if par else " -- this machine cannot run a job of this size"))
+    return "\n".join(lines)
+
+
+def _local_gpus() -> float:
+    try:
+        import torch
+
+        return float(torch.cuda.device_count())
+    except Exception:  # noqa: BLE001 - no torch CUDA runtime: no GPUs
+        return 0.0
+
+
+# ---------------------------------------------------------------------------------------------
+# the worker side
+
+
+@dataclass
+class JobPayload:
+    """Everything a worker needs, as plain data with absolute paths (workers run elsewhere)."""
+
+    key: str
+    label: str
+    config_label: str
+    fold: str
+    cfg: dict[str, Any]  # to_dict of the runtime config
+    run_id: str  # the MLflow run the driver created for this job
+    tracking_uri: str
+    checkpoint_path: str  # absolute; resumed from when it exists, removed on success
+    git_commit: str = ""
+    git_dirty: bool = False
+    flush_every: int = 50  # buffered step metrics per log_batch
+
+
+@dataclass
+class JobOutcome:
+    """What a worker reports back; the MLflow run holds the full record."""
+
+    key: str
+    ok: bool
+    error: str = ""  # one line when not ok
+    wall_time_s: float = 0.0  # time inside the job, start to end (includes data loading)
+    resumed_from_step: int = 0  # >0 when the job continued from a checkpoint
+    metrics: dict[str, float] = field(default_factory=dict)
+    pid: int = 0
+
+
+def run_job(payload: JobPayload) -> JobOutcome:
+    """Train one fold into its MLflow run; never raises for failures inside the job."""
+    from fdp.train import run_fold
+    from orchestrator.tracking import RunLogger
+
+    t0 = time.perf_counter()
+    ckpt = Path(payload.checkpoint_path)
+    resumed = _checkpoint_step(ckpt)
+    log = RunLogger(payload.tracking_uri, payload.run_id, flush_every=payload.flush_every)
+    try:
+        cfg = from_dict(ExperimentConfig, payload.cfg)
+        log.start(resumed_from_step=resumed)
+        log.log_config(cfg, payload.git_commit, payload.git_dirty)
+        result = run_fold(cfg, payload.fold, callback=log.log_terms, checkpoint_path=ckpt)
+        log.log_result(result, cfg)
+        log.finish()
+    except Exception as e:  # noqa: BLE001 - any failure inside the job is reported, not retried
+        reason = _one_line(e)
+        log.fail(reason, traceback.format_exc())
+        return JobOutcome(payload.key, False, reason, time.perf_counter() - t0, resumed, pid=os.getpid())
+    # only a finished, logged job gives up its checkpoint: anything earlier may still resume
+    ckpt.unlink(missing_ok=True)
+    return JobOutcome(payload.key, True, "", time.perf_counter() - t0, resumed, dict(result.metrics),
+                      pid=os.getpid())
+
+
+def _checkpoint_step(path: Path) -> int:
+    if not path.exists():
+        return 0
+    try:
+        import torch
+
+        return int(torch.load(path, map_location="cpu", weights_only=True, mmap=True)["step"])
+    except Exception:  # noqa: BLE001 - an unreadable checkpoint is the trainer's to report
+        return 0
+
+
+def _one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split()) or "(no message)"
+    return f"{type(e).__name__}: {text}"[:500]

@@ -1,0 +1,117 @@
+"""A quiet live display of a sweep on stderr.
+
+On a terminal: a few lines redrawn in place (jobs done / running / failed / queued, ETA, latest
+pooled metric per finished configuration). Elsewhere (CI logs, files): one line about every
+`interval` seconds and at the end, so a log of a long sweep stays readable.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import TextIO
+
+
+def format_duration(seconds: float) -> str:
+    """12 -> '12s', 125 -> '2m05s', 7300 -> '2h01m'."""
+    s = int(round(max(seconds, 0)))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+
+
+@dataclass
+class Progress:
+    """Counts of a sweep's jobs and the display of them. Call the event methods; `tick()` redraws
+    when due."""
+
+    total: int  # jobs to run in this invocation (skipped ones excluded)
+    parallel: int = 1  # jobs the cluster runs at once (for the ETA)
+    skipped: int = 0  # jobs already FINISHED in an earlier invocation
+    stream: TextIO = field(default_factory=lambda: sys.stderr)
+    interval: float = 10.0  # seconds between lines when not on a terminal
+    tty: bool | None = None  # None: ask the stream
+    max_metric_lines: int = 8  # configurations listed on a terminal (the latest ones)
+    running: int = 0
+    done: int = 0
+    failed: int = 0
+    durations: list[float] = field(default_factory=list)  # driver-side seconds of finished jobs
+    metrics: dict[str, str] = field(default_factory=dict)  # config label -> "uf1=0.512 uar=0.498"
+    t0: float = field(default_factory=time.monotonic)
+    _last: float = float("-inf")  # first event always draws
+    _drawn_lines: int = 0
+
+    def __post_init__(self) -> None:
+        if self.tty is None:
+            self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+
+    # -- events --------------------------------------------------------------------------------
+
+    def started(self) -> None:
+        self.running += 1
+        self.tick()
+
+    def finished(self, seconds: float, ok: bool) -> None:
+        self.running = max(self.running - 1, 0)
+        if ok:
+            self.done += 1
+            self.durations.append(seconds)
+        else:
+            self.failed += 1
+        self.tick()
+
+    def pooled(self, config_label: str, metrics: dict[str, float]) -> None:
+        self.metrics[config_label] = " ".join(f"{k}={metrics[k]:.3f}" for k in ("acc", "uf1", "uar", "di_mse")
+                                              if k in metrics)
+        self.tick(force=not self.tty)  # a finished configuration is worth a line in a log
+
+    # -- display -------------------------------------------------------------------------------
+
+    @property
+    def queued(self) -> int:
+        return max(self.total - self.done - self.failed - self.running, 0)
+
+    def eta(self) -> float | None:
+        """Seconds left: remaining jobs in waves of `parallel`, at the mean finished-job time."""
+        if not self.durations:
+            return None
+        mean = sum(self.durations) / len(self.durations)
+        left = self.queued + self.running
+        return mean * left / max(self.parallel, 1)
+
+    def status_line(self) -> str:
+        eta = self.eta()
+        parts = [f"jobs {self.done}/{self.total} done", f"{self.running} running", f"{self.failed} failed",
+                 f"{self.queued} queued"]
+        if self.skipped:
+            parts.append(f"{self.skipped} skipped")
+        parts.append(f"elapsed {format_duration(time.monotonic() - self.t0)}")
+        parts.append(f"eta {format_duration(eta)}" if eta is not None else "eta ?")
+        return "sweep: " + ", ".join(parts)
+
+    def tick(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if self.tty:
+            # redraw in place at most 10x a second: move up over the previous block, clear it
+            if not force and now - self._last < 0.1:
+                return
+            lines = [self.status_line()] + [f"  {k}: {v}" for k, v in
+                                            list(self.metrics.items())[-self.max_metric_lines:]]
+            up = f"\x1b[{self._drawn_lines}F" if self._drawn_lines else ""
+            self.stream.write(up + "".join(f"\x1b[2K{line}\n" for line in lines))
+            self._drawn_lines = len(lines)
+        else:
+            if not force and now - self._last < self.interval:
+                return
+            latest = list(self.metrics.items())[-1:] if self.metrics else []
+            tail = f" | {latest[0][0]}: {latest[0][1]}" if latest else ""
+            self.stream.write(self.status_line() + tail + "\n")
+        self.stream.flush()
+        self._last = now
+
+    def close(self) -> None:
+        """Final state, always drawn."""
+        self.tick(force=True)

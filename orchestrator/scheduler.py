@@ -1,0 +1,309 @@
+"""Running a sweep's jobs on Ray core tasks, with MLflow bookkeeping, resume and fault handling.
+
+Faults, and who handles them:
+* a worker process dies (OOM kill, node loss, kill -9): Ray re-runs the task (`max_retries` =
+  the spec's `retries`); the new attempt logs into the same MLflow run and continues from the
+  job's checkpoint;
+* the job itself fails (non-finite loss, bad data): `orchestrator.jobs.run_job` catches it, the
+  run is marked FAILED with `fdp.error`, and the sweep goes on (`retry_exceptions=False`: a
+  deterministic failure would fail again);
+* the driver dies: re-running the same command finds the parent run by spec hash, skips FINISHED
+  jobs and re-submits the others into their existing runs, which resume from their checkpoints.
+
+Concurrency is bounded on the driver (at most `capacity` tasks in flight, `ray.wait` for the next
+to finish), so "running" in the progress display means running, not queued inside Ray.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from fdp.config import to_dict
+from orchestrator.jobs import JobOutcome, JobPayload, Plan, run_job, runtime_config
+from orchestrator.progress import Progress
+from orchestrator.spec import Resources
+from orchestrator.tracking import SweepTracker, git_info, project_root, resolve_tracking_uri
+
+JobFn = Callable[[JobPayload], JobOutcome]
+QUIET_ENV = {"MLFLOW_DISABLE_TELEMETRY": "true", "RAY_USAGE_STATS_ENABLED": "0"}
+
+
+class SchedulerError(RuntimeError):
+    """The cluster cannot run the sweep (e.g. no node has the resources one job asks for)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# the Ray cluster
+
+
+@dataclass
+class Cluster:
+    address: str
+    cpus: float
+    gpus: float
+    log_dir: str  # where the workers' stdout/stderr files are (Ray's session dir)
+    started_here: bool  # a local cluster this process started (and shuts down)
+
+
+def start_ray(address: str | None = None, num_cpus: int | None = None) -> Cluster:
+    """Attach to `address` / $RAY_ADDRESS, or start a quiet local cluster. Worker output goes to
+    files in Ray's session directory, not to this terminal."""
+    import ray
+
+    for k, v in QUIET_ENV.items():
+        os.environ.setdefault(k, v)  # inherited by the local cluster's workers
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    common: dict[str, Any] = dict(log_to_driver=False, logging_level=logging.ERROR, configure_logging=True)
+    if ray.is_initialized():
+        ctx = None
+    elif address:
+        ctx = ray.init(address=address, **common)
+    else:
+        ctx = ray.init(num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False, **common)
+    res = ray.cluster_resources()
+    session = ""
+    if ctx is not None:
+        session = ctx.address_info.get("session_dir", "")
+    else:
+        session = getattr(getattr(ray._private.worker.global_worker, "node", None), "get_session_dir_path",
+                          lambda: "")()
+    return Cluster(address or "local", float(res.get("CPU", 0)), float(res.get("GPU", 0)),
+                   str(Path(session) / "logs") if session else "", ctx is not None and not address)
+
+
+def capacity(cluster: Cluster, res: Resources, max_parallel: int | None = None) -> int:
+    """How many jobs of size `res` the cluster runs at once (bounded by --max-parallel)."""
+    n = int(cluster.cpus // res.cpus) if res.cpus > 0 else 10**6
+    if res.gpus > 0:
+        n = min(n, int(cluster.gpus // res.gpus))
+    if max_parallel:
+        n = min(n, max_parallel)
+    return n
+
+
+class Scheduler:
+    """Runs payloads as Ray tasks, at most `parallel` at once; never raises for a failed job."""
+
+    def __init__(self, res: Resources, retries: int, parallel: int, job_fn: JobFn = run_job) -> None:
+        import ray
+
+        self.parallel = parallel
+        self.remote = ray.remote(job_fn).options(num_cpus=res.cpus, num_gpus=res.gpus, max_retries=retries,
+                                                 retry_exceptions=False)
+
+    def run(self, payloads: list[JobPayload], on_start: Callable[[JobPayload], None] | None = None,
+            on_done: Callable[[JobPayload, JobOutcome, float], None] | None = None,
+            on_tick: Callable[[], None] | None = None, tick_s: float = 1.0) -> dict[str, JobOutcome]:
+        import ray
+        from ray.exceptions import RayError, RayTaskError, WorkerCrashedError
+
+        queue = deque(payloads)
+        inflight: dict[Any, tuple[JobPayload, float]] = {}
+        outcomes: dict[str, JobOutcome] = {}
+        while queue or inflight:
+            while queue and len(inflight) < self.parallel:
+                p = queue.popleft()
+                inflight[self.remote.remote(p)] = (p, time.monotonic())
+                if on_start:
+                    on_start(p)
+            ready, _ = ray.wait(list(inflight), num_returns=1, timeout=tick_s)
+            for ref in ready:
+                p, t0 = inflight.pop(ref)
+                try:
+                    out = ray.get(ref)
+                except WorkerCrashedError as e:
+                    out = JobOutcome(p.key, False, f"worker died after all retries: {_first_line(e)}")
+                except RayTaskError as e:
+                    # only a job function that raises gets here (run_job reports instead)
+                    cause = e.cause if e.cause is not None else e
+                    out = JobOutcome(p.key, False, f"{type(cause).__name__}: {_first_line(cause)}")
+                except RayError as e:
+                    out = JobOutcome(p.key, False, f"{type(e).__name__}: {_first_line(e)}")
+                outcomes[p.key] = out
+                if on_done:
+                    on_done(p, out, time.monotonic() - t0)
+            if on_tick:
+                on_tick()
+        return outcomes
+
+
+def _first_line(e: BaseException) -> str:
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    return (lines[0] if lines else type(e).__name__)[:500]
+
+
+# ---------------------------------------------------------------------------------------------
+# a whole sweep
+
+
+@dataclass
+class SweepOptions:
+    fresh: bool = False  # start a new sweep instance even if one with this spec hash exists
+    address: str | None = None  # Ray cluster to attach to (else $RAY_ADDRESS, else local)
+    max_parallel: int | None = None  # cap on jobs at once
+    tracking_uri: str | None = None  # else $MLFLOW_TRACKING_URI, else sqlite in the project root
+    root: Path | None = None  # project root (else $FDP_PROJECT_ROOT or cwd)
+    num_cpus: int | None = None  # CPUs of a local cluster (default: all)
+    job_fn: JobFn = run_job  # what a task runs; tests swap it for orchestration-only checks
+    stream: TextIO | None = None  # progress/status output (default stderr)
+    progress_interval: float = 10.0  # seconds between progress lines when not on a terminal
+    flush_every: int = 50  # buffered step metrics per log_batch
+
+
+@dataclass
+class SweepReport:
+    sweep: str
+    experiment_id: str
+    parent_run_id: str
+    instance: str
+    resumed: bool
+    done: list[str] = field(default_factory=list)  # job labels finished in this invocation
+    skipped: list[str] = field(default_factory=list)  # FINISHED in an earlier invocation
+    failed: dict[str, str] = field(default_factory=dict)  # label -> reason
+    pooled: dict[str, dict[str, float]] = field(default_factory=dict)  # config label -> metrics
+    job_seconds: dict[str, float] = field(default_factory=dict)  # label -> time inside the job
+    wall_s: float = 0.0  # invocation time from Ray start to the last job
+    cluster: Cluster | None = None
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failed else 0
+
+    def summary_lines(self) -> list[str]:
+        lines = [f"sweep {self.sweep}: {len(self.done)} done, {len(self.skipped)} skipped (finished earlier), "
+                 f"{len(self.failed)} failed; parent run {self.parent_run_id}"
+                 + (" (resumed)" if self.resumed else "")]
+        for label, metrics in self.pooled.items():
+            lines.append(f"  {label}: " + " ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
+        for label, reason in self.failed.items():
+            lines.append(f"  FAILED {label}: {reason}")
+        return lines
+
+
+def checkpoint_dir(root: Path, sweep: str) -> Path:
+    return root / ".cache" / "checkpoints" / sweep
+
+
+def run_sweep(plan: Plan, opts: SweepOptions | None = None) -> SweepReport:
+    """Create the sweep's runs, run its unfinished jobs on Ray, pool metrics per configuration."""
+    opts = opts or SweepOptions()
+    spec = plan.spec
+    stream = opts.stream or sys.stderr
+    if not plan.complete:
+        raise SchedulerError("; ".join(plan.problems))
+    root = (opts.root or project_root()).resolve()
+    uri = resolve_tracking_uri(opts.tracking_uri, root)
+
+    # --- tracking: everything a worker needs exists before the first worker starts (SPEC §7)
+    tracker = SweepTracker(uri, root)
+    exp_id = tracker.experiment_id(spec.experiment)
+    parent = tracker.open_parent(exp_id, spec, fresh=opts.fresh)
+    existing = tracker.children(exp_id, parent.run_id) if parent.reused else {}
+    report = SweepReport(spec.name, exp_id, parent.run_id, parent.instance, parent.reused)
+    ckpts = checkpoint_dir(root, spec.name)
+    ckpts.mkdir(parents=True, exist_ok=True)
+    commit, dirty = git_info(root)
+    run_ids: dict[str, str] = {}
+    finished: set[str] = set()
+    payloads: list[JobPayload] = []
+    for job in plan.jobs:
+        ckpt = ckpts / f"{job.key}.pt"
+        run = existing.get(job.key)
+        if run is not None and run.info.status == "FINISHED":
+            run_ids[job.key] = run.info.run_id
+            finished.add(job.key)
+            report.skipped.append(job.label)
+            continue
+        if run is not None:  # same instance: the same run continues, from its checkpoint
+            rid = run.info.run_id
+            if "fdp.error" in run.data.tags:
+                tracker.client.delete_tag(rid, "fdp.error")
+        else:  # a new run starts from scratch: a checkpoint left by another instance is stale
+            ckpt.unlink(missing_ok=True)
+            rid = tracker.create_child(exp_id, parent, job, spec.name)
+        run_ids[job.key] = rid
+        payloads.append(JobPayload(job.key, job.label, job.config_label, job.fold,
+                                   to_dict(runtime_config(job.cfg)), rid, uri, str(ckpt), commit, dirty,
+                                   opts.flush_every))
+    by_key = {j.key: j for j in plan.jobs}
+    parent_metrics = tracker.client.get_run(parent.run_id).data.metrics if parent.reused else {}
+
+    def pool(config_label: str) -> None:
+        keys = [j.key for j in plan.jobs_of(config_label)]
+        if all(k in finished for k in keys):
+            metrics = tracker.pooled(run_ids[k] for k in keys)
+            tracker.log_pooled(parent.run_id, config_label, metrics)
+            report.pooled[config_label] = metrics
+            progress.pooled(config_label, metrics)
+
+    # --- run
+    cluster = start_ray(opts.address, opts.num_cpus) if payloads else None
+    report.cluster = cluster
+    par = capacity(cluster, spec.resources, opts.max_parallel) if cluster else 1
+    progress = Progress(total=len(payloads), parallel=max(par, 1), skipped=len(report.skipped), stream=stream,
+                        interval=opts.progress_interval)
+    if cluster is not None:
+        where = f"local Ray cluster ({cluster.cpus:g} cpus, {cluster.gpus:g} gpus)" if cluster.started_here \
+            else f"Ray cluster at {cluster.address} ({cluster.cpus:g} cpus, {cluster.gpus:g} gpus)"
+        stream.write(f"sweep {spec.name}: {len(payloads)} job(s) to run, {len(report.skipped)} already finished; "
+                     f"{par} at a time on a {where}; worker logs in {cluster.log_dir or '(Ray session dir)'}\n"
+                     f"tracking: {uri} (experiment {spec.experiment!r}, parent run {parent.run_id})\n")
+        stream.flush()
+    for c in plan.configurations:  # configurations completed by an earlier invocation
+        prefix_done = any(k.startswith(_prefix(c.label)) for k in parent_metrics)
+        if plan.jobs_of(c.label) and not prefix_done:
+            pool(c.label)
+        elif prefix_done:
+            report.pooled[c.label] = {k.rsplit("/", 1)[1]: v for k, v in parent_metrics.items()
+                                      if k.startswith(_prefix(c.label))}
+
+    def on_done(p: JobPayload, out: JobOutcome, seconds: float) -> None:
+        job = by_key[p.key]
+        report.job_seconds[job.label] = out.wall_time_s
+        if out.ok:
+            finished.add(p.key)
+            report.done.append(job.label)
+            progress.finished(seconds, True)
+            pool(job.config_label)
+        else:
+            # also when the worker did it: a worker that died cannot, and this is idempotent
+            tracker.mark_failed(p.run_id, out.error)
+            report.failed[job.label] = out.error
+            progress.finished(seconds, False)
+
+    t0 = time.monotonic()
+    try:
+        if payloads:
+            if par < 1:
+                raise SchedulerError(
+                    f"no node of the cluster ({cluster.cpus:g} cpus, {cluster.gpus:g} gpus) fits one job "
+                    f"({spec.resources.cpus:g} cpus, {spec.resources.gpus:g} gpus); lower `resources:` in the spec")
+            Scheduler(spec.resources, spec.retries, par, opts.job_fn).run(
+                payloads, on_start=lambda p: progress.started(), on_done=on_done, on_tick=progress.tick)
+    finally:
+        report.wall_s = time.monotonic() - t0
+        if cluster is not None and cluster.started_here:
+            import ray
+
+            ray.shutdown()
+    progress.close()
+    tracker.close_parent(parent.run_id, not report.failed, {
+        "done": report.done, "skipped": report.skipped, "failed": report.failed, "pooled": report.pooled})
+    if not report.failed and not any(ckpts.iterdir()):
+        shutil.rmtree(ckpts, ignore_errors=True)
+    return report
+
+
+def _prefix(config_label: str) -> str:
+    from orchestrator.tracking import metric_prefix
+
+    return metric_prefix(config_label) + "/"

@@ -1,0 +1,489 @@
+"""MLflow tracking of sweeps: where the store is, what the driver creates, what workers log.
+
+Store (SPEC §7): `sqlite:///<project root>/mlflow.db` with artifacts under `<project root>/mlruns`
+(project root = `$FDP_PROJECT_ROOT` or the cwd), so a plain `mlflow ui` in the project root shows
+everything. `MLFLOW_TRACKING_URI` or `--tracking-uri` replaces it (an http URI for multi-node).
+
+Order of writes (SPEC §7: eight processes creating a SQLite store at once crashed seven): the
+DRIVER creates the store, the experiment (with an explicit absolute artifact location), the
+parent run of the sweep and one child run per job, all before any worker starts; workers only
+write to the run id they are given. Every write goes through `with_retry`, because SQLite
+serialises writers and answers "database is locked" under contention instead of waiting long.
+
+Names a reader of the store relies on (also in docs/sweeps.md):
+* parent run tags: `fdp.role=parent`, `fdp.sweep`, `fdp.spec_hash`, `fdp.sweep_instance`, `fdp.table`;
+  metrics `<config>/acc|war|uf1|uar|di_mse` (`metric_prefix` of the configuration label).
+* child run tags: `mlflow.parentRunId`, `fdp.role=job`, `fdp.job_key`, `fdp.variant`, `fdp.fold`,
+  `fdp.seed`, `fdp.config_label`, `fdp.selection`, `fdp.sweep`, `fdp.sweep_instance`, `fdp.error`
+  (failed jobs); params: the flattened resolved config; metrics `train/<term>` per step, then
+  `acc war uf1 uar di_mse wall_time_s steps_per_s peak_mem_mb`; artifacts `config.yaml`,
+  `predictions.csv`, `fold_result.json`, `confusion.json`, `confusion.png`, `examples.png`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import os
+import random
+import re
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from fdp.config import dump_yaml, flatten, to_dict
+
+if TYPE_CHECKING:  # the worker imports these lazily; the driver gets them the same way
+    from mlflow.entities import Run
+    from mlflow.tracking import MlflowClient
+
+    from fdp.config import ExperimentConfig
+    from fdp.train import FoldResult
+    from orchestrator.jobs import Job
+    from orchestrator.spec import SweepSpec
+
+T = TypeVar("T")
+MAX_PARAM_CHARS = 6000  # MLflow's limit on one param value
+PARAMS_PER_BATCH = 100  # MLflow's limit on params per log_batch
+METRICS_PER_BATCH = 1000  # MLflow's limit on metrics per log_batch
+POOLED = ("acc", "war", "uf1", "uar", "di_mse")
+
+
+# ---------------------------------------------------------------------------------------------
+# where
+
+
+def project_root() -> Path:
+    """`$FDP_PROJECT_ROOT`, else the current directory; always absolute."""
+    return Path(os.environ.get("FDP_PROJECT_ROOT") or os.getcwd()).expanduser().resolve()
+
+
+def default_tracking_uri(root: Path | None = None) -> str:
+    """`sqlite:///<root>/mlflow.db` with an absolute path (four slashes), valid from any cwd."""
+    return f"sqlite:///{(root or project_root()) / 'mlflow.db'}"
+
+
+def resolve_tracking_uri(uri: str | None = None, root: Path | None = None) -> str:
+    """--tracking-uri, else $MLFLOW_TRACKING_URI, else the project default. A relative sqlite
+    path is made absolute against the project root, since workers run in other directories."""
+    root = root or project_root()
+    uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri(root)
+    m = re.match(r"^sqlite:///(?!/)(.+)$", uri)
+    if m:
+        uri = f"sqlite:///{(root / m.group(1)).resolve()}"
+    elif "://" not in uri:  # a bare directory/file path: MLflow would take it for a file store
+        raise ValueError(f"tracking URI {uri!r}: expected sqlite:///path, http(s)://host:port, ...")
+    return uri
+
+
+def artifact_location(experiment: str, root: Path | None = None) -> str:
+    """Absolute file URI under `<root>/mlruns/` for an experiment's artifacts."""
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", experiment).strip("_") or "experiment"
+    return ((root or project_root()) / "mlruns" / slug).as_uri()
+
+
+def metric_prefix(config_label: str) -> str:
+    """A configuration label as an MLflow metric-name prefix: 'fdp|lambda_d=10|seed0' ->
+    'fdp/lambda_d:10/seed0' (MLflow names allow only [/\\w.\\- :])."""
+    text = config_label.replace("|", "/").replace("=", ":")
+    return re.sub(r"[^/\w.\- :]", "_", text)
+
+
+def git_info(root: Path | None = None) -> tuple[str, bool]:
+    """(commit, dirty) of the project's git checkout; ("", False) outside git or before the
+    first commit. Taken on the driver: workers may run from a copy without .git."""
+    root = root or project_root()
+    try:
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                timeout=10).stdout.strip()
+        if not commit:
+            return "", False
+        status = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                                capture_output=True, text=True, timeout=10).stdout
+        return commit, bool(status.strip())
+    except (OSError, subprocess.SubprocessError):
+        return "", False
+
+
+# ---------------------------------------------------------------------------------------------
+# contention
+
+
+def is_locked_error(e: BaseException) -> bool:
+    text = str(e).lower()
+    return "database is locked" in text or "database table is locked" in text
+
+
+def with_retry(fn: Callable[..., T], *args: Any, attempts: int = 12, **kwargs: Any) -> T:
+    """Call `fn`, retrying with jittered exponential backoff while SQLite says it is locked.
+    Other errors propagate at once."""
+    delay = 0.05
+    for i in range(attempts):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as e:
+            if not is_locked_error(e) or i == attempts - 1:
+                raise
+            time.sleep(delay * (1 + random.random()))  # jitter: colliding writers drift apart
+            delay = min(delay * 2, 2.0)
+    raise AssertionError("unreachable")
+
+
+def client(uri: str) -> "MlflowClient":
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
+
+
+# ---------------------------------------------------------------------------------------------
+# driver side
+
+
+@dataclass
+class ParentRun:
+    run_id: str
+    instance: str  # fdp.sweep_instance: one uuid per sweep instance (kept when resumed)
+    reused: bool  # True when an earlier parent run with the same spec hash is continued
+
+
+class SweepTracker:
+    """The driver's view of the store: experiment, parent run, child runs, pooled metrics."""
+
+    def __init__(self, tracking_uri: str, root: Path | None = None) -> None:
+        self.uri = tracking_uri
+        self.root = root or project_root()
+        # the store's one-time schema messages and download progress bars are noise in a sweep's output
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        for name in ("mlflow.store.db.utils", "alembic"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+        if tracking_uri.startswith("sqlite:///"):
+            Path(tracking_uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        self.client = client(tracking_uri)  # creates the SQLite schema here, in one process
+
+    def experiment_id(self, name: str) -> str:
+        """Get or create the experiment; its artifacts go to an absolute `mlruns/` location."""
+        from mlflow.exceptions import MlflowException
+
+        exp = with_retry(self.client.get_experiment_by_name, name)
+        if exp is None:
+            try:
+                return with_retry(self.client.create_experiment, name,
+                                  artifact_location=artifact_location(name, self.root))
+            except MlflowException:
+                # another driver created it between our lookup and create: use theirs
+                exp = with_retry(self.client.get_experiment_by_name, name)
+                if exp is None:
+                    raise
+        if exp.lifecycle_stage == "deleted":
+            with_retry(self.client.restore_experiment, exp.experiment_id)
+        return exp.experiment_id
+
+    def search(self, experiment_id: str, filter_string: str, order_by: list[str] | None = None,
+               max_results: int | None = None) -> list["Run"]:
+        """All runs matching `filter_string`, paging through the store."""
+        runs: list[Run] = []
+        token = None
+        while True:
+            page = with_retry(self.client.search_runs, [experiment_id], filter_string,
+                              max_results=min(max_results or 1000, 1000), order_by=order_by, page_token=token)
+            runs.extend(page)
+            token = page.token
+            if not token or (max_results and len(runs) >= max_results):
+                return runs[:max_results] if max_results else runs
+
+    def open_parent(self, experiment_id: str, spec: "SweepSpec", fresh: bool = False) -> ParentRun:
+        """Continue the latest parent run of this sweep with the same spec hash, or create one."""
+        if not fresh:
+            found = self.search(experiment_id, f"tags.`fdp.role` = 'parent' and tags.`fdp.sweep` = '{spec.name}' "
+                                f"and tags.`fdp.spec_hash` = '{spec.spec_hash}'",
+                                order_by=["attributes.start_time DESC"], max_results=1)
+            if found:
+                run = found[0]
+                with_retry(self.client.update_run, run.info.run_id, status="RUNNING")
+                return ParentRun(run.info.run_id, run.data.tags.get("fdp.sweep_instance", ""), True)
+        instance = uuid.uuid4().hex
+        tags = {"fdp.role": "parent", "fdp.sweep": spec.name, "fdp.spec_hash": spec.spec_hash,
+                "fdp.sweep_instance": instance, "fdp.smoke": str(spec.is_smoke).lower(),
+                "fdp.spec_path": spec.path}
+        if spec.table:
+            tags["fdp.table"] = spec.table
+        commit, dirty = git_info(self.root)
+        if commit:
+            tags.update({"mlflow.source.git.commit": commit, "fdp.git_dirty": str(dirty).lower()})
+        run = with_retry(self.client.create_run, experiment_id, tags=tags,
+                         run_name=f"{spec.name}{' [smoke]' if spec.is_smoke else ''}")
+        rid = run.info.run_id
+        import yaml
+
+        with_retry(self.client.log_text, rid, yaml.safe_dump(spec.raw, sort_keys=False), "sweep.yaml")
+        if spec.sets:
+            with_retry(self.client.log_dict, rid, spec.sets, "cli_sets.json")
+        return ParentRun(rid, instance, False)
+
+    def children(self, experiment_id: str, parent_id: str) -> dict[str, "Run"]:
+        """job_key -> child run of a parent (the FINISHED one if a key somehow has several)."""
+        out: dict[str, Run] = {}
+        for run in self.search(experiment_id, f"tags.`mlflow.parentRunId` = '{parent_id}'"):
+            key = run.data.tags.get("fdp.job_key")
+            if key and (key not in out or run.info.status == "FINISHED"):
+                out[key] = run
+        return out
+
+    def create_child(self, experiment_id: str, parent: ParentRun, job: "Job", sweep: str) -> str:
+        """Pre-create a job's run (status SCHEDULED) so the worker gets an id, never a name."""
+        tags = {"mlflow.parentRunId": parent.run_id, "fdp.role": "job", "fdp.job_key": job.key,
+                "fdp.variant": job.variant, "fdp.fold": job.fold, "fdp.seed": str(job.seed),
+                "fdp.config_label": job.config_label, "fdp.selection": job.cfg.train.selection,
+                "fdp.sweep": sweep, "fdp.sweep_instance": parent.instance}
+        run = with_retry(self.client.create_run, experiment_id, tags=tags, run_name=job.label)
+        with_retry(self.client.update_run, run.info.run_id, status="SCHEDULED")
+        return run.info.run_id
+
+    def mark_failed(self, run_id: str, reason: str) -> None:
+        """FAILED with the reason as tag `fdp.error` (also for deaths the worker cannot report)."""
+        with_retry(self.client.set_tag, run_id, "fdp.error", reason[:5000])
+        with_retry(self.client.set_terminated, run_id, "FAILED")
+
+    def predictions(self, run_id: str) -> dict[str, Any]:
+        """A child's per-clip predictions: labels, preds (None without MER), di_mse, num_classes."""
+        uri = with_retry(self.client.get_run, run_id).info.artifact_uri
+        if uri.startswith("file:"):  # local store: read in place, no copy
+            from urllib.parse import unquote, urlparse
+
+            return read_predictions((Path(unquote(urlparse(uri).path)) / "predictions.csv").read_text())
+        with tempfile.TemporaryDirectory() as tmp:
+            path = with_retry(self.client.download_artifacts, run_id, "predictions.csv", tmp)
+            return read_predictions(Path(path).read_text())
+
+    def pooled(self, run_ids: Iterable[str]) -> dict[str, float]:
+        """Metrics of the concatenated per-clip predictions of these child runs (SPEC §5)."""
+        from fdp.metrics import pooled_metrics
+
+        labels: list[int] = []
+        preds: list[int] = []
+        di: list[float] = []
+        num_classes, has_preds = 0, True
+        for rid in run_ids:
+            p = self.predictions(rid)
+            num_classes = max(num_classes, p["num_classes"])
+            labels += p["labels"]
+            has_preds = has_preds and p["preds"] is not None
+            preds += p["preds"] or []
+            di += p["di_mse"] or []
+        out: dict[str, float] = {}
+        if has_preds and labels:
+            out.update(pooled_metrics(labels, preds, num_classes))
+        if di:
+            out["di_mse"] = sum(di) / len(di)
+        return out
+
+    def log_pooled(self, parent_id: str, config_label: str, metrics: dict[str, float]) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        prefix = metric_prefix(config_label)
+        ms = [Metric(f"{prefix}/{k}", float(v), now, 0) for k, v in metrics.items() if k in POOLED]
+        if ms:
+            with_retry(self.client.log_batch, parent_id, metrics=ms)
+
+    def close_parent(self, parent_id: str, ok: bool, summary: dict[str, Any]) -> None:
+        with_retry(self.client.log_dict, parent_id, summary, "summary.json")
+        with_retry(self.client.set_terminated, parent_id, "FINISHED" if ok else "FAILED")
+
+
+def read_predictions(text: str) -> dict[str, Any]:
+    """Parse `predictions.csv` (see `predictions_csv`)."""
+    reader = csv.DictReader(io.StringIO(text))
+    rows = list(reader)
+    probs = [h for h in reader.fieldnames or [] if h.startswith("prob_")]
+    labels = [int(r["label"]) for r in rows]
+    preds = [int(r["pred"]) for r in rows] if rows and rows[0]["pred"] != "" else None
+    di = [float(r["di_mse"]) for r in rows] if rows and rows[0].get("di_mse", "") != "" else None
+    return {"clip_ids": [r["clip_id"] for r in rows], "subjects": [r["subject"] for r in rows],
+            "labels": labels, "preds": preds, "di_mse": di, "num_classes": len(probs)}
+
+
+def predictions_csv(result: "FoldResult") -> str:
+    """clip_id, subject, label, pred, prob_<class>..., di_mse: one row per test clip. The prob
+    columns name every class of the setting, which is how readers learn the number of classes."""
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["clip_id", "subject", "label", "pred"] + [f"prob_{c}" for c in result.class_names] + ["di_mse"])
+    for i, cid in enumerate(result.clip_ids):
+        probs = result.probs[i] if result.probs is not None else [""] * len(result.class_names)
+        w.writerow([cid, result.subjects[i], result.labels[i],
+                    result.preds[i] if result.preds is not None else ""]
+                   + [f"{p:.6g}" if p != "" else "" for p in probs]
+                   + [f"{result.di_mse[i]:.6g}" if result.di_mse is not None else ""])
+    return buf.getvalue()
+
+
+# ---------------------------------------------------------------------------------------------
+# worker side
+
+
+class RunLogger:
+    """Logs one job into the run the driver created for it. Step metrics are buffered and sent
+    with log_batch every `flush_every` metrics or `flush_seconds`, which keeps SQLite writes few."""
+
+    def __init__(self, tracking_uri: str, run_id: str, flush_every: int = 50, flush_seconds: float = 10.0) -> None:
+        self.uri, self.run_id = tracking_uri, run_id
+        self.flush_every, self.flush_seconds = flush_every, flush_seconds
+        self._client: MlflowClient | None = None
+        self._buffer: list[Any] = []
+        self._last_flush = time.monotonic()
+
+    @property
+    def client(self) -> "MlflowClient":
+        if self._client is None:
+            self._client = client(self.uri)
+        return self._client
+
+    def start(self, resumed_from_step: int = 0) -> None:
+        from mlflow.entities import RunTag
+
+        with_retry(self.client.update_run, self.run_id, status="RUNNING")
+        tags = [RunTag("fdp.host", socket.gethostname()), RunTag("fdp.worker_pid", str(os.getpid()))]
+        if resumed_from_step:
+            tags.append(RunTag("fdp.resumed_from_step", str(resumed_from_step)))
+        with_retry(self.client.log_batch, self.run_id, tags=tags)
+
+    def log_config(self, cfg: "ExperimentConfig", git_commit: str = "", git_dirty: bool = False) -> None:
+        """Flattened config as params (only those not logged yet: a resumed attempt re-logs
+        nothing, and MLflow refuses to change a param), `config.yaml` and git commit tags."""
+        from mlflow.entities import Param, RunTag
+
+        have = with_retry(self.client.get_run, self.run_id).data.params
+        params = [Param(k, _param_text(v)) for k, v in flatten(to_dict(cfg)).items() if k not in have]
+        for i in range(0, len(params), PARAMS_PER_BATCH):
+            with_retry(self.client.log_batch, self.run_id, params=params[i:i + PARAMS_PER_BATCH])
+        with_retry(self.client.log_text, self.run_id, dump_yaml(cfg), "config.yaml")
+        if git_commit:
+            with_retry(self.client.log_batch, self.run_id,
+                       tags=[RunTag("mlflow.source.git.commit", git_commit),
+                             RunTag("fdp.git_dirty", str(git_dirty).lower())])
+
+    def log_terms(self, step: int, terms: dict[str, float]) -> None:
+        """The trainer's callback: buffer `train/<term>` at `step`, flush when due."""
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        self._buffer.extend(Metric(f"train/{k}", float(v), now, int(step)) for k, v in terms.items())
+        if len(self._buffer) >= self.flush_every or time.monotonic() - self._last_flush >= self.flush_seconds:
+            self.flush()
+
+    def flush(self) -> None:
+        while self._buffer:
+            batch, self._buffer = self._buffer[:METRICS_PER_BATCH], self._buffer[METRICS_PER_BATCH:]
+            with_retry(self.client.log_batch, self.run_id, metrics=batch)
+        self._last_flush = time.monotonic()
+
+    def log_result(self, result: "FoldResult", cfg: "ExperimentConfig") -> None:
+        """Final fold metrics, predictions, fold result, confusion matrix and example grid."""
+        from mlflow.entities import Metric, RunTag
+
+        self.flush()
+        now = int(time.time() * 1000)
+        values = dict(result.metrics)
+        values.update(wall_time_s=result.wall_time_s, steps_per_s=result.steps_per_s,
+                      peak_mem_mb=result.peak_mem_mb)
+        ms = [Metric(k, float(v), now, int(result.steps)) for k, v in values.items()]
+        with_retry(self.client.log_batch, self.run_id, metrics=ms,
+                   tags=[RunTag("fdp.selection_detail", result.selection[:5000]),
+                         RunTag("fdp.device", result.device)])
+        with tempfile.TemporaryDirectory() as tmp:
+            d = Path(tmp)
+            (d / "predictions.csv").write_text(predictions_csv(result))
+            (d / "fold_result.json").write_text(result.to_json())
+            if result.preds is not None:
+                from fdp.metrics import confusion
+
+                cm = confusion(result.labels, result.preds, len(result.class_names))
+                (d / "confusion.json").write_text(json.dumps(
+                    {"class_names": result.class_names, "matrix": cm.tolist(), "rows": "true", "cols": "pred"}))
+                _confusion_png(cm, result.class_names, d / "confusion.png", f"fold {result.fold}")
+            if result.examples:
+                _examples_png(result.examples, d / "examples.png", f"{cfg.variant} fold {result.fold}")
+            # one directory copy, not one call per file: fewer store round trips
+            with_retry(self.client.log_artifacts, self.run_id, str(d))
+
+    def finish(self) -> None:
+        self.flush()
+        with_retry(self.client.set_terminated, self.run_id, "FINISHED")
+
+    def fail(self, reason: str, details: str = "") -> None:
+        """Best effort: FAILED + `fdp.error`. If the store itself is the problem the driver marks
+        the run from the outcome, so errors here must not mask the job's own error."""
+        try:
+            try:
+                self.flush()
+            except Exception:  # noqa: BLE001 - the curves are nice to have, the failure is not
+                self._buffer.clear()
+            with_retry(self.client.set_tag, self.run_id, "fdp.error", reason[:5000])
+            if details:
+                with_retry(self.client.log_text, self.run_id, details, "error.txt")
+            with_retry(self.client.set_terminated, self.run_id, "FAILED")
+        except Exception:  # noqa: BLE001 - see docstring
+            pass
+
+
+def _param_text(v: Any) -> str:
+    text = json.dumps(v) if isinstance(v, (list, dict)) else str(v)
+    return text[:MAX_PARAM_CHARS]
+
+
+def _confusion_png(cm: Any, names: list[str], path: Path, title: str) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    m = len(names)
+    fig = Figure(figsize=(1.0 + 0.7 * m, 0.8 + 0.7 * m), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    ax.imshow(cm, cmap="Blues")
+    for i in range(m):
+        for j in range(m):
+            ax.text(j, i, str(int(cm[i][j])), ha="center", va="center", fontsize=8)
+    ax.set_xticks(range(m), names, rotation=45, ha="right", fontsize=7)
+    ax.set_yticks(range(m), names, fontsize=7)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def _examples_png(examples: dict[str, Any], path: Path, title: str) -> None:
+    """Fig. 4-style grid: per test clip, its frames, the ground-truth DI and the predicted DI."""
+    import numpy as np
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    frames = np.asarray(examples["frames"])  # (k, T, 3, H, W) uint8
+    gt = np.asarray(examples["gt_di"])  # (k, 1, H, W)
+    pred = examples.get("pred_di")
+    pred = np.asarray(pred) if pred is not None else None
+    k, t = frames.shape[0], frames.shape[1]
+    cols = t + 1 + (pred is not None)
+    fig = Figure(figsize=(0.9 * cols, 0.95 * k + 0.3), dpi=100)
+    FigureCanvasAgg(fig)
+    for r in range(k):
+        panels = [(frames[r, i].transpose(1, 2, 0), f"t{i}") for i in range(t)] + [(gt[r, 0], "GT DI")]
+        if pred is not None:
+            panels.append((pred[r, 0], "pred DI"))
+        for c, (img, name) in enumerate(panels):
+            ax = fig.add_subplot(k, cols, r * cols + c + 1)
+            ax.imshow(img, cmap=None if img.ndim == 3 else "gray", vmin=0, vmax=255)
+            ax.set_axis_off()
+            if r == 0:
+                ax.set_title(name, fontsize=7)
+    fig.suptitle(title, fontsize=8)
+    fig.savefig(path)

@@ -1,0 +1,360 @@
+"""Running sweeps on Ray: concurrency against one SQLite store, failures, resume, dying processes.
+
+One local Ray instance is shared by the module (starting one costs ~5-9 s on 2 cores). Tests
+whose point is the orchestration use small job functions defined here (named `orchestration_*`)
+that log through the real worker-side tracking code without training; the fault tests run the
+real trainer on a tiny CPU config.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import ray
+
+from fdp.train import FoldResult
+from orchestrator.jobs import JobOutcome, JobPayload, expand, run_job
+from orchestrator.progress import Progress, format_duration
+from orchestrator.scheduler import Cluster, SweepOptions, capacity, run_sweep
+from orchestrator.spec import Resources, parse_spec
+from orchestrator.tracking import RunLogger, SweepTracker
+
+# Workers cannot import this test module: ship its functions by value.
+ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = {  # the smallest model and run the trainer accepts; seconds per fold on one core
+    "model.encoder.dims": [16, 32, 64, 256], "model.encoder.stem_channels": 16, "model.encoder.heads": 4,
+    "model.temporal_channels": 32, "model.mer_hidden": 64, "model.dic_channels": [16, 16, 32, 32],
+    "train.batch_size": 4, "train.device": "cpu", "train.log_every": 2, "train.checkpoint_every": 2,
+}
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    yield
+    ray.shutdown()
+
+
+def _spec(cache: Path, name: str, variants: list[str], steps: int = 4, cpus: float = 1.0, **extra):
+    raw = {"name": name, "dataset": "casme2", "setting": "casme2/5", "variants": variants, "steps": steps,
+           "overrides": {**TINY, "data.cache_dir": str(cache)}, "resources": {"cpus": cpus, "gpus": 0},
+           "retries": 2, "tracking": {"experiment": f"exp-{name}"}, **extra}
+    return parse_spec(raw)
+
+
+def _opts(root: Path, **kw) -> SweepOptions:
+    kw.setdefault("stream", io.StringIO())
+    return SweepOptions(root=root, tracking_uri=f"sqlite:///{root / 'mlflow.db'}", **kw)
+
+
+def _result_for(payload: JobPayload) -> FoldResult:
+    """Deterministic per-clip predictions for a job, so pooled metrics have known inputs."""
+    n = 3
+    labels = [(int(payload.key[:2], 16) + i) % 5 for i in range(n)]
+    preds = [labels[0]] + [(y + 1) % 5 for y in labels[1:]]
+    return FoldResult(fold=payload.fold, clip_ids=[f"{payload.fold}_{i}" for i in range(n)],
+                      subjects=[payload.fold] * n, labels=labels, preds=preds,
+                      probs=[[1.0 if c == p else 0.0 for c in range(5)] for p in preds],
+                      class_names=["happiness", "disgust", "repression", "surprise", "others"], di_mse=None,
+                      curves={}, steps=20, wall_time_s=0.1, steps_per_s=200.0, peak_mem_mb=1.0, selection="last",
+                      metrics={"acc": 1 / 3})
+
+
+def orchestration_logging_job(payload: JobPayload) -> JobOutcome:
+    """Logs like a real job (config, 20 buffered steps, result artifacts) without training."""
+    from fdp.config import ExperimentConfig, from_dict
+
+    t0 = time.perf_counter()
+    log = RunLogger(payload.tracking_uri, payload.run_id, flush_every=payload.flush_every)
+    cfg = from_dict(ExperimentConfig, payload.cfg)
+    log.start()
+    log.log_config(cfg, payload.git_commit, payload.git_dirty)
+    for step in range(1, 21):
+        log.log_terms(step, {"mer": 1.0 / step, "total": 2.0 / step})
+    log.log_result(_result_for(payload), cfg)
+    log.finish()
+    return JobOutcome(payload.key, True, wall_time_s=time.perf_counter() - t0, pid=os.getpid())
+
+
+def orchestration_failing_job(payload: JobPayload) -> JobOutcome:
+    """Raises for the first fold of no_dic until a `.fixed` marker exists; counts its attempts."""
+    ckpt = Path(payload.checkpoint_path)
+    if payload.label.startswith("no_dic") and payload.label.endswith("fold=01"):
+        with open(ckpt.with_suffix(".attempts"), "a") as f:
+            f.write("x\n")
+        if not ckpt.with_suffix(".fixed").exists():
+            raise ValueError("boom: a deterministic failure inside the job")
+    return orchestration_logging_job(payload)
+
+
+# ---------------------------------------------------------------------------------------------
+# no Ray
+
+
+def test_capacity_and_eta():
+    c = Cluster("local", cpus=2, gpus=1, log_dir="", started_here=True)
+    assert capacity(c, Resources(1, 0)) == 2
+    assert capacity(c, Resources(0.125, 0)) == 16
+    assert capacity(c, Resources(0.5, 0.25)) == 4  # GPU fractions only do accounting: 4 share one GPU
+    assert capacity(c, Resources(1, 2)) == 0  # no node fits: the sweep stops with a message
+    assert capacity(c, Resources(0.125, 0), max_parallel=3) == 3
+    out = io.StringIO()
+    p = Progress(total=10, parallel=2, stream=out, tty=False, interval=3600)
+    for _ in range(4):
+        p.started()
+    p.finished(30.0, True)
+    p.finished(10.0, False)
+    assert (p.done, p.failed, p.running, p.queued) == (1, 1, 2, 6)
+    assert p.eta() == pytest.approx(30.0 * 8 / 2)  # 8 jobs left in waves of 2 at 30 s each
+    p.pooled("fdp|seed0", {"acc": 0.5, "uf1": 0.25})
+    p.close()
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 3  # the first event, the finished configuration, the close; nothing in between
+    assert "jobs 1/10 done, 2 running, 1 failed, 6 queued" in lines[-1] and "fdp|seed0: acc=0.500 uf1=0.250" in lines[-1]
+    assert format_duration(125) == "2m05s" and format_duration(7300) == "2h01m"
+
+
+def test_progress_redraws_in_place_on_a_terminal():
+    out = io.StringIO()
+    p = Progress(total=2, stream=out, tty=True)
+    p.started()
+    p.pooled("fdp|seed0", {"uf1": 0.5})
+    p.close()
+    text = out.getvalue()
+    assert "\x1b[1F" in text or "\x1b[2F" in text  # cursor moved up over the previous block
+    assert text.count("\n") >= 3
+
+
+# ---------------------------------------------------------------------------------------------
+# Ray, orchestration only
+
+
+@pytest.mark.integration
+def test_sixteen_jobs_log_at_once_into_a_fresh_store(ray_cluster, synth_cache, tmp_path):
+    spec = _spec(synth_cache, "sixteen", ["fdp", "no_dic", "no_rank", "no_local"], cpus=0.125)
+    plan = expand(spec)
+    assert len(plan.jobs) == 16
+    report = run_sweep(plan, _opts(tmp_path, job_fn=orchestration_logging_job, flush_every=5))
+    assert report.failed == {} and len(report.done) == 16 and report.exit_code == 0
+    tracker = SweepTracker(f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path)
+    every = tracker.client.search_experiments()
+    runs = [r for e in every for r in tracker.search(e.experiment_id, "")]
+    assert {r.info.experiment_id for r in runs} == {report.experiment_id}  # nothing in Default
+    children = [r for r in runs if r.data.tags.get("fdp.role") == "job"]
+    assert len(children) == 16 and all(r.info.status == "FINISHED" for r in children)
+    assert len({r.data.tags["fdp.job_key"] for r in children}) == 16
+    assert all(r.data.tags["mlflow.parentRunId"] == report.parent_run_id for r in children)
+    hist = tracker.client.get_metric_history(children[0].info.run_id, "train/total")
+    assert sorted(m.step for m in hist) == list(range(1, 21))
+    assert set(report.pooled) == {c.label for c in plan.configurations}
+    parent = tracker.client.get_run(report.parent_run_id)
+    assert parent.info.status == "FINISHED" and "fdp/seed0/acc" in parent.data.metrics
+
+
+@pytest.mark.integration
+def test_job_exception_is_not_retried_and_rerun_resumes(ray_cluster, synth_cache, tmp_path):
+    spec = _spec(synth_cache, "faults", ["fdp", "no_dic"])
+    plan = expand(spec)
+    first = run_sweep(plan, _opts(tmp_path, job_fn=orchestration_failing_job))
+    bad = "no_dic|seed0|fold=01"
+    assert first.exit_code == 1 and list(first.failed) == [bad] and len(first.done) == 7
+    assert first.failed[bad] == "ValueError: boom: a deterministic failure inside the job"
+    ckpt = tmp_path / ".cache" / "checkpoints" / "faults" / f"{next(j.key for j in plan.jobs if j.label == bad)}.pt"
+    assert ckpt.with_suffix(".attempts").read_text().count("x") == 1  # an exception is not retried
+    tracker = SweepTracker(f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path)
+    children = tracker.children(first.experiment_id, first.parent_run_id)
+    failed_run = children[ckpt.stem]
+    assert failed_run.info.status == "FAILED" and failed_run.data.tags["fdp.error"].startswith("ValueError: boom")
+    assert "no_dic|seed0" not in first.pooled and "fdp|seed0" in first.pooled  # pooled only when all folds are done
+
+    ckpt.with_suffix(".fixed").touch()
+    second = run_sweep(plan, _opts(tmp_path, job_fn=orchestration_failing_job))
+    assert second.resumed and second.parent_run_id == first.parent_run_id
+    assert second.exit_code == 0 and second.done == [bad] and len(second.skipped) == 7
+    after = tracker.children(first.experiment_id, first.parent_run_id)
+    assert after[ckpt.stem].info.run_id == failed_run.info.run_id  # the same run continued
+    assert after[ckpt.stem].info.status == "FINISHED" and "fdp.error" not in after[ckpt.stem].data.tags
+    runs = tracker.search(first.experiment_id, f"tags.`mlflow.parentRunId` = '{first.parent_run_id}'")
+    assert len(runs) == 8  # exactly one run per job key
+    assert second.pooled["fdp|seed0"] == first.pooled["fdp|seed0"]
+    assert set(second.pooled) == {"fdp|seed0", "no_dic|seed0"}
+
+
+# ---------------------------------------------------------------------------------------------
+# Ray + the real trainer
+
+
+def orchestration_pid_recording_job(payload: JobPayload) -> JobOutcome:
+    """The real job, after noting this attempt's pid and whether a checkpoint was there, so the
+    test can kill the worker process and then see how the retry started."""
+    ckpt = Path(payload.checkpoint_path)
+    with open(ckpt.with_suffix(".attempts"), "a") as f:
+        f.write(f"{os.getpid()} {int(ckpt.exists())}\n")
+    return run_job(payload)
+
+
+@pytest.mark.integration
+def test_cli_smoke_sweep_with_a_diverging_configuration(ray_cluster, synth_cache, tmp_path, monkeypatch):
+    """`run --smoke` end to end with the real trainer: the lr=1e12 configuration diverges (NaN):
+    its jobs are FAILED with the reason, the other configuration finishes and is pooled; exit 1."""
+    from click.testing import CliRunner
+
+    from orchestrator.commands_run import run_cmd
+
+    spec = tmp_path / "lr.yaml"
+    spec.write_text(textwrap.dedent(f"""\
+        name: lr
+        dataset: casme2
+        setting: casme2/5
+        variants: [fdp]
+        grid: {{train.lr: [0.0001, 1.0e+12]}}
+        steps: 50
+        overrides: {{data.cache_dir: "{synth_cache}"}}
+        resources: {{cpus: 1, gpus: 0}}
+        tracking: {{experiment: lr-exp}}
+        smoke: {{folds: 2, train.steps: 4, model.encoder.dims: [16, 32, 64, 256], model.encoder.stem_channels: 16,
+                 model.encoder.heads: 4, model.temporal_channels: 32, model.mer_hidden: 64,
+                 model.dic_channels: [16, 16, 32, 32], train.batch_size: 4, train.log_every: 2}}
+        """))
+    monkeypatch.setenv("FDP_PROJECT_ROOT", str(tmp_path))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    res = CliRunner().invoke(run_cmd, [str(spec), "--smoke"])
+    assert res.exit_code == 1, res.output
+    assert "sweep lr: 2 done, 0 skipped (finished earlier), 2 failed" in res.output
+    assert "FAILED fdp|lr=1000000000000|seed0|fold=01: TrainingError: fold 01: step 2: loss term" in res.output
+    assert "fdp|lr=0.0001|seed0: acc=" in res.output
+    tracker = SweepTracker(f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path)
+    exp = tracker.client.get_experiment_by_name("lr-exp")
+    assert exp.artifact_location == (tmp_path / "mlruns" / "lr-exp").as_uri()
+    runs = tracker.search(exp.experiment_id, "tags.`fdp.role` = 'job'")
+    status = {r.data.tags["fdp.config_label"] + "/" + r.data.tags["fdp.fold"]: r.info.status for r in runs}
+    assert status == {"fdp|lr=0.0001|seed0/01": "FINISHED", "fdp|lr=0.0001|seed0/02": "FINISHED",
+                      "fdp|lr=1000000000000|seed0/01": "FAILED", "fdp|lr=1000000000000|seed0/02": "FAILED"}
+    ok = next(r for r in runs if r.info.status == "FINISHED")
+    assert ok.data.params["train.steps"] == "4" and ok.data.params["train.device"] == "cpu"
+    assert {"acc", "uf1", "uar", "di_mse", "train/total"} <= set(ok.data.metrics)
+    assert not list((tmp_path / ".cache" / "checkpoints" / "lr").glob("*.pt"))  # finished jobs drop theirs
+
+
+@pytest.mark.integration
+def test_killed_worker_is_retried_from_its_checkpoint(ray_cluster, synth_cache, tmp_path):
+    import threading
+
+    spec = _spec(synth_cache, "killw", ["fdp"], steps=40, folds=1)
+    plan = expand(spec)
+    assert len(plan.jobs) == 1
+    ckpt = tmp_path / ".cache" / "checkpoints" / "killw" / f"{plan.jobs[0].key}.pt"
+    box = {}
+    t = threading.Thread(target=lambda: box.setdefault("report", run_sweep(
+        plan, _opts(tmp_path, job_fn=orchestration_pid_recording_job))))
+    t.start()
+    deadline = time.monotonic() + 120
+    while not ckpt.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert ckpt.exists(), "no checkpoint appeared"
+    pid = int(ckpt.with_suffix(".attempts").read_text().split()[0])
+    os.kill(pid, signal.SIGKILL)
+    t.join(timeout=180)
+    report = box["report"]
+    assert report.exit_code == 0 and report.done == [plan.jobs[0].label]
+    attempts = [line.split() for line in ckpt.with_suffix(".attempts").read_text().splitlines()]
+    assert len(attempts) == 2 and attempts[0][1] == "0" and attempts[1][1] == "1"  # the retry found the checkpoint
+    assert attempts[1][0] != attempts[0][0]
+    tracker = SweepTracker(f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path)
+    (run,) = tracker.children(report.experiment_id, report.parent_run_id).values()
+    assert run.info.status == "FINISHED" and int(run.data.tags["fdp.resumed_from_step"]) > 0
+    assert not ckpt.exists()  # removed once the job finished
+
+
+DRIVER = "from orchestrator.commands_run import run_cmd; run_cmd()"
+
+
+def _sweep_file(tmp: Path, cache: Path) -> Path:
+    spec = tmp / "resume.yaml"
+    spec.write_text(textwrap.dedent(f"""\
+        name: resume
+        dataset: casme2
+        setting: casme2/5
+        variants: [fdp]
+        steps: 12
+        overrides: {{data.cache_dir: "{cache}", model.encoder.dims: [16, 32, 64, 256], model.encoder.stem_channels: 16,
+                     model.encoder.heads: 4, model.temporal_channels: 32, model.mer_hidden: 64,
+                     model.dic_channels: [16, 16, 32, 32], train.batch_size: 4, train.device: cpu,
+                     train.log_every: 2, train.checkpoint_every: 2}}
+        resources: {{cpus: 1, gpus: 0}}
+        tracking: {{experiment: resume-exp}}
+        """))
+    return spec
+
+
+def _driver(root: Path, spec: Path) -> subprocess.Popen:
+    env = {**os.environ, "FDP_PROJECT_ROOT": str(root), "MLFLOW_DISABLE_TELEMETRY": "true",
+           "RAY_USAGE_STATS_ENABLED": "0"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    env.pop("RAY_ADDRESS", None)
+    return subprocess.Popen([sys.executable, "-c", DRIVER, str(spec)], cwd=root, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+@pytest.mark.integration
+def test_killed_driver_resumes_to_the_same_result(synth_cache, tmp_path):
+    """SIGKILL the driver after some jobs finished; re-run: one FINISHED run per job key and the
+    pooled metrics of an uninterrupted sweep (own Ray clusters, started by the drivers)."""
+    from mlflow.tracking import MlflowClient
+
+    killed, clean = tmp_path / "killed", tmp_path / "clean"
+    killed.mkdir()
+    clean.mkdir()
+    spec_k, spec_c = _sweep_file(killed, synth_cache), _sweep_file(clean, synth_cache)
+
+    proc = _driver(killed, spec_k)
+    # poll read-only with sqlite3: an MlflowClient here would race the driver's schema creation
+    db = f"file:{killed / 'mlflow.db'}?mode=ro"
+    deadline, finished = time.monotonic() + 240, 0
+    while time.monotonic() < deadline and proc.poll() is None and finished < 2:
+        time.sleep(0.3)
+        try:
+            with sqlite3.connect(db, uri=True, timeout=1) as con:
+                finished = con.execute("SELECT count(*) FROM runs r JOIN tags t ON t.run_uuid = r.run_uuid "
+                                       "WHERE t.key = 'fdp.role' AND t.value = 'job' "
+                                       "AND r.status = 'FINISHED'").fetchone()[0]
+        except sqlite3.Error:
+            continue  # not created yet, or locked: poll again
+    assert proc.poll() is None and finished >= 2, proc.communicate()[0] if proc.poll() is not None else finished
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver and everything its session started (Ray)
+    proc.wait()
+
+    again = _driver(killed, spec_k)
+    out_k = again.communicate(timeout=300)[0]
+    base = _driver(clean, spec_c)
+    out_c = base.communicate(timeout=300)[0]
+    assert again.returncode == 0, out_k
+    assert base.returncode == 0, out_c
+    assert "(resumed)" in out_k and "skipped (finished earlier)" in out_k
+
+    def state(root: Path) -> tuple[dict[str, list[str]], dict[str, float]]:
+        c = MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
+        exp = c.get_experiment_by_name("resume-exp")
+        runs = c.search_runs([exp.experiment_id], "tags.`fdp.role` = 'job'")
+        by_key: dict[str, list[str]] = {}
+        for r in runs:
+            by_key.setdefault(r.data.tags["fdp.job_key"], []).append(r.info.status)
+        (parent,) = c.search_runs([exp.experiment_id], "tags.`fdp.role` = 'parent'")
+        return by_key, parent.data.metrics
+
+    keys_k, pooled_k = state(killed)
+    keys_c, pooled_c = state(clean)
+    assert keys_k == keys_c and len(keys_k) == 4
+    assert all(v == ["FINISHED"] for v in keys_k.values())  # exactly one run per job key
+    assert pooled_k == pooled_c and "fdp/seed0/uf1" in pooled_k

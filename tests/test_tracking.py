@@ -1,0 +1,156 @@
+"""MLflow tracking of sweeps: store location, driver-created runs, worker logging, pooled metrics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fdp.metrics import pooled_metrics
+from fdp.train import FoldResult
+from fdp.variants import build_config
+from orchestrator.jobs import Job, job_key
+from orchestrator.spec import parse_spec
+from orchestrator.tracking import (RunLogger, SweepTracker, artifact_location, metric_prefix, predictions_csv,
+                                   read_predictions, resolve_tracking_uri, with_retry)
+
+
+def _spec(name="trk", **extra):
+    raw = {"name": name, "dataset": "casme2", "setting": "casme2/5", "variants": ["fdp"], **extra}
+    return parse_spec(raw)
+
+
+def _result(fold: str, labels: list[int], preds: list[int], di: list[float] | None = None) -> FoldResult:
+    n, m = len(labels), 5
+    probs = [[0.9 if c == p else 0.025 for c in range(m)] for p in preds]
+    return FoldResult(fold=fold, clip_ids=[f"{fold}_c{i}" for i in range(n)], subjects=[fold] * n, labels=labels,
+                      preds=preds, probs=probs, class_names=["happiness", "disgust", "repression", "surprise", "others"],
+                      di_mse=di, curves={"total": [(1, 2.0), (2, 1.5)]}, steps=2, wall_time_s=0.5, steps_per_s=4.0,
+                      peak_mem_mb=100.0, selection="model after the last step (2)",
+                      metrics=pooled_metrics(labels, preds, m) | ({"di_mse": float(np.mean(di))} if di else {}),
+                      examples={"frames": np.zeros((2, 8, 3, 16, 16), np.uint8),
+                                "gt_di": np.full((2, 1, 16, 16), 128, np.uint8),
+                                "pred_di": np.full((2, 1, 16, 16), 64, np.uint8)})
+
+
+@pytest.fixture
+def tracker(tmp_path):
+    return SweepTracker(f"sqlite:///{tmp_path / 'mlflow.db'}", root=tmp_path)
+
+
+def test_tracking_uri_layers(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("FDP_PROJECT_ROOT", str(tmp_path))
+    assert resolve_tracking_uri() == f"sqlite:///{tmp_path}/mlflow.db"
+    assert resolve_tracking_uri().startswith("sqlite:////")  # absolute: valid from a worker's cwd
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///sub/runs.db")  # relative: pinned to the root
+    assert resolve_tracking_uri() == f"sqlite:///{tmp_path}/sub/runs.db"
+    assert resolve_tracking_uri("http://head:5000") == "http://head:5000"  # the CLI wins
+    with pytest.raises(ValueError, match="expected sqlite"):
+        resolve_tracking_uri("just/a/dir")
+    assert artifact_location("fdp smoke", tmp_path) == (tmp_path / "mlruns" / "fdp_smoke").as_uri()
+
+
+def test_metric_prefix_is_a_valid_mlflow_name():
+    assert metric_prefix("fdp|lambda_d=10|seed0") == "fdp/lambda_d:10/seed0"
+    assert metric_prefix("fdp|dims=16,32|seed1") == "fdp/dims:16_32/seed1"
+
+
+def test_retry_only_on_locked_database():
+    calls = []
+
+    def flaky():
+        calls.append(1)
+        if len(calls) < 3:
+            raise RuntimeError("(sqlite3.OperationalError) database is locked")
+        return "ok"
+
+    assert with_retry(flaky) == "ok" and len(calls) == 3
+    calls.clear()
+
+    def broken():
+        calls.append(1)
+        raise RuntimeError("no such table")
+
+    with pytest.raises(RuntimeError, match="no such table"):
+        with_retry(broken)
+    assert len(calls) == 1
+
+
+def test_parent_is_reused_by_spec_hash_unless_fresh(tracker, tmp_path):
+    exp = tracker.experiment_id("trk-exp")
+    assert tracker.client.get_experiment(exp).artifact_location == (tmp_path / "mlruns" / "trk-exp").as_uri()
+    spec = _spec()
+    first = tracker.open_parent(exp, spec)
+    again = tracker.open_parent(exp, spec)
+    assert not first.reused and again.reused
+    assert again.run_id == first.run_id and again.instance == first.instance
+    other = tracker.open_parent(exp, _spec(steps=7))  # another spec hash: another instance
+    fresh = tracker.open_parent(exp, spec, fresh=True)
+    assert len({first.run_id, other.run_id, fresh.run_id}) == 3
+    tags = tracker.client.get_run(fresh.run_id).data.tags
+    assert tags["fdp.sweep"] == "trk" and tags["fdp.spec_hash"] == spec.spec_hash and tags["fdp.role"] == "parent"
+    assert tracker.open_parent(exp, spec).run_id == fresh.run_id  # the latest instance is resumed
+
+
+def test_worker_logging_and_pooled_metrics(tracker):
+    exp = tracker.experiment_id("trk-exp")
+    parent = tracker.open_parent(exp, _spec())
+    cfg = build_config("fdp", {"train.steps": 2})
+    folds = {"01": ([0, 1, 2, 3], [0, 1, 1, 3]), "02": ([4, 4, 0], [4, 0, 0])}
+    run_ids = []
+    for fold, (labels, preds) in folds.items():
+        job = Job(job_key(cfg, fold), f"fdp|seed0|fold={fold}", "fdp|seed0", fold, "fdp", 0, cfg)
+        rid = tracker.create_child(exp, parent, job, "trk")
+        assert tracker.client.get_run(rid).info.status == "SCHEDULED"
+        log = RunLogger(tracker.uri, rid, flush_every=4)
+        log.start()
+        log.log_config(cfg, "abc123", False)
+        for step in range(1, 6):
+            log.log_terms(step, {"mer": 1.0 / step, "total": 2.0 / step})
+        log.log_result(_result(fold, labels, preds, di=[0.01] * len(labels)), cfg)
+        log.finish()
+        run_ids.append(rid)
+    run = tracker.client.get_run(run_ids[0])
+    assert run.info.status == "FINISHED"
+    assert run.data.params["loss.lambda_d"] == "100.0" and run.data.params["model.encoder.dims"] == str(cfg.model.encoder.dims)
+    assert run.data.tags["mlflow.source.git.commit"] == "abc123" and run.data.tags["fdp.job_key"] == job_key(cfg, "01")
+    assert run.data.tags["mlflow.parentRunId"] == parent.run_id and run.data.tags["fdp.selection"] == "last"
+    history = tracker.client.get_metric_history(run_ids[0], "train/total")
+    assert [m.step for m in history] == [1, 2, 3, 4, 5] and history[-1].value == pytest.approx(0.4)
+    artifacts = {a.path for a in tracker.client.list_artifacts(run_ids[0])}
+    assert {"config.yaml", "predictions.csv", "fold_result.json", "confusion.json", "confusion.png",
+            "examples.png"} <= artifacts
+    assert set(tracker.children(exp, parent.run_id)) == {job_key(cfg, "01"), job_key(cfg, "02")}
+
+    pooled = tracker.pooled(run_ids)
+    # hand-computed: 7 clips, 5 correct (0,1,3 of fold 01; 4,0 of fold 02)
+    assert pooled["acc"] == pytest.approx(5 / 7)
+    expected = pooled_metrics([0, 1, 2, 3, 4, 4, 0], [0, 1, 1, 3, 4, 0, 0], 5)
+    assert pooled["uf1"] == pytest.approx(expected["uf1"]) and pooled["uar"] == pytest.approx(expected["uar"])
+    assert pooled["di_mse"] == pytest.approx(0.01)
+    tracker.log_pooled(parent.run_id, "fdp|seed0", pooled)
+    assert tracker.client.get_run(parent.run_id).data.metrics["fdp/seed0/acc"] == pytest.approx(5 / 7)
+
+
+def test_failed_job_is_marked_with_reason(tracker):
+    exp = tracker.experiment_id("trk-exp")
+    parent = tracker.open_parent(exp, _spec())
+    cfg = build_config("fdp")
+    rid = tracker.create_child(exp, parent, Job(job_key(cfg, "01"), "l", "c", "01", "fdp", 0, cfg), "trk")
+    log = RunLogger(tracker.uri, rid)
+    log.start()
+    log.log_terms(1, {"total": 1.0})
+    log.fail("TrainingError: fold 01: step 3: loss term 'total' is nan", "Traceback ...")
+    run = tracker.client.get_run(rid)
+    assert run.info.status == "FAILED"
+    assert run.data.tags["fdp.error"].startswith("TrainingError: fold 01: step 3")
+    assert run.data.metrics["train/total"] == 1.0  # buffered curve flushed before failing
+
+
+def test_predictions_csv_roundtrip():
+    res = _result("07", [0, 2, 4], [0, 2, 1], di=[0.1, 0.2, 0.3])
+    back = read_predictions(predictions_csv(res))
+    assert back["labels"] == [0, 2, 4] and back["preds"] == [0, 2, 1] and back["num_classes"] == 5
+    assert back["di_mse"] == pytest.approx([0.1, 0.2, 0.3]) and back["clip_ids"][0] == "07_c0"
+    res.preds, res.probs = None, None  # no_mer: no class predictions
+    assert read_predictions(predictions_csv(res))["preds"] is None
