@@ -1,0 +1,46 @@
+"""`fdp-sweep summarize`: the paper's tables (and Fig. 4) from the sweeps recorded in MLflow."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from orchestrator.clitools import fail_on_errors
+
+
+@click.command("summarize")
+@click.option("--table", "table", type=click.IntRange(4, 14), default=None, help="Paper table 4-14.")
+@click.option("--figure", "figure", type=click.Choice(["4"]), default=None,
+              help="Fig. 4: frames, ground-truth and predicted DI per variant (Table 14 / 9 sweep).")
+@click.option("--sweep", default=None, help="Use the latest sweep with this name (fdp.sweep tag), smoke or not.")
+@click.option("--format", "fmt", type=click.Choice(["md", "latex", "csv"]), default="md", show_default=True)
+@click.option("--tracking-uri", default=None,
+              help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///<project>/mlflow.db).")
+@click.option("--include-smoke", is_flag=True, help="Also consider --smoke sweeps.")
+@click.option("--out", default="figures/fig4.png", show_default=True, type=click.Path(dir_okay=False),
+              help="With --figure: where to write the PNG.")
+@fail_on_errors
+def summarize_cmd(table: int | None, figure: str | None, sweep: str | None, fmt: str, tracking_uri: str | None,
+                  include_smoke: bool, out: str) -> None:
+    """Print paper table N with our results beside the paper's, or write Fig. 4."""
+    from orchestrator.summarize import SummaryError, figure4, render_summary
+    from orchestrator.tracking import resolve_tracking_uri
+
+    if (table is None) == (figure is None):
+        click.echo("error: give exactly one of --table N or --figure 4", err=True)
+        sys.exit(2)
+    try:
+        uri = resolve_tracking_uri(tracking_uri)
+        if figure:
+            path = figure4(uri, Path(out), sweep=sweep, include_smoke=include_smoke)
+            click.echo(f"wrote {path}")
+            return
+        text, notes = render_summary(table, uri, sweep=sweep, fmt=fmt, include_smoke=include_smoke)
+    except (SummaryError, ValueError) as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(2)
+    click.echo(text)
+    for n in notes:
+        click.echo(n, err=True)

@@ -1,0 +1,105 @@
+"""summarize: a tiny real sweep (sweeps/smoke.yaml --smoke) aggregated from MLflow equals the
+metrics recomputed from the runs' own predictions.csv; missing jobs are reported; every format
+renders; Tables 12-13 render with no runs; a table without a sweep fails in one line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from orchestrator.commands_run import run_cmd
+from orchestrator.commands_summarize import summarize_cmd
+from orchestrator.summarize import collect, find_parent, table_input
+from orchestrator.tracking import SweepTracker, read_predictions
+
+SMOKE = str(Path(__file__).resolve().parents[1] / "sweeps" / "smoke.yaml")
+
+
+@pytest.fixture(scope="module")
+def swept(synth_cache, tmp_path_factory):
+    """smoke.yaml --smoke (2 variants x 2 folds, 4 steps) run for real into a tmp project root."""
+    root = tmp_path_factory.mktemp("proj")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("FDP_CACHE_DIR", str(Path(synth_cache).parent))
+    mp.setenv("FDP_PROJECT_ROOT", str(root))
+    mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    res = CliRunner().invoke(run_cmd, [SMOKE, "--smoke", "--tracking-uri", uri, "--max-parallel", "2"])
+    assert res.exit_code == 0, res.output
+    yield uri
+    mp.undo()
+
+
+def _recomputed(tracker, runs):
+    from fdp.metrics import pooled_metrics
+
+    labels, preds, n = [], [], 0
+    for r in runs:
+        local = tracker.client.download_artifacts(r.info.run_id, "predictions.csv")
+        p = read_predictions(Path(local).read_text())
+        labels += p["labels"]
+        preds += p["preds"]
+        n = max(n, p["num_classes"])
+    return pooled_metrics(labels, preds, n)
+
+
+def test_aggregation_equals_recomputed_predictions(swept):
+    tracker = SweepTracker(swept)
+    assert find_parent(tracker, table=9) is None  # smoke parents are skipped by default
+    found = find_parent(tracker, table=9, include_smoke=True)
+    assert found is not None and found.name == "smoke"
+    results = collect(tracker, found, 9)
+    assert set(results) == {"fdp", "no_dic"}
+    for variant, res in results.items():
+        runs = [r for r in found.children if r.data.tags["fdp.variant"] == variant]
+        assert len(runs) == 2 and not res.missing
+        want = _recomputed(tracker, runs)
+        for m in ("acc", "uf1", "uar"):
+            assert res.metrics[m] == [pytest.approx(want[m])]
+        assert set(res.fold_metrics["uf1"]) == {r.data.tags["fdp.fold"] for r in runs}
+    assert "di_mse" in results["fdp"].metrics and "di_mse" not in results["no_dic"].metrics
+
+
+def test_missing_job_is_reported(swept):
+    tracker = SweepTracker(swept)
+    found = find_parent(tracker, sweep="smoke")
+    victim = next(r for r in found.children if r.data.tags["fdp.variant"] == "no_dic")
+    tracker.mark_failed(victim.info.run_id, "boom")
+    try:
+        res = CliRunner().invoke(summarize_cmd, ["--table", "9", "--sweep", "smoke", "--tracking-uri", swept])
+        assert res.exit_code == 0, res.output
+        assert "No L_DIC" in res.output or "no_dic" in res.output or "L_DIC" in res.output
+        assert f"fold {victim.data.tags['fdp.fold']}: FAILED" in res.output
+        ours = table_input(tracker, 9, sweep="smoke")
+        assert len(ours.get("no_dic").missing) == 1 and len(ours.get("no_dic").metrics["acc"]) == 1
+    finally:
+        tracker.client.set_terminated(victim.info.run_id, "FINISHED")
+
+
+@pytest.mark.parametrize("fmt", ["md", "latex", "csv"])
+@pytest.mark.parametrize("table", [9, 13])
+def test_all_formats_render(swept, fmt, table):
+    res = CliRunner().invoke(summarize_cmd, ["--table", str(table), "--include-smoke", "--format", fmt,
+                                             "--tracking-uri", swept])
+    assert res.exit_code == 0, res.output
+    assert res.output.strip()
+
+
+def test_no_sweep_is_one_line_error_and_12_works_without_runs(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'empty.db'}"
+    res = CliRunner().invoke(summarize_cmd, ["--table", "10", "--tracking-uri", uri])
+    assert res.exit_code == 2
+    assert "sweeps/backbones.yaml" in res.output and len(res.output.strip().splitlines()) == 1
+    for t in ("12", "13"):
+        res = CliRunner().invoke(summarize_cmd, ["--table", t, "--tracking-uri", uri])
+        assert res.exit_code == 0, res.output
+
+
+def test_figure4(swept, tmp_path):
+    out = tmp_path / "fig4.png"
+    res = CliRunner().invoke(summarize_cmd, ["--figure", "4", "--include-smoke", "--tracking-uri", swept,
+                                             "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert out.exists() and out.stat().st_size > 1000
