@@ -69,7 +69,7 @@ def train_cmd(dataset, setting, variant, cache_dir, fold, max_folds, steps, devi
 # the smoke size shared by `train --smoke` and sweep files' default smoke block
 SMOKE_OVERRIDES = {
     "model.encoder.dims": [16, 32, 64, 256], "model.encoder.stem_channels": 16, "model.encoder.heads": 4,
-    "model.encoder.vit_dim": 64, "model.encoder.vit_depth": 2, "model.encoder.vit_heads": 4,
+    "model.encoder.vit_dim": 256, "model.encoder.vit_depth": 2, "model.encoder.vit_heads": 4,
     "model.temporal_channels": 32, "model.mer_hidden": 64, "model.dic_channels": [16, 16, 32, 32],
     "train.batch_size": 8, "train.steps": 20, "train.device": "cpu", "train.log_every": 5,
     "train.checkpoint_every": 10,

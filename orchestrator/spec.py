@@ -47,6 +47,8 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 RESERVED_KEYS = {"train.seed": "seeds", "data.dataset": "dataset", "data.setting": "setting",
                  "data.test_dataset": "test_dataset", "variant": "variants"}
 SEARCH_PARAM_TYPES = ("float", "int", "categorical")
+# spec keys a smoke block may replace, so any table's sweep can smoke-test on the synthetic benchmark
+SMOKE_TOP_KEYS = ("dataset", "setting", "protocol", "test_dataset", "seeds")
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,11 @@ def load_spec(path: str | Path, sets: dict[str, Any] | None = None, smoke: bool 
         mark = getattr(e, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""
         raise SpecError([f"{path}{where}: not valid YAML ({getattr(e, 'problem', None) or e})"]) from None
+    if isinstance(raw, dict) and "from_search" in raw:
+        # the study's best values and its never-searched holdout subjects (docs/search.md)
+        from orchestrator.search import resolve_from_search
+
+        raw = resolve_from_search(raw)
     return parse_spec(raw, sets=sets, smoke=smoke, source=str(p))
 
 
@@ -138,6 +145,12 @@ def parse_spec(raw: Any, sets: dict[str, Any] | None = None, smoke: bool = False
 
     if not isinstance(raw, dict):
         raise SpecError([f"{source}: a sweep spec is a YAML mapping (name:, dataset:, variants:, ...)"])
+    if smoke and isinstance(raw.get("smoke"), dict):
+        swap = {k: v for k, v in raw["smoke"].items() if k in SMOKE_TOP_KEYS}
+        if swap:
+            raw = {**raw, **swap}
+            if swap.get("protocol") == "loso":
+                raw.pop("test_dataset", None)
     for k in raw:
         if k not in TOP_KEYS:
             bad(f"unknown key {k!r}{suggest(str(k), list(TOP_KEYS))}")
@@ -256,6 +269,8 @@ def parse_spec(raw: Any, sets: dict[str, Any] | None = None, smoke: bool = False
         bad(f"smoke: expected a mapping of dotted config key -> value (and `folds`), got {smoke_block!r}")
         smoke_block = {}
     for k, v in smoke_block.items():
+        if k in SMOKE_TOP_KEYS:
+            continue  # checked as the spec's own key when --smoke applies it
         if k == "folds":
             problems.extend(f"{source}: smoke.folds: {m}" for m in _check_folds(v))
         else:
@@ -404,7 +419,7 @@ def smoke_overrides(spec: SweepSpec) -> dict[str, Any]:
     if not spec.is_smoke:
         return {}
     over: dict[str, Any] = {"train.device": "cpu"}
-    over.update({k: v for k, v in spec.smoke.items() if k != "folds"})
+    over.update({k: v for k, v in spec.smoke.items() if k != "folds" and k not in SMOKE_TOP_KEYS})
     return over
 
 
