@@ -18,7 +18,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 
@@ -233,13 +233,7 @@ def parse_spec(raw: Any, sets: dict[str, Any] | None = None, smoke: bool = False
         problems.extend(f"{source}: folds: {m}" for m in _check_folds(folds))
 
     resources = Resources()
-    res = raw.get("resources") or {}
-    if not isinstance(res, dict):
-        bad(f"resources: expected a mapping {{cpus: N, gpus: fraction}}, got {res!r}")
-        res = {}
-    for k in res:
-        if k not in RESOURCE_KEYS:
-            bad(f"resources: unknown key {k!r}{suggest(str(k), list(RESOURCE_KEYS))}")
+    res = _mapping(raw, "resources", RESOURCE_KEYS, "{cpus: N, gpus: fraction}", bad)
     cpus, gpus = res.get("cpus", 1.0), res.get("gpus", 0.0)
     if not _number(cpus) or cpus <= 0:
         bad(f"resources.cpus: expected a positive number, got {cpus!r}")
@@ -253,13 +247,7 @@ def parse_spec(raw: Any, sets: dict[str, Any] | None = None, smoke: bool = False
         bad(f"retries: expected a non-negative integer, got {retries!r}")
         retries = 2
 
-    tracking = raw.get("tracking") or {}
-    if not isinstance(tracking, dict):
-        bad(f"tracking: expected a mapping {{experiment: name}}, got {tracking!r}")
-        tracking = {}
-    for k in tracking:
-        if k not in TRACKING_KEYS:
-            bad(f"tracking: unknown key {k!r}{suggest(str(k), list(TRACKING_KEYS))}")
+    tracking = _mapping(raw, "tracking", TRACKING_KEYS, "{experiment: name}", bad)
     experiment = tracking.get("experiment", name if isinstance(name, str) else "")
     if not isinstance(experiment, str) or not experiment.strip():
         bad(f"tracking.experiment: expected a non-empty name, got {experiment!r}")
@@ -309,6 +297,19 @@ def parse_spec(raw: Any, sets: dict[str, Any] | None = None, smoke: bool = False
     if problems:
         raise SpecError(_unique(problems))
     return spec
+
+
+def _mapping(raw: dict[str, Any], key: str, known: tuple[str, ...], example: str,
+             bad: Callable[[str], None]) -> dict[str, Any]:
+    """raw[key] as a mapping whose keys are all in `known`; each mistake reported through `bad`."""
+    value = raw.get(key) or {}
+    if not isinstance(value, dict):
+        bad(f"{key}: expected a mapping {example}, got {value!r}")
+        return {}
+    for k in value:
+        if k not in known:
+            bad(f"{key}: unknown key {k!r}{suggest(str(k), list(known))}")
+    return value
 
 
 def _known_datasets() -> list[str]:

@@ -30,3 +30,4 @@ def synth_cache(tmp_path_factory):
     root = tmp_path_factory.mktemp("synth")
     data = write_synthetic(root / "data", subjects=4, clips_per_subject=5, seed=0)
     return prepare("casme2", data, out_dir=root / "cache")
+

@@ -14,11 +14,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
-
-from orchestrator.commands_run import run_cmd
-
-SMOKE = str(Path(__file__).resolve().parents[1] / "sweeps" / "smoke.yaml")
+from fixtures_runs import run_smoke_sweep
 
 
 def _free_port() -> int:
@@ -42,12 +38,7 @@ def _post(base: str, path: str, body: dict) -> dict:
 
 @pytest.mark.integration
 def test_mlflow_ui_serves_the_sweep(synth_cache, tmp_path, monkeypatch):
-    monkeypatch.setenv("FDP_CACHE_DIR", str(Path(synth_cache).parent))
-    monkeypatch.setenv("FDP_PROJECT_ROOT", str(tmp_path))
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    res = CliRunner().invoke(run_cmd, [SMOKE, "--smoke", "--tracking-uri", uri, "--max-parallel", "2"])
-    assert res.exit_code == 0, res.output
+    uri = run_smoke_sweep(synth_cache, tmp_path, monkeypatch)
 
     port = _free_port()
     base = f"http://127.0.0.1:{port}"

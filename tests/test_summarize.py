@@ -9,26 +9,16 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from orchestrator.commands_run import run_cmd
 from orchestrator.commands_summarize import summarize_cmd
 from orchestrator.summarize import collect, find_parent, table_input
 from orchestrator.tracking import SweepTracker, read_predictions
-
-SMOKE = str(Path(__file__).resolve().parents[1] / "sweeps" / "smoke.yaml")
-
+from fixtures_runs import run_smoke_sweep
 
 @pytest.fixture(scope="module")
 def swept(synth_cache, tmp_path_factory):
     """smoke.yaml --smoke (2 variants x 2 folds, 4 steps) run for real into a tmp project root."""
-    root = tmp_path_factory.mktemp("proj")
     mp = pytest.MonkeyPatch()
-    mp.setenv("FDP_CACHE_DIR", str(Path(synth_cache).parent))
-    mp.setenv("FDP_PROJECT_ROOT", str(root))
-    mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    res = CliRunner().invoke(run_cmd, [SMOKE, "--smoke", "--tracking-uri", uri, "--max-parallel", "2"])
-    assert res.exit_code == 0, res.output
-    yield uri
+    yield run_smoke_sweep(synth_cache, tmp_path_factory.mktemp("proj"), mp)
     mp.undo()
 
 
