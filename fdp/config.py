@@ -2,14 +2,16 @@
 
 Layers (STYLE.md): code defaults here -> variant diff (fdp.variants) -> sweep YAML -> CLI
 overrides. Every layer is applied with `apply_overrides(cfg, {"dotted.key": value})`, which
-type-checks each value against the field it replaces, so a typo or a wrong type fails with
-one line naming the key.
+type-checks each value against the field it replaces (and against `BOUNDS` / `CHOICES`), so a
+typo, a wrong type or a value the code cannot run with fails with one line naming the key.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -118,6 +120,40 @@ class ExperimentConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
+# Values the code cannot run with, refused when an override sets them (before any run starts)
+# instead of failing deep inside a fold: key -> (lowest allowed value, whether it is allowed itself).
+BOUNDS: dict[str, tuple[float, bool]] = {
+    "train.steps": (1, True), "train.batch_size": (1, True), "train.eval_batch_size": (1, True),
+    "train.log_every": (1, True), "train.eval_every": (1, True), "train.checkpoint_every": (0, True),
+    "train.val_subjects": (0, True), "train.patience": (1, True), "train.seed": (0, True),
+    "train.lr": (0, False), "train.weight_decay": (0, True),
+    "loss.lambda_d": (0, True), "loss.lambda_r": (0, True), "loss.lambda_mer": (0, True),
+    "model.frames": (1, True), "model.dropout": (0, True), "model.rank_slope": (0, False),
+    "model.encoder.n_local": (0, True), "model.encoder.n_global": (0, True), "model.encoder.heads": (1, True),
+}
+# Text fields with a fixed vocabulary (train.device is checked by DEVICE_RE).
+CHOICES: dict[str, tuple[str, ...]] = {
+    "model.encoder.kind": ("lgfat", "vit", "resnet18"),
+    "model.encoder.conv": ("multihead", "single", "convbnpw"),
+    "train.selection": ("last", "early_stop_val"),
+}
+DEVICE_RE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+
+
+def check_value(key: str, value: Any) -> None:
+    """ConfigError when `value` (already of the field's type) is outside `BOUNDS` / `CHOICES`."""
+    if key in BOUNDS and isinstance(value, (int, float)):
+        low, inclusive = BOUNDS[key]
+        if value < low or (value == low and not inclusive):
+            kind = "an integer" if isinstance(value, int) else "a number"
+            raise ConfigError(f"{key}: expected {kind} {'>=' if inclusive else '>'} {low:g}, got {value!r}")
+    if key in CHOICES and value not in CHOICES[key]:
+        raise ConfigError(f"{key}: unknown value {value!r}{suggest(str(value), list(CHOICES[key]))}; "
+                          f"known: {', '.join(CHOICES[key])}")
+    if key == "train.device" and not DEVICE_RE.fullmatch(str(value)):
+        raise ConfigError(f"train.device: expected auto, cpu, mps, cuda or cuda:N, got {value!r}")
+
+
 # ---------------------------------------------------------------------------------------------
 # dotted overrides
 
@@ -160,12 +196,16 @@ def _coerce(key: str, value: Any, typ: Any) -> Any:
         if isinstance(value, str):
             # YAML 1.1 reads '1e-3' (no dot) as a string; accept any text float() accepts
             try:
-                return float(value)
+                number = float(value)
             except ValueError:
                 raise ConfigError(f"{key}: expected a number, got {value!r}") from None
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        elif isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{key}: expected a number, got {value!r}")
-        return float(value)
+        else:
+            number = float(value)
+        if not math.isfinite(number):  # a nan / inf weight or rate only turns every loss into nan
+            raise ConfigError(f"{key}: expected a finite number, got {value!r}")
+        return number
     if typ is str:
         if not isinstance(value, str):
             raise ConfigError(f"{key}: expected a string, got {value!r}")
@@ -223,7 +263,9 @@ def apply_overrides(cfg: Any, overrides: dict[str, Any]) -> Any:
                 hints = typing.get_type_hints(type(obj))
                 if dataclasses.is_dataclass(hints[part]):
                     raise ConfigError(f"{key}: is a section; set its fields, e.g. {key}.<field>=...")
-                setattr(obj, part, _coerce(key, value, hints[part]))
+                value = _coerce(key, value, hints[part])
+                check_value(key, value)
+                setattr(obj, part, value)
             else:
                 obj = getattr(obj, part)
     return cfg

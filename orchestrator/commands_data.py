@@ -38,6 +38,10 @@ def synth_cmd(out: Path, subjects: int, clips_per_subject: int, seed: int, diffi
     """Write the synthetic micro-expression benchmark (prepare it with `fdp-sweep prepare casme2`)."""
     from fdp.data.synth import write_synthetic
 
+    if out.is_dir() and any(out.iterdir()) and not (out / "synthetic.json").is_file():
+        # e.g. a real dataset's root: its reader would pick up the synthetic annotation file
+        _fail(DataError(f"{out}: folder is not empty and holds no earlier synthetic benchmark (synthetic.json); "
+                        "give an empty or new folder"))
     t0 = time.time()
     total = subjects * clips_per_subject
 
@@ -49,6 +53,8 @@ def synth_cmd(out: Path, subjects: int, clips_per_subject: int, seed: int, diffi
                                difficulty=difficulty, size=size, frames_per_clip=frames_per_clip, progress=progress)
     except DataError as e:
         _fail(e)
+    except OSError as e:
+        _fail(DataError(f"{e.filename or out}: cannot write the synthetic benchmark ({e.strerror or e})"))
     click.echo(f"wrote {total} clips of {subjects} subjects to {path} in {time.time() - t0:.1f} s")
     click.echo(f"next: fdp-sweep prepare casme2 --root {path}")
 
@@ -67,10 +73,18 @@ def prepare_cmd(dataset: str, root: Path, out: Path | None, no_align: bool, skip
     from fdp.data.cache import load_cache, prepare, stderr_progress
 
     t0 = time.time()
+    line_open = [False]  # a progress line without its newline yet
+
+    def progress(done: int, total: int, clip_id: str) -> None:
+        stderr_progress(done, total, clip_id)
+        line_open[0] = done < total
+
     try:
-        path = prepare(dataset, root, out, align=not no_align, skip_bad=skip_bad, progress=stderr_progress)
+        path = prepare(dataset, root, out, align=not no_align, skip_bad=skip_bad, progress=progress)
         cache = load_cache(path)
     except DataError as e:
+        if line_open[0]:
+            click.echo("", err=True)  # the error gets a line of its own, below where progress stopped
         _fail(e)
     emotions = collections.Counter(c["emotion"] for c in cache.clips)
     methods = collections.Counter(c.get("align", "?") for c in cache.clips)

@@ -203,6 +203,18 @@ def run_sweep(plan: Plan, opts: SweepOptions | None = None) -> SweepReport:
     root = (opts.root or project_root()).resolve()
     uri = resolve_tracking_uri(opts.tracking_uri, root)
 
+    # --- resources first: a sweep whose jobs no node can run creates no store, run or checkpoint
+    cluster = start_ray(opts.address, opts.num_cpus) if plan.jobs else None
+    par = capacity(cluster, spec.resources, opts.max_parallel) if cluster else 1
+    if cluster is not None and par < 1:
+        if cluster.started_here:
+            import ray
+
+            ray.shutdown()
+        raise SchedulerError(
+            f"no node of the cluster ({cluster.cpus:g} cpus, {cluster.gpus:g} gpus) fits one job "
+            f"({spec.resources.cpus:g} cpus, {spec.resources.gpus:g} gpus); lower `resources:` in the spec")
+
     # --- tracking: everything a worker needs exists before the first worker starts (SPEC §7)
     tracker = SweepTracker(uri, root)
     exp_id = tracker.experiment_id(spec.experiment)
@@ -246,9 +258,7 @@ def run_sweep(plan: Plan, opts: SweepOptions | None = None) -> SweepReport:
             progress.pooled(config_label, metrics)
 
     # --- run
-    cluster = start_ray(opts.address, opts.num_cpus) if payloads else None
     report.cluster = cluster
-    par = capacity(cluster, spec.resources, opts.max_parallel) if cluster else 1
     progress = Progress(total=len(payloads), parallel=max(par, 1), skipped=len(report.skipped), stream=stream,
                         interval=opts.progress_interval)
     if cluster is not None:
@@ -283,10 +293,6 @@ def run_sweep(plan: Plan, opts: SweepOptions | None = None) -> SweepReport:
     t0 = time.monotonic()
     try:
         if payloads:
-            if par < 1:
-                raise SchedulerError(
-                    f"no node of the cluster ({cluster.cpus:g} cpus, {cluster.gpus:g} gpus) fits one job "
-                    f"({spec.resources.cpus:g} cpus, {spec.resources.gpus:g} gpus); lower `resources:` in the spec")
             Scheduler(spec.resources, spec.retries, par, opts.job_fn).run(
                 payloads, on_start=lambda p: progress.started(), on_done=on_done, on_tick=progress.tick)
     finally:

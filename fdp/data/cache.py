@@ -12,8 +12,9 @@ never reuses a stale cache, while re-running the same `prepare` does (idempotent
 
 While preparing, each clip is written as a shard into `<dataset>-<key>.partial/` (each shard
 itself written to a temporary name and renamed), so an interrupted run resumes from the shards it
-finished. The finished cache is assembled in a temporary directory and renamed into place, so a
-directory named `<dataset>-<key>` is always complete.
+finished; a run stopped by bad data removes the shards it wrote. The finished cache is assembled
+in a temporary directory and renamed into place, so a directory named `<dataset>-<key>` is always
+complete.
 """
 
 from __future__ import annotations
@@ -105,12 +106,24 @@ def cache_key(dataset: str, root: Path, settings: dict[str, Any], fingerprint: s
     return hashlib.sha1(blob.encode()).hexdigest()[:10]
 
 
+def _truncated_jpeg(path: str) -> bool:
+    """A JPEG whose end-of-image marker is missing: cut off. OpenCV decodes such a file anyway
+    (grey below the cut, only a libjpeg warning on stderr), so it must be caught before."""
+    with open(path, "rb") as f:
+        head = f.read(2)
+        f.seek(max(0, os.fstat(f.fileno()).st_size - 4096))
+        tail = f.read()
+    return head == b"\xff\xd8" and b"\xff\xd9" not in tail
+
+
 def read_frames(paths: tuple[str, ...] | list[str]) -> list[np.ndarray]:
     """Decode frame files to RGB uint8; an unreadable file is a DataError naming it and why."""
     frames = []
     for p in paths:
         if not os.path.isfile(p):
             raise DataError(f"{p}: frame file missing")
+        if _truncated_jpeg(p):
+            raise DataError(f"{p}: truncated JPEG (no end-of-image marker; {os.path.getsize(p)} bytes)")
         img = cv2.imread(p, cv2.IMREAD_COLOR)  # grey JPEGs (SAMM) come back as 3 equal channels
         if img is None:
             raise DataError(f"{p}: unreadable image (corrupt or not an image; {os.path.getsize(p)} bytes)")
@@ -173,6 +186,7 @@ def prepare(name: str, root: str | os.PathLike[str], out_dir: str | os.PathLike[
     if (final / "index.json").is_file() and (final / "frames.npy").is_file():
         return final  # idempotent: this exact preparation exists
     partial = cache_root / f"{name}-{key}.partial"
+    resuming = partial.is_dir()
     partial.mkdir(parents=True, exist_ok=True)
 
     clips: list[dict[str, Any]] = []
@@ -188,7 +202,11 @@ def prepare(name: str, root: str | os.PathLike[str], out_dir: str | os.PathLike[
                 meta = {"length": int(arr.shape[0]), "align": method}
             except DataError as e:
                 if not skip_bad:
-                    raise
+                    # bad data stops the run: nothing of it is left behind (an interrupted
+                    # run's shards, which a resume would reuse, are kept)
+                    if not resuming:
+                        shutil.rmtree(partial, ignore_errors=True)
+                    raise DataError(f"{s.source}: {e}") from None  # the annotation row, then the frame
                 arr, meta = np.zeros((0, 3, size, size), np.uint8), {"skipped": True, "reason": str(e)}
             _atomic_save(shard, arr)  # shard before meta: a meta file implies a complete shard
             _atomic_write_text(meta_path, json.dumps(meta))
@@ -202,6 +220,7 @@ def prepare(name: str, root: str | os.PathLike[str], out_dir: str | os.PathLike[
         if progress is not None:
             progress(i + 1, total, s.clip_id)
     if not clips:
+        shutil.rmtree(partial, ignore_errors=True)
         raise DataError(f"{root_path}: no usable clips for {name} ({len(skipped)} skipped)")
 
     # assemble in a temporary directory, then rename: never a half-written cache under the final name

@@ -1,0 +1,242 @@
+"""A corpus of bad inputs (issue #7, item 4), each driven through the real `fdp-sweep` command line.
+
+Every case must end with a non-zero exit status and exactly one error line on stderr -- no
+traceback -- that names the file / row / key and the reason (the case's `needles`), and must leave
+nothing behind: the listing of every folder the command could write to (inputs, project root with
+its MLflow / Optuna stores, cache roots) is the same after the command as before it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from fixtures_data import make_casme2
+
+from orchestrator.cli import main
+
+# Lines a command may print on stderr before its error: progress, the train header, click's usage.
+INFO_PREFIXES = ("prepare: ", "synth: ", "fdp on ", "Usage: ", "Try '")
+
+SPEC = "name: bad\ndataset: casme2\nsetting: casme2/5\nvariants: [fdp]\n"
+# CASME II rows: a good row, the case's row (row 3 of the sheet), a good row
+GOOD = {"subject": "03", "filename": "EP01_01", "onset": 9, "apex": 10, "offset": 12, "emotion": "disgust"}
+ANNOTATION = "CASME2-coding-20190701.xlsx"
+FRAMES = "CASME2_RAW_selected/sub03/EP01_01"
+
+
+@dataclass
+class Bad:
+    """One bad input: `build(tmp)` writes it under tmp and returns the CLI arguments."""
+
+    id: str
+    build: Callable[[Path], list[str]]
+    needles: list[str]  # substrings of the error line; "{tmp}" is the test's tmp_path
+    cache: bool = False  # the command needs the prepared synthetic cache ($FDP_CACHE_DIR)
+    regex: str = ""  # a pattern the error line must also match
+    marks: list = field(default_factory=list)
+
+
+def spec(text: str, *extra: str) -> Callable[[Path], list[str]]:
+    def build(tmp: Path) -> list[str]:
+        (tmp / "spec.yaml").write_text(text)
+        return ["run", str(tmp / "spec.yaml"), *extra]
+    return build
+
+
+def casme2(change: dict | None = None, frame: Callable[[Path], None] | None = None) -> Callable[[Path], list[str]]:
+    """A tiny CASME II copy whose 3rd sheet row is GOOD + `change`; `frame(path)` spoils one frame
+    file of that row; `prepare` into an existing, empty cache root."""
+    def build(tmp: Path) -> list[str]:
+        rows = [{"subject": "01", "filename": "EP02_01f", "onset": 8, "apex": 9, "offset": 11, "emotion": "happiness"},
+                {**GOOD, **(change or {})},
+                {"subject": 2, "filename": "EP13_02", "onset": 1, "apex": 2, "offset": 3, "emotion": "surprise"}]
+        ds = make_casme2(tmp / "data", rows, frame_size=32)
+        if frame is not None:
+            frame(ds.root / FRAMES / "img10.jpg")
+        (tmp / "out").mkdir()
+        return ["prepare", "casme2", "--root", str(ds.root), "--out", str(tmp / "out"), "--no-align"]
+    return build
+
+
+def empty_root(tmp: Path) -> list[str]:
+    (tmp / "empty").mkdir()
+    return ["prepare", "casme2", "--root", str(tmp / "empty"), "--out", str(tmp / "out")]
+
+
+def truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def synth_into(make: Callable[[Path], Path]) -> Callable[[Path], list[str]]:
+    def build(tmp: Path) -> list[str]:
+        out = make(tmp)
+        return ["synth", "--out", str(out), "--subjects", "1", "--clips-per-subject", "1", "--size", "64",
+                "--frames-per-clip", "8"]
+    return build
+
+
+def a_file(tmp: Path) -> Path:
+    (tmp / "file").write_text("not a folder")
+    return tmp / "file" / "synth"
+
+
+def a_dataset_root(tmp: Path) -> Path:
+    return make_casme2(tmp / "CASME2").root
+
+
+def args(*a: str) -> Callable[[Path], list[str]]:
+    return lambda tmp: list(a)
+
+
+S = "{tmp}/spec.yaml: "
+CORPUS = [
+    # --- sweep YAML mistakes (`fdp-sweep run`): caught before Ray or MLflow start
+    Bad("spec-unknown-top-key", spec(SPEC + "seed: [0]\n"), [S + "unknown key 'seed' (did you mean 'seeds'?)"]),
+    Bad("spec-unknown-override-key", spec(SPEC + "overrides: {train.stepz: 3}\n"),
+        [S + "overrides: unknown config key 'train.stepz' (did you mean 'train.steps'?)"]),
+    Bad("spec-wrong-type", spec(SPEC + "overrides: {train.batch_size: many}\n"),
+        [S + "overrides: train.batch_size: expected an integer, got 'many'"]),
+    Bad("spec-unknown-variant", spec(SPEC.replace("[fdp]", "[fdp, no_dicc]")),
+        [S + "variants: unknown variant 'no_dicc' (did you mean 'no_dic'?)", "fdp-sweep list-variants"]),
+    Bad("spec-unknown-setting", spec(SPEC.replace("casme2/5", "casme2/6")),
+        [S + "setting: unknown class setting 'casme2/6' (did you mean 'casme2/5'?)"]),
+    Bad("spec-seeds-not-a-list", spec(SPEC + "seeds: '0, 1'\n"),
+        [S + "seeds: expected a non-empty list of non-negative integers, got '0, 1'"]),
+    Bad("spec-negative-steps", spec(SPEC + "steps: -5\n"), [S + "steps: expected a positive integer", "got -5"]),
+    Bad("spec-negative-steps-override", spec(SPEC + "overrides: {train.steps: -5}\n"),
+        [S + "overrides: train.steps: expected an integer >= 1, got -5"]),
+    Bad("spec-nan-weight-in-grid", spec(SPEC + "grid: {loss.lambda_d: [1, .nan]}\n"),
+        [S + "grid: loss.lambda_d: expected a finite number, got nan"]),
+    Bad("spec-zero-cpus", spec(SPEC + "resources: {cpus: 0}\n"),
+        [S + "resources.cpus: expected a positive number, got 0"]),
+    Bad("spec-fractional-gpus-above-one", spec(SPEC + "resources: {gpus: 1.5}\n"),
+        [S + "resources.gpus: expected a fraction in [0, 1] or a whole number of GPUs, got 1.5"]),
+    Bad("spec-more-gpus-than-the-cluster", spec(SPEC + "steps: 1\nresources: {cpus: 1, gpus: 64}\n"),
+        ["no node of the cluster", "fits one job (1 cpus, 64 gpus)", "lower `resources:`"], cache=True),
+    Bad("spec-malformed-yaml", spec(SPEC + "overrides: {train.lr: [1, 2\n"),
+        ["{tmp}/spec.yaml:6: not valid YAML"]),
+    Bad("spec-empty-file", spec(""), [S + "a sweep spec is a YAML mapping"]),
+    Bad("spec-file-missing", args("run", "/nonexistent/spec.yaml"),
+        ["/nonexistent/spec.yaml: cannot read the spec (No such file or directory)"]),
+    Bad("spec-from-unknown-study", spec(SPEC + "from_search: nostudy\n"),
+        ["from_search: no Optuna study 'nostudy'", "{tmp}/project/optuna.db", "fdp-sweep search"]),
+    Bad("spec-missing-cache", spec(SPEC),
+        ["no prepared clip cache for casme2", "{tmp}/cache", "fdp-sweep prepare casme2"]),
+    Bad("run-set-unknown-choice", spec(SPEC, "--set", "model.encoder.kind=vitt"),
+        ["--set: model.encoder.kind: unknown value 'vitt' (did you mean 'vit'?); known: lgfat, vit, resnet18"]),
+    # --- annotations and frames (`fdp-sweep prepare`)
+    Bad("prepare-no-annotation-file", empty_root,
+        ["{tmp}/empty: no CASME II annotation file CASME2-coding-*.xlsx found"]),
+    Bad("prepare-apex-after-offset", casme2({"apex": 30}), [f"{ANNOTATION}:row 3: apex 30 after offset 12"]),
+    Bad("prepare-non-integer-frame", casme2({"onset": 9.5}), [f"{ANNOTATION}:row 3: non-integer OnsetFrame 9.5"]),
+    Bad("prepare-unknown-emotion", casme2({"emotion": "joy"}), [f"{ANNOTATION}:row 3: unknown emotion 'joy'"]),
+    Bad("prepare-unknown-subject-folder", casme2({"subject": "07", "frames": []}),
+        [f"{ANNOTATION}:row 3: frame folder CASME2_RAW_selected/sub07/EP01_01 not found on disk"]),
+    Bad("prepare-missing-frame-file", casme2({"frames": [9, 10, 12]}),
+        [f"{ANNOTATION}:row 3: missing frames on disk in {FRAMES}: 11 (1 of 9..12)"]),
+    Bad("prepare-truncated-jpeg", casme2(frame=truncate),
+        [f"{ANNOTATION}:row 3: ", f"{FRAMES}/img10.jpg: truncated JPEG (no end-of-image marker"]),
+    Bad("prepare-not-an-image", casme2(frame=lambda p: p.write_bytes(b"not a jpeg")),
+        [f"{ANNOTATION}:row 3: ", f"{FRAMES}/img10.jpg: unreadable image"]),
+    # --- the synthetic benchmark (`fdp-sweep synth`)
+    Bad("synth-into-a-dataset-root", synth_into(a_dataset_root),
+        ["{tmp}/CASME2: folder is not empty and holds no earlier synthetic benchmark"]),
+    Bad("synth-unwritable-folder", synth_into(a_file),
+        ["{tmp}/file/synth: cannot write the synthetic benchmark (Not a directory)"]),
+    # --- one fold (`fdp-sweep train`): settings that produce NaN or cannot run
+    Bad("train-nan-loss-weight", args("train", "--smoke", "--fold", "01", "--set", "loss.lambda_d=nan"),
+        ["loss.lambda_d: expected a finite number, got 'nan'"], cache=True),
+    Bad("train-diverging-learning-rate", args("train", "--smoke", "--fold", "01", "--steps", "4", "--set",
+                                              "train.batch_size=2", "--set", "train.lr=1e10"),
+        ["fold 01: step "], cache=True, regex=r"step \d+: loss term '(mer|dic|rank|total)' is (nan|inf|-inf)$"),
+    Bad("train-zero-batch", args("train", "--smoke", "--set", "train.batch_size=0"),
+        ["train.batch_size: expected an integer >= 1, got 0"], cache=True),
+    Bad("train-unknown-device", args("train", "--smoke", "--device", "tpu"),
+        ["train.device: expected auto, cpu, mps, cuda or cuda:N, got 'tpu'"], cache=True),
+    Bad("train-unknown-fold", args("train", "--smoke", "--fold", "99"),
+        ["fold '99': no such test subject (known: 01, 02, 03, 04)"], cache=True),
+    # --- tables (`fdp-sweep summarize`)
+    Bad("summarize-unknown-table", args("summarize", "--table", "99"),
+        ["Error: Invalid value for '--table': 99 is not in the range 4<=x<=14"]),
+    Bad("summarize-no-runs", args("summarize", "--table", "9"),
+        ["no tracked runs: no MLflow store at sqlite:///{tmp}/project/mlflow.db",
+         "`fdp-sweep run sweeps/ablation.yaml`"]),
+]
+
+
+def listing(*roots: Path) -> dict[str, int]:
+    """Every path under `roots` with its size (-1 for folders): what 'nothing written' compares."""
+    return {str(p): (p.stat().st_size if p.is_file() else -1) for r in roots if r.exists() for p in r.rglob("*")}
+
+
+def error_line(res: Result) -> str:
+    """The failed command's one error line; fails on exit 0, a crash (traceback), or any other
+    stderr line that is neither progress nor click's usage lines."""
+    assert res.exit_code != 0, res.output
+    assert isinstance(res.exception, SystemExit), "".join(traceback.format_exception(res.exception))
+    assert "Traceback" not in res.output
+    lines = [ln.replace("\x1b[K", "").strip("\r ") for ln in res.stderr.split("\n")]
+    lines = [ln for ln in lines if ln]
+    assert lines and lines[-1].startswith(("error: ", "Error: ")), res.stderr
+    assert all(ln.startswith(INFO_PREFIXES) for ln in lines[:-1]), res.stderr
+    return lines[-1]
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """An empty project root (the default MLflow and Optuna stores) as cwd, an empty cache root."""
+    root = tmp_path / "project"
+    root.mkdir()
+    (tmp_path / "cache").mkdir()
+    monkeypatch.chdir(root)
+    monkeypatch.setenv("FDP_PROJECT_ROOT", str(root))
+    monkeypatch.setenv("FDP_CACHE_DIR", str(tmp_path / "cache"))
+    for var in ("MLFLOW_TRACKING_URI", "FDP_OPTUNA_STORAGE", "RAY_ADDRESS"):
+        monkeypatch.delenv(var, raising=False)
+    return root
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.id, marks=c.marks) for c in CORPUS])
+def test_bad_input_gives_one_clear_line_and_writes_nothing(case: Bad, project, tmp_path, monkeypatch, request):
+    roots = [tmp_path]
+    if case.cache:
+        cache = request.getfixturevalue("synth_cache")
+        monkeypatch.setenv("FDP_CACHE_DIR", str(Path(cache).parent))
+        roots.append(Path(cache).parent)
+    argv = case.build(tmp_path)
+    before = listing(*roots)
+    res = CliRunner().invoke(main, argv)
+    line = error_line(res)
+    for needle in case.needles:
+        assert needle.format(tmp=tmp_path) in line, line
+    if case.regex:
+        assert re.search(case.regex, line), line
+    assert listing(*roots) == before  # nothing half-written: no cache, store, run, checkpoint
+
+
+def test_corpus_size():
+    assert len(CORPUS) >= 20 and len({c.id for c in CORPUS}) == len(CORPUS)
+
+
+def test_truncated_frame_in_a_real_process(tmp_path):
+    """In a real process (not CliRunner): libjpeg writes its warnings to file descriptor 2, so a
+    truncated frame that reached the decoder would show up here as an extra stderr line."""
+    argv = casme2(frame=truncate)(tmp_path)
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "RAY_USAGE_STATS_ENABLED": "0"}
+    proc = subprocess.run([sys.executable, "-m", "orchestrator.cli", *argv], capture_output=True, text=True,
+                          env=env, timeout=120)
+    assert proc.returncode == 2
+    lines = [ln.replace("\x1b[K", "").strip("\r ") for ln in proc.stderr.split("\n") if ln.strip()]
+    assert [ln.startswith("prepare: ") for ln in lines] == [True, False], proc.stderr
+    assert lines[-1].startswith(f"error: {ANNOTATION}:row 3: ") and "truncated JPEG" in lines[-1]
+    assert list((tmp_path / "out").iterdir()) == []
