@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import tempfile
 from pathlib import Path
 
 import click
@@ -14,7 +15,10 @@ from orchestrator.clitools import fail_on_errors
 @click.option("--table", "table", type=click.IntRange(4, 14), default=None, help="Paper table 4-14.")
 @click.option("--figure", "figure", type=click.Choice(["4"]), default=None,
               help="Fig. 4: frames, ground-truth and predicted DI per variant (Table 14 / 9 sweep).")
-@click.option("--sweep", default=None, help="Use the latest sweep with this name (fdp.sweep tag), smoke or not.")
+@click.option("--sweep", "sweeps", multiple=True, metavar="NAME",
+              help="Use the latest sweep with this name (fdp.sweep tag), smoke or not, complete or not. "
+                   "Repeat to merge sweeps (e.g. settings run as separate sweeps): per job key the latest "
+                   "finished run wins.")
 @click.option("--format", "fmt", type=click.Choice(["md", "latex", "csv"]), default="md", show_default=True)
 @click.option("--tracking-uri", default=None,
               help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///<project>/mlflow.db).")
@@ -22,10 +26,13 @@ from orchestrator.clitools import fail_on_errors
 @click.option("--out", default="figures/fig4.png", show_default=True, type=click.Path(dir_okay=False),
               help="With --figure: where to write the PNG.")
 @fail_on_errors
-def summarize_cmd(table: int | None, figure: str | None, sweep: str | None, fmt: str, tracking_uri: str | None,
-                  include_smoke: bool, out: str) -> None:
-    """Print paper table N with our results beside the paper's, or write Fig. 4."""
-    from orchestrator.summarize import SummaryError, figure4, render_summary
+def summarize_cmd(table: int | None, figure: str | None, sweeps: tuple[str, ...], fmt: str,
+                  tracking_uri: str | None, include_smoke: bool, out: str) -> None:
+    """Print paper table N with our results beside the paper's, or write Fig. 4.
+
+    Without --sweep: the latest complete sweep for the table (Tables 4-7 and 8 read every
+    experiment of it, one cell per dataset/setting)."""
+    from orchestrator.summarize import NO_RUNS_OK, SWEEP_FILES, SummaryError, figure4, render_summary
     from orchestrator.tracking import resolve_tracking_uri
 
     if (table is None) == (figure is None):
@@ -33,11 +40,26 @@ def summarize_cmd(table: int | None, figure: str | None, sweep: str | None, fmt:
         sys.exit(2)
     try:
         uri = resolve_tracking_uri(tracking_uri)
-        if figure:
-            path = figure4(uri, Path(out), sweep=sweep, include_smoke=include_smoke)
+        if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
+            # nothing tracked here yet, and a read must not leave an empty store behind
+            if figure or sweeps or table not in NO_RUNS_OK:
+                sweep_file = "dic" if figure else SWEEP_FILES.get(table)
+                run = f"`fdp-sweep run sweeps/{sweep_file}.yaml`" if sweep_file else "a sweep"
+                raise SummaryError(f"no tracked runs: no MLflow store at {uri}; run {run} first "
+                                   "(or pass --tracking-uri)")
+            with tempfile.TemporaryDirectory() as empty:  # tables printed from published data alone
+                uri = f"sqlite:///{empty}/mlflow.db"
+                text, notes = render_summary(table, uri, sweep=list(sweeps) or None, fmt=fmt,
+                                             include_smoke=include_smoke)
+        elif figure:
+            if len(sweeps) > 1:
+                raise SummaryError("--figure 4 reads one sweep; give --sweep once")
+            path = figure4(uri, Path(out), sweep=sweeps[0] if sweeps else None, include_smoke=include_smoke)
             click.echo(f"wrote {path}")
             return
-        text, notes = render_summary(table, uri, sweep=sweep, fmt=fmt, include_smoke=include_smoke)
+        else:
+            text, notes = render_summary(table, uri, sweep=list(sweeps) or None, fmt=fmt,
+                                         include_smoke=include_smoke)
     except (SummaryError, ValueError) as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(2)

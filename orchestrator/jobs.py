@@ -1,9 +1,11 @@
 """Sweep spec -> fold jobs, and what one job does on a worker.
 
-A job is one fold of one configuration (variant x grid point x seed x fold). Its `job_key` is a
-hash of the resolved config and the fold, so it does not depend on the order of the spec, the
-grid or the variants: re-running a spec finds the same keys, which is how finished jobs are
-skipped and checkpoints are found again.
+A job is one fold of one configuration (experiment x variant x grid point x seed x fold). Its
+`job_key` is a hash of the resolved config and the fold (and, in a spec that lists `experiments:`,
+the experiment key: under --smoke every experiment trains on the same synthetic data, and two
+table cells must never share a job), so it does not depend on the order of the spec, the grid or
+the variants: re-running a spec finds the same keys, which is how finished jobs are skipped and
+checkpoints are found again.
 
 `run_job` is the worker side: it rebuilds the config, logs into the MLflow run the driver created
 for it (`orchestrator.tracking.RunLogger`), trains the fold with `fdp.train.run_fold` from its
@@ -24,20 +26,21 @@ from pathlib import Path
 from typing import Any
 
 from fdp.config import ExperimentConfig, apply_overrides, from_dict, to_dict
-from orchestrator.spec import Configuration, SweepSpec, configurations
+from orchestrator.spec import Configuration, Experiment, SweepSpec, configurations
 
 
 @dataclass
 class Job:
     """One fold of one configuration."""
 
-    key: str  # job_key: hash of the resolved config + fold
-    label: str  # "fdp|lambda_d=10|seed0|fold=sub01"
+    key: str  # job_key: hash of the resolved config + fold (+ the experiment key, when listed)
+    label: str  # "fdp|lambda_d=10|seed0|fold=sub01" ("samm/3|fdp|seed0|fold=006" when listed)
     config_label: str  # "fdp|lambda_d=10|seed0"
     fold: str
     variant: str
     seed: int
     cfg: ExperimentConfig  # as the spec resolves it (paths as written; see runtime_config)
+    experiment: Experiment | None = None  # the experiment it belongs to (tags fdp.experiment, ...)
 
 
 @dataclass
@@ -48,6 +51,7 @@ class Plan:
     configurations: list[Configuration]
     jobs: list[Job]
     problems: list[str] = field(default_factory=list)  # e.g. a missing clip cache: no folds known
+    # (one line per experiment, "experiments[2] (samm/3): no prepared clip cache for samm ...")
     duplicates: list[str] = field(default_factory=list)  # labels that resolve to an earlier config
 
     @property
@@ -59,9 +63,13 @@ class Plan:
         return [j for j in self.jobs if j.config_label == config_label]
 
 
-def job_key(cfg: ExperimentConfig, fold: str) -> str:
-    """Order-independent identity of a job (16 hex): sorted-key JSON of config and fold."""
-    blob = json.dumps({"config": to_dict(cfg), "fold": fold}, sort_keys=True)
+def job_key(cfg: ExperimentConfig, fold: str, experiment: str = "") -> str:
+    """Order-independent identity of a job (16 hex): sorted-key JSON of config and fold, and of
+    the experiment key when given (specs with `experiments:`; without, keys stay as they were)."""
+    body: dict[str, Any] = {"config": to_dict(cfg), "fold": fold}
+    if experiment:
+        body["experiment"] = experiment
+    blob = json.dumps(body, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -115,17 +123,18 @@ def select_folds(names: list[str], limit: int | list[str] | None) -> tuple[list[
 
 def expand(spec: SweepSpec) -> Plan:
     """Configurations and jobs of a spec. Folds come from the prepared cache
-    (`fdp.train.fold_names`); where a cache is missing the plan records why and has no jobs for
-    those configurations (a dry run still shows the configurations)."""
+    (`fdp.train.fold_names`); where a cache is missing the plan records why, once per experiment,
+    and has no jobs for that experiment's configurations (a dry run still shows them)."""
     from fdp.train import fold_names
 
     configs = configurations(spec)
-    seen: dict[str, str] = {}
+    seen: dict[tuple[str, str], str] = {}
     kept, duplicates = [], []
     for c in configs:
         # e.g. a lambda_d grid on no_dic: resolve() zeroes lambda_d, so points collapse into one
-        # config; running both would create two runs for one job key.
-        k = config_key(c.cfg)
+        # config; running both would create two runs for one job key. Experiments of one spec
+        # never collapse into each other (under --smoke they all train on the same data).
+        k = (_exp_key(spec, c), config_key(c.cfg))
         if k in seen:
             duplicates.append(f"{c.label} resolves to the same config as {seen[k]}; run once")
             continue
@@ -133,27 +142,39 @@ def expand(spec: SweepSpec) -> Plan:
         kept.append(c)
 
     problems: list[str] = []
-    folds_by_data: dict[tuple[str, ...], list[str] | None] = {}
+    names_by_data: dict[tuple[str, ...], tuple[list[str], list[str]]] = {}  # data -> (folds, reasons)
+    folds_of: dict[tuple[Any, ...], list[str] | None] = {}  # (experiment, data) -> selected folds
     jobs: list[Job] = []
     for c in kept:
         d = c.cfg.data
         data_id = (d.dataset, d.setting, d.cache_dir, d.test_dataset, d.test_cache_dir)
-        if data_id not in folds_by_data:
-            folds_by_data[data_id] = None
+        if data_id not in names_by_data:
             reasons = [r for r in (cache_path(c.cfg)[1],
                                    cache_path(c.cfg, test=True)[1] if d.test_dataset else None) if r]
+            names_by_data[data_id] = ([] if reasons else fold_names(runtime_config(c.cfg)), reasons)
+        exp = c.experiment
+        fk = (exp.index if exp else 0, data_id)
+        if fk not in folds_of:
+            folds_of[fk] = None
+            names, reasons = names_by_data[data_id]
+            where = f"{exp.where}: " if exp is not None and exp.listed else ""
             if reasons:
-                problems.extend(reasons)
+                problems.extend(where + r for r in reasons)
             else:
-                names, why = select_folds(fold_names(runtime_config(c.cfg)), spec.folds)
+                selected, why = select_folds(names, exp.folds if exp else spec.folds)
                 if why:
-                    problems.append(why)
+                    problems.append(where + why)
                 else:
-                    folds_by_data[data_id] = names
-        for fold in folds_by_data[data_id] or []:
-            jobs.append(Job(job_key(c.cfg, fold), f"{c.label}|fold={fold}", c.label, fold, c.variant, c.seed,
-                            c.cfg))
+                    folds_of[fk] = selected
+        for fold in folds_of[fk] or []:
+            jobs.append(Job(job_key(c.cfg, fold, _exp_key(spec, c)), f"{c.label}|fold={fold}", c.label, fold,
+                            c.variant, c.seed, c.cfg, exp))
     return Plan(spec, kept, jobs, list(dict.fromkeys(problems)), duplicates)
+
+
+def _exp_key(spec: SweepSpec, c: Configuration) -> str:
+    """The experiment key that enters a job key: only in specs that list `experiments:`."""
+    return c.experiment.key if spec.multi and c.experiment is not None else ""
 
 
 def format_plan(plan: Plan, cluster_cpus: float | None = None, cluster_gpus: float | None = None) -> str:
@@ -162,8 +183,11 @@ def format_plan(plan: Plan, cluster_cpus: float | None = None, cluster_gpus: flo
     spec, res = plan.spec, plan.spec.resources
     lines = [f"sweep {spec.name} ({spec.path}), spec hash {spec.spec_hash}"
              + (" [smoke]" if spec.is_smoke else "")
-             + f": {len(plan.configurations)} configuration(s)"
+             + (f": {len(spec.experiments)} experiment(s), " if spec.multi else ": ")
+             + f"{len(plan.configurations)} configuration(s)"
              + (f", {len(plan.jobs)} job(s)" if plan.complete else "")]
+    if spec.multi:
+        lines += _experiment_rows(plan)
     for d in plan.duplicates:
         lines.append(f"note: {d}")
     for p in plan.problems:
@@ -196,6 +220,32 @@ def format_plan(plan: Plan, cluster_cpus: float | None = None, cluster_gpus: flo
                  + (f" / {gpus:g} gpu(s)" if res.gpus else "")
                  + ("" if par else " -- this machine cannot run a job of this size"))
     return "\n".join(lines)
+
+
+def _experiment_rows(plan: Plan) -> list[str]:
+    """The experiments of a listed spec: declared data (what the tables file it under), seeds,
+    folds and jobs; under --smoke also the data it actually trains on."""
+    spec = plan.spec
+    rows = []
+    for e in spec.experiments:
+        jobs = [j for j in plan.jobs if j.experiment is e]
+        folds = len({j.fold for j in jobs}) if jobs else "?"
+        row = [str(e.index), e.key, e.dataset, e.setting, e.protocol, e.test_dataset or "-",
+               str(len(e.seeds)), str(folds), str(len(jobs)) if jobs else "?"]
+        if spec.is_smoke:
+            d = e.runs_on
+            test = f" -> {d['test_dataset']}" if d["test_dataset"] else ""
+            row.append(f"{d['setting']} on {d['dataset']}{test}")
+        rows.append(row)
+    head = ["[i]", "experiment", "dataset", "setting", "protocol", "test", "seeds", "folds", "jobs"]
+    head += ["runs on (smoke)"] if spec.is_smoke else []
+    widths = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
+
+    def line(cells: list[str]) -> str:
+        return "  " + "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
+
+    return (["experiments (each job is tagged fdp.experiment = its key; Tables 4-8 read their cells by it):",
+             line(head)] + [line(r) for r in rows])
 
 
 def _local_gpus() -> float:

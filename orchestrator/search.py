@@ -100,6 +100,9 @@ def parse_search(spec: SweepSpec, trials: int | None = None) -> SearchSettings:
             from fdp.config import suggest
 
             bad(f"unknown key {k!r}{suggest(str(k), list(SEARCH_KEYS))}")
+    if spec.multi:
+        bad(f"experiments: a search tunes one dataset/setting, the spec lists {len(spec.experiments)}; "
+            "give dataset: and setting: at the top level")
     if len(spec.variants) != 1:
         bad(f"a search tunes one variant; the spec lists {len(spec.variants)} ({', '.join(spec.variants)})")
     if spec.grid:
@@ -474,6 +477,10 @@ def _load(study_name: str, storage: str | None, root: Path | None = None):
     from orchestrator.tracking import project_root
 
     url = resolve_storage(storage, (root or project_root()).resolve())
+    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).is_file():
+        # reading must not create an empty study database as a side effect
+        raise SearchError(f"no Optuna study {study_name!r}: no study database at {url} "
+                          "(run `fdp-sweep search` first)")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         return optuna.load_study(study_name=study_name, storage=_storage(url))
@@ -506,7 +513,11 @@ def resolve_from_search(raw: dict[str, Any], storage: str | None = None, root: P
         return raw
     out = dict(raw)
     name = out.pop("from_search")
-    study = _load(str(name), storage, root)
+    try:
+        study = _load(str(name), storage, root)
+        best = best_overrides(str(name), storage, root)
+    except SearchError as e:  # a spec naming a study that cannot feed it is a spec mistake
+        raise SpecError([f"from_search: {e}"]) from None
     attrs = study.user_attrs
     problems = []
     for key, attr in (("dataset", "dataset"), ("setting", "setting")):
@@ -518,7 +529,6 @@ def resolve_from_search(raw: dict[str, Any], storage: str | None = None, root: P
     if variants != [attrs.get("variant")]:
         problems.append(f"from_search: study {name!r} tuned variant {attrs.get('variant')!r}; the spec lists "
                         f"{variants}")
-    best = best_overrides(str(name), storage, root)
     clash = sorted(k for k in best if k in (out.get("overrides") or {}) and out["overrides"][k] != best[k])
     if clash:
         problems.append(f"from_search: the spec's overrides set searched key(s) {', '.join(clash)}")

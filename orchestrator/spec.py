@@ -1,10 +1,17 @@
-"""Sweep specs: one YAML file per experiment (docs/sweeps.md) -> validated `SweepSpec` -> the
-list of `Configuration`s it asks for (variant x grid point x seed).
+"""Sweep specs: one YAML file per paper table (docs/sweeps.md) -> validated `SweepSpec` -> the
+list of `Configuration`s it asks for (experiment x variant x grid point x seed).
 
-Configuration layers (STYLE.md): code defaults -> variant diff -> spec (`dataset`, `setting`,
-`protocol`, `steps`, `overrides`, one grid point, the seed) -> `smoke` block (with `--smoke`) ->
-CLI `--set`. Every configuration is built with `fdp.variants.build_config`, so a bad key or value
-is reported by the same machinery (and with the same "did you mean") as everywhere else.
+An *experiment* is one dataset / class setting / protocol (`Experiment`): a spec names one at the
+top level (`dataset:`, `setting:`, ...) or several in an `experiments:` list (Tables 4-8 need six
+settings, or both cross-dataset directions, from one file). Under `--smoke` the smoke block's
+`dataset`/`setting`/`protocol`/`test_dataset` replace the data every experiment *trains on*, while
+each experiment keeps its identity (`Experiment.key`): a smoke run of the state-of-the-art sweep
+trains every setting on the synthetic benchmark and still fills every cell of Tables 4-7.
+
+Configuration layers (STYLE.md): code defaults -> variant diff -> spec (the experiment's data,
+`steps`, `overrides`, one grid point, the seed) -> `smoke` block (with `--smoke`) -> CLI `--set`.
+Every configuration is built with `fdp.variants.build_config`, so a bad key or value is reported
+by the same machinery (and with the same "did you mean") as everywhere else.
 
 Validation collects every mistake and reports one line each (`SpecError.problems`) instead of
 stopping at the first: a user fixing a long spec should not need one run per typo.
@@ -35,9 +42,13 @@ class SpecError(ValueError):
 
 
 # Top-level keys, in the order docs/sweeps.md documents them.
-TOP_KEYS = ("name", "table", "dataset", "setting", "protocol", "test_dataset", "variants", "grid",
-            "overrides", "seeds", "steps", "folds", "resources", "retries", "tracking", "smoke", "search")
-REQUIRED = ("name", "dataset", "setting", "variants")
+TOP_KEYS = ("name", "table", "dataset", "setting", "protocol", "test_dataset", "experiments", "variants",
+            "grid", "overrides", "seeds", "steps", "folds", "resources", "retries", "tracking", "smoke", "search")
+REQUIRED = ("name", "variants")  # and dataset + setting, unless the spec lists `experiments:`
+# what selects the data of an experiment (top level, an `experiments:` item, or the smoke block)
+DATA_KEYS = ("dataset", "setting", "protocol", "test_dataset")
+# keys of one `experiments:` item: its data, and its own seeds / folds (default: the top-level ones)
+EXPERIMENT_KEYS = DATA_KEYS + ("seeds", "folds")
 RESOURCE_KEYS = ("cpus", "gpus")
 TRACKING_KEYS = ("experiment",)
 PROTOCOLS = ("loso", "cross")
@@ -47,8 +58,9 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 RESERVED_KEYS = {"train.seed": "seeds", "data.dataset": "dataset", "data.setting": "setting",
                  "data.test_dataset": "test_dataset", "variant": "variants"}
 SEARCH_PARAM_TYPES = ("float", "int", "categorical")
-# spec keys a smoke block may replace, so any table's sweep can smoke-test on the synthetic benchmark
-SMOKE_TOP_KEYS = ("dataset", "setting", "protocol", "test_dataset", "seeds")
+# smoke-block keys that are not config overrides: the data every experiment trains on under
+# --smoke (so any table's sweep smoke-tests on the synthetic benchmark), its seeds and folds
+SMOKE_TOP_KEYS = DATA_KEYS + ("seeds", "folds")
 
 
 @dataclass(frozen=True)
@@ -60,21 +72,53 @@ class Resources:
 
 
 @dataclass
+class Experiment:
+    """One dataset / class setting / protocol of a spec: the jobs behind one cell group of
+    Tables 4-8. `key` names it in labels, job keys, the `fdp.experiment` tag and the tables."""
+
+    key: str  # LOSO: the setting ("samm/3"); cross: "<dataset>-><test_dataset>" ("casme2->samm")
+    dataset: str  # as the spec declares it (tagged on every job run)
+    setting: str
+    protocol: str = "loso"
+    test_dataset: str = ""  # cross protocol only
+    seeds: list[int] = field(default_factory=lambda: [0])
+    folds: int | list[str] | None = None  # None: all folds; N: the first N; list: those folds
+    runs_on: dict[str, str] = field(default_factory=dict)  # DATA_KEYS the jobs train on: the
+    # declared ones, or under --smoke the smoke block's (e.g. synthetic casme2/5 for every experiment)
+    smoke: bool = False  # --smoke applied: `runs_on` and seeds/folds come from the smoke block
+    index: int = 0  # position in `experiments:` (0 for a top-level experiment)
+    listed: bool = False  # whether it comes from an `experiments:` list (messages name it so)
+
+    @property
+    def where(self) -> str:
+        """How messages name it: "experiments[2] (samm/3)"; "" for a spec's top-level experiment."""
+        return f"experiments[{self.index}] ({self.key})" if self.listed else ""
+
+
+def experiment_key(dataset: str, setting: str, protocol: str, test_dataset: str) -> str:
+    """An experiment's identity, as `orchestrator.tables.row_keys` reads it: the setting (LOSO)
+    or the direction "<dataset>-><test_dataset>" (cross-dataset, Table 8)."""
+    return f"{dataset}->{test_dataset}" if protocol == "cross" else setting
+
+
+@dataclass
 class SweepSpec:
     """A validated sweep spec. `raw` is the parsed YAML, kept for the spec hash and the logs."""
 
     name: str
-    dataset: str
+    dataset: str  # single-experiment spec: the data its jobs train on (after --smoke); else ""
     setting: str
     variants: list[str]
-    table: str | None = None
+    table: str | None = None  # "9", or "4,5,6,7" for a spec that fills several tables (tag fdp.table)
     protocol: str = "loso"
     test_dataset: str = ""
+    experiments: list[Experiment] = field(default_factory=list)  # at least one; see `multi`
+    multi: bool = False  # the spec lists `experiments:`: labels and job keys then name the experiment
     grid: dict[str, list[Any]] = field(default_factory=dict)
     overrides: dict[str, Any] = field(default_factory=dict)
-    seeds: list[int] = field(default_factory=lambda: [0])
+    seeds: list[int] = field(default_factory=lambda: [0])  # the default of every experiment
     steps: int | None = None
-    folds: int | list[str] | None = None  # None: all folds; N: the first N; list: those folds
+    folds: int | list[str] | None = None  # default of every experiment: None (all), N, or names
     resources: Resources = field(default_factory=Resources)
     retries: int = 2  # Ray retries of a job whose worker process died
     experiment: str = ""  # MLflow experiment name (default: the sweep name)
@@ -96,12 +140,13 @@ class SweepSpec:
 class Configuration:
     """One trained configuration: a variant at one grid point with one seed (all its folds)."""
 
-    label: str  # human label, e.g. "fdp|lambda_d=10|seed0"
+    label: str  # human label, e.g. "fdp|lambda_d=10|seed0" ("samm/3|fdp|seed0" in an experiments list)
     variant: str
     point: dict[str, Any]  # the grid point (dotted key -> value)
     seed: int
     overrides: dict[str, Any]  # every override applied on top of the variant, in order
     cfg: ExperimentConfig
+    experiment: Experiment | None = None  # the experiment whose data it trains on
 
 
 def spec_hash(raw: dict[str, Any], sets: dict[str, Any] | None = None, smoke: bool = False) -> str:
@@ -145,16 +190,11 @@ def parse_spec(raw: Any, sets: dict[str, Any] | None = None, smoke: bool = False
 
     if not isinstance(raw, dict):
         raise SpecError([f"{source}: a sweep spec is a YAML mapping (name:, dataset:, variants:, ...)"])
-    if smoke and isinstance(raw.get("smoke"), dict):
-        swap = {k: v for k, v in raw["smoke"].items() if k in SMOKE_TOP_KEYS}
-        if swap:
-            raw = {**raw, **swap}
-            if swap.get("protocol") == "loso":
-                raw.pop("test_dataset", None)
+    multi = "experiments" in raw
     for k in raw:
         if k not in TOP_KEYS:
             bad(f"unknown key {k!r}{suggest(str(k), list(TOP_KEYS))}")
-    for k in REQUIRED:
+    for k in REQUIRED + (() if multi else ("dataset", "setting")):
         if k not in raw:
             bad(f"missing required key {k!r}")
 
@@ -162,29 +202,51 @@ def parse_spec(raw: Any, sets: dict[str, Any] | None = None, smoke: bool = False
     if "name" in raw and (not isinstance(name, str) or not NAME_RE.match(name)):
         bad(f"name: expected a word of letters, digits, '_', '.', '-' (used in paths), got {name!r}")
     table = raw.get("table")
-    if table is not None and not isinstance(table, (int, str)):
-        bad(f"table: expected a table number, got {table!r}")
+    if isinstance(table, list) and table and all(isinstance(t, (int, str)) and not isinstance(t, bool)
+                                                 for t in table):
+        table = ",".join(str(t) for t in table)
+    elif table is not None and (not isinstance(table, (int, str)) or isinstance(table, bool)):
+        bad(f"table: expected a table number or a list of them, got {table!r}")
+        table = None
 
-    datasets = _known_datasets()
-    dataset = raw.get("dataset", "")
-    if "dataset" in raw and dataset not in datasets:
-        bad(f"dataset: unknown dataset {dataset!r}{suggest(str(dataset), datasets)}; known: {', '.join(datasets)}")
-    protocol = raw.get("protocol", "loso")
-    if protocol not in PROTOCOLS:
-        bad(f"protocol: expected one of {', '.join(PROTOCOLS)}, got {protocol!r}")
-    test_dataset = raw.get("test_dataset", "")
-    if protocol == "cross":
-        if not test_dataset:
-            bad("test_dataset: the cross protocol needs the dataset it tests on")
-        elif test_dataset not in datasets:
-            bad(f"test_dataset: unknown dataset {test_dataset!r}{suggest(str(test_dataset), datasets)}")
-        elif test_dataset == dataset:
-            bad(f"test_dataset: the cross protocol tests on another dataset than {dataset!r}")
-    elif "test_dataset" in raw and protocol == "loso":
-        bad("test_dataset: only with protocol: cross (LOSO tests on the subjects of `dataset`)")
-    setting = raw.get("setting", "")
-    if "setting" in raw:
-        problems.extend(f"{source}: {m}" for m in _check_setting(setting, dataset, protocol))
+    # seeds / folds: the spec's own (single form), or the default of every listed experiment
+    seeds = _seeds(raw.get("seeds", [0]), "seeds", bad)
+    folds = raw.get("folds")
+    if folds is not None:
+        problems.extend(f"{source}: folds: {m}" for m in _check_folds(folds))
+
+    smoke_block = raw.get("smoke") or {}
+    if not isinstance(smoke_block, dict):
+        bad(f"smoke: expected a mapping of dotted config key -> value (and `folds`), got {smoke_block!r}")
+        smoke_block = {}
+    smoke_data = {k: v for k, v in smoke_block.items() if k in DATA_KEYS} if smoke else {}
+    smoke_seeds = _seeds(smoke_block["seeds"], "smoke.seeds", bad) if smoke and "seeds" in smoke_block else None
+    smoke_folds = smoke_block.get("folds") if smoke else None
+
+    if multi:
+        for k in DATA_KEYS:
+            if k in raw:
+                bad(f"{k}: with `experiments:`, give {k} in each experiment")
+        items = raw.get("experiments")
+        if not isinstance(items, list) or not items:
+            bad("experiments: expected a non-empty list of mappings {dataset:, setting:, protocol:, "
+                f"test_dataset:, seeds:, folds:}}, got {items!r}")
+            items = []
+    else:
+        items = [{k: raw[k] for k in DATA_KEYS if k in raw}]
+    experiments: list[Experiment] = []
+    for i, item in enumerate(items):
+        exp = _parse_experiment(item, i, multi, seeds, folds, bad)
+        if exp is None:
+            continue
+        twin = next((e for e in experiments if e.key == exp.key), None)
+        if twin is not None:
+            bad(f"experiments[{i}]: the same experiment as experiments[{twin.index}] ({exp.key}); "
+                "list each dataset/setting once")
+            continue
+        if smoke:
+            _smoke_map(exp, smoke_data, smoke_seeds, smoke_folds, bad)
+        experiments.append(exp)
 
     variants = raw.get("variants", [])
     if isinstance(variants, str):
@@ -216,21 +278,9 @@ def parse_spec(raw: Any, sets: dict[str, Any] | None = None, smoke: bool = False
     for k, v in overrides.items():
         problems.extend(f"{source}: overrides: {m}" for m in _check_key(str(k), keys, v))
 
-    seeds = raw.get("seeds", [0])
-    if isinstance(seeds, int) and not isinstance(seeds, bool):
-        seeds = [seeds]
-    if (not isinstance(seeds, list) or not seeds
-            or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)):
-        bad(f"seeds: expected a non-empty list of non-negative integers, got {raw.get('seeds')!r}")
-        seeds = [0]
-    elif len(set(seeds)) != len(seeds):
-        bad("seeds: a seed is listed twice")
     steps = raw.get("steps")
     if steps is not None and not _pos_int(steps):
         bad(f"steps: expected a positive integer (optimizer steps per fold), got {steps!r}")
-    folds = raw.get("folds")
-    if folds is not None:
-        problems.extend(f"{source}: folds: {m}" for m in _check_folds(folds))
 
     resources = Resources()
     res = _mapping(raw, "resources", RESOURCE_KEYS, "{cpus: N, gpus: fraction}", bad)
@@ -252,13 +302,9 @@ def parse_spec(raw: Any, sets: dict[str, Any] | None = None, smoke: bool = False
     if not isinstance(experiment, str) or not experiment.strip():
         bad(f"tracking.experiment: expected a non-empty name, got {experiment!r}")
 
-    smoke_block = raw.get("smoke") or {}
-    if not isinstance(smoke_block, dict):
-        bad(f"smoke: expected a mapping of dotted config key -> value (and `folds`), got {smoke_block!r}")
-        smoke_block = {}
     for k, v in smoke_block.items():
-        if k in SMOKE_TOP_KEYS:
-            continue  # checked as the spec's own key when --smoke applies it
+        if k in DATA_KEYS or k == "seeds":
+            continue  # checked as the data / seeds of every experiment when --smoke applies them
         if k == "folds":
             problems.extend(f"{source}: smoke.folds: {m}" for m in _check_folds(v))
         else:
@@ -272,21 +318,24 @@ def parse_spec(raw: Any, sets: dict[str, Any] | None = None, smoke: bool = False
     for k, v in sets.items():
         problems.extend(f"--set: {m}" for m in _check_key(str(k), keys, v))
 
+    # A single-experiment spec exposes the data it trains on as its own fields (the search
+    # command and older callers read them); a listed spec has them per experiment only.
+    first = experiments[0].runs_on if experiments and not multi else {}
     spec = SweepSpec(
-        name=name if isinstance(name, str) else "", dataset=dataset, setting=setting,
-        variants=[v for v in variants if isinstance(v, str)],
-        table=str(table) if table is not None else None, protocol=protocol,
-        test_dataset=test_dataset if protocol == "cross" else "", grid=grid, overrides=overrides,
-        seeds=seeds, steps=steps if _pos_int(steps) else None, folds=folds, resources=resources,
+        name=name if isinstance(name, str) else "", dataset=first.get("dataset", ""),
+        setting=first.get("setting", ""), variants=[v for v in variants if isinstance(v, str)],
+        table=str(table) if table is not None else None, protocol=first.get("protocol", "loso"),
+        test_dataset=first.get("test_dataset", ""), experiments=experiments, multi=multi, grid=grid,
+        overrides=overrides, seeds=experiments[0].seeds if experiments and not multi else seeds,
+        steps=steps if _pos_int(steps) else None,
+        folds=experiments[0].folds if experiments and not multi else folds, resources=resources,
         retries=retries, experiment=experiment if isinstance(experiment, str) else "",
         smoke=smoke_block, search=search, sets=sets, is_smoke=smoke, raw=raw, path=source,
     )
     if smoke:
         # --smoke is a CPU run by definition: no GPU request that would leave jobs pending forever
-        # on a laptop, and the smoke block's fold limit replaces the spec's.
+        # on a laptop.
         spec.resources = Resources(spec.resources.cpus, 0.0)
-        if "folds" in smoke_block:
-            spec.folds = smoke_block["folds"]
     if not problems:
         # Only now are the pieces sound enough to build every configuration; that catches what
         # the key check cannot: bad value types and inconsistent combinations.
@@ -297,6 +346,102 @@ def parse_spec(raw: Any, sets: dict[str, Any] | None = None, smoke: bool = False
     if problems:
         raise SpecError(_unique(problems))
     return spec
+
+
+def _seeds(seeds: Any, where: str, bad: Callable[[str], None]) -> list[int]:
+    """A validated seed list (an int is a list of one); [0] after reporting a mistake."""
+    original = seeds
+    if isinstance(seeds, int) and not isinstance(seeds, bool):
+        seeds = [seeds]
+    if (not isinstance(seeds, list) or not seeds
+            or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)):
+        bad(f"{where}: expected a non-empty list of non-negative integers, got {original!r}")
+        return [0]
+    if len(set(seeds)) != len(seeds):
+        bad(f"{where}: a seed is listed twice")
+    return seeds
+
+
+def _check_data(data: dict[str, Any], where: str) -> list[str]:
+    """Problems of one experiment's data (dataset, protocol, test_dataset, setting), each line
+    starting with `where` + the key ("experiments[2].setting: ...", or "setting: ...")."""
+    datasets = _known_datasets()
+    out = []
+    dataset = data.get("dataset", "")
+    if "dataset" in data and dataset not in datasets:
+        out.append(f"{where}dataset: unknown dataset {dataset!r}{suggest(str(dataset), datasets)}; "
+                   f"known: {', '.join(datasets)}")
+    protocol = data.get("protocol", "loso")
+    if protocol not in PROTOCOLS:
+        out.append(f"{where}protocol: expected one of {', '.join(PROTOCOLS)}, got {protocol!r}")
+    test_dataset = data.get("test_dataset", "")
+    if protocol == "cross":
+        if not test_dataset:
+            out.append(f"{where}test_dataset: the cross protocol needs the dataset it tests on")
+        elif test_dataset not in datasets:
+            out.append(f"{where}test_dataset: unknown dataset {test_dataset!r}"
+                       f"{suggest(str(test_dataset), datasets)}")
+        elif test_dataset == dataset:
+            out.append(f"{where}test_dataset: the cross protocol tests on another dataset than {dataset!r}")
+    elif "test_dataset" in data and protocol == "loso":
+        out.append(f"{where}test_dataset: only with protocol: cross (LOSO tests on the subjects of `dataset`)")
+    if "setting" in data:  # (against an unknown dataset nothing more to say: one mistake, one line)
+        known = dataset if dataset in datasets else ""
+        out.extend(f"{where}{m}" for m in _check_setting(data["setting"], known, protocol))
+    return out
+
+
+def _parse_experiment(item: Any, index: int, listed: bool, seeds: list[int], folds: Any,
+                      bad: Callable[[str], None]) -> Experiment | None:
+    """One experiment (an `experiments:` item, or the spec's top-level data); None if it has
+    mistakes (each reported through `bad`, prefixed "experiments[i]." when listed)."""
+    at = f"experiments[{index}]"
+    if not isinstance(item, dict):
+        bad(f"{at}: expected a mapping {{dataset:, setting:, protocol:, test_dataset:, seeds:, folds:}}, "
+            f"got {item!r}")
+        return None
+    problems: list[str] = []
+    if listed:
+        for k in item:
+            if k not in EXPERIMENT_KEYS:
+                problems.append(f"{at}: unknown key {k!r}{suggest(str(k), list(EXPERIMENT_KEYS))}")
+        problems.extend(f"{at}: missing required key {k!r}" for k in ("dataset", "setting") if k not in item)
+    problems.extend(_check_data(item, f"{at}." if listed else ""))
+    if listed and "seeds" in item:
+        seeds = _seeds(item["seeds"], f"{at}.seeds", problems.append)
+    if listed and "folds" in item:
+        folds = item["folds"]
+        problems.extend(f"{at}.folds: {m}" for m in _check_folds(folds))
+    for m in problems:
+        bad(m)
+    if problems or "dataset" not in item or "setting" not in item:
+        return None
+    protocol = item.get("protocol", "loso")
+    data = {"dataset": item["dataset"], "setting": item["setting"], "protocol": protocol,
+            "test_dataset": item.get("test_dataset", "") if protocol == "cross" else ""}
+    return Experiment(experiment_key(**data), **data, seeds=list(seeds), folds=folds, runs_on=dict(data),
+                      index=index, listed=listed)
+
+
+def _smoke_map(exp: Experiment, smoke_data: dict[str, Any], seeds: list[int] | None, folds: Any,
+               bad: Callable[[str], None]) -> None:
+    """Under --smoke: the smoke block's data, seeds and folds replace what `exp` runs on; its key
+    (the table cell it fills) stays. `protocol: loso` there also drops the test dataset."""
+    exp.smoke = True
+    data = {**exp.runs_on, **smoke_data}
+    if data.get("protocol") == "loso":
+        data["test_dataset"] = ""
+    where = f"smoke: {exp.where}: " if exp.listed else "smoke: "
+    checked = {k: v for k, v in data.items() if k != "test_dataset" or data.get("protocol") == "cross"}
+    problems = _check_data(checked, "")
+    for m in problems:
+        bad(where + m)
+    if not problems:
+        exp.runs_on = {k: data[k] for k in DATA_KEYS}
+    if seeds is not None:
+        exp.seeds = list(seeds)
+    if folds is not None:
+        exp.folds = folds
 
 
 def _mapping(raw: dict[str, Any], key: str, known: tuple[str, ...], example: str,
@@ -406,10 +551,13 @@ def _unique(lines: list[str]) -> list[str]:
 # spec -> configurations
 
 
-def base_overrides(spec: SweepSpec) -> dict[str, Any]:
-    """The layer the spec's own fields contribute (data and step budget), before `overrides`."""
-    over: dict[str, Any] = {"data.dataset": spec.dataset, "data.setting": spec.setting,
-                            "data.test_dataset": spec.test_dataset}
+def base_overrides(spec: SweepSpec, exp: Experiment | None = None) -> dict[str, Any]:
+    """The layer the spec's own fields contribute (an experiment's data and the step budget),
+    before `overrides`. `exp` defaults to the spec's first (for a single-form spec: only) one."""
+    exp = exp or spec.experiments[0]
+    data = exp.runs_on
+    over: dict[str, Any] = {"data.dataset": data["dataset"], "data.setting": data["setting"],
+                            "data.test_dataset": data["test_dataset"]}
     if spec.steps is not None:
         over["train.steps"] = spec.steps
     return over
@@ -420,7 +568,7 @@ def smoke_overrides(spec: SweepSpec) -> dict[str, Any]:
     if not spec.is_smoke:
         return {}
     over: dict[str, Any] = {"train.device": "cpu"}
-    over.update({k: v for k, v in spec.smoke.items() if k != "folds" and k not in SMOKE_TOP_KEYS})
+    over.update({k: v for k, v in spec.smoke.items() if k not in SMOKE_TOP_KEYS})
     return over
 
 
@@ -464,25 +612,28 @@ def config_label(variant: str, point: dict[str, Any], seed: int, names: dict[str
 
 
 def configurations(spec: SweepSpec) -> list[Configuration]:
-    """Every configuration of the spec (variant x grid point x seed), each built and resolved.
+    """Every configuration of the spec (experiment x variant x grid point x seed), each built and
+    resolved. In an `experiments:` spec each label starts with the experiment key ("samm/3|fdp|seed0").
 
     Raises SpecError listing every configuration that does not build (bad value, inconsistent
     variant/override combination)."""
     names = short_keys(list(spec.grid))
     out: list[Configuration] = []
     problems: list[str] = []
-    for variant in spec.variants:
-        for point in grid_points(spec.grid):
-            for seed in spec.seeds:
-                over = {**base_overrides(spec), **spec.overrides, **point, "train.seed": seed,
-                        **smoke_overrides(spec), **spec.sets}
-                label = config_label(variant, point, seed, names)
-                try:
-                    cfg = build_config(variant, over)
-                except ConfigError as e:
-                    problems.append(f"{spec.path}: {label}: {e}")
-                    continue
-                out.append(Configuration(label, variant, point, seed, over, cfg))
+    for exp in spec.experiments:
+        prefix = f"{exp.key}|" if spec.multi else ""
+        for variant in spec.variants:
+            for point in grid_points(spec.grid):
+                for seed in exp.seeds:
+                    over = {**base_overrides(spec, exp), **spec.overrides, **point, "train.seed": seed,
+                            **smoke_overrides(spec), **spec.sets}
+                    label = prefix + config_label(variant, point, seed, names)
+                    try:
+                        cfg = build_config(variant, over)
+                    except ConfigError as e:
+                        problems.append(f"{spec.path}: {label}: {e}")
+                        continue
+                    out.append(Configuration(label, variant, point, seed, over, cfg, exp))
     if problems:
         raise SpecError(_unique(problems))
     return out

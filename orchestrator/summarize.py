@@ -1,13 +1,21 @@
-"""Collect a sweep's runs from MLflow into a `tables.TableInput` (and Fig. 4 from its artifacts).
+"""Collect sweeps' runs from MLflow into a `tables.TableInput` (and Fig. 4 from its artifacts).
 
-Which sweep: the latest parent run (`fdp.role=parent`) whose `fdp.table` tag is the table (or whose
-`fdp.sweep` is the name given), smoke parents (`fdp.smoke=true`) skipped unless asked for. Its
-FINISHED child runs are grouped by configuration key (`tables.row_keys`): the variant (Tables 9,
-10, 13, 14), `loss_key(lambda_d, lambda_r)` (Table 11), the class setting (Tables 4-7) or the
-direction `casme2->samm` (Table 8). Per key and seed, the children's `predictions.csv` are
-concatenated and scored with `fdp.metrics.pooled_metrics` (SPEC §5: pooled over folds, not
-averaged); `di_mse` is the mean over clips. Per-fold UF1 (mean over seeds) feeds Table 13's paired
-tests; `n_params` is counted on a model built from a child's `config.yaml` (Table 10).
+Which sweep: the latest *complete* parent run (`fdp.role=parent`, status FINISHED: every job
+finished) whose `fdp.table` tag lists the table ("9", "4,5,6,7"), else the latest one of any
+status (with a note); smoke parents (`fdp.smoke=true`) are skipped unless asked for. `--sweep
+NAME` takes the latest parent of that name whatever its status; several names merge their runs:
+one run per job key (the latest FINISHED one, else the latest), then one per (table key, seed,
+fold) (the latest, with a note when two configurations compete for a cell).
+
+Child runs are grouped by the table's configuration key (`tables.row_keys`): the variant (Tables
+9, 10, 13, 14), `loss_key(lambda_d, lambda_r)` (Table 11), or the experiment (`fdp.experiment`
+tag: the class setting for Tables 4-7 and 12, the direction `casme2->samm` for Table 8; runs
+older than that tag fall back to their `data.*` params). So one sweep with an `experiments:`
+list fills every cell of Tables 4-7, each cell from its own experiment's runs. Per key and seed,
+the children's `predictions.csv` are concatenated and scored with `fdp.metrics.pooled_metrics`
+(SPEC §5: pooled over folds, not averaged); `di_mse` is the mean over clips. Per-fold UF1 (mean
+over seeds) feeds Table 13's paired tests; `n_params` is counted on a model built from a child's
+`config.yaml` (Table 10).
 """
 
 from __future__ import annotations
@@ -15,11 +23,12 @@ from __future__ import annotations
 import math
 import tempfile
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.tables import ConfigResult, TableInput, loss_key, row_keys
+from orchestrator.tables import ConfigResult, TableInput, all_row_keys, loss_key, row_keys
 from orchestrator.tracking import SweepTracker, with_retry
 
 if TYPE_CHECKING:
@@ -30,6 +39,7 @@ SWEEP_FILES = {4: "sota", 5: "sota", 6: "sota", 7: "sota", 8: "cross_dataset", 9
                10: "backbones", 11: "loss_weights", 14: "dic"}
 NO_RUNS_OK = (12, 13)  # tables printed from the published data even with no runs
 SOURCES = {13: (9, 10), 12: (4, 5, 6, 7)}  # tables built from other tables' sweeps
+EXPERIMENT_TABLES = (4, 5, 6, 7, 8, 12)  # tables whose cells are experiments (dataset/setting)
 
 
 class SummaryError(RuntimeError):
@@ -46,38 +56,80 @@ class SweepRuns:
     def name(self) -> str:
         return self.parent.data.tags.get("fdp.sweep", "?")
 
+    @property
+    def experiments(self) -> list[str]:
+        """The experiment keys the sweep's spec lists (tag `fdp.experiments`; [] on older runs)."""
+        return [k for k in self.parent.data.tags.get("fdp.experiments", "").split(",") if k]
+
+
+def _tables_of(run: "Run") -> list[str]:
+    return [t.strip() for t in run.data.tags.get("fdp.table", "").split(",") if t.strip()]
+
 
 def find_parent(tracker: SweepTracker, table: int | None = None, sweep: str | None = None,
-                include_smoke: bool = False) -> SweepRuns | None:
-    """The latest parent run of a sweep for `table` (or named `sweep`), with its child runs."""
+                include_smoke: bool = False, notes: list[str] | None = None) -> SweepRuns | None:
+    """The parent run of a sweep, with its child runs: the latest one named `sweep` (any status),
+    or the latest complete (FINISHED) one whose `fdp.table` lists `table`, else the latest such
+    one of any status (noted in `notes`)."""
     exps = with_retry(tracker.client.search_experiments)
     flt = "tags.`fdp.role` = 'parent'"
     if sweep:
         flt += f" and tags.`fdp.sweep` = '{sweep}'"
-    elif table is not None:
-        flt += f" and tags.`fdp.table` = '{table}'"
-    best = None
+    candidates: list[tuple[Run, str]] = []
     for exp in exps:
-        for run in tracker.search(exp.experiment_id, flt, order_by=["attributes.start_time DESC"]):
+        for run in tracker.search(exp.experiment_id, flt):
             if not (include_smoke or sweep) and run.data.tags.get("fdp.smoke") == "true":
                 continue
-            if best is None or run.info.start_time > best[0].info.start_time:
-                best = (run, exp.experiment_id)
-            break  # ordered: the first kept one is this experiment's latest
-    if best is None:
+            if not sweep and table is not None and str(table) not in _tables_of(run):
+                continue
+            candidates.append((run, exp.experiment_id))
+    if not candidates:
         return None
+    candidates.sort(key=lambda c: c[0].info.start_time or 0, reverse=True)
+    best = candidates[0]
+    if not sweep:
+        done = [c for c in candidates if c[0].info.status == "FINISHED"]
+        if done and done[0] is not best:
+            newer = [c[0] for c in candidates if (c[0].info.start_time or 0) > (done[0][0].info.start_time or 0)]
+            if notes is not None:
+                for r in newer:
+                    notes.append(f"newer sweep {r.data.tags.get('fdp.sweep', '?')} (parent run {r.info.run_id}, "
+                                 f"{r.info.status}) skipped: not complete; `--sweep "
+                                 f"{r.data.tags.get('fdp.sweep', '?')}` reads it")
+            best = done[0]
+        elif not done and notes is not None:
+            notes.append(f"no complete sweep for Table {table}: using the latest, "
+                         f"{best[0].data.tags.get('fdp.sweep', '?')} ({best[0].info.status})")
     run, eid = best
     children = tracker.search(eid, f"tags.`mlflow.parentRunId` = '{run.info.run_id}'")
     return SweepRuns(run, eid, children)
 
 
+def _rank(run: "Run") -> tuple[bool, int]:
+    """Which of two runs of one job wins: a finished one, then the later one."""
+    return run.info.status == "FINISHED", run.info.start_time or 0
+
+
+def merge_runs(sweeps: Sequence[SweepRuns]) -> list["Run"]:
+    """The child runs of several sweeps, one per job key: the latest FINISHED run, else the latest."""
+    best: dict[str, Run] = {}
+    for s in sweeps:
+        for r in s.children:
+            k = r.data.tags.get("fdp.job_key") or r.info.run_id
+            if k not in best or _rank(r) > _rank(best[k]):
+                best[k] = r
+    return list(best.values())
+
+
 def config_key(table: int, run: "Run") -> str:
     """The `TableInput` key a child run is filed under in `table`."""
     p, t = run.data.params, run.data.tags
-    if table in (4, 5, 6, 7, 12):
+    if table in EXPERIMENT_TABLES:
+        if "fdp.experiment" in t:
+            return t["fdp.experiment"]
+        if table == 8:  # runs from before experiments were tagged
+            return f"{p.get('data.dataset', '')}->{p.get('data.test_dataset', '')}"
         return p.get("data.setting", "")
-    if table == 8:
-        return f"{p.get('data.dataset', '')}->{p.get('data.test_dataset', '')}"
     if table == 11:
         try:
             return loss_key(float(p["loss.lambda_d"]), float(p["loss.lambda_r"]))
@@ -105,20 +157,44 @@ def count_params(tracker: SweepTracker, run: "Run") -> int | None:
         return None
 
 
-def collect(tracker: SweepTracker, sweep: SweepRuns, table: int, with_params: bool | None = None,
-            notes: list[str] | None = None) -> dict[str, ConfigResult]:
-    """key -> ConfigResult for the child runs of one sweep (keys table `table` does not read are
-    skipped, with a note)."""
+def collect(tracker: SweepTracker, sweep: SweepRuns | Sequence[SweepRuns], table: int,
+            with_params: bool | None = None, notes: list[str] | None = None) -> dict[str, ConfigResult]:
+    """key -> ConfigResult for the child runs of one sweep, or of several merged (`merge_runs`);
+    keys table `table` does not read are skipped, with a note."""
+    sweeps = [sweep] if isinstance(sweep, SweepRuns) else list(sweep)
+    runs = merge_runs(sweeps) if len(sweeps) > 1 else list(sweeps[0].children)
     keys = set(row_keys(table))
     with_params = table == 10 if with_params is None else with_params
-    by_key: dict[str, list[Run]] = defaultdict(list)
-    for run in sweep.children:
+    sweep_of = {r.info.run_id: s.name for s in sweeps for r in s.children}
+    # one run per (key, seed, fold): two configurations of one cell (e.g. two merged sweeps with
+    # other step budgets) would otherwise be pooled as if they were more clips
+    cells: dict[tuple[str, str, str], Run] = {}
+    skipped: dict[str, int] = defaultdict(int)
+    for run in runs:
         k = config_key(table, run)
-        if k in keys:
-            by_key[k].append(run)
-        elif notes is not None:
-            notes.append(f"run {run.data.tags.get('fdp.config_label', run.info.run_id)}: key {k!r} "
-                         f"is not a row of Table {table}; skipped")
+        if k not in keys:
+            skipped[k] += 1
+            continue
+        cell = (k, run.data.tags.get("fdp.seed", "0"), run.data.tags.get("fdp.fold", "?"))
+        other = cells.get(cell)
+        if other is not None:
+            keep, drop = (run, other) if _rank(run) > _rank(other) else (other, run)
+            if notes is not None:
+                notes.append(f"{k}: seed {cell[1]}, fold {cell[2]} has runs of two configurations "
+                             f"({drop.data.tags.get('fdp.config_label', '?')} in sweep "
+                             f"{sweep_of.get(drop.info.run_id, '?')}, {keep.data.tags.get('fdp.config_label', '?')} "
+                             f"in sweep {sweep_of.get(keep.info.run_id, '?')}); using the latest finished one, "
+                             f"from {sweep_of.get(keep.info.run_id, '?')}")
+            run = keep
+        cells[cell] = run
+    if notes is not None:
+        # runs of another table's experiments (sota.yaml fills Tables 4-7) are expected here
+        for k, n in skipped.items():
+            if k not in all_row_keys():
+                notes.append(f"{n} run(s) with key {k!r} are not a row of Table {table}; skipped")
+    by_key: dict[str, list[Run]] = defaultdict(list)
+    for (k, _, _), run in cells.items():
+        by_key[k].append(run)
     out: dict[str, ConfigResult] = {}
     for k, runs in by_key.items():
         per_seed: dict[str, list[Run]] = defaultdict(list)
@@ -152,41 +228,54 @@ def collect(tracker: SweepTracker, sweep: SweepRuns, table: int, with_params: bo
     return out
 
 
-def table_input(tracker: SweepTracker, table: int, sweep: str | None = None, include_smoke: bool = False,
-                notes: list[str] | None = None) -> TableInput:
-    """Our results for `table` from the latest matching sweep(s). Raises SummaryError when a
-    table that needs runs has none."""
+def table_input(tracker: SweepTracker, table: int, sweep: str | Sequence[str] | None = None,
+                include_smoke: bool = False, notes: list[str] | None = None) -> TableInput:
+    """Our results for `table` from the latest matching sweep(s), or from the named sweeps merged.
+    Raises SummaryError when a table that needs runs has none."""
     notes = notes if notes is not None else []
+    names = [sweep] if isinstance(sweep, str) else list(sweep or [])
     results: dict[str, ConfigResult] = {}
-    if sweep:
-        found = find_parent(tracker, sweep=sweep, include_smoke=True)
-        if found is None:
-            raise SummaryError(f"no sweep named {sweep!r} in {tracker.uri}")
+    sources: list[tuple[int, list[SweepRuns]]] = []
+    if names:
+        found = []
+        for name in dict.fromkeys(names):
+            f = find_parent(tracker, sweep=name, include_smoke=True)
+            if f is None:
+                raise SummaryError(f"no sweep named {name!r} in {tracker.uri}")
+            found.append(f)
         sources = [(table, found)]
     else:
-        sources = []
+        seen: set[str] = set()
         for t in SOURCES.get(table, (table,)):
-            found = find_parent(tracker, table=t, include_smoke=include_smoke)
-            if found is not None:
-                sources.append((t, found))
+            f = find_parent(tracker, table=t, include_smoke=include_smoke, notes=notes)
+            if f is not None and f.parent.info.run_id not in seen:
+                seen.add(f.parent.info.run_id)
+                sources.append((t, [f]))
         if not sources and table not in NO_RUNS_OK:
             smoke = "" if include_smoke else " (smoke sweeps are skipped without --include-smoke)"
             raise SummaryError(f"no sweep for Table {table} in {tracker.uri}{smoke}; run "
                                f"`fdp-sweep run sweeps/{SWEEP_FILES.get(table, '?')}.yaml` first")
     for t, found in sources:
-        key_table = table if table not in SOURCES else t
-        smoke = " [smoke]" if found.parent.data.tags.get("fdp.smoke") == "true" else ""
-        notes.append(f"sweep {found.name}{smoke}: parent run {found.parent.info.run_id}, "
-                     f"{len(found.children)} job run(s)")
-        for k, res in collect(tracker, found, key_table, with_params=(t == 10), notes=notes).items():
+        for f in found:
+            smoke = " [smoke]" if f.parent.data.tags.get("fdp.smoke") == "true" else ""
+            exps = f", experiments {', '.join(f.experiments)}" if f.experiments else ""
+            notes.append(f"sweep {f.name}{smoke}: parent run {f.parent.info.run_id} ({f.parent.info.status}), "
+                         f"{len(f.children)} job run(s){exps}")
+        for k, res in collect(tracker, found, table, with_params=(t == 10), notes=notes).items():
             if k in set(row_keys(table)):
                 results.setdefault(k, res)
+    if table in EXPERIMENT_TABLES and (sources or table not in NO_RUNS_OK):
+        used = ", ".join(f.name for _, found in sources for f in found)
+        for k in row_keys(table):
+            if k not in results:
+                notes.append(f"missing: {k}: no job run in sweep(s) {used or '(none)'}; add the experiment to "
+                             f"the spec's `experiments:`, or merge a sweep that has it (--sweep A --sweep B)")
     return TableInput(results)
 
 
-def render_summary(table: int, tracking_uri: str, sweep: str | None = None, fmt: str = "md",
+def render_summary(table: int, tracking_uri: str, sweep: str | Sequence[str] | None = None, fmt: str = "md",
                    include_smoke: bool = False) -> tuple[str, list[str]]:
-    """(rendered table, notes) for `fdp-sweep summarize --table N`."""
+    """(rendered table, notes) for `fdp-sweep summarize --table N [--sweep A --sweep B]`."""
     from orchestrator.tables import render_table
 
     tracker = SweepTracker(tracking_uri)

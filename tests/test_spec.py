@@ -173,3 +173,164 @@ def test_dry_run_table_and_totals(cache_env, tmp_path):
     assert "parallel here: 4 job(s) at a time on 8 cpu(s) / 1 gpu(s)" in text
     bad = expand(parse_spec(_raw(folds=["99"])))
     assert bad.problems == ["folds: unknown fold(s) 99; known: 01, 02, 03, 04"]
+
+
+# ---------------------------------------------------------------------------------------------
+# several experiments in one spec (`experiments:`, issue #6)
+
+
+def _multi(*items, **extra):
+    return {"name": "m", "variants": ["fdp"], "experiments": list(items), **extra}
+
+
+CASME2_5 = {"dataset": "casme2", "setting": "casme2/5"}
+SAMM_3 = {"dataset": "samm", "setting": "samm/3", "seeds": [3, 4], "folds": 5}
+C2S = {"dataset": "casme2", "setting": "cross/casme2", "protocol": "cross", "test_dataset": "samm"}
+SYNTH = {"dataset": "casme2", "setting": "casme2/5", "protocol": "loso", "folds": 2, "seeds": [0]}
+
+
+def test_experiments_list_parses_with_own_seeds_folds_and_labels():
+    spec = parse_spec(_multi(CASME2_5, SAMM_3, C2S, seeds=[0, 1], folds=3, table=[4, 5, 8]))
+    assert spec.multi and spec.table == "4,5,8"
+    assert [e.key for e in spec.experiments] == ["casme2/5", "samm/3", "casme2->samm"]
+    assert [(e.seeds, e.folds) for e in spec.experiments] == [([0, 1], 3), ([3, 4], 5), ([0, 1], 3)]
+    cross = spec.experiments[2]
+    assert (cross.dataset, cross.setting, cross.protocol, cross.test_dataset) == ("casme2", "cross/casme2",
+                                                                                   "cross", "samm")
+    from orchestrator.spec import configurations
+
+    configs = configurations(spec)
+    assert [c.label for c in configs] == [
+        "casme2/5|fdp|seed0", "casme2/5|fdp|seed1", "samm/3|fdp|seed3", "samm/3|fdp|seed4",
+        "casme2->samm|fdp|seed0", "casme2->samm|fdp|seed1"]
+    assert [(c.cfg.data.dataset, c.cfg.data.setting, c.cfg.data.test_dataset) for c in configs[::2]] == [
+        ("casme2", "casme2/5", ""), ("samm", "samm/3", ""), ("casme2", "cross/casme2", "samm")]
+    # the single top-level form is unchanged: no prefix, the spec's own fields
+    one = parse_spec(_raw())
+    assert not one.multi and [e.key for e in one.experiments] == ["casme2/5"]
+    assert [c.label for c in configurations(one)] == ["fdp|seed0"]
+
+
+def test_experiment_mistakes_are_one_line_each_naming_the_key():
+    raw = _multi(
+        {"dataset": "casme2", "setting": "casme2/9"},
+        {"dataset": "sam", "setting": "samm/5"},
+        {"dataset": "casme2", "setting": "samm/5", "setings": 1},
+        {"dataset": "casme2", "setting": "cross/casme2", "protocol": "cross"},
+        {"dataset": "casme2", "setting": "casme2/5", "test_dataset": "samm", "seeds": [-1], "folds": 0},
+        {"setting": "casme2/3", "protocol": "crossed"},
+        "samm/5",
+        dict(CASME2_5),
+        dict(CASME2_5),
+        dataset="casme2",
+    )
+    with pytest.raises(SpecError) as e:
+        parse_spec(raw, source="s.yaml")
+    known = "casme2/5, casme2/3, samm/5, samm/3, casme_sq/4, casme3/7, cross/casme2, cross/samm"
+    assert e.value.problems == [
+        "s.yaml: dataset: with `experiments:`, give dataset in each experiment",
+        "s.yaml: experiments[0].setting: unknown class setting 'casme2/9' (did you mean 'casme2/5'?); "
+        f"known: {known}",
+        "s.yaml: experiments[1].dataset: unknown dataset 'sam' (did you mean 'samm'?); "
+        "known: casme2, casme3, casme_sq, samm",
+        "s.yaml: experiments[2]: unknown key 'setings' (did you mean 'setting'?)",
+        "s.yaml: experiments[2].setting: 'samm/5' is a setting of samm, not of dataset 'casme2'",
+        "s.yaml: experiments[3].test_dataset: the cross protocol needs the dataset it tests on",
+        "s.yaml: experiments[4].test_dataset: only with protocol: cross (LOSO tests on the subjects of `dataset`)",
+        "s.yaml: experiments[4].seeds: expected a non-empty list of non-negative integers, got [-1]",
+        "s.yaml: experiments[4].folds: expected a positive integer (the first N folds) or a list of fold names, "
+        "got 0",
+        "s.yaml: experiments[5]: missing required key 'dataset'",
+        "s.yaml: experiments[5].protocol: expected one of loso, cross, got 'crossed'",
+        "s.yaml: experiments[6]: expected a mapping {dataset:, setting:, protocol:, test_dataset:, seeds:, folds:}, "
+        "got 'samm/5'",
+        "s.yaml: experiments[8]: the same experiment as experiments[7] (casme2/5); list each dataset/setting once",
+    ]
+    for bad, line in [([], "experiments: expected a non-empty list of mappings {dataset:, setting:, protocol:, "
+                           "test_dataset:, seeds:, folds:}, got []"),
+                      ("casme2/5", "experiments: expected a non-empty list of mappings {dataset:, setting:, "
+                                   "protocol:, test_dataset:, seeds:, folds:}, got 'casme2/5'")]:
+        with pytest.raises(SpecError) as e:
+            parse_spec({"name": "m", "variants": ["fdp"], "experiments": bad}, source="s.yaml")
+        assert e.value.problems == [f"s.yaml: {line}"]
+
+
+def test_smoke_maps_every_experiment_onto_the_smoke_data_and_keeps_its_key():
+    spec = parse_spec(_multi(CASME2_5, SAMM_3, C2S, smoke=dict(SYNTH)), smoke=True)
+    assert [e.key for e in spec.experiments] == ["casme2/5", "samm/3", "casme2->samm"]
+    assert all(e.runs_on == {"dataset": "casme2", "setting": "casme2/5", "protocol": "loso", "test_dataset": ""}
+               and e.seeds == [0] and e.folds == 2 and e.smoke for e in spec.experiments)
+    assert spec.experiments[2].test_dataset == "samm"  # declared, as tagged on the runs
+    # smoke data that cannot replace a cross experiment's data: one line naming the experiment
+    with pytest.raises(SpecError) as e:
+        parse_spec(_multi(CASME2_5, C2S, smoke={"dataset": "casme2", "setting": "casme2/5"}), smoke=True,
+                   source="s.yaml")
+    assert e.value.problems == ["s.yaml: smoke: experiments[1] (casme2->samm): setting: the cross protocol uses "
+                                "a cross/<dataset> setting, got 'casme2/5'"]
+    from orchestrator.search import parse_search
+
+    with pytest.raises(SpecError) as e:
+        parse_search(parse_spec(_multi(CASME2_5, SAMM_3, search={"space": {"loss.lambda_d": {
+            "type": "float", "low": 1, "high": 10}}}), source="s.yaml"))
+    assert "s.yaml: search: experiments: a search tunes one dataset/setting, the spec lists 2; give dataset: " \
+           "and setting: at the top level" in e.value.problems
+
+
+def test_experiment_jobs_have_unique_keys_even_on_the_same_data(cache_env):
+    # under --smoke all three experiments train on the same synthetic casme2/5: only the
+    # experiment key in the job key keeps their jobs (and runs, checkpoints, resume) apart
+    spec = parse_spec(_multi(CASME2_5, SAMM_3, C2S, variants=["fdp", "no_dic"], smoke={**SYNTH, "folds": 3}),
+                      smoke=True)
+    plan = expand(spec)
+    assert plan.complete and not plan.duplicates
+    assert len(plan.configurations) == 3 * 2 and len(plan.jobs) == 3 * 2 * 3
+    assert len({j.key for j in plan.jobs}) == len(plan.jobs)
+    assert len({j.config_label for j in plan.jobs}) == 6
+    for j in plan.jobs:
+        assert j.key == job_key(j.cfg, j.fold, j.experiment.key) != job_key(j.cfg, j.fold)
+        assert j.label == f"{j.experiment.key}|{j.variant}|seed0|fold={j.fold}"
+    assert {j.fold for j in plan.jobs} == {"01", "02", "03"}
+    # without --smoke (own data, own seeds and folds): 2 seeds x 3 folds + 2 seeds x ... per experiment
+    plan = expand(parse_spec(_multi(CASME2_5, {"dataset": "casme2", "setting": "casme2/3", "seeds": [7],
+                                                "folds": ["02", "04"]}, seeds=[0, 1], folds=3)))
+    assert [(j.experiment.key, j.seed, j.fold) for j in plan.jobs] == [
+        ("casme2/5", 0, "01"), ("casme2/5", 0, "02"), ("casme2/5", 0, "03"),
+        ("casme2/5", 1, "01"), ("casme2/5", 1, "02"), ("casme2/5", 1, "03"),
+        ("casme2/3", 7, "02"), ("casme2/3", 7, "04")]
+    # a single-form spec keeps the job keys it had before experiments existed
+    single = expand(parse_spec(_raw(folds=1)))
+    assert single.jobs[0].key == job_key(single.jobs[0].cfg, "01")
+
+
+def test_dry_run_lists_each_experiment(cache_env, tmp_path):
+    path = tmp_path / "m.yaml"
+    path.write_text(yaml.safe_dump(_multi(CASME2_5, SAMM_3, C2S, smoke=dict(SYNTH))))
+    res = CliRunner().invoke(run_cmd, [str(path), "--dry-run", "--smoke"])
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    assert lines[0].endswith("[smoke]: 3 experiment(s), 3 configuration(s), 6 job(s)")
+    rows = [ln.split() for ln in lines[2:6]]
+    assert rows == [
+        ["[i]", "experiment", "dataset", "setting", "protocol", "test", "seeds", "folds", "jobs", "runs", "on",
+         "(smoke)"],
+        ["0", "casme2/5", "casme2", "casme2/5", "loso", "-", "1", "2", "2", "casme2/5", "on", "casme2"],
+        ["1", "samm/3", "samm", "samm/3", "loso", "-", "1", "2", "2", "casme2/5", "on", "casme2"],
+        ["2", "casme2->samm", "casme2", "cross/casme2", "cross", "samm", "1", "2", "2", "casme2/5", "on", "casme2"]]
+    jobs = [ln.split()[1] for ln in lines[7:13]]
+    assert jobs == ["casme2/5|fdp|seed0|fold=01", "casme2/5|fdp|seed0|fold=02", "samm/3|fdp|seed0|fold=01",
+                    "samm/3|fdp|seed0|fold=02", "casme2->samm|fdp|seed0|fold=01", "casme2->samm|fdp|seed0|fold=02"]
+
+
+def test_missing_cache_is_reported_per_experiment(cache_env, tmp_path):
+    # the session cache holds casme2 only: the samm experiments have no folds, casme2's have
+    plan = expand(parse_spec(_multi(CASME2_5, SAMM_3, {"dataset": "samm", "setting": "samm/5"})))
+    assert not plan.complete
+    assert [p.split(": no prepared clip cache for samm")[0] for p in plan.problems] == [
+        "experiments[1] (samm/3)", "experiments[2] (samm/5)"]
+    assert {j.experiment.key for j in plan.jobs} == {"casme2/5"} and len(plan.jobs) == 4
+    path = tmp_path / "m.yaml"
+    path.write_text(yaml.safe_dump(_multi(CASME2_5, SAMM_3)))
+    res = CliRunner().invoke(run_cmd, [str(path)])  # a real run stops: one line per experiment
+    assert res.exit_code == 2
+    assert [ln.split(": no prepared")[0] for ln in res.output.strip().splitlines()] == [
+        "error: experiments[1] (samm/3)"]

@@ -93,3 +93,27 @@ def test_figure4(swept, tmp_path):
                                              "--out", str(out)])
     assert res.exit_code == 0, res.output
     assert out.exists() and out.stat().st_size > 1000
+
+
+def test_latest_complete_sweep_is_preferred(tmp_path):
+    """Without --sweep: the latest FINISHED parent whose fdp.table lists the table; a newer
+    incomplete one is named in a note; --sweep NAME takes the latest of that name."""
+    tracker = SweepTracker(f"sqlite:///{tmp_path / 'm.db'}")
+    exp = tracker.client.create_experiment("t")
+    ids = {}
+    for i, (name, table, status) in enumerate([("old", "4,5,6,7", "FINISHED"), ("sota", "4,5,6,7", "FINISHED"),
+                                               ("other", "9", "FINISHED"), ("new", "4,5", "FAILED")]):
+        run = tracker.client.create_run(exp, start_time=1000 + i, tags={
+            "fdp.role": "parent", "fdp.sweep": name, "fdp.table": table, "fdp.smoke": "false",
+            "fdp.experiments": "casme2/5,samm/5"})
+        tracker.client.set_terminated(run.info.run_id, status)
+        ids[name] = run.info.run_id
+    notes: list[str] = []
+    found = find_parent(tracker, table=5, notes=notes)
+    assert found.name == "sota" and found.experiments == ["casme2/5", "samm/5"]
+    assert notes == [f"newer sweep new (parent run {ids['new']}, FAILED) skipped: not complete; "
+                     "`--sweep new` reads it"]
+    assert find_parent(tracker, table=6).name == "sota"
+    assert find_parent(tracker, table=9).name == "other"
+    assert find_parent(tracker, table=8) is None
+    assert find_parent(tracker, sweep="new").parent.info.run_id == ids["new"]
