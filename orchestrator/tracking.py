@@ -11,13 +11,16 @@ write to the run id they are given. Every write goes through `with_retry`, becau
 serialises writers and answers "database is locked" under contention instead of waiting long.
 
 Names a reader of the store relies on (also in docs/sweeps.md):
-* parent run tags: `fdp.role=parent`, `fdp.sweep`, `fdp.spec_hash`, `fdp.sweep_instance`, `fdp.table`;
+* parent run tags: `fdp.role=parent`, `fdp.sweep`, `fdp.spec_hash`, `fdp.sweep_instance`, `fdp.table`
+  ("9", or "4,5,6,7" for a spec filling several tables), `fdp.experiments` (the experiment keys);
   metrics `<config>/acc|war|uf1|uar|di_mse` (`metric_prefix` of the configuration label).
 * child run tags: `mlflow.parentRunId`, `fdp.role=job`, `fdp.job_key`, `fdp.variant`, `fdp.fold`,
-  `fdp.seed`, `fdp.config_label`, `fdp.selection`, `fdp.sweep`, `fdp.sweep_instance`, `fdp.error`
-  (failed jobs); params: the flattened resolved config; metrics `train/<term>` per step, then
-  `acc war uf1 uar di_mse wall_time_s steps_per_s peak_mem_mb`; artifacts `config.yaml`,
-  `predictions.csv`, `fold_result.json`, `confusion.json`, `confusion.png`, `examples.png`.
+  `fdp.seed`, `fdp.config_label`, `fdp.selection`, `fdp.sweep`, `fdp.sweep_instance`, the
+  experiment (`fdp.experiment`, `fdp.dataset`, `fdp.setting`, `fdp.protocol`, `fdp.test_dataset`,
+  `fdp.smoke`; see `experiment_tags`), `fdp.error` (failed jobs); params: the flattened resolved
+  config; metrics `train/<term>` per step, then `acc war uf1 uar di_mse wall_time_s steps_per_s
+  peak_mem_mb`; artifacts `config.yaml`, `predictions.csv`, `fold_result.json`, `confusion.json`,
+  `confusion.png`, `examples.png`.
 """
 
 from __future__ import annotations
@@ -92,8 +95,9 @@ def artifact_location(experiment: str, root: Path | None = None) -> str:
 
 def metric_prefix(config_label: str) -> str:
     """A configuration label as an MLflow metric-name prefix: 'fdp|lambda_d=10|seed0' ->
-    'fdp/lambda_d:10/seed0' (MLflow names allow only [/\\w.\\- :])."""
-    text = config_label.replace("|", "/").replace("=", ":")
+    'fdp/lambda_d:10/seed0', 'casme2->samm|fdp|seed0' -> 'casme2-to-samm/fdp/seed0' (MLflow
+    names allow only [/\\w.\\- :])."""
+    text = config_label.replace("|", "/").replace("=", ":").replace("->", "-to-")
     return re.sub(r"[^/\w.\- :]", "_", text)
 
 
@@ -169,14 +173,17 @@ class SweepTracker:
         self.client = client(tracking_uri)  # creates the SQLite schema here, in one process
 
     def experiment_id(self, name: str) -> str:
-        """Get or create the experiment; its artifacts go to an absolute `mlruns/` location."""
+        """Get or create the experiment; its artifacts go to an absolute `mlruns/` location, or,
+        with a tracking server, wherever the server keeps them (`mlflow-artifacts:/...`, uploaded
+        over HTTP): a path on the driver's disk is not one the other nodes' workers can write to."""
         from mlflow.exceptions import MlflowException
 
         exp = with_retry(self.client.get_experiment_by_name, name)
         if exp is None:
+            served = self.uri.startswith(("http://", "https://", "databricks"))
             try:
                 return with_retry(self.client.create_experiment, name,
-                                  artifact_location=artifact_location(name, self.root))
+                                  artifact_location=None if served else artifact_location(name, self.root))
             except MlflowException:
                 # another driver created it between our lookup and create: use theirs
                 exp = with_retry(self.client.get_experiment_by_name, name)
@@ -215,6 +222,7 @@ class SweepTracker:
                 "fdp.spec_path": spec.path}
         if spec.table:
             tags["fdp.table"] = spec.table
+        tags["fdp.experiments"] = ",".join(e.key for e in spec.experiments)[:5000]
         commit, dirty = git_info(self.root)
         if commit:
             tags.update({"mlflow.source.git.commit": commit, "fdp.git_dirty": str(dirty).lower()})
@@ -242,7 +250,7 @@ class SweepTracker:
         tags = {"mlflow.parentRunId": parent.run_id, "fdp.role": "job", "fdp.job_key": job.key,
                 "fdp.variant": job.variant, "fdp.fold": job.fold, "fdp.seed": str(job.seed),
                 "fdp.config_label": job.config_label, "fdp.selection": job.cfg.train.selection,
-                "fdp.sweep": sweep, "fdp.sweep_instance": parent.instance}
+                "fdp.sweep": sweep, "fdp.sweep_instance": parent.instance, **experiment_tags(job)}
         run = with_retry(self.client.create_run, experiment_id, tags=tags, run_name=job.label)
         with_retry(self.client.update_run, run.info.run_id, status="SCHEDULED")
         return run.info.run_id
@@ -299,6 +307,24 @@ class SweepTracker:
         with_retry(self.client.set_terminated, parent_id, "FINISHED" if ok else "FAILED")
 
 
+def experiment_tags(job: "Job") -> dict[str, str]:
+    """The experiment a job belongs to, as declared in the spec: `fdp.experiment` (the key Tables
+    4-8 file it under), `fdp.dataset`, `fdp.setting`, `fdp.protocol`, `fdp.test_dataset`, and
+    `fdp.smoke` (true: a --smoke run; the params `data.*` say what it trained on, which is then
+    the smoke block's data, e.g. the synthetic casme2/5, not the declared one)."""
+    e = job.experiment
+    if e is None:  # a job built without a spec: its own data is the experiment
+        from orchestrator.spec import experiment_key
+
+        d = job.cfg.data
+        protocol = "cross" if d.test_dataset else "loso"
+        return {"fdp.experiment": experiment_key(d.dataset, d.setting, protocol, d.test_dataset),
+                "fdp.dataset": d.dataset, "fdp.setting": d.setting, "fdp.protocol": protocol,
+                "fdp.test_dataset": d.test_dataset}
+    return {"fdp.experiment": e.key, "fdp.dataset": e.dataset, "fdp.setting": e.setting,
+            "fdp.protocol": e.protocol, "fdp.test_dataset": e.test_dataset, "fdp.smoke": str(e.smoke).lower()}
+
+
 def read_predictions(text: str) -> dict[str, Any]:
     """Parse `predictions.csv` (see `predictions_csv`)."""
     reader = csv.DictReader(io.StringIO(text))
@@ -340,6 +366,7 @@ class RunLogger:
         self._client: MlflowClient | None = None
         self._buffer: list[Any] = []
         self._last_flush = time.monotonic()
+        self._logged: dict[str, set[int]] = {}  # train/<term> -> steps an earlier attempt already logged
 
     @property
     def client(self) -> "MlflowClient":
@@ -354,7 +381,14 @@ class RunLogger:
         tags = [RunTag("fdp.host", socket.gethostname()), RunTag("fdp.worker_pid", str(os.getpid()))]
         if resumed_from_step:
             tags.append(RunTag("fdp.resumed_from_step", str(resumed_from_step)))
+        # a killed attempt may have sent steps past its checkpoint (or before its first one): a
+        # retry replays them with the same values, and must not send them twice
+        self._logged = self._logged_steps()
         with_retry(self.client.log_batch, self.run_id, tags=tags)
+
+    def _logged_steps(self) -> dict[str, set[int]]:
+        keys = [k for k in with_retry(self.client.get_run, self.run_id).data.metrics if k.startswith("train/")]
+        return {k: {m.step for m in with_retry(self.client.get_metric_history, self.run_id, k)} for k in keys}
 
     def log_config(self, cfg: "ExperimentConfig", git_commit: str = "", git_dirty: bool = False) -> None:
         """Flattened config as params (only those not logged yet: a resumed attempt re-logs
@@ -376,7 +410,8 @@ class RunLogger:
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        self._buffer.extend(Metric(f"train/{k}", float(v), now, int(step)) for k, v in terms.items())
+        self._buffer.extend(Metric(f"train/{k}", float(v), now, int(step)) for k, v in terms.items()
+                            if int(step) not in self._logged.get(f"train/{k}", ()))
         if len(self._buffer) >= self.flush_every or time.monotonic() - self._last_flush >= self.flush_seconds:
             self.flush()
 
@@ -392,6 +427,13 @@ class RunLogger:
 
         self.flush()
         now = int(time.time() * 1000)
+        # complete loss curves: the logging steps a killed attempt buffered but never sent come
+        # from the checkpointed curves in `result` (each step once)
+        logged, every = self._logged_steps(), max(cfg.train.log_every, 1)
+        gaps = [Metric(f"train/{k}", float(v), now, int(s)) for k, pts in result.curves.items() if k != "val_score"
+                for s, v in pts if (s % every == 0 or s == result.steps) and int(s) not in logged.get(f"train/{k}", ())]
+        for i in range(0, len(gaps), METRICS_PER_BATCH):
+            with_retry(self.client.log_batch, self.run_id, metrics=gaps[i:i + METRICS_PER_BATCH])
         values = dict(result.metrics)
         values.update(wall_time_s=result.wall_time_s, steps_per_s=result.steps_per_s,
                       peak_mem_mb=result.peak_mem_mb)
