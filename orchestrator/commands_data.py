@@ -30,11 +30,16 @@ def _fail(e: Exception) -> NoReturn:
 @click.option("--seed", default=0, show_default=True, type=int, help="Everything is a function of this seed.")
 @click.option("--difficulty", default=0.5, show_default=True, type=click.FloatRange(0.0, 1.0),
               help="0 easy .. 1 hard: smaller expressions, stronger noise / drift / flicker / blinks.")
+@click.option("--amplitude", default=None, type=click.FloatRange(0.0, 0.5, min_open=True),
+              help="Peak AU displacement in eye distances (default: from --difficulty, 0.08 .. 0.03).")
+@click.option("--static-range", default=None, type=click.FloatRange(0.0, 10.0),
+              help="Neutral-face AU offsets ~ U[-R, R] x amplitude (default 4: no single frame tells the class; "
+                   "smaller: single frames tell more).")
 @click.option("--size", default=128, show_default=True, type=click.IntRange(min=64), help="Side of the source frames.")
 @click.option("--frames-per-clip", default=40, show_default=True, type=click.IntRange(min=8),
               help="Frames per recording (the annotated onset..offset span is 50-80 % of it).")
-def synth_cmd(out: Path, subjects: int, clips_per_subject: int, seed: int, difficulty: float, size: int,
-              frames_per_clip: int) -> None:
+def synth_cmd(out: Path, subjects: int, clips_per_subject: int, seed: int, difficulty: float,
+              amplitude: float | None, static_range: float | None, size: int, frames_per_clip: int) -> None:
     """Write the synthetic micro-expression benchmark (prepare it with `fdp-sweep prepare casme2`)."""
     from fdp.data.synth import write_synthetic
 
@@ -45,12 +50,18 @@ def synth_cmd(out: Path, subjects: int, clips_per_subject: int, seed: int, diffi
     t0 = time.time()
     total = subjects * clips_per_subject
 
-    def progress(done: int, n: int) -> None:
-        click.echo(f"\rsynth: {done}/{n} clips", nl=done == n, err=True)
+    tty = sys.stderr.isatty()
+
+    def progress(done: int, n: int) -> None:  # a live line on a terminal, a line per 10 % in a log
+        if tty:
+            click.echo(f"\rsynth: {done}/{n} clips", nl=done == n, err=True)
+        elif done == n or done % max(n // 10, 1) == 0:
+            click.echo(f"synth: {done}/{n} clips", err=True)
 
     try:
         path = write_synthetic(out, subjects=subjects, clips_per_subject=clips_per_subject, seed=seed,
-                               difficulty=difficulty, size=size, frames_per_clip=frames_per_clip, progress=progress)
+                               difficulty=difficulty, size=size, frames_per_clip=frames_per_clip, progress=progress,
+                               amplitude=amplitude, static_range=static_range)
     except DataError as e:
         _fail(e)
     except OSError as e:

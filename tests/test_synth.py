@@ -60,6 +60,27 @@ def test_deterministic_and_seed_dependent(tmp_path):
     assert a == b and a != c
 
 
+def test_amplitude_and_static_range_override_difficulty(tmp_path):
+    """The two knobs replace what `difficulty` implies, are recorded, and change the frames; the
+    defaults are the difficulty's (static range 4) so the default benchmark is unchanged."""
+    import json
+
+    kw = dict(subjects=2, clips_per_subject=2, size=64, frames_per_clip=10, seed=3)
+    base = write_synthetic(tmp_path / "base", **kw)
+    easy = write_synthetic(tmp_path / "easy", amplitude=0.12, static_range=0.5, **kw)
+    p0 = json.loads((base / "synthetic.json").read_text())["params"]
+    p1 = json.loads((easy / "synthetic.json").read_text())["params"]
+    assert p0["static_range"] == 4.0 and p0["amplitude"] == pytest.approx(0.055)
+    assert p1["static_range"] == 0.5 and p1["amplitude"] == 0.12
+    assert {k: v for k, v in p0.items() if k not in ("amplitude", "static_range")} == \
+        {k: v for k, v in p1.items() if k not in ("amplitude", "static_range")}
+    assert _digest(base) != _digest(easy)
+    with pytest.raises(DataError, match="static_range"):
+        write_synthetic(tmp_path / "bad", static_range=-1, **kw)
+    with pytest.raises(DataError, match="amplitude"):
+        write_synthetic(tmp_path / "bad2", amplitude=0.0, **kw)
+
+
 def test_identities_differ_more_than_expressions(tmp_path):
     """Subjects are distinct faces; within a clip the expression is a small change."""
     root = write_synthetic(tmp_path / "s", subjects=3, clips_per_subject=2, seed=0, size=96, frames_per_clip=20)

@@ -30,6 +30,7 @@ clip). `difficulty` in [0, 1] shrinks the expression and strengthens the nuisanc
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -111,6 +112,7 @@ class SynthParams:
     drift_deg: float  # head roll over a recording, degrees
     flicker: float  # illumination flicker amplitude (relative gain)
     blink_p: float  # probability of a blink in a recording
+    static_range: float = _STATIC_RANGE  # neutral-face AU offsets ~ U[-R, R] x amplitude: how little one frame tells
 
     @classmethod
     def from_difficulty(cls, difficulty: float) -> SynthParams:
@@ -252,7 +254,7 @@ def render_clip(identity: _Identity, rng: np.random.Generator, emotion: str, n_f
     alt = _CLASS_AUS[emotion][int(rng.integers(len(_CLASS_AUS[emotion])))]
     w_class = np.array([alt.get(a, 0.0) for a in _AU_NAMES], np.float32)
     amp = params.amplitude * rng.uniform(0.75, 1.25)
-    static = identity.offset + rng.uniform(-1, 1, len(_AU_NAMES)).astype(np.float32) * _STATIC_RANGE * amp
+    static = identity.offset + rng.uniform(-1, 1, len(_AU_NAMES)).astype(np.float32) * params.static_range * amp
     coeffs = static[None, :] + ((s - 0.5) * amp)[:, None].astype(np.float32) * w_class[None, :]  # (n, n_AU)
 
     # --- slow head drift: translation + roll about the face centre, ramp plus a slow wobble
@@ -317,14 +319,17 @@ def _astronaut() -> np.ndarray:
 
 def write_synthetic(out_dir: str | Path, subjects: int = 8, clips_per_subject: int = 10, seed: int = 0,
                     difficulty: float = 0.5, size: int = 128, frames_per_clip: int = 40, jpeg_quality: int = 92,
-                    progress: Callable[[int, int], None] | None = None) -> Path:
+                    progress: Callable[[int, int], None] | None = None, amplitude: float | None = None,
+                    static_range: float | None = None) -> Path:
     """Write the synthetic benchmark in the CASME II layout under `out_dir`; return `out_dir`.
 
     subjects x clips_per_subject clips; emotions cycle through the five CASME II classes per
     subject (with a per-subject rotation), so counts are balanced to within one per class.
     `size` is the side of the square source frames, `frames_per_clip` the length of each
     recording (the annotated onset..offset span is 50-80 % of it). `progress(done, total)` is
-    called after each clip. Deterministic in all arguments.
+    called after each clip. `amplitude` and `static_range` replace the values `difficulty` implies
+    (SynthParams): a smaller static range lets single frames tell more about the class.
+    Deterministic in all arguments.
     """
     if not 0.0 <= difficulty <= 1.0:
         raise DataError(f"synthetic benchmark: difficulty must be in [0, 1], got {difficulty}")
@@ -337,6 +342,14 @@ def write_synthetic(out_dir: str | Path, subjects: int = 8, clips_per_subject: i
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     params = SynthParams.from_difficulty(difficulty)
+    if amplitude is not None:
+        if not 0.0 < amplitude <= 0.5:
+            raise DataError(f"synthetic benchmark: amplitude must be in (0, 0.5] (units of the eye distance), got {amplitude}")
+        params = dataclasses.replace(params, amplitude=float(amplitude))
+    if static_range is not None:
+        if not 0.0 <= static_range <= 10.0:
+            raise DataError(f"synthetic benchmark: static_range must be in [0, 10], got {static_range}")
+        params = dataclasses.replace(params, static_range=float(static_range))
     astronaut = _astronaut()
     root_ss = np.random.SeedSequence(seed)
     subj_seeds = root_ss.spawn(subjects)
