@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fdp.config import EncoderConfig, ModelConfig
+from fdp.config import ConfigError, EncoderConfig, ModelConfig
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -45,7 +45,7 @@ class ConvBlock(nn.Module):
         pad = kernel // 2
         if kind == "multihead":
             if dim % heads:
-                raise ValueError(f"encoder: width {dim} is not divisible by heads={heads}")
+                raise ConfigError(f"model.encoder.heads={heads}: stage width {dim} is not divisible by it")
             self.body = nn.Sequential(
                 nn.Conv2d(dim, dim, kernel, padding=pad, groups=heads, bias=False),
                 nn.BatchNorm2d(dim), nn.ReLU(inplace=True),
@@ -61,7 +61,7 @@ class ConvBlock(nn.Module):
                 nn.Conv2d(mid, dim, 1),
             )
         else:
-            raise ValueError(f"encoder.conv: unknown conv block {kind!r} (multihead | single | convbnpw)")
+            raise ConfigError(f"encoder.conv: unknown conv block {kind!r} (multihead | single | convbnpw)")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)
@@ -99,7 +99,7 @@ class MultiHeadSelfAttention(nn.Module):
     def __init__(self, dim: int, heads: int) -> None:
         super().__init__()
         if dim % heads:
-            raise ValueError(f"attention: width {dim} is not divisible by heads={heads}")
+            raise ConfigError(f"model.encoder.heads={heads}: attention width {dim} is not divisible by it")
         self.heads = heads
         self.norm = nn.LayerNorm(dim)
         self.qkv = nn.Linear(dim, 3 * dim)  # W_Q, W_K, W_V of all heads (eq. 1)
@@ -227,7 +227,7 @@ class ViT(nn.Module):
     def __init__(self, cfg: EncoderConfig, image_size: int) -> None:
         super().__init__()
         if image_size % cfg.vit_patch:
-            raise ValueError(f"encoder.vit_patch={cfg.vit_patch} does not divide image size {image_size}")
+            raise ConfigError(f"encoder.vit_patch={cfg.vit_patch} does not divide image size {image_size}")
         n = (image_size // cfg.vit_patch) ** 2
         self.patch = nn.Conv2d(3, cfg.vit_dim, cfg.vit_patch, cfg.vit_patch)
         self.cls = nn.Parameter(torch.zeros(1, 1, cfg.vit_dim))
@@ -249,7 +249,7 @@ def build_encoder(cfg: EncoderConfig, image_size: int) -> nn.Module:
         return ResNet18()
     if cfg.kind == "vit":
         return ViT(cfg, image_size)
-    raise ValueError(f"encoder.kind: unknown backbone {cfg.kind!r} (lgfat | vit | resnet18)")
+    raise ConfigError(f"encoder.kind: unknown backbone {cfg.kind!r} (lgfat | vit | resnet18)")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -288,7 +288,7 @@ class TemporalPooling(nn.Module):
     def __init__(self, dim: int, frames: int, map_side: int, out_channels: int) -> None:
         super().__init__()
         if dim % (map_side * map_side):
-            raise ValueError(f"model.temporal_map={map_side}: feature dim {dim} is not a multiple of {map_side}^2")
+            raise ConfigError(f"model.temporal_map={map_side}: feature dim {dim} is not a multiple of {map_side}^2")
         self.map_side = map_side
         self.in_channels = dim // (map_side * map_side)
         self.conv = nn.Conv3d(self.in_channels, out_channels, kernel_size=(frames, 3, 3), padding=(0, 1, 1),
@@ -332,9 +332,9 @@ class DICModule(nn.Module):
     def __init__(self, cin: int, widths: list[int], map_side: int, image_size: int) -> None:
         super().__init__()
         if len(widths) != 4:
-            raise ValueError(f"model.dic_channels: need 4 encoder widths, got {widths}")
+            raise ConfigError(f"model.dic_channels: need 4 encoder widths, got {widths}")
         if map_side % 16 or image_size % map_side:
-            raise ValueError(f"DIC: map side {map_side} must be a multiple of 16 dividing {image_size}")
+            raise ConfigError(f"DIC: map side {map_side} must be a multiple of 16 dividing {image_size}")
         self.enc = nn.ModuleList()
         c = cin
         for w in widths:

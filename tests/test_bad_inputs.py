@@ -163,6 +163,8 @@ CORPUS = [
         ["train.batch_size: expected an integer >= 1, got 0"], cache=True),
     Bad("train-unknown-device", args("train", "--smoke", "--device", "tpu"),
         ["train.device: expected auto, cpu, mps, cuda or cuda:N, got 'tpu'"], cache=True),
+    Bad("train-heads-do-not-divide-width", args("train", "--smoke", "--fold", "01", "--set", "model.encoder.heads=5"),
+        ["model.encoder.heads=5: stage width 16 is not divisible by it"], cache=True),
     Bad("train-unknown-fold", args("train", "--smoke", "--fold", "99"),
         ["fold '99': no such test subject (known: 01, 02, 03, 04)"], cache=True),
     # --- tables (`fdp-sweep summarize`)
