@@ -254,6 +254,8 @@ def run_sweep(plan: Plan, opts: SweepOptions | None = None) -> SweepReport:
         if all(k in finished for k in keys):
             metrics = tracker.pooled(run_ids[k] for k in keys)
             tracker.log_pooled(parent.run_id, config_label, metrics)
+            tracker.log_pooled_figures(parent.run_id, config_label,
+                                       [(j.fold, run_ids[j.key]) for j in plan.jobs_of(config_label)])
             report.pooled[config_label] = metrics
             progress.pooled(config_label, metrics)
 

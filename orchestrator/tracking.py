@@ -13,7 +13,9 @@ serialises writers and answers "database is locked" under contention instead of 
 Names a reader of the store relies on (also in docs/sweeps.md):
 * parent run tags: `fdp.role=parent`, `fdp.sweep`, `fdp.spec_hash`, `fdp.sweep_instance`, `fdp.table`
   ("9", or "4,5,6,7" for a spec filling several tables), `fdp.experiments` (the experiment keys);
-  metrics `<config>/acc|war|uf1|uar|di_mse` (`metric_prefix` of the configuration label).
+  metrics `<config>/acc|war|uf1|uar|di_mse` (`metric_prefix` of the configuration label);
+  artifacts `sweep.yaml`, `summary.json`, and per configuration `pooled/<config>/confusion.json|png`,
+  `per_fold.json|png` (pooled confusion matrix, per-fold Acc/UF1; `pooled_artifact_dir`).
 * child run tags: `mlflow.parentRunId`, `fdp.role=job`, `fdp.job_key`, `fdp.variant`, `fdp.fold`,
   `fdp.seed`, `fdp.config_label`, `fdp.selection`, `fdp.sweep`, `fdp.sweep_instance`, the
   experiment (`fdp.experiment`, `fdp.dataset`, `fdp.setting`, `fdp.protocol`, `fdp.test_dataset`,
@@ -99,6 +101,11 @@ def metric_prefix(config_label: str) -> str:
     names allow only [/\\w.\\- :])."""
     text = config_label.replace("|", "/").replace("=", ":").replace("->", "-to-")
     return re.sub(r"[^/\w.\- :]", "_", text)
+
+
+def pooled_artifact_dir(config_label: str) -> str:
+    """Where a configuration's pooled figures sit among the parent run's artifacts."""
+    return "pooled/" + re.sub(r"[^\w.\-/]", "_", metric_prefix(config_label))
 
 
 def git_info(root: Path | None = None) -> tuple[str, bool]:
@@ -302,6 +309,33 @@ class SweepTracker:
         if ms:
             with_retry(self.client.log_batch, parent_id, metrics=ms)
 
+    def log_pooled_figures(self, parent_id: str, config_label: str, runs: list[tuple[str, str]]) -> None:
+        """On the parent run, under `pooled/<configuration>/`: the confusion matrix of the pooled
+        predictions (json + png) and the per-fold Acc / UF1 (json + bar chart). `runs`: (fold, run id)."""
+        from fdp.metrics import confusion, pooled_metrics
+
+        folds, labels, preds, names = [], [], [], []
+        for fold, rid in runs:
+            p = self.predictions(rid)
+            if p["preds"] is None:  # no MER head (no_mer): nothing to count
+                return
+            names = p["class_names"] or names
+            labels += p["labels"]
+            preds += p["preds"]
+            m = pooled_metrics(p["labels"], p["preds"], p["num_classes"])
+            folds.append({"fold": fold, "clips": len(p["labels"]), "acc": m["acc"], "uf1": m["uf1"]})
+        if not labels:
+            return
+        cm = confusion(labels, preds, len(names))
+        with tempfile.TemporaryDirectory() as tmp:
+            d = Path(tmp)
+            (d / "confusion.json").write_text(json.dumps(
+                {"class_names": names, "matrix": cm.tolist(), "rows": "true", "cols": "pred"}))
+            _confusion_png(cm, names, d / "confusion.png", f"{config_label}: pooled over {len(folds)} folds")
+            (d / "per_fold.json").write_text(json.dumps(folds))
+            _per_fold_png(folds, d / "per_fold.png", config_label)
+            with_retry(self.client.log_artifacts, parent_id, str(d), pooled_artifact_dir(config_label))
+
     def close_parent(self, parent_id: str, ok: bool, summary: dict[str, Any]) -> None:
         with_retry(self.client.log_dict, parent_id, summary, "summary.json")
         with_retry(self.client.set_terminated, parent_id, "FINISHED" if ok else "FAILED")
@@ -334,7 +368,8 @@ def read_predictions(text: str) -> dict[str, Any]:
     preds = [int(r["pred"]) for r in rows] if rows and rows[0]["pred"] != "" else None
     di = [float(r["di_mse"]) for r in rows] if rows and rows[0].get("di_mse", "") != "" else None
     return {"clip_ids": [r["clip_id"] for r in rows], "subjects": [r["subject"] for r in rows],
-            "labels": labels, "preds": preds, "di_mse": di, "num_classes": len(probs)}
+            "labels": labels, "preds": preds, "di_mse": di, "num_classes": len(probs),
+            "class_names": [h[len("prob_"):] for h in probs]}
 
 
 def predictions_csv(result: "FoldResult") -> str:
@@ -498,6 +533,27 @@ def _confusion_png(cm: Any, names: list[str], path: Path, title: str) -> None:
     ax.set_yticks(range(m), names, fontsize=7)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def _per_fold_png(folds: list[dict[str, Any]], path: Path, title: str) -> None:
+    """Bars of Acc and UF1 per fold (the pooled figures are in the parent's metrics)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    n = len(folds)
+    fig = Figure(figsize=(max(4.0, 0.35 * n + 1.5), 3.0), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    x = list(range(n))
+    ax.bar([i - 0.2 for i in x], [f["acc"] for f in folds], width=0.4, label="Acc")
+    ax.bar([i + 0.2 for i in x], [f["uf1"] for f in folds], width=0.4, label="UF1")
+    ax.set_xticks(x, [str(f["fold"]) for f in folds], rotation=90, fontsize=7)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("fold (test subject)")
+    ax.legend(fontsize=7)
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path)

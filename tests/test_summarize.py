@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from orchestrator.commands_summarize import summarize_cmd
 from orchestrator.summarize import collect, find_parent, table_input
-from orchestrator.tracking import SweepTracker, read_predictions
+from orchestrator.tracking import SweepTracker, pooled_artifact_dir, read_predictions
 from fixtures_runs import run_smoke_sweep
 
 @pytest.fixture(scope="module")
@@ -50,6 +50,39 @@ def test_aggregation_equals_recomputed_predictions(swept):
             assert res.metrics[m] == [pytest.approx(want[m])]
         assert set(res.fold_metrics["uf1"]) == {r.data.tags["fdp.fold"] for r in runs}
     assert "di_mse" in results["fdp"].metrics and "di_mse" not in results["no_dic"].metrics
+
+
+def test_parent_has_pooled_confusion_and_per_fold_charts(swept):
+    """Each configuration's pooled confusion matrix and per-fold Acc/UF1 sit on the parent run,
+    computed from the children's predictions."""
+    import json
+
+    import numpy as np
+
+    from fdp.metrics import confusion, pooled_metrics
+
+    tracker = SweepTracker(swept)
+    found = find_parent(tracker, table=9, include_smoke=True)
+    pid = found.parent.info.run_id
+    for variant in ("fdp", "no_dic"):
+        runs = [r for r in found.children if r.data.tags["fdp.variant"] == variant]
+        label = pooled_artifact_dir(runs[0].data.tags["fdp.config_label"])
+        files = {f.path for f in tracker.client.list_artifacts(pid, label)}
+        assert {f"{label}/{n}" for n in ("confusion.json", "confusion.png", "per_fold.json",
+                                                  "per_fold.png")} <= files
+        cm = json.loads(Path(tracker.client.download_artifacts(pid, f"{label}/confusion.json")).read_text())
+        folds = json.loads(Path(tracker.client.download_artifacts(pid, f"{label}/per_fold.json")).read_text())
+        preds = {r.data.tags["fdp.fold"]: read_predictions(Path(tracker.client.download_artifacts(
+            r.info.run_id, "predictions.csv")).read_text()) for r in runs}
+        labels = [y for p in preds.values() for y in p["labels"]]
+        predicted = [y for p in preds.values() for y in p["preds"]]
+        assert cm["class_names"] == next(iter(preds.values()))["class_names"] and len(cm["class_names"]) == 5
+        assert np.array_equal(np.array(cm["matrix"]), confusion(labels, predicted, 5))
+        assert {f["fold"] for f in folds} == set(preds)
+        for f in folds:
+            p = preds[f["fold"]]
+            want = pooled_metrics(p["labels"], p["preds"], 5)
+            assert f["clips"] == len(p["labels"]) and f["uf1"] == pytest.approx(want["uf1"])
 
 
 def test_missing_job_is_reported(swept):
