@@ -35,11 +35,14 @@ def _fail(e: Exception) -> NoReturn:
 @click.option("--static-range", default=None, type=click.FloatRange(0.0, 10.0),
               help="Neutral-face AU offsets ~ U[-R, R] x amplitude (default 4: no single frame tells the class; "
                    "smaller: single frames tell more).")
+@click.option("--apex-range", default=None, nargs=2, type=click.FloatRange(0.0, 1.0), metavar="LO HI",
+              help="Apex position as fractions of the onset..offset span, drawn uniformly (default 0.3 0.6).")
 @click.option("--size", default=128, show_default=True, type=click.IntRange(min=64), help="Side of the source frames.")
 @click.option("--frames-per-clip", default=40, show_default=True, type=click.IntRange(min=8),
               help="Frames per recording (the annotated onset..offset span is 50-80 % of it).")
 def synth_cmd(out: Path, subjects: int, clips_per_subject: int, seed: int, difficulty: float,
-              amplitude: float | None, static_range: float | None, size: int, frames_per_clip: int) -> None:
+              amplitude: float | None, static_range: float | None, apex_range: tuple[float, float] | None, size: int,
+              frames_per_clip: int) -> None:
     """Write the synthetic micro-expression benchmark (prepare it with `fdp-sweep prepare casme2`)."""
     from fdp.data.synth import write_synthetic
 
@@ -61,7 +64,7 @@ def synth_cmd(out: Path, subjects: int, clips_per_subject: int, seed: int, diffi
     try:
         path = write_synthetic(out, subjects=subjects, clips_per_subject=clips_per_subject, seed=seed,
                                difficulty=difficulty, size=size, frames_per_clip=frames_per_clip, progress=progress,
-                               amplitude=amplitude, static_range=static_range)
+                               amplitude=amplitude, static_range=static_range, apex_range=apex_range or None)
     except DataError as e:
         _fail(e)
     except OSError as e:

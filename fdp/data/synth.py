@@ -113,6 +113,7 @@ class SynthParams:
     flicker: float  # illumination flicker amplitude (relative gain)
     blink_p: float  # probability of a blink in a recording
     static_range: float = _STATIC_RANGE  # neutral-face AU offsets ~ U[-R, R] x amplitude: how little one frame tells
+    apex_range: tuple[float, float] = (0.3, 0.6)  # apex position ~ U[lo, hi] of the onset..offset span
 
     @classmethod
     def from_difficulty(cls, difficulty: float) -> SynthParams:
@@ -247,7 +248,7 @@ def render_clip(identity: _Identity, rng: np.random.Generator, emotion: str, n_f
     length = int(rng.integers(int(0.5 * n_frames), int(0.8 * n_frames) + 1))
     onset = int(rng.integers(1, n_frames - length + 1))
     offset = onset + length - 1
-    apex = onset + int(round(rng.uniform(0.3, 0.6) * (length - 1)))
+    apex = onset + int(round(rng.uniform(*params.apex_range) * (length - 1)))
     s = _intensity(n_frames, onset, apex, offset)
 
     # --- AU coefficients over time: static offset + centred expression (module docstring)
@@ -320,7 +321,7 @@ def _astronaut() -> np.ndarray:
 def write_synthetic(out_dir: str | Path, subjects: int = 8, clips_per_subject: int = 10, seed: int = 0,
                     difficulty: float = 0.5, size: int = 128, frames_per_clip: int = 40, jpeg_quality: int = 92,
                     progress: Callable[[int, int], None] | None = None, amplitude: float | None = None,
-                    static_range: float | None = None) -> Path:
+                    static_range: float | None = None, apex_range: tuple[float, float] | None = None) -> Path:
     """Write the synthetic benchmark in the CASME II layout under `out_dir`; return `out_dir`.
 
     subjects x clips_per_subject clips; emotions cycle through the five CASME II classes per
@@ -329,6 +330,9 @@ def write_synthetic(out_dir: str | Path, subjects: int = 8, clips_per_subject: i
     recording (the annotated onset..offset span is 50-80 % of it). `progress(done, total)` is
     called after each clip. `amplitude` and `static_range` replace the values `difficulty` implies
     (SynthParams): a smaller static range lets single frames tell more about the class.
+    `apex_range` (lo, hi): where the apex falls in the onset..offset span, as fractions; an early
+    apex (e.g. 0.1-0.25: a fast onset and a slow return, as in many real MEs) keeps the dynamic
+    image of onset..offset frames from cancelling the expression.
     Deterministic in all arguments.
     """
     if not 0.0 <= difficulty <= 1.0:
@@ -350,6 +354,11 @@ def write_synthetic(out_dir: str | Path, subjects: int = 8, clips_per_subject: i
         if not 0.0 <= static_range <= 10.0:
             raise DataError(f"synthetic benchmark: static_range must be in [0, 10], got {static_range}")
         params = dataclasses.replace(params, static_range=float(static_range))
+    if apex_range is not None:
+        lo, hi = (float(v) for v in apex_range)
+        if not 0.0 <= lo <= hi <= 1.0:
+            raise DataError(f"synthetic benchmark: apex_range must satisfy 0 <= lo <= hi <= 1, got {lo}, {hi}")
+        params = dataclasses.replace(params, apex_range=(lo, hi))
     astronaut = _astronaut()
     root_ss = np.random.SeedSequence(seed)
     subj_seeds = root_ss.spawn(subjects)
