@@ -135,7 +135,14 @@ def test_space_sampling_round_trip():
     trial = study.ask()
     over = suggest(trial, space)
     assert over["model.encoder.dims"] == [8, 16, 32, 128]  # lists travel as JSON text inside Optuna
-    assert 1 <= over["loss.lambda_d"] <= 1000 and over["model.encoder.n_local"] in range(4)
+    assert trial.params["model.encoder.dims"] == "[8, 16, 32, 128]"  # stored as its JSON text
+    assert over["loss.lambda_d"] == trial.params["loss.lambda_d"]  # numbers pass through unchanged
+    assert over["model.encoder.n_local"] == trial.params["model.encoder.n_local"]
+    from fdp.variants import build_config  # the sampled overrides are a runnable config
+
+    cfg = build_config("fdp", over)
+    assert cfg.model.encoder.dims == [8, 16, 32, 128] and cfg.loss.lambda_d == over["loss.lambda_d"]
+    assert cfg.model.encoder.n_local == over["model.encoder.n_local"]
     assert decode_params(trial.params, space) == over
 
 
