@@ -39,6 +39,14 @@ def append_results(title: str, table: str, note: str = "") -> None:
             f.write(f"\n{note}\n")
 
 
+def publish(script: str, args, table: str, note: str = "") -> None:
+    """Print a benchmark's table; unless `--no-record`, append it to bench/results.md under the
+    script's name (with " --quick" for a quick run)."""
+    print(table)
+    if not args.no_record:
+        append_results(script + (" --quick" if getattr(args, "quick", False) else ""), table, note)
+
+
 def md_table(header: list[str], rows: list[list[object]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]

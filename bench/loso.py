@@ -26,7 +26,7 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 
-from bench.common import append_results, md_table, run_bench_sweep, synthetic_benchmark  # noqa: E402
+from bench.common import md_table, publish, run_bench_sweep, synthetic_benchmark  # noqa: E402
 from orchestrator.commands_train import SMOKE_OVERRIDES  # noqa: E402
 
 HEADER = ["run", "device", "precision", "folds", "clips", "steps/fold", "wall s", "s/fold", "steps/s per job",
@@ -120,15 +120,13 @@ def main() -> None:
             rows.append(packed(a, cache, root, n))
             print(" | ".join(str(c) for c in rows[-1]), flush=True)
     table = md_table(HEADER, rows)
-    print(table)
     model = "tiny smoke model (orchestrator.commands_train.SMOKE_OVERRIDES)" if a.quick else "full model"
     note = (f"{a.variant}, {model}, batch {a.batch}, t = 8, {a.steps} steps per fold, fresh model per fold; "
             f"synthetic benchmark {a.subjects} subjects / {a.clips} clips (casme2/5). steps/s: training loop only; "
             "s/fold and jobs/h: wall clock incl. data loading and evaluation (sweeps: incl. MLflow logging; "
             "s/fold = wall / folds x jobs at once). Peak MB: CUDA max allocated per job; CPU: peak RSS of the "
             "process. UF1 / Acc pooled over all folds.")
-    if not a.no_record:
-        append_results("bench/loso.py" + (" --quick" if a.quick else ""), table, note)
+    publish("bench/loso.py", a, table, note)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import append_results, md_table  # noqa: E402
+from bench.common import md_table, publish  # noqa: E402
 from fdp.dynamic_image import dynamic_image  # noqa: E402
 from fdp.losses import loss_terms  # noqa: E402
 from fdp.model import build_model, count_parameters  # noqa: E402
@@ -100,11 +100,8 @@ def main() -> None:
             print(" ".join(str(c) for c in rows[-1]), flush=True)
     table = md_table(["variant", "device", "batch", "precision", "params (M)", "GFLOP/step", "ms/step",
                       "steps/s", "peak MB", "TFLOP/s"], rows)
-    print(table)
-    if not a.no_record:
-        append_results("bench/model.py" + (" --quick" if a.quick else ""), table,
-                       "GFLOP/step counted by torch.utils.flop_counter (forward + backward). "
-                       "Peak MB: CUDA max allocated; CPU: peak RSS of the process.")
+    publish("bench/model.py", a, table, "GFLOP/step counted by torch.utils.flop_counter (forward + backward). "
+            "Peak MB: CUDA max allocated; CPU: peak RSS of the process.")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from pathlib import Path
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import append_results, md_table  # noqa: E402
+from bench.common import md_table, publish  # noqa: E402
 from orchestrator.commands_train import SMOKE_OVERRIDES  # noqa: E402
 
 
@@ -57,11 +57,8 @@ def main() -> None:
              f"{(rep.wall_s - ideal) / n * 1e3:.0f}", len(rep.failed)]]
     table = md_table(["jobs", "slots", "total s (incl. Ray start, run creation)", "scheduling wall s",
                       "sum of job s", "ideal s (sum/slots)", "overhead ms/job", "failed"], rows)
-    print(table)
-    if not a.no_record:
-        append_results("bench/orchestration.py" + (" --quick" if a.quick else ""), table,
-                       "Tiny real fold jobs (2 steps, smoke-size model) through run_sweep: Ray tasks, MLflow "
-                       "child runs in a fresh SQLite store, predictions and artifacts logged per job.")
+    publish("bench/orchestration.py", a, table, "Tiny real fold jobs (2 steps, smoke-size model) through run_sweep: "
+            "Ray tasks, MLflow child runs in a fresh SQLite store, predictions and artifacts logged per job.")
 
 
 if __name__ == "__main__":

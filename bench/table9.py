@@ -28,7 +28,7 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 
-from bench.common import append_results, md_table, run_bench_sweep, synthetic_benchmark  # noqa: E402
+from bench.common import md_table, publish, run_bench_sweep, synthetic_benchmark  # noqa: E402
 from orchestrator.commands_train import SMOKE_OVERRIDES  # noqa: E402
 
 ABLATION = Path(__file__).resolve().parent.parent / "sweeps" / "ablation.yaml"
@@ -87,14 +87,12 @@ def main() -> None:
                              f"{m.get('uar', math.nan):.4f}"] for label, m in report.pooled.items()])
     for label, reason in report.failed.items():
         print(f"FAILED {label}: {reason}")
-    print(summary + "\n\n" + per_variant)
     model = "tiny smoke model" if a.quick else "full model"
     note = (f"sweeps/ablation.yaml variants, {model}, {steps} steps per fold, synthetic benchmark "
             f"{a.subjects} subjects / {a.clips} clips (casme2/5), through run_sweep: Ray tasks, MLflow runs in a "
             "fresh SQLite store. total s includes Ray start and run creation. Peak MB: CUDA max allocated per "
             "job; CPU: peak RSS of the (reused) worker process. UF1 / Acc / UAR pooled over the folds.")
-    if not a.no_record:
-        append_results("bench/table9.py" + (" --quick" if a.quick else ""), summary + "\n\n" + per_variant, note)
+    publish("bench/table9.py", a, summary + "\n\n" + per_variant, note)
 
 
 if __name__ == "__main__":
