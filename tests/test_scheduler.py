@@ -14,11 +14,11 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
 import pytest
+import yaml
 import ray
 
 from fdp.train import FoldResult
@@ -51,6 +51,12 @@ def _spec(cache: Path, name: str, variants: list[str], steps: int = 4, cpus: flo
            "overrides": {**TINY, "data.cache_dir": str(cache)}, "resources": {"cpus": cpus, "gpus": 0},
            "retries": 2, "tracking": {"experiment": f"exp-{name}"}, **extra}
     return parse_spec(raw)
+
+
+def _write_spec(path: Path, raw: dict) -> Path:
+    """A sweep file for the CLI, written from the same dicts the in-process tests use."""
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
 
 
 def _opts(root: Path, **kw) -> SweepOptions:
@@ -212,21 +218,12 @@ def test_cli_smoke_sweep_with_a_diverging_configuration(ray_cluster, synth_cache
 
     from orchestrator.commands_run import run_cmd
 
-    spec = tmp_path / "lr.yaml"
-    spec.write_text(textwrap.dedent(f"""\
-        name: lr
-        dataset: casme2
-        setting: casme2/5
-        variants: [fdp]
-        grid: {{train.lr: [0.0001, 1.0e+12]}}
-        steps: 50
-        overrides: {{data.cache_dir: "{synth_cache}"}}
-        resources: {{cpus: 1, gpus: 0}}
-        tracking: {{experiment: lr-exp}}
-        smoke: {{folds: 2, train.steps: 4, model.encoder.dims: [16, 32, 64, 256], model.encoder.stem_channels: 16,
-                 model.encoder.heads: 4, model.temporal_channels: 32, model.mer_hidden: 64,
-                 model.dic_channels: [16, 16, 32, 32], train.batch_size: 4, train.log_every: 2}}
-        """))
+    spec = _write_spec(tmp_path / "lr.yaml", {
+        "name": "lr", "dataset": "casme2", "setting": "casme2/5", "variants": ["fdp"],
+        "grid": {"train.lr": [0.0001, 1.0e+12]}, "steps": 50, "overrides": {"data.cache_dir": str(synth_cache)},
+        "resources": {"cpus": 1, "gpus": 0}, "tracking": {"experiment": "lr-exp"},
+        "smoke": {"folds": 2, "train.steps": 4,
+                  **{k: v for k, v in TINY.items() if k not in ("train.device", "train.checkpoint_every")}}})
     monkeypatch.setenv("FDP_PROJECT_ROOT", str(tmp_path))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     res = CliRunner().invoke(run_cmd, [str(spec), "--smoke"])
@@ -281,21 +278,10 @@ DRIVER = "from orchestrator.commands_run import run_cmd; run_cmd()"
 
 
 def _sweep_file(tmp: Path, cache: Path) -> Path:
-    spec = tmp / "resume.yaml"
-    spec.write_text(textwrap.dedent(f"""\
-        name: resume
-        dataset: casme2
-        setting: casme2/5
-        variants: [fdp]
-        steps: 12
-        overrides: {{data.cache_dir: "{cache}", model.encoder.dims: [16, 32, 64, 256], model.encoder.stem_channels: 16,
-                     model.encoder.heads: 4, model.temporal_channels: 32, model.mer_hidden: 64,
-                     model.dic_channels: [16, 16, 32, 32], train.batch_size: 4, train.device: cpu,
-                     train.log_every: 2, train.checkpoint_every: 2}}
-        resources: {{cpus: 1, gpus: 0}}
-        tracking: {{experiment: resume-exp}}
-        """))
-    return spec
+    return _write_spec(tmp / "resume.yaml", {
+        "name": "resume", "dataset": "casme2", "setting": "casme2/5", "variants": ["fdp"], "steps": 12,
+        "overrides": {"data.cache_dir": str(cache), **TINY}, "resources": {"cpus": 1, "gpus": 0},
+        "tracking": {"experiment": "resume-exp"}})
 
 
 def _driver(root: Path, spec: Path) -> subprocess.Popen:
