@@ -31,7 +31,7 @@ from fdp.config import to_dict
 from orchestrator.jobs import JobOutcome, JobPayload, Plan, run_job, runtime_config
 from orchestrator.progress import Progress
 from orchestrator.spec import Resources
-from orchestrator.tracking import SweepTracker, git_info, project_root, resolve_tracking_uri
+from orchestrator.tracking import SweepTracker, git_info, pool_predictions, project_root, resolve_tracking_uri
 
 JobFn = Callable[[JobPayload], JobOutcome]
 QUIET_ENV = {"MLFLOW_DISABLE_TELEMETRY": "true", "RAY_USAGE_STATS_ENABLED": "0"}
@@ -250,12 +250,12 @@ def run_sweep(plan: Plan, opts: SweepOptions | None = None) -> SweepReport:
     parent_metrics = tracker.client.get_run(parent.run_id).data.metrics if parent.reused else {}
 
     def pool(config_label: str) -> None:
-        keys = [j.key for j in plan.jobs_of(config_label)]
-        if all(k in finished for k in keys):
-            metrics = tracker.pooled(run_ids[k] for k in keys)
+        jobs = plan.jobs_of(config_label)
+        if all(j.key in finished for j in jobs):
+            predictions = [tracker.predictions(run_ids[j.key]) for j in jobs]  # read once, for both
+            metrics = pool_predictions(predictions)
             tracker.log_pooled(parent.run_id, config_label, metrics)
-            tracker.log_pooled_figures(parent.run_id, config_label,
-                                       [(j.fold, run_ids[j.key]) for j in plan.jobs_of(config_label)])
+            tracker.log_pooled_figures(parent.run_id, config_label, [j.fold for j in jobs], predictions)
             report.pooled[config_label] = metrics
             progress.pooled(config_label, metrics)
 

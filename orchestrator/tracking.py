@@ -280,25 +280,7 @@ class SweepTracker:
 
     def pooled(self, run_ids: Iterable[str]) -> dict[str, float]:
         """Metrics of the concatenated per-clip predictions of these child runs (SPEC §5)."""
-        from fdp.metrics import pooled_metrics
-
-        labels: list[int] = []
-        preds: list[int] = []
-        di: list[float] = []
-        num_classes, has_preds = 0, True
-        for rid in run_ids:
-            p = self.predictions(rid)
-            num_classes = max(num_classes, p["num_classes"])
-            labels += p["labels"]
-            has_preds = has_preds and p["preds"] is not None
-            preds += p["preds"] or []
-            di += p["di_mse"] or []
-        out: dict[str, float] = {}
-        if has_preds and labels:
-            out.update(pooled_metrics(labels, preds, num_classes))
-        if di:
-            out["di_mse"] = sum(di) / len(di)
-        return out
+        return pool_predictions([self.predictions(rid) for rid in run_ids])
 
     def log_pooled(self, parent_id: str, config_label: str, metrics: dict[str, float]) -> None:
         from mlflow.entities import Metric
@@ -309,31 +291,30 @@ class SweepTracker:
         if ms:
             with_retry(self.client.log_batch, parent_id, metrics=ms)
 
-    def log_pooled_figures(self, parent_id: str, config_label: str, runs: list[tuple[str, str]]) -> None:
+    def log_pooled_figures(self, parent_id: str, config_label: str, folds: list[str],
+                           predictions: list[dict[str, Any]]) -> None:
         """On the parent run, under `pooled/<configuration>/`: the confusion matrix of the pooled
-        predictions (json + png) and the per-fold Acc / UF1 (json + bar chart). `runs`: (fold, run id)."""
+        predictions (json + png) and the per-fold Acc / UF1 (json + bar chart). `predictions`: one
+        `read_predictions` dict per fold in `folds`, as `pool_predictions` got them."""
         from fdp.metrics import confusion, pooled_metrics
 
-        folds, labels, preds, names = [], [], [], []
-        for fold, rid in runs:
-            p = self.predictions(rid)
-            if p["preds"] is None:  # no MER head (no_mer): nothing to count
-                return
-            names = p["class_names"] or names
-            labels += p["labels"]
-            preds += p["preds"]
-            m = pooled_metrics(p["labels"], p["preds"], p["num_classes"])
-            folds.append({"fold": fold, "clips": len(p["labels"]), "acc": m["acc"], "uf1": m["uf1"]})
-        if not labels:
+        if not predictions or any(p["preds"] is None for p in predictions):  # no MER head: nothing to count
             return
+        names = predictions[0]["class_names"]
+        labels = [y for p in predictions for y in p["labels"]]
+        preds = [y for p in predictions for y in p["preds"]]
+        per_fold = []
+        for fold, p in zip(folds, predictions):
+            m = pooled_metrics(p["labels"], p["preds"], p["num_classes"])
+            per_fold.append({"fold": fold, "clips": len(p["labels"]), "acc": m["acc"], "uf1": m["uf1"]})
         cm = confusion(labels, preds, len(names))
         with tempfile.TemporaryDirectory() as tmp:
             d = Path(tmp)
             (d / "confusion.json").write_text(json.dumps(
                 {"class_names": names, "matrix": cm.tolist(), "rows": "true", "cols": "pred"}))
-            _confusion_png(cm, names, d / "confusion.png", f"{config_label}: pooled over {len(folds)} folds")
-            (d / "per_fold.json").write_text(json.dumps(folds))
-            _per_fold_png(folds, d / "per_fold.png", config_label)
+            _confusion_png(cm, names, d / "confusion.png", f"{config_label}: pooled over {len(per_fold)} folds")
+            (d / "per_fold.json").write_text(json.dumps(per_fold))
+            _per_fold_png(per_fold, d / "per_fold.png", config_label)
             with_retry(self.client.log_artifacts, parent_id, str(d), pooled_artifact_dir(config_label))
 
     def close_parent(self, parent_id: str, ok: bool, summary: dict[str, Any]) -> None:
@@ -357,6 +338,21 @@ def experiment_tags(job: "Job") -> dict[str, str]:
                 "fdp.test_dataset": d.test_dataset}
     return {"fdp.experiment": e.key, "fdp.dataset": e.dataset, "fdp.setting": e.setting,
             "fdp.protocol": e.protocol, "fdp.test_dataset": e.test_dataset, "fdp.smoke": str(e.smoke).lower()}
+
+
+def pool_predictions(predictions: list[dict[str, Any]]) -> dict[str, float]:
+    """Metrics of concatenated `read_predictions` dicts: pooled Acc/UF1/UAR (SPEC §5), mean DI MSE."""
+    from fdp.metrics import pooled_metrics
+
+    labels = [y for p in predictions for y in p["labels"]]
+    num_classes = max((p["num_classes"] for p in predictions), default=0)
+    out: dict[str, float] = {}
+    if labels and all(p["preds"] is not None for p in predictions):
+        out.update(pooled_metrics(labels, [y for p in predictions for y in p["preds"]], num_classes))
+    di = [v for p in predictions for v in p["di_mse"] or []]
+    if di:
+        out["di_mse"] = sum(di) / len(di)
+    return out
 
 
 def read_predictions(text: str) -> dict[str, Any]:
