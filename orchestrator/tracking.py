@@ -397,7 +397,7 @@ class RunLogger:
         self._client: MlflowClient | None = None
         self._buffer: list[Any] = []
         self._last_flush = time.monotonic()
-        self._logged: dict[str, set[int]] = {}  # train/<term> -> steps an earlier attempt already logged
+        self._logged: dict[str, set[int]] = {}  # train/<term> -> steps in the store (earlier attempts' + sent)
 
     @property
     def client(self) -> "MlflowClient":
@@ -450,6 +450,8 @@ class RunLogger:
         while self._buffer:
             batch, self._buffer = self._buffer[:METRICS_PER_BATCH], self._buffer[METRICS_PER_BATCH:]
             with_retry(self.client.log_batch, self.run_id, metrics=batch)
+            for m in batch:
+                self._logged.setdefault(m.key, set()).add(m.step)
         self._last_flush = time.monotonic()
 
     def log_result(self, result: "FoldResult", cfg: "ExperimentConfig") -> None:
@@ -460,7 +462,7 @@ class RunLogger:
         now = int(time.time() * 1000)
         # complete loss curves: the logging steps a killed attempt buffered but never sent come
         # from the checkpointed curves in `result` (each step once)
-        logged, every = self._logged_steps(), max(cfg.train.log_every, 1)
+        logged, every = self._logged, max(cfg.train.log_every, 1)  # earlier attempts' steps + this one's
         gaps = [Metric(f"train/{k}", float(v), now, int(s)) for k, pts in result.curves.items() if k != "val_score"
                 for s, v in pts if (s % every == 0 or s == result.steps) and int(s) not in logged.get(f"train/{k}", ())]
         for i in range(0, len(gaps), METRICS_PER_BATCH):
