@@ -8,7 +8,6 @@ against the jobs' own time. overhead = wall - sum(job seconds) / parallel slots.
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import sys
 import tempfile
@@ -18,7 +17,7 @@ from pathlib import Path
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import md_table, publish  # noqa: E402
+from bench.common import md_table, publish, run_bench_sweep, synthetic_benchmark  # noqa: E402
 from orchestrator.commands_train import SMOKE_OVERRIDES  # noqa: E402
 
 
@@ -31,24 +30,16 @@ def main() -> None:
     a = ap.parse_args()
     if a.quick:
         a.subjects, a.seeds = 4, 3
-    from fdp.data.cache import prepare
-    from fdp.data.synth import write_synthetic
-    from orchestrator.jobs import expand
-    from orchestrator.scheduler import SweepOptions, run_sweep
-    from orchestrator.spec import parse_spec
-
     root = Path(tempfile.mkdtemp(prefix="fdp-bench-orch-"))
-    data = write_synthetic(root / "data", subjects=a.subjects, clips_per_subject=3, seed=0)
-    cache = prepare("casme2", data, out_dir=root / "cache")
+    cache, _ = synthetic_benchmark(root, a.subjects, 3 * a.subjects)
     over = {k: v for k, v in SMOKE_OVERRIDES.items() if k != "train.steps"}  # the spec's `steps` (2) applies
     over.update({"data.cache_dir": str(cache), "train.batch_size": 4, "train.checkpoint_every": 0})
     raw = {"name": "bench-orchestration", "dataset": "casme2", "setting": "casme2/5", "variants": ["fdp"],
            "seeds": list(range(a.seeds)), "steps": 2, "overrides": over, "resources": {"cpus": 1, "gpus": 0},
            "tracking": {"experiment": "bench-orchestration"}}
-    plan = expand(parse_spec(raw))
-    n = len(plan.jobs)
     t0 = time.perf_counter()
-    rep = run_sweep(plan, SweepOptions(root=root, tracking_uri=f"sqlite:///{root}/mlflow.db", stream=io.StringIO()))
+    rep, _ = run_bench_sweep(raw, root)
+    n = len(rep.done) + len(rep.failed)
     total = time.perf_counter() - t0
     slots = os.cpu_count() or 1
     own = sum(rep.job_seconds.values())
