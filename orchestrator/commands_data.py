@@ -36,7 +36,7 @@ def _fail(e: Exception) -> NoReturn:
               help="Neutral-face AU offsets ~ U[-R, R] x amplitude (default 4: no single frame tells the class; "
                    "smaller: single frames tell more).")
 @click.option("--apex-range", default=None, nargs=2, type=click.FloatRange(0.0, 1.0), metavar="LO HI",
-              help="Apex position as fractions of the onset..offset span, drawn uniformly (default 0.3 0.6).")
+              help="Apex position as fractions of the onset..offset span, drawn uniformly (default 0.1 0.25).")
 @click.option("--size", default=128, show_default=True, type=click.IntRange(min=64), help="Side of the source frames.")
 @click.option("--frames-per-clip", default=40, show_default=True, type=click.IntRange(min=8),
               help="Frames per recording (the annotated onset..offset span is 50-80 % of it).")

@@ -75,12 +75,13 @@ def test_amplitude_and_static_range_override_difficulty(tmp_path):
     assert {k: v for k, v in p0.items() if k not in ("amplitude", "static_range")} == \
         {k: v for k, v in p1.items() if k not in ("amplitude", "static_range")}
     assert _digest(base) != _digest(easy)
-    early = write_synthetic(tmp_path / "early", apex_range=(0.1, 0.25), **kw)
-    assert json.loads((early / "synthetic.json").read_text())["params"]["apex_range"] == [0.1, 0.25]
-    assert p0["apex_range"] == [0.3, 0.6]
-    for smp in read_dataset("casme2", early).samples:  # the apex sits where it was asked to
-        span = smp.offset - smp.onset
-        assert 0.1 * span - 0.5 <= smp.apex - smp.onset <= 0.25 * span + 0.5
+    assert p0["apex_range"] == [0.1, 0.25]  # the default: an early apex
+    late = write_synthetic(tmp_path / "late", apex_range=(0.3, 0.6), **kw)
+    assert json.loads((late / "synthetic.json").read_text())["params"]["apex_range"] == [0.3, 0.6]
+    for root, (lo, hi) in ((base, (0.1, 0.25)), (late, (0.3, 0.6))):  # the apex sits where it was asked to
+        for smp in read_dataset("casme2", root).samples:
+            span = smp.offset - smp.onset
+            assert lo * span - 0.5 <= smp.apex - smp.onset <= hi * span + 0.5
     with pytest.raises(DataError, match="apex_range"):
         write_synthetic(tmp_path / "bad3", apex_range=(0.6, 0.3), **kw)
     with pytest.raises(DataError, match="static_range"):

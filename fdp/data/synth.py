@@ -13,7 +13,7 @@ How a clip is made:
   shape offsets (wider mouth, higher brows, ...), skin tone / gamma / shading, and moles.
 * **Expression** (per clip): a small, localised, AU-like displacement field (Gaussian bumps at
   facial landmarks: brows, lids, nose, lip corners, chin) whose intensity rises from the onset to
-  the apex and falls back by the offset, inside a longer recording. Classes (CASME II 5-class):
+  the apex (10-25 % into the span by default) and falls back by the offset, inside a longer recording. Classes (CASME II 5-class):
   happiness AU6+12, disgust AU4+9+10, repression AU14+17+24, surprise AU1+2, others one of
   AU4 / AU7 / AU15.
 * **Only the change carries the class.** Every clip starts from a randomly pre-deformed neutral
@@ -113,7 +113,9 @@ class SynthParams:
     flicker: float  # illumination flicker amplitude (relative gain)
     blink_p: float  # probability of a blink in a recording
     static_range: float = _STATIC_RANGE  # neutral-face AU offsets ~ U[-R, R] x amplitude: how little one frame tells
-    apex_range: tuple[float, float] = (0.3, 0.6)  # apex position ~ U[lo, hi] of the onset..offset span
+    # apex position ~ U[lo, hi] of the onset..offset span: a fast onset and a slow return, as in many
+    # real MEs; a mid-span apex cancels in the dynamic image of the span (docs/learnability.md)
+    apex_range: tuple[float, float] = (0.1, 0.25)
 
     @classmethod
     def from_difficulty(cls, difficulty: float) -> SynthParams:
@@ -244,7 +246,7 @@ def render_clip(identity: _Identity, rng: np.random.Generator, emotion: str, n_f
     """Render one recording of `n_frames` frames with an `emotion` micro-expression inside."""
     size = identity.map_xy.shape[0]
     d_e = identity.d_e
-    # --- timing: the ME takes 50-80 % of the recording, apex 30-60 % into it
+    # --- timing: the ME takes 50-80 % of the recording, apex 10-25 % into it by default
     length = int(rng.integers(int(0.5 * n_frames), int(0.8 * n_frames) + 1))
     onset = int(rng.integers(1, n_frames - length + 1))
     offset = onset + length - 1
@@ -330,9 +332,9 @@ def write_synthetic(out_dir: str | Path, subjects: int = 8, clips_per_subject: i
     recording (the annotated onset..offset span is 50-80 % of it). `progress(done, total)` is
     called after each clip. `amplitude` and `static_range` replace the values `difficulty` implies
     (SynthParams): a smaller static range lets single frames tell more about the class.
-    `apex_range` (lo, hi): where the apex falls in the onset..offset span, as fractions; an early
-    apex (e.g. 0.1-0.25: a fast onset and a slow return, as in many real MEs) keeps the dynamic
-    image of onset..offset frames from cancelling the expression.
+    `apex_range` (lo, hi): where the apex falls in the onset..offset span, as fractions (default
+    0.1-0.25: a fast onset and a slow return, as in many real MEs, which keeps the dynamic image of
+    onset..offset frames from cancelling the expression; a mid-span apex such as 0.3-0.6 cancels).
     Deterministic in all arguments.
     """
     if not 0.0 <= difficulty <= 1.0:
