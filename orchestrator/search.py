@@ -18,7 +18,9 @@ Execution: `parallel` trials are asked at once; each trial's folds are Ray tasks
 in flight as the cluster fits, the oldest trial's folds first). As a fold finishes its value is
 reported to Optuna with the fold's fixed index as the step (so WilcoxonPruner pairs the same
 validation subject across trials); a trial the pruner calls clearly worse is told PRUNED and its
-queued folds are dropped, its running ones cancelled (`ray.cancel`).
+queued folds are dropped, its running ones stopped (`ray.cancel(force=True)`: the worker process
+exits, so a fold interrupted inside an MLflow write cannot leave a SQLite transaction open; the
+driver marks the fold's run KILLED).
 
 MLflow layout: a study run (`fdp.role=study`) -> one run per trial (`fdp.role=trial`, params =
 sampled values, metric = objective) -> one run per fold (`fdp.role=search_fold`, the full job
@@ -340,7 +342,8 @@ class FoldOutcome:
 
 def run_search_fold(p: FoldPayload) -> FoldOutcome:
     """Train and evaluate one objective fold into its MLflow run; never raises for failures
-    inside the fold. A cancelled fold (pruned trial) marks its run KILLED and re-raises."""
+    inside the fold. An interrupted fold marks its run KILLED and re-raises; a pruned trial's folds
+    are force-cancelled and marked KILLED by the driver."""
     from mlflow.entities import Metric, RunTag
 
     from orchestrator.tracking import RunLogger, with_retry
@@ -359,7 +362,7 @@ def run_search_fold(p: FoldPayload) -> FoldOutcome:
                    tags=[RunTag("fdp.train_subjects", ",".join(train_subjects)),
                          RunTag("fdp.val_subjects", ",".join(sorted(set(result.subjects))))])
         log.finish()
-    except KeyboardInterrupt:  # ray.cancel of a pruned trial's fold
+    except KeyboardInterrupt:  # Ctrl-C, or a non-force ray.cancel (the driver's cancel is forced)
         try:
             with_retry(log.client.set_terminated, p.run_id, "KILLED")
         finally:
@@ -760,7 +763,11 @@ def run_search(spec: SweepSpec, settings: SearchSettings, opts: SearchOptions | 
     def close(a: _Active, state: str, error: str = "") -> None:
         active.remove(a)
         for ref in list(a.running):  # pruned or failed: stop what still runs
-            ray.cancel(ref)
+            # force: a KeyboardInterrupt (the default cancel) that lands inside the worker's MLflow
+            # write can leave its SQLite write transaction open in a live worker, and every later
+            # write waits on that lock until it times out (seen once in `make test`: 4 min of
+            # "database is locked"); killing the process releases the lock, SQLite rolls back
+            ray.cancel(ref, force=True)
             orphans[ref] = inflight.pop(ref)[3]
         a.queue.clear()
         mean = float(np.mean(list(a.values.values()))) if a.values else None
