@@ -13,9 +13,9 @@ How a clip is made:
   shape offsets (wider mouth, higher brows, ...), skin tone / gamma / shading, and moles.
 * **Expression** (per clip): a small, localised, AU-like displacement field (Gaussian bumps at
   facial landmarks: brows, lids, nose, lip corners, chin) whose intensity rises from the onset to
-  the apex (10-25 % into the span by default) and falls back by the offset, inside a longer recording. Classes (CASME II 5-class):
-  happiness AU6+12, disgust AU4+9+10, repression AU14+17+24, surprise AU1+2, others one of
-  AU4 / AU7 / AU15.
+  the apex (10-25 % into the span by default) and falls back by the offset, inside a longer
+  recording. Classes (CASME II 5-class): happiness AU6+12, disgust AU4+9+10, repression
+  AU14+17+24, surprise AU1+2, others one of AU4 / AU7 / AU15.
 * **Only the change carries the class.** Every clip starts from a randomly pre-deformed neutral
   face: a static offset on *all* AU fields, drawn uniformly over a range several times the
   expression amplitude, and the expression is centred on it (neutral = offset - amplitude/2 on the
