@@ -23,11 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from fdp.dynamic_image import dynamic_image  # noqa: E402
-from fdp.losses import loss_terms  # noqa: E402
 from fdp.metrics import pooled_metrics  # noqa: E402
 from fdp.model import build_model  # noqa: E402
-from fdp.train import _step_seed, batch_indices, evaluate, load_bank  # noqa: E402
+from fdp.train import evaluate, load_bank, train_step  # noqa: E402
 from fdp.variants import build_config  # noqa: E402
 from orchestrator.clitools import parse_sets  # noqa: E402
 from orchestrator.commands_train import SMOKE_OVERRIDES  # noqa: E402
@@ -54,20 +52,13 @@ def main() -> None:
     dev, tr = np.flatnonzero(np.isin(subj, held)), np.flatnonzero(~np.isin(subj, held))
     torch.manual_seed(cfg.train.seed)
     model = build_model(cfg.model)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
     print(f"{a.variant}: {len(tr)} training clips, {len(dev)} dev clips (subjects {', '.join(held)}), "
           f"lr {cfg.train.lr:g}, batch {cfg.train.batch_size}", flush=True)
     t0, sums = time.time(), {}
     for step in range(a.steps):
         model.train()
-        idx = torch.as_tensor(tr[batch_indices(len(tr), cfg.train.batch_size, cfg.train.seed, step)])
-        gen = torch.Generator().manual_seed(_step_seed(cfg.train.seed, step, 2))
-        x = bank.batch(idx, cfg.model.frames, train=True, generator=gen, crop=cfg.data.crop, flip=cfg.data.flip)
-        terms = loss_terms(model(x), bank.labels[idx], dynamic_image(x) if model.dic is not None else None,
-                           cfg.loss, model)
-        opt.zero_grad()
-        terms["total"].backward()
-        opt.step()
+        terms = train_step(model, model, opt, cfg, bank, tr, step)  # exactly train_fold's step
         for k, v in terms.items():
             sums.setdefault(k, []).append(float(v.detach()))
         if (step + 1) % a.every == 0:

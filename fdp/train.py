@@ -175,6 +175,26 @@ def evaluate(model: torch.nn.Module, cfg: ExperimentConfig, bank, idx: np.ndarra
 # the fold
 
 
+def train_step(model: torch.nn.Module, fwd, opt: torch.optim.Optimizer, cfg: ExperimentConfig, bank,
+               train: np.ndarray, step: int) -> dict[str, torch.Tensor]:
+    """One optimizer step (0-based `step`) on a batch of the clips `train` of `bank`; returns eq. 8's
+    terms. Batch, augmentation and dropout are functions of (train.seed, step) alone. `fwd` is
+    `model` or its compiled form; the model must be in train mode."""
+    tc, device = cfg.train, bank.device
+    idx = torch.as_tensor(train[batch_indices(len(train), tc.batch_size, tc.seed, step)], device=device)
+    gen = torch.Generator(device=device).manual_seed(_step_seed(tc.seed, step, 2))
+    torch.manual_seed(_step_seed(tc.seed, step, 3))  # dropout of this step
+    x = bank.batch(idx, cfg.model.frames, train=True, generator=gen, crop=cfg.data.crop, flip=cfg.data.flip)
+    di = dynamic_image(x) if model.dic is not None else None  # same sampled frames the model sees
+    with _autocast(cfg, device):
+        out = fwd(x)
+    terms = loss_terms(out, bank.labels[idx], di, cfg.loss, model)
+    opt.zero_grad(set_to_none=True)
+    terms["total"].backward()
+    opt.step()
+    return terms
+
+
 def train_fold(cfg: ExperimentConfig, split: FoldSplit, bank, *, test_bank=None,
                callback: Callback | None = None, checkpoint_path: str | os.PathLike | None = None) -> FoldResult:
     """Train a fresh model on `split.train` of `bank`, evaluate once on `split.test` of
@@ -233,19 +253,7 @@ def train_fold(cfg: ExperimentConfig, split: FoldSplit, bank, *, test_bank=None,
     model.train()
     step = step0
     while step < tc.steps:
-        pos = batch_indices(len(split.train), tc.batch_size, tc.seed, step)
-        idx = torch.as_tensor(split.train[pos], device=device)
-        gen = torch.Generator(device=device).manual_seed(_step_seed(tc.seed, step, 2))
-        torch.manual_seed(_step_seed(tc.seed, step, 3))  # dropout of this step
-        x = bank.batch(idx, cfg.model.frames, train=True, generator=gen, crop=cfg.data.crop, flip=cfg.data.flip)
-        y = bank.labels[idx]
-        di = dynamic_image(x) if model.dic is not None else None  # same sampled frames the model sees
-        with _autocast(cfg, device):
-            out = fwd(x)
-        terms = loss_terms(out, y, di, cfg.loss, model)
-        opt.zero_grad(set_to_none=True)
-        terms["total"].backward()
-        opt.step()
+        terms = train_step(model, fwd, opt, cfg, bank, split.train, step)
         step += 1
         names = list(terms)
         pending.append((step, torch.stack([terms[n].detach().float() for n in names])))
