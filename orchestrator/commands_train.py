@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 import time
+from pathlib import Path
 
 import click
 
@@ -22,12 +25,21 @@ from orchestrator.clitools import fail_on_errors, parse_sets
 @click.option("--seed", type=int, default=None, help="train.seed.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Dotted config override, repeatable.")
 @click.option("--smoke", is_flag=True, help="Tiny model, batch 8, 20 steps, CPU: a run of seconds.")
+@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
+              help="Keep each finished fold here (fold-<subject>.json: predictions, probabilities, loss curves) "
+                   "with checkpoints; run again with the same --out and configuration to resume.")
 @fail_on_errors
-def train_cmd(dataset, setting, variant, cache_dir, fold, max_folds, steps, device, seed, sets, smoke) -> None:
-    """Train and evaluate FDP folds in this process; print progress and the fold metrics."""
+def train_cmd(dataset, setting, variant, cache_dir, fold, max_folds, steps, device, seed, sets, smoke,
+              out_dir) -> None:
+    """Train and evaluate FDP folds in this process; print progress and the fold metrics.
+
+    With --out, a finished fold is written at once (atomically) and a killed run picks up where it
+    stopped: finished folds are read back, the running one resumes from its last checkpoint
+    (train.checkpoint_every steps)."""
+    from fdp.config import to_dict
     from fdp.data.settings import SETTINGS
     from fdp.metrics import pooled_metrics
-    from fdp.train import fold_names, run_fold
+    from fdp.train import FoldResult, fold_names, run_fold
     from fdp.variants import build_config
 
     if setting is None:
@@ -42,21 +54,33 @@ def train_cmd(dataset, setting, variant, cache_dir, fold, max_folds, steps, devi
     folds = [fold] if fold else fold_names(cfg)
     if max_folds and not fold:
         folds = folds[:max_folds]
+    out = _open_out_dir(Path(out_dir), to_dict(cfg)) if out_dir else None
     click.echo(f"{variant} on {setting}: {len(folds)} fold(s), {cfg.train.steps} steps each, "
                f"device {cfg.train.device}", err=True)
     labels, preds, t0 = [], [], time.perf_counter()
     for i, f in enumerate(folds, 1):
+        done = out / f"fold-{f}.json" if out else None
+        if done is not None and done.exists():
+            res = FoldResult.from_json(done.read_text())
+            click.echo(f"fold {f}: {_fold_line(res)}  [read back from {done}]")
+            labels += res.labels
+            preds += res.preds or []
+            continue
+
         def progress(step: int, terms: dict[str, float], f=f, i=i) -> None:
             if sys.stderr.isatty() or step % max(cfg.train.steps // 5, 1) == 0 or step == cfg.train.steps:
                 losses = " ".join(f"{k}={v:.4f}" for k, v in terms.items())
                 click.echo(f"\r[fold {i}/{len(folds)} {f}] step {step}/{cfg.train.steps} {losses}", err=True,
                            nl=not sys.stderr.isatty())
-        res = run_fold(cfg, f, callback=progress)
+        ckpt = out / f"fold-{f}.ckpt" if out else None
+        res = run_fold(cfg, f, callback=progress, checkpoint_path=ckpt)
         if sys.stderr.isatty():
             click.echo("", err=True)
-        m = " ".join(f"{k}={v:.4f}" for k, v in res.metrics.items())
-        click.echo(f"fold {f}: {m}  ({res.steps_per_s:.2f} steps/s, peak {res.peak_mem_mb:.0f} MB, "
-                   f"selection: {res.selection})")
+        if done is not None:
+            _write_atomic(done, res.to_json())
+            if ckpt.exists():
+                ckpt.unlink()
+        click.echo(f"fold {f}: {_fold_line(res)}")
         labels += res.labels
         if res.preds is not None:
             preds += res.preds
@@ -64,6 +88,54 @@ def train_cmd(dataset, setting, variant, cache_dir, fold, max_folds, steps, devi
         pm = pooled_metrics(labels, preds, cfg.model.num_classes)
         click.echo(f"pooled over {len(folds)} folds ({len(labels)} clips): "
                    + " ".join(f"{k}={v:.4f}" for k, v in pm.items()) + f"  [{time.perf_counter() - t0:.0f} s]")
+
+
+def _fold_line(res) -> str:
+    m = " ".join(f"{k}={v:.4f}" for k, v in res.metrics.items())
+    # the training loss at the end, averaged over the last tenth of the steps (one step is noisy):
+    # a training CE still at ln(classes) means the fold never started to fit
+    tail = {k: [v for s, v in pts if s > res.steps - max(res.steps // 10, 1)] for k, pts in res.curves.items()}
+    train = " ".join(f"{k}={sum(v) / len(v):.4f}" for k, v in tail.items() if v)
+    return (f"{m}  (train loss, last 10% of steps: {train}; {res.steps_per_s:.2f} steps/s, "
+            f"peak {res.peak_mem_mb:.0f} MB, selection: {res.selection})")
+
+
+# settings that change neither the numbers nor the fold results
+_NOT_COMPARED = {("train", "log_every"), ("train", "checkpoint_every")}
+
+
+def _open_out_dir(out: Path, config: dict) -> Path:
+    """Create `out`, or check that the results already in it come from this configuration."""
+    from fdp.config import ConfigError, flatten
+
+    kept = {k: v for k, v in flatten(config).items() if tuple(k.split(".", 1)) not in _NOT_COMPARED}
+    kept = json.loads(json.dumps(kept))  # tuples -> lists, as they read back
+    cfg_file = out / "config.json"
+    if cfg_file.exists():
+        try:
+            before = json.loads(cfg_file.read_text())
+        except ValueError as e:
+            raise ConfigError(f"{cfg_file}: not readable JSON ({e})") from None
+        diff = sorted(k for k in set(before) | set(kept) if before.get(k) != kept.get(k))
+        if diff:
+            k = diff[0]
+            raise ConfigError(
+                f"{cfg_file}: holds results of another configuration ({k}: {before.get(k)!r} there, "
+                f"{kept.get(k)!r} now{f', and {len(diff) - 1} more' if len(diff) > 1 else ''}); "
+                "use another --out")
+    else:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            _write_atomic(cfg_file, json.dumps(kept, indent=1, sort_keys=True))
+        except OSError as e:
+            raise ConfigError(f"{out}: cannot write results ({e.strerror})") from None
+    return out
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 # the smoke size shared by `train --smoke` and sweep files' default smoke block

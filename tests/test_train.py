@@ -138,3 +138,47 @@ def test_no_mer_variant_reports_only_di(synth_cache):
     cfg = build_config("no_mer", o)
     res = run_fold(cfg, fold_names(cfg)[0])
     assert res.preds is None and set(res.metrics) == {"di_mse"}
+
+
+def test_train_cli_out_keeps_finished_folds_and_resumes(synth_cache, tmp_path):
+    from click.testing import CliRunner
+
+    from orchestrator.commands_train import train_cmd
+
+    out = tmp_path / "out"
+    argv = ["--smoke", "--cache", str(synth_cache), "--folds", "2", "--steps", "6", "--set", "train.batch_size=4",
+            "--set", "train.checkpoint_every=3", "--out", str(out)]
+    first = CliRunner().invoke(train_cmd, argv)
+    assert first.exit_code == 0, first.output
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "fold-01.json", "fold-02.json"]  # no checkpoints left
+    saved = FoldResult.from_json((out / "fold-02.json").read_text())
+    assert saved.fold == "02" and len(saved.preds) == 5 and saved.steps == 6
+    assert "train loss, last 10% of steps: mer=" in first.output
+    pooled = [ln for ln in first.output.splitlines() if ln.startswith("pooled over 2 folds")]
+    assert len(pooled) == 1
+
+    # fold 02 killed at step 5, after its checkpoint of step 3: the rerun reads fold 01 back, resumes 02
+    (out / "fold-02.json").unlink()
+    cfg = _cfg(synth_cache, **{"train.batch_size": 4})
+
+    def die_at_5(step, terms):
+        if step == 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_fold(cfg, "02", callback=die_at_5, checkpoint_path=out / "fold-02.ckpt")
+    again = CliRunner().invoke(train_cmd, argv)
+    assert again.exit_code == 0, again.output
+    assert f"[read back from {out / 'fold-01.json'}]" in again.output
+    resumed = FoldResult.from_json((out / "fold-02.json").read_text())
+    assert resumed.probs == saved.probs and resumed.curves == saved.curves
+    assert not (out / "fold-02.ckpt").exists()
+    assert pooled[0].split("  [")[0] in again.output  # same pooled metrics
+
+    # another configuration into the same folder: refused, nothing written
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    other = CliRunner().invoke(train_cmd, [a if a != "6" else "7" for a in argv])
+    assert other.exit_code == 2
+    assert f"error: {out / 'config.json'}: holds results of another configuration (train.steps: 6 there, 7 now)" \
+        in other.output
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
