@@ -281,6 +281,10 @@ def parse_spec(raw: Any, sets: dict[str, Any] | None = None, smoke: bool = False
     steps = raw.get("steps")
     if steps is not None and not _pos_int(steps):
         bad(f"steps: expected a positive integer (optimizer steps per fold), got {steps!r}")
+    if steps is not None and "train.steps" in overrides:
+        # the overrides layer would silently win; one budget, said once
+        bad(f"steps: {steps!r} and overrides: train.steps: {overrides['train.steps']!r} both set the step budget; "
+            "keep one")
 
     resources = Resources()
     res = _mapping(raw, "resources", RESOURCE_KEYS, "{cpus: N, gpus: fraction}", bad)

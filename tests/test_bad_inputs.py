@@ -115,6 +115,8 @@ CORPUS = [
     Bad("spec-negative-steps", spec(SPEC + "steps: -5\n"), [S + "steps: expected a positive integer", "got -5"]),
     Bad("spec-negative-steps-override", spec(SPEC + "overrides: {train.steps: -5}\n"),
         [S + "overrides: train.steps: expected an integer >= 1, got -5"]),
+    Bad("spec-steps-given-twice", spec(SPEC + "steps: 300\noverrides: {train.steps: 500}\n"),
+        [S + "steps: 300 and overrides: train.steps: 500 both set the step budget; keep one"]),
     Bad("spec-nan-weight-in-grid", spec(SPEC + "grid: {loss.lambda_d: [1, .nan]}\n"),
         [S + "grid: loss.lambda_d: expected a finite number, got nan"]),
     Bad("spec-zero-cpus", spec(SPEC + "resources: {cpus: 0}\n"),
