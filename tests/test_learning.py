@@ -1,16 +1,16 @@
 """Issue #4's learning criterion: a full LOSO of `fdp` at CPU size on the synthetic benchmark
 reaches a pooled UF1 clearly above chance and above the single-frame baseline (docs/learnability.md).
 
-Slow (about 40 minutes on 2 CPU cores): `make test-slow`. The configuration is the one
-`fdp-sweep train --smoke --steps 1200 --set train.batch_size=16 --set train.lr=1e-3` uses; it was
-fixed on development subjects of the seed-0 benchmark (bench/learning_probe.py), and this test runs
-it on the seed-1 benchmark, whose subjects no choice has seen. The thresholds were written down
-before the first run of it.
+Slow (34 minutes on 2 CPU cores): `make test-slow`. The configuration is the one
+`fdp-sweep train --smoke --steps 1200 --set train.batch_size=16 --set train.lr=3e-4` uses. The
+budget was fixed on development subjects of the seed-0 benchmark (bench/learning_probe.py); lr 3e-4
+replaced 1e-3 because with 1e-3 some folds' *training* loss never left ln 5, and it was accepted on
+the training loss alone (every fold of the seed-2 benchmark, fold 01 of seed 1). This test runs it
+on the seed-3 benchmark, which nothing was chosen on. The thresholds and the draw were written down
+(docs/learnability.md) before the first run.
 
-Not met yet (docs/learnability.md): `fdp-sweep train` with exactly this data and configuration gave
-pooled UF1 0.295 / Acc 0.294 (47 of 160, p = 0.003), apex-frame regression UF1 0.290 — above chance,
-not above the single-frame baseline. Hence a strict xfail: when a change makes it pass, the xfail
-fails and has to go.
+Met (docs/learnability.md): `fdp-sweep train` with exactly this data and configuration gave pooled
+UF1 0.398 / Acc 0.381 (61 of 160) in 2119 s; apex-frame regression UF1 0.275, random frame 0.220.
 """
 
 from __future__ import annotations
@@ -29,10 +29,8 @@ from orchestrator.commands_train import SMOKE_OVERRIDES
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="issue #4: measured UF1 0.295 vs apex-frame baseline 0.290 (docs/learnability.md)")
 def test_full_loso_learns_from_motion(tmp_path):
-    root = write_synthetic(tmp_path / "s", subjects=8, clips_per_subject=20, seed=1)  # generator defaults
+    root = write_synthetic(tmp_path / "s", subjects=8, clips_per_subject=20, seed=3)  # generator defaults
     cache_dir = prepare("casme2", root, tmp_path / "cache")
     cache = load_cache(cache_dir)
 
@@ -45,7 +43,7 @@ def test_full_loso_learns_from_motion(tmp_path):
 
     cfg = build_config("fdp", {**SMOKE_OVERRIDES, "data.dataset": "casme2", "data.setting": "casme2/5",
                                "data.cache_dir": str(cache_dir), "train.steps": 1200, "train.batch_size": 16,
-                               "train.lr": 1e-3})
+                               "train.lr": 3e-4})
     folds = fold_names(cfg)
     assert len(folds) == 8
     labels, preds = [], []
