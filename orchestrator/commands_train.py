@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -39,7 +38,7 @@ def train_cmd(dataset, setting, variant, cache_dir, fold, max_folds, steps, devi
     from fdp.config import to_dict
     from fdp.data.settings import SETTINGS
     from fdp.metrics import pooled_metrics
-    from fdp.train import FoldResult, fold_names, run_fold
+    from fdp.train import FoldResult, fold_names
     from fdp.variants import build_config
 
     if setting is None:
@@ -61,26 +60,10 @@ def train_cmd(dataset, setting, variant, cache_dir, fold, max_folds, steps, devi
     for i, f in enumerate(folds, 1):
         done = out / f"fold-{f}.json" if out else None
         if done is not None and done.exists():
-            res = FoldResult.from_json(done.read_text())
-            click.echo(f"fold {f}: {_fold_line(res)}  [read back from {done}]")
-            labels += res.labels
-            preds += res.preds or []
-            continue
-
-        def progress(step: int, terms: dict[str, float], f=f, i=i) -> None:
-            if sys.stderr.isatty() or step % max(cfg.train.steps // 5, 1) == 0 or step == cfg.train.steps:
-                losses = " ".join(f"{k}={v:.4f}" for k, v in terms.items())
-                click.echo(f"\r[fold {i}/{len(folds)} {f}] step {step}/{cfg.train.steps} {losses}", err=True,
-                           nl=not sys.stderr.isatty())
-        ckpt = out / f"fold-{f}.ckpt" if out else None
-        res = run_fold(cfg, f, callback=progress, checkpoint_path=ckpt)
-        if sys.stderr.isatty():
-            click.echo("", err=True)
-        if done is not None:
-            _write_atomic(done, res.to_json())
-            if ckpt.exists():
-                ckpt.unlink()
-        click.echo(f"fold {f}: {_fold_line(res)}")
+            res, note = FoldResult.from_json(done.read_text()), f"  [read back from {done}]"
+        else:
+            res, note = _train_one(cfg, f, f"[fold {i}/{len(folds)} {f}]", out), ""
+        click.echo(f"fold {f}: {_fold_line(res)}{note}")
         labels += res.labels
         if res.preds is not None:
             preds += res.preds
@@ -88,6 +71,28 @@ def train_cmd(dataset, setting, variant, cache_dir, fold, max_folds, steps, devi
         pm = pooled_metrics(labels, preds, cfg.model.num_classes)
         click.echo(f"pooled over {len(folds)} folds ({len(labels)} clips): "
                    + " ".join(f"{k}={v:.4f}" for k, v in pm.items()) + f"  [{time.perf_counter() - t0:.0f} s]")
+
+
+def _train_one(cfg, fold: str, tag: str, out: Path | None):
+    """Train fold `fold`, printing progress; with `out`, checkpoint there and keep the result."""
+    from fdp.data.cache import atomic_write_text
+    from fdp.train import run_fold
+
+    steps = cfg.train.steps
+
+    def progress(step: int, terms: dict[str, float]) -> None:
+        if sys.stderr.isatty() or step % max(steps // 5, 1) == 0 or step == steps:
+            losses = " ".join(f"{k}={v:.4f}" for k, v in terms.items())
+            click.echo(f"\r{tag} step {step}/{steps} {losses}", err=True, nl=not sys.stderr.isatty())
+
+    ckpt = out / f"fold-{fold}.ckpt" if out else None
+    res = run_fold(cfg, fold, callback=progress, checkpoint_path=ckpt)
+    if sys.stderr.isatty():
+        click.echo("", err=True)
+    if out is not None:
+        atomic_write_text(out / f"fold-{fold}.json", res.to_json())
+        ckpt.unlink(missing_ok=True)
+    return res
 
 
 def _fold_line(res) -> str:
@@ -107,6 +112,7 @@ _NOT_COMPARED = {("train", "log_every"), ("train", "checkpoint_every")}
 def _open_out_dir(out: Path, config: dict) -> Path:
     """Create `out`, or check that the results already in it come from this configuration."""
     from fdp.config import ConfigError, flatten
+    from fdp.data.cache import atomic_write_text
 
     kept = {k: v for k, v in flatten(config).items() if tuple(k.split(".", 1)) not in _NOT_COMPARED}
     kept = json.loads(json.dumps(kept))  # tuples -> lists, as they read back
@@ -126,16 +132,10 @@ def _open_out_dir(out: Path, config: dict) -> Path:
     else:
         try:
             out.mkdir(parents=True, exist_ok=True)
-            _write_atomic(cfg_file, json.dumps(kept, indent=1, sort_keys=True))
+            atomic_write_text(cfg_file, json.dumps(kept, indent=1, sort_keys=True))
         except OSError as e:
             raise ConfigError(f"{out}: cannot write results ({e.strerror})") from None
     return out
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 # the smoke size shared by `train --smoke` and sweep files' default smoke block

@@ -152,7 +152,8 @@ def _atomic_save(path: Path, arr: np.ndarray) -> None:
     os.replace(tmp, path)
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write via a temp file and a rename: a reader sees the old file or the whole new one."""
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
     tmp.write_text(text)
     os.replace(tmp, path)
@@ -209,7 +210,7 @@ def prepare(name: str, root: str | os.PathLike[str], out_dir: str | os.PathLike[
                     raise DataError(f"{s.source}: {e}") from None  # the annotation row, then the frame
                 arr, meta = np.zeros((0, 3, size, size), np.uint8), {"skipped": True, "reason": str(e)}
             _atomic_save(shard, arr)  # shard before meta: a meta file implies a complete shard
-            _atomic_write_text(meta_path, json.dumps(meta))
+            atomic_write_text(meta_path, json.dumps(meta))
         if meta.get("skipped"):
             skipped.append({"source": s.source, "reason": meta["reason"]})
         else:
