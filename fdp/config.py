@@ -62,6 +62,7 @@ class ModelConfig:
     dropout: float = 0.0  # dropout before the last FC of the MER head
     use_dic: bool = True  # build the DIC encoder-decoder (paper §3.4.1)
     dic_channels: list[int] = field(default_factory=lambda: [64, 128, 128, 256])  # DIC encoder widths
+    baseline: str = ""  # "" = the FDP network; "single_frame": logistic regression on the apex frame instead (fdp.baselines; no network built, no steps)
 
 
 @dataclass
@@ -107,6 +108,7 @@ class TrainConfig:
     val_subjects: int = 0  # with early_stop_val: training subjects held out for validation
     eval_every: int = 50  # with early_stop_val: steps between validation evaluations
     patience: int = 4  # with early_stop_val: evaluations without improvement before stopping
+    shuffle_labels: bool = False  # negative control: train on a seeded permutation of the training clips' labels (test labels untouched); a model then scores chance
 
 
 @dataclass
@@ -136,6 +138,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "model.encoder.kind": ("lgfat", "vit", "resnet18"),
     "model.encoder.conv": ("multihead", "single", "convbnpw"),
     "train.selection": ("last", "early_stop_val"),
+    "model.baseline": ("", "single_frame"),
 }
 DEVICE_RE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 

@@ -399,4 +399,6 @@ class FDP(nn.Module):
 
 
 def build_model(cfg: ModelConfig) -> FDP:
+    if cfg.baseline:  # e.g. the single-frame regression: fdp.train.run_fold runs fdp.baselines instead
+        raise ConfigError(f"model.baseline={cfg.baseline!r} is not a network; run it with fdp.train.run_fold")
     return FDP(cfg)

@@ -171,15 +171,31 @@ def evaluate(model: torch.nn.Module, cfg: ExperimentConfig, bank, idx: np.ndarra
     }
 
 
+def training_labels(cfg: ExperimentConfig, bank, split: FoldSplit) -> torch.Tensor:
+    """The labels training may read, (N,) over the bank: `bank.labels`, or with
+    `train.shuffle_labels` (the negative control) a copy whose training and validation clips carry a
+    permutation of their own labels, seeded by train.seed (the class counts stay; which clip has
+    which label is noise). Test clips keep their labels; a test subject is never in the permuted set."""
+    if not cfg.train.shuffle_labels:
+        return bank.labels
+    pos = np.concatenate([split.train, split.val]).astype(np.int64)
+    perm = np.random.default_rng(_step_seed(cfg.train.seed, 0, 4)).permutation(len(pos))
+    out = bank.labels.clone()
+    src = torch.as_tensor(pos[perm], device=out.device)
+    out[torch.as_tensor(pos, device=out.device)] = bank.labels[src]
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 # the fold
 
 
 def train_step(model: torch.nn.Module, fwd, opt: torch.optim.Optimizer, cfg: ExperimentConfig, bank,
-               train: np.ndarray, step: int) -> dict[str, torch.Tensor]:
+               train: np.ndarray, step: int, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """One optimizer step (0-based `step`) on a batch of the clips `train` of `bank`; returns eq. 8's
     terms. Batch, augmentation and dropout are functions of (train.seed, step) alone. `fwd` is
-    `model` or its compiled form; the model must be in train mode."""
+    `model` or its compiled form; the model must be in train mode. `labels` (N,) replaces
+    `bank.labels` (the shuffled-label control, `training_labels`)."""
     tc, device = cfg.train, bank.device
     idx = torch.as_tensor(train[batch_indices(len(train), tc.batch_size, tc.seed, step)], device=device)
     gen = torch.Generator(device=device).manual_seed(_step_seed(tc.seed, step, 2))
@@ -188,7 +204,7 @@ def train_step(model: torch.nn.Module, fwd, opt: torch.optim.Optimizer, cfg: Exp
     di = dynamic_image(x) if model.dic is not None else None  # same sampled frames the model sees
     with _autocast(cfg, device):
         out = fwd(x)
-    terms = loss_terms(out, bank.labels[idx], di, cfg.loss, model)
+    terms = loss_terms(out, (bank.labels if labels is None else labels)[idx], di, cfg.loss, model)
     opt.zero_grad(set_to_none=True)
     terms["total"].backward()
     opt.step()
@@ -231,6 +247,7 @@ def train_fold(cfg: ExperimentConfig, split: FoldSplit, bank, *, test_bank=None,
         raise TrainingError(f"train.selection: unknown rule {tc.selection!r} (last | early_stop_val)")
     best = best or {"score": -math.inf, "step": 0, "bad": 0, "state": None}
 
+    labels_seen = training_labels(cfg, bank, split)  # permuted under the shuffled-label control
     pending: list[tuple[int, torch.Tensor]] = []  # loss terms kept on device until the next flush
     names: list[str] = []
 
@@ -253,7 +270,7 @@ def train_fold(cfg: ExperimentConfig, split: FoldSplit, bank, *, test_bank=None,
     model.train()
     step = step0
     while step < tc.steps:
-        terms = train_step(model, fwd, opt, cfg, bank, split.train, step)
+        terms = train_step(model, fwd, opt, cfg, bank, split.train, step, labels_seen)
         step += 1
         names = list(terms)
         pending.append((step, torch.stack([terms[n].detach().float() for n in names])))
@@ -261,7 +278,7 @@ def train_fold(cfg: ExperimentConfig, split: FoldSplit, bank, *, test_bank=None,
             flush()
         if stop_early and step % tc.eval_every == 0:
             flush()
-            score = _val_score(model, cfg, bank, split.val, device)
+            score = _val_score(model, cfg, bank, split.val, device, labels_seen)
             curves.setdefault("val_score", []).append((step, score))
             if score > best["score"]:
                 best = {"score": score, "step": step, "bad": 0,
@@ -314,11 +331,13 @@ def train_fold(cfg: ExperimentConfig, split: FoldSplit, bank, *, test_bank=None,
     )
 
 
-def _val_score(model, cfg: ExperimentConfig, bank, idx: np.ndarray, device: torch.device) -> float:
-    """Validation UF1 (or -DI MSE without MER) on training-subject clips."""
+def _val_score(model, cfg: ExperimentConfig, bank, idx: np.ndarray, device: torch.device,
+               labels: torch.Tensor | None = None) -> float:
+    """Validation UF1 (or -DI MSE without MER) on training-subject clips, against `labels`
+    (default `bank.labels`; the control's permuted ones, so it never scores on real labels)."""
     ev = evaluate(model, cfg, bank, idx, device)
     if ev["probs"] is not None:
-        labels = bank.labels[torch.as_tensor(idx, device=device)].cpu().numpy()
+        labels = (bank.labels if labels is None else labels)[torch.as_tensor(idx, device=device)].cpu().numpy()
         return pooled_metrics(labels, ev["probs"].argmax(1), cfg.model.num_classes)["uf1"]
     return -float(ev["di_mse"].mean())
 
@@ -401,4 +420,12 @@ def run_fold(cfg: ExperimentConfig, fold: str, callback: Callback | None = None,
     if cfg.model.num_classes != len(sel.class_names):
         cfg = copy.deepcopy(cfg)
         cfg.model.num_classes = len(sel.class_names)
+    if cfg.model.baseline:  # no network: the single-frame regression on the same split (fdp.baselines)
+        from fdp.baselines import single_frame_fold
+        from fdp.data.cache import load_cache
+
+        d = cfg.data
+        cache = load_cache(cache_dir_for(d.dataset, d.cache_dir))
+        test_cache = load_cache(cache_dir_for(d.test_dataset, d.test_cache_dir)) if fold == "cross" else None
+        return single_frame_fold(cfg, split, bank, cache, training_labels(cfg, bank, split), test_bank, test_cache)
     return train_fold(cfg, split, bank, test_bank=test_bank, callback=callback, checkpoint_path=checkpoint_path)

@@ -51,12 +51,21 @@ register("conv_t", "C+T: one dense vanilla conv instead of the multi-head conv b
 register("convbnpw_t", "C'+T: dense conv + BN + ReLU + pointwise conv instead of multi-head", "Table 10",
          model__encoder__conv="convbnpw")
 
+register("fdp_shuffled", "negative control: full FDP trained on permuted training labels (seeded; test "
+         "labels untouched): must score chance", "control (issue #14)", train__shuffle_labels=True)
+register("single_frame", "baseline, not a network: logistic regression on the apex frame (fdp.baselines): "
+         "what no motion gets", "control (issue #14)", model__baseline="single_frame")
 
 def get_variant(name: str) -> Variant:
     if name not in VARIANTS:
         raise ConfigError(f"unknown variant {name!r}{suggest(name, sorted(VARIANTS))}; "
                           f"known: {', '.join(VARIANTS)}")
     return VARIANTS[name]
+
+
+def is_baseline(name: str) -> bool:
+    """Whether a variant is a non-network baseline (`model.baseline` set): nothing to build or count."""
+    return bool(get_variant(name).overrides.get("model.baseline"))
 
 
 def list_variants() -> list[Variant]:

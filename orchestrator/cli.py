@@ -21,8 +21,8 @@ def list_variants_cmd() -> None:
     click.echo(f"{'variant':<18} {'params (M)':>10}  description")
     for v in list_variants():
         cfg = build_config(v.name, {"model.num_classes": 5})
-        n = count_parameters(build_model(cfg.model))
-        click.echo(f"{v.name:<18} {n / 1e6:>10.2f}  {v.description}")
+        n = "—" if cfg.model.baseline else f"{count_parameters(build_model(cfg.model)) / 1e6:.2f}"
+        click.echo(f"{v.name:<18} {n:>10}  {v.description}")
 
 
 def _register() -> None:

@@ -257,7 +257,8 @@ class SweepTracker:
         tags = {"mlflow.parentRunId": parent.run_id, "fdp.role": "job", "fdp.job_key": job.key,
                 "fdp.variant": job.variant, "fdp.fold": job.fold, "fdp.seed": str(job.seed),
                 "fdp.config_label": job.config_label, "fdp.selection": job.cfg.train.selection,
-                "fdp.sweep": sweep, "fdp.sweep_instance": parent.instance, **experiment_tags(job)}
+                "fdp.sweep": sweep, "fdp.sweep_instance": parent.instance, **experiment_tags(job),
+                **control_tags(job.cfg)}
         run = with_retry(self.client.create_run, experiment_id, tags=tags, run_name=job.label)
         with_retry(self.client.update_run, run.info.run_id, status="SCHEDULED")
         return run.info.run_id
@@ -320,6 +321,17 @@ class SweepTracker:
     def close_parent(self, parent_id: str, ok: bool, summary: dict[str, Any]) -> None:
         with_retry(self.client.log_dict, parent_id, summary, "summary.json")
         with_retry(self.client.set_terminated, parent_id, "FINISHED" if ok else "FAILED")
+
+
+def control_tags(cfg: Any) -> dict[str, str]:
+    """`fdp.control` on runs whose number is a control, not a model result (issue #14):
+    `shuffled_labels` (trained on permuted training labels: must score chance) or the baseline's
+    name (`single_frame`: no network). Absent on ordinary runs."""
+    if cfg.train.shuffle_labels:
+        return {"fdp.control": "shuffled_labels"}
+    if cfg.model.baseline:
+        return {"fdp.control": cfg.model.baseline}
+    return {}
 
 
 def experiment_tags(job: "Job") -> dict[str, str]:
