@@ -28,8 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fdp.stats import SeedPredictions
 from orchestrator.tables import ConfigResult, TableInput, all_row_keys, loss_key, row_keys
-from orchestrator.tracking import SweepTracker, with_retry
+from orchestrator.tracking import SweepTracker, pool_predictions, with_retry
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
@@ -135,7 +136,10 @@ def config_key(table: int, run: "Run") -> str:
             return loss_key(float(p["loss.lambda_d"]), float(p["loss.lambda_r"]))
         except (KeyError, ValueError):
             return ""
-    return t.get("fdp.variant", "")
+    v = t.get("fdp.variant", "")
+    if t.get("fdp.control") == "shuffled_labels" and v != "fdp_shuffled":
+        return f"{v}+shuffled"  # a control of another variant (train.shuffle_labels in a grid): its own key
+    return v
 
 
 def _run_config(tracker: SweepTracker, run: "Run") -> Any:
@@ -209,8 +213,14 @@ def collect(tracker: SweepTracker, sweep: SweepRuns | Sequence[SweepRuns], table
                                + (f" ({err[:80]})" if err else ""))
         metrics: dict[str, list[float]] = defaultdict(list)
         folds: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+        seed_preds: list[SeedPredictions] = []  # per seed, for the subject bootstrap (issue #14)
         for seed in sorted(per_seed, key=lambda s: int(s) if s.isdigit() else 0):
-            pooled = tracker.pooled(r.info.run_id for r in per_seed[seed])
+            preds = [tracker.predictions(r.info.run_id) for r in per_seed[seed]]
+            pooled = pool_predictions(preds)
+            if preds and all(p["preds"] is not None for p in preds):
+                seed_preds.append(SeedPredictions.of([y for p in preds for y in p["labels"]],
+                                                     [y for p in preds for y in p["preds"]],
+                                                     [s for p in preds for s in p["subjects"]]))
             for m, v in pooled.items():
                 if v is not None and math.isfinite(v):
                     metrics[m].append(float(v))
@@ -224,7 +234,7 @@ def collect(tracker: SweepTracker, sweep: SweepRuns | Sequence[SweepRuns], table
         if with_params and any(per_seed.values()):
             n_params = count_params(tracker, next(iter(per_seed.values()))[0])
         out[k] = ConfigResult(metrics=dict(metrics), fold_metrics=fold_metrics, n_params=n_params,
-                              missing=missing)
+                              missing=missing, predictions=seed_preds)
     return out
 
 

@@ -34,7 +34,8 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from fdp.stats import RankSumResult, mean_std, paired_wilcoxon, paper_rank_sum
+from fdp.stats import (RankSumResult, SeedPredictions, WilcoxonResult, detectable_difference, holm, mean_std,
+                       paired_subject_bootstrap, paired_wilcoxon, paper_rank_sum, subject_bootstrap_ci)
 from orchestrator.reference import RefTable, Reference, reference
 
 TABLES: tuple[int, ...] = (4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14)
@@ -43,6 +44,14 @@ MISSING = "—"
 
 _SCALE = {"acc": 100.0, "war": 100.0, "uf1": 100.0, "uar": 100.0, "di_mse": 1e3}
 _CROSS = ("casme2->samm", "samm->casme2")  # Table 8 directions; "avg" is their mean
+# rows of ours without a paper row (issue #14), printed under Tables 9 and 10 when a sweep ran them:
+# what a model that learns nothing real scores, and what one frame without motion scores
+CONTROL_ROWS = {"fdp_shuffled": "Control: FDP, shuffled training labels",
+                "single_frame": "Baseline: single frame (apex), logistic regression"}
+N_BOOT = 1000  # subject-bootstrap resamples per interval
+ALPHA = 0.05  # intervals are 1 - ALPHA; tests and the detectable difference at ALPHA
+POWER = 0.8  # power of the minimal detectable difference
+_INTERVAL_METRICS = ("acc", "war", "uf1", "uar")
 
 
 @dataclass
@@ -59,6 +68,9 @@ class ConfigResult:
     fold_metrics: dict[str, dict[str, float]] = field(default_factory=dict)  # metric -> {fold: v}
     n_params: int | None = None  # trainable parameters of the model (Table 10)
     missing: list[str] = field(default_factory=list)  # e.g. "seed 1, fold 006: FAILED"
+    # per seed, the pooled test predictions with each clip's subject: the subject bootstrap's input
+    # (intervals and paired comparisons, issue #14); empty where unknown (then no interval is printed)
+    predictions: list[SeedPredictions] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         for k, v in self.metrics.items():
@@ -113,6 +125,7 @@ class Table:
     groups: list[tuple[str, int]] = field(default_factory=list)  # (label, span) over all columns
     notes: list[str] = field(default_factory=list)
     n_text: int = 1  # leading text columns (left-aligned); the rest are numbers
+    subtables: list["Table"] = field(default_factory=list)  # rendered below (paired comparisons)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -131,12 +144,14 @@ def row_keys(n: int, ref: Reference | None = None) -> list[str]:
         return list(dict.fromkeys(c.row_key for c in ref.tables[n].columns))
     if n == 8:
         return list(_CROSS)
-    if n in (9, 10, 11, 14):
+    if n in (9, 10):
+        return [r.key for r in ref.tables[n].rows] + list(CONTROL_ROWS)
+    if n in (11, 14):
         return [r.key for r in ref.tables[n].rows]
     if n == 12:
         return [r.key for r in ref.tests[12].rows]
     if n == 13:
-        return list(dict.fromkeys(row_keys(9, ref) + row_keys(10, ref)))
+        return list(dict.fromkeys(row_keys(9, ref) + row_keys(10, ref)))  # controls included
     raise ValueError(f"no table {n}; tables: {', '.join(map(str, TABLES))}")
 
 
@@ -160,14 +175,41 @@ def _fmt_p(p: float | None) -> str:
     return f"{m}e{int(e)}"
 
 
+def _metric_fn(metric: str, num_classes: int):
+    from fdp.metrics import pooled_metrics
+
+    key = "acc" if metric == "war" else metric
+    return lambda y, p: pooled_metrics(y, p, num_classes)[key]
+
+
+def _num_classes(res: ConfigResult) -> int:
+    return int(max(int(max(sp.labels.max(), sp.preds.max())) for sp in res.predictions) + 1)
+
+
+def subject_interval(res: ConfigResult | None, metric: str, num_classes: int | None = None) -> tuple[float, float] | None:
+    """95 % subject-bootstrap interval (fractions) of the pooled metric, mean over seeds; None
+    without predictions or when the seeds' test subjects differ."""
+    if res is None or not res.predictions or metric not in _INTERVAL_METRICS:
+        return None
+    try:
+        ci = subject_bootstrap_ci(res.predictions, _metric_fn(metric, num_classes or _num_classes(res)),
+                                  n_boot=N_BOOT, alpha=ALPHA)
+    except ValueError:
+        return None
+    return ci.low, ci.high
+
+
 def _ours_cell(res: ConfigResult | None, metric: str, decimals: int) -> str:
     if res is None:
         return MISSING
     v = res.values(metric)
     if not v:
         return MISSING
-    m, s = mean_std([x * _SCALE.get(metric, 1.0) for x in v])
-    return f"{m:.{decimals}f}" if len(v) == 1 else f"{m:.{decimals}f} ± {s:.{decimals}f}"
+    scale = _SCALE.get(metric, 1.0)
+    m, s = mean_std([x * scale for x in v])
+    cell = f"{m:.{decimals}f}" if len(v) == 1 else f"{m:.{decimals}f} ± {s:.{decimals}f}"
+    ci = subject_interval(res, metric)
+    return cell if ci is None else f"{cell} [{ci[0] * scale:.{decimals}f}, {ci[1] * scale:.{decimals}f}]"
 
 
 def _ours_mean(res: ConfigResult | None, metric: str) -> float | None:
@@ -210,7 +252,11 @@ def _seed_note(ours: TableInput, keys: Sequence[str]) -> list[str]:
     if not counts:
         return [f"Ours: no results yet ({MISSING} = not run)."]
     seeds = "/".join(map(str, counts))
-    return [f"Ours: mean ± sample std over {seeds} seed(s) where several; {MISSING} = not run."]
+    lines = [f"Ours: mean ± sample std over {seeds} seed(s) where several; {MISSING} = not run."]
+    if any((r := ours.get(k)) is not None and r.predictions for k in keys):
+        lines.append(f"[a, b]: {100 * (1 - ALPHA):g} % interval of the pooled value (mean over seeds) from a "
+                     f"bootstrap over test SUBJECTS ({N_BOOT} resamples; a subject's clips stay together).")
+    return lines
 
 
 def _as_input(ours: TableInput | Mapping[str, ConfigResult] | None) -> TableInput:
@@ -284,6 +330,85 @@ def _variant_label(ref: Reference, key: str) -> str:
     return key
 
 
+@dataclass(frozen=True)
+class Comparison:
+    """FDP vs one other configuration of ours, paired by test subject (= LOSO fold)."""
+
+    key: str
+    n_folds: int  # folds both have (the pairs of the signed-rank test)
+    n_seeds: int  # seeds paired by position (the fewer of the two)
+    diff: float  # pooled metric of FDP minus the other's (mean over seeds), fraction
+    low: float  # paired subject-bootstrap interval of `diff`
+    high: float
+    wilcoxon: WilcoxonResult  # one-sided signed-rank on the per-fold values (mean over seeds), H1: FDP better
+    holm_p: float  # Holm-adjusted over the comparisons of one table
+    mdd: float | None  # smallest difference these folds and seeds detect (None with < 2 folds)
+
+
+def _per_fold(sp: SeedPredictions, fn) -> dict[str, float]:
+    return {s: fn(sp.labels[sp.subjects == s], sp.preds[sp.subjects == s]) for s in sorted(set(sp.subjects))}
+
+
+def comparisons(ours: TableInput, keys: Sequence[str], base: str = "fdp", metric: str = "uf1") -> list[Comparison]:
+    """`base` against every other key in `keys` that has predictions on the same subjects: the
+    effect (difference of pooled `metric`) with its paired subject-bootstrap interval, a one-sided
+    Wilcoxon signed-rank test over folds, Holm's adjustment across these comparisons, and the
+    minimal detectable difference from the fold-level spread of the paired differences."""
+    a = ours.get(base)
+    if a is None or not a.predictions:
+        return []
+    found = []
+    for k in keys:
+        b = ours.get(k)
+        if k == base or b is None or not b.predictions:
+            continue
+        m = max(_num_classes(a), _num_classes(b))
+        fn = _metric_fn(metric, m)
+        try:
+            ci = paired_subject_bootstrap(a.predictions, b.predictions, fn, n_boot=N_BOOT, alpha=ALPHA)
+        except ValueError:  # other subjects: not paired
+            continue
+        k_seeds = min(len(a.predictions), len(b.predictions))
+        fa = [_per_fold(sp, fn) for sp in a.predictions[:k_seeds]]
+        fb = [_per_fold(sp, fn) for sp in b.predictions[:k_seeds]]
+        folds = sorted(fa[0])
+        d = [[fa[j][f] - fb[j][f] for j in range(k_seeds)] for f in folds]  # (folds, seeds)
+        mean_a = {f: float(sum(x[f] for x in fa) / k_seeds) for f in folds}
+        mean_b = {f: float(sum(x[f] for x in fb) / k_seeds) for f in folds}
+        w = paired_wilcoxon(mean_a, mean_b, alternative="greater")
+        mdd = detectable_difference(d, ALPHA, POWER).mdd if len(folds) >= 2 else None
+        found.append((k, len(folds), k_seeds, ci, w, mdd))
+    adj = holm([w.pvalue for *_, w, _ in found]) if found else []
+    return [Comparison(k, n, ks, ci.estimate, ci.low, ci.high, w, p, mdd)
+            for (k, n, ks, ci, w, mdd), p in zip(found, adj)]
+
+
+def _comparison_subtable(n: int, ours: TableInput, ref: Reference, keys: Sequence[str]) -> Table | None:
+    """Under an ablation table: FDP against each other row of ours, with test, n, effect and
+    Holm-adjusted p, and one line with the minimal detectable difference."""
+    comps = comparisons(ours, keys)
+    if not comps:
+        return None
+    header = ["Comparison", "Folds", "Seeds", "Δ UF1 (pp)", f"{100 * (1 - ALPHA):g} % CI (pp)",
+              "Signed-rank W+", "P (one-sided)", "Holm P"]
+    rows = [[f"FDP vs {CONTROL_ROWS.get(c.key) or _variant_label(ref, c.key)}", str(c.n_folds), str(c.n_seeds),
+             f"{100 * c.diff:+.2f}", f"[{100 * c.low:+.2f}, {100 * c.high:+.2f}]", f"{c.wilcoxon.statistic:.1f}",
+             _fmt_p(c.wilcoxon.pvalue), _fmt_p(c.holm_p)] for c in comps]
+    mdds = [f"vs {c.key} {100 * c.mdd:.1f}" for c in comps if c.mdd is not None]
+    notes = [
+        "Δ UF1: FDP's pooled UF1 minus the other's (mean over seeds); CI from a paired bootstrap over test "
+        f"subjects ({N_BOOT} resamples: both rows scored on the same drawn subjects).",
+        "Test: Wilcoxon signed-rank on per-fold UF1 (mean over seeds), one-sided, H1: FDP better, paired by "
+        "LOSO fold (fdp.stats.paired_wilcoxon); Holm P: Holm–Bonferroni across this table's comparisons.",
+    ]
+    if mdds:
+        c0 = comps[0]
+        notes.append(f"Smallest UF1 difference these {c0.n_folds} folds x {c0.n_seeds} seed(s) could detect "
+                     f"(α = {ALPHA:g}, power {POWER:g}; two-sided paired t over folds, noncentral t, from the fold-level "
+                     f"spread of the paired differences; fdp.stats.detectable_difference), pp: " + "; ".join(mdds) + ".")
+    return Table(n, "paired comparisons of ours (FDP vs each row)", header, rows, notes=notes)
+
+
 # ---------------------------------------------------------------------------------------------
 # table builders
 
@@ -354,8 +479,17 @@ def _side_by_side_table(n: int, ours: TableInput, ref: Reference) -> Table:
             else:
                 mine.append(_ours_cell(res, c.metric, d))
         rows.append(first + paper + mine)
+    if n in (9, 10):  # controls of ours (issue #14), only where a sweep ran them
+        for key, label in CONTROL_ROWS.items():
+            res = ours.get(key)
+            if res is None:
+                continue
+            mine = [MISSING if c.key == "params" else _ours_cell(res, c.metric, d) for c in t.columns]
+            rows.append([label + ("*" if key in partial else "")] + ([""] if n == 10 else [])
+                        + [MISSING] * len(t.columns) + mine)
+    sub = _comparison_subtable(n, ours, ref, keys) if n in (9, 10) else None
     return Table(n, t.caption, header, rows, groups, _seed_note(ours, keys) + notes,
-                 n_text=2 if n == 10 else 1)
+                 n_text=2 if n == 10 else 1, subtables=[sub] if sub else [])
 
 
 def _table12(ours: TableInput, ref: Reference) -> Table:
@@ -387,8 +521,10 @@ def _table12(ours: TableInput, ref: Reference) -> Table:
 def _table13(ours: TableInput, ref: Reference, paired_metric: str = "uf1") -> Table:
     repro = {r.key: r for r in reproduce_significance(ref) if r.table == 13}
     header = ["Comparison", "Test", "Paper statistic", "Paper P-value", "Reproduced statistic",
-              "Reproduced P-value", "Ours statistic", "Ours P-value", "Ours n"]
-    groups = [("", 2), ("Paper", 2), ("Recomputed from Tables 9-10", 2), ("Ours", 3)]
+              "Reproduced P-value", "Ours statistic", "Ours P-value", "Ours n", "Ours Δ UF1 [95 % CI] (pp)",
+              "Ours Holm P"]
+    groups = [("", 2), ("Paper", 2), ("Recomputed from Tables 9-10", 2), ("Ours", 5)]
+    comps = {c.key: c for c in comparisons(ours, [k for k in row_keys(13, ref) if k != "fdp"])}
     rows = []
     full = ours.get("fdp")
     full_f1 = _ours_mean(full, "uf1")
@@ -402,18 +538,21 @@ def _table13(ours: TableInput, ref: Reference, paired_metric: str = "uf1") -> Ta
                      f"{rp.result.statistic:.3f}", _fmt_p(rp.result.pvalue),
                      MISSING if res is None else f"{res.statistic:.3f}",
                      _fmt_p(None if res is None else res.pvalue),
-                     MISSING if res is None else f"{res.n_ours} vs {res.n_others}"])
+                     MISSING if res is None else f"{res.n_ours} vs {res.n_others}", MISSING, MISSING])
     for key in row_keys(13, ref):
-        if key == "fdp":
+        if key == "fdp" or (key in CONTROL_ROWS and ours.get(key) is None):  # controls: only when run
             continue
         other = ours.get(key)
         a = full.fold_metrics.get(paired_metric, {}) if full else {}
         b = other.fold_metrics.get(paired_metric, {}) if other else {}
         common = set(a) & set(b)
         w = paired_wilcoxon(a, b, alternative="greater") if common else None
-        rows.append([f"FDP vs {_variant_label(ref, key)}", "signed-rank", MISSING, MISSING,
+        c = comps.get(key)
+        effect = MISSING if c is None else f"{100 * c.diff:+.2f} [{100 * c.low:+.2f}, {100 * c.high:+.2f}]"
+        rows.append([f"FDP vs {CONTROL_ROWS.get(key) or _variant_label(ref, key)}", "signed-rank", MISSING, MISSING,
                      MISSING, MISSING, MISSING if w is None else f"{w.statistic:.1f}",
-                     _fmt_p(None if w is None else w.pvalue), MISSING if w is None else str(w.n)])
+                     _fmt_p(None if w is None else w.pvalue), MISSING if w is None else str(w.n), effect,
+                     _fmt_p(None if c is None else c.holm_p)])
     keys = row_keys(13, ref)
     notes, _ = _missing_notes(ours, keys)
     notes = [
@@ -421,6 +560,8 @@ def _table13(ours: TableInput, ref: Reference, paired_metric: str = "uf1") -> Ta
         "ours: our FDP mean F1 vs our variants' mean F1.",
         f"signed-rank: one-sided Wilcoxon signed-rank (H1: FDP better) on per-fold {paired_metric}, "
         "paired by LOSO fold (folds both runs have); statistic W+; n = folds.",
+        "Δ UF1: our FDP's pooled UF1 minus the other's, interval from a paired bootstrap over test subjects; "
+        "Holm P: Holm–Bonferroni across the signed-rank rows with predictions (fdp.stats.holm).",
     ] + notes
     return Table(13, ref.tests[13].caption, header, rows, groups, notes, n_text=2)
 
@@ -504,14 +645,12 @@ def _csv(t: Table) -> str:
 
 
 def render(table: Table, fmt: str = "md") -> str:
-    """Render a built table as Markdown, LaTeX (booktabs) or CSV (notes as trailing '# ' lines)."""
-    if fmt == "md":
-        return _md(table)
-    if fmt == "latex":
-        return _latex(table)
-    if fmt == "csv":
-        return _csv(table)
-    raise ValueError(f"unknown format {fmt!r}; formats: {', '.join(FORMATS)}")
+    """Render a built table as Markdown, LaTeX (booktabs) or CSV (notes as trailing '# ' lines);
+    its subtables (paired comparisons) follow, separated by a blank line."""
+    one = {"md": _md, "latex": _latex, "csv": _csv}.get(fmt)
+    if one is None:
+        raise ValueError(f"unknown format {fmt!r}; formats: {', '.join(FORMATS)}")
+    return "\n".join(one(t) for t in [table] + list(table.subtables))
 
 
 def render_table(n: int, ours: TableInput | Mapping[str, ConfigResult] | None = None,

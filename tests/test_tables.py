@@ -267,16 +267,17 @@ def test_table13_rank_sum_and_paired_tests():
     modules = g[1]
     r = paper_rank_sum(78.0, [68.0, 70.0])  # our variants present: no_dic, no_rank
     assert modules[:6] == ["Modules", "rank-sum", "2.611", "4.512e-3", "2.611", "4.512e-3"]
-    assert modules[6:] == [f"{r.statistic:.3f}", modules[7], "2 vs 2"]
+    assert modules[6:9] == [f"{r.statistic:.3f}", modules[7], "2 vs 2"]
     backbones = g[2]
-    assert backbones[-1] == "1 vs 1"  # only vit_base
+    assert backbones[8] == "1 vs 1"  # only vit_base
     no_dic = g[3]
     folds = _ours().results["fdp"].fold_metrics["uf1"]
     w = paired_wilcoxon(folds, {f: v - 0.05 for f, v in folds.items()}, "greater")
     assert no_dic[0] == "FDP vs FDP w/o L_DIC" and no_dic[1] == "signed-rank"
-    assert no_dic[6:] == [f"{w.statistic:.1f}", f"{w.pvalue:.3e}".replace("e-03", "e-3"), "8"]
+    assert no_dic[6:9] == [f"{w.statistic:.1f}", f"{w.pvalue:.3e}".replace("e-03", "e-3"), "8"]
     assert w.pvalue == pytest.approx(1 / 256)
-    assert g[4][6:] == [MISSING] * 3  # no_rank has no per-fold values
+    assert g[4][6:9] == [MISSING] * 3  # no_rank has no per-fold values
+    assert no_dic[9:] == [MISSING] * 2  # no predictions in this input: no effect interval, no Holm P
 
 
 def test_input_validation():

@@ -1,0 +1,82 @@
+"""Uncertainty in the tables (issue #14): subject-bootstrap intervals on our cells, the control
+rows, and the paired comparisons (effect, test, n, Holm P, minimal detectable difference) under
+the ablation tables and in Table 13."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fdp.stats import SeedPredictions, holm, paired_wilcoxon
+from orchestrator.tables import ConfigResult, TableInput, build_table, comparisons, render_table
+
+SUBJECTS = [f"s{i}" for i in range(6)]
+
+
+def preds(right_per_subject: list[int], clips: int = 5) -> SeedPredictions:
+    """Each subject has `clips` clips of labels 0..4; the first k of them are predicted right."""
+    labels, out, subj = [], [], []
+    for s, k in zip(SUBJECTS, right_per_subject):
+        y = np.arange(clips) % 5
+        p = np.where(np.arange(clips) < k, y, (y + 1) % 5)
+        labels += y.tolist(); out += p.tolist(); subj += [s] * clips
+    return SeedPredictions.of(labels, out, subj)
+
+
+def result(right: list[int]) -> ConfigResult:
+    from fdp.metrics import pooled_metrics
+
+    sp = preds(right)
+    m = pooled_metrics(sp.labels, sp.preds, 5)
+    return ConfigResult(metrics={k: [v] for k, v in m.items()}, predictions=[sp])
+
+
+def ours() -> TableInput:
+    return TableInput({"fdp": result([5, 4, 5, 4, 5, 4]), "no_dic": result([3, 2, 3, 2, 3, 2]),
+                       "fdp_shuffled": result([1, 1, 1, 1, 1, 1]), "single_frame": result([1, 2, 1, 0, 1, 1])})
+
+
+def test_cells_carry_subject_intervals_and_controls_are_rows():
+    t = build_table(9, ours())
+    rows = {r[0]: r for r in t.rows}
+    # every subject of the control has 1 of 5 right: no between-subject spread, the interval is the point
+    ctrl = rows["Control: FDP, shuffled training labels"]
+    assert ctrl[1:3] == ["—", "—"]  # no paper numbers for a control
+    assert ctrl[3] == "20.00 [20.00, 20.00]"
+    assert rows["Baseline: single frame (apex), logistic regression"][3].startswith("20.00 [")
+    lo, hi = (float(x) for x in rows["FDP"][3].split("[")[1].rstrip("]").split(","))
+    assert 80.0 <= lo < 90.0 < hi <= 100.0  # acc 27/30 = 90 %; subjects of 4/5 and 5/5 right
+    assert any("bootstrap over test SUBJECTS" in n for n in t.notes)
+
+
+def test_paired_comparisons_holm_and_mdd_under_ablation_table():
+    t = build_table(9, ours())
+    (sub,) = t.subtables
+    assert [r[0] for r in sub.rows] == ["FDP vs FDP w/o L_DIC", "FDP vs Control: FDP, shuffled training labels",
+                                        "FDP vs Baseline: single frame (apex), logistic regression"]
+    comps = comparisons(ours(), ["no_dic", "fdp_shuffled", "single_frame"])
+    raw = [c.wilcoxon.pvalue for c in comps]
+    # by hand: FDP wins every one of the 6 folds in each comparison: exact one-sided p = 1/64 each;
+    # Holm with m = 3: 3/64, then max(3/64, 2/64), then max(., 1/64) -> 3/64 for all three
+    assert raw == pytest.approx([1 / 64] * 3)
+    assert [c.holm_p for c in comps] == pytest.approx([3 / 64] * 3)
+    assert [c.holm_p for c in comps] == pytest.approx(holm(raw))
+    assert all(c.n_folds == 6 and c.n_seeds == 1 for c in comps)
+    no_dic = comps[0]
+    assert no_dic.low <= no_dic.diff <= no_dic.high and no_dic.diff > 0
+    assert sub.rows[0][1:3] == ["6", "1"] and sub.rows[0][7] == "4.688e-2"
+    assert any(n.startswith("Smallest UF1 difference these 6 folds x 1 seed(s)") for n in sub.notes)
+    assert "Holm P" in render_table(9, ours(), "md")
+
+
+def test_table13_reports_effect_and_holm():
+    g = build_table(13, ours()).rows
+    no_dic = next(r for r in g if r[0] == "FDP vs FDP w/o L_DIC")
+    assert no_dic[-1] == "4.688e-2"  # Holm over the three signed-rank rows with predictions
+    assert no_dic[-2].startswith("+")
+    assert any(r[0] == "FDP vs Control: FDP, shuffled training labels" for r in g)
+
+
+def test_no_predictions_no_interval():
+    t = build_table(9, {"fdp": ConfigResult(metrics={"acc": [0.5], "uf1": [0.4]})})
+    assert t.rows[0][3] == "50.00" and not t.subtables
