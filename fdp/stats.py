@@ -284,8 +284,6 @@ def mdd_paired_t(sd: float, n: int, alpha: float = 0.05, power: float = 0.8) -> 
         raise ValueError(f"a paired t-test needs at least 2 folds, got {n}")
     if sd < 0 or not np.isfinite(sd):
         raise ValueError(f"sd must be finite and >= 0, got {sd}")
-    if sd == 0:
-        return 0.0
     from scipy.optimize import brentq
 
     df = n - 1
@@ -295,10 +293,12 @@ def mdd_paired_t(sd: float, n: int, alpha: float = 0.05, power: float = 0.8) -> 
         return _st.nct.sf(crit, df, nc) + _st.nct.cdf(-crit, df, nc) - power
 
     hi = 4.0
-    while gap(hi) < 0:  # power rises with the noncentrality; widen until it passes `power`
+    while (g := gap(hi)) < 0:  # power rises with the noncentrality; widen until it passes `power`
         hi *= 2
         if hi > 1e4:
-            raise ValueError(f"no noncentrality reaches power {power} with {n} folds")
+            break
+    if not g >= 0:  # NaN (scipy's nct fails for huge noncentralities) or never reached
+        raise ValueError(f"no difference reaches power {power} with a t-test of {n} folds (too few)")
     nc = brentq(gap, 0.0, hi)
     return float(nc * sd / np.sqrt(n))
 

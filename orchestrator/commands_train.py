@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from fdp.profiles import profile
 from orchestrator.clitools import fail_on_errors, parse_sets
 
 
@@ -138,11 +139,5 @@ def _open_out_dir(out: Path, config: dict) -> Path:
     return out
 
 
-# the smoke size shared by `train --smoke` and sweep files' default smoke block
-SMOKE_OVERRIDES = {
-    "model.encoder.dims": [16, 32, 64, 256], "model.encoder.stem_channels": 16, "model.encoder.heads": 4,
-    "model.encoder.vit_dim": 256, "model.encoder.vit_depth": 2, "model.encoder.vit_heads": 4,
-    "model.temporal_channels": 32, "model.mer_hidden": 64, "model.dic_channels": [16, 16, 32, 32],
-    "train.batch_size": 8, "train.steps": 20, "train.device": "cpu", "train.log_every": 5,
-    "train.checkpoint_every": 10,
-}
+# the smoke size shared by `train --smoke`, sweep files' `profile: smoke` and the tests: fdp/profiles.py
+SMOKE_OVERRIDES = profile("smoke")

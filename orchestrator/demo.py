@@ -1,11 +1,13 @@
-"""`fdp-sweep demo`: the whole pipeline in minutes on a laptop.
+"""`fdp-sweep demo`: the laptop experiment of issue #14, through the whole system.
 
-Synthetic benchmark (8 subjects x 10 clips, seed 0, CASME II layout) -> clip cache -> the Table 9
-ablation sweep (`sweeps/ablation.yaml`) at smoke size, run through the same code as `fdp-sweep run`
-(`load`/`parse_spec` -> `jobs.expand` -> `scheduler.run_sweep`: Ray + MLflow) -> Table 9.
+Synthetic benchmark (`DEMO_DATA`: 8 subjects, CASME II layout, a seed no choice was made on) ->
+clip cache at the laptop profile's frame size, named explicitly (`data.cache_dir`, never a silent
+pick among caches) -> `sweeps/demo.yaml` (fdp, the no_dic ablation, the shuffled-label control,
+the single-frame baseline; full LOSO at the laptop profile) run through the same code as `fdp-sweep
+run` (`load_spec` -> `jobs.expand` -> `scheduler.run_sweep`: Ray + MLflow, progress on stderr) ->
+Table 9 with subject-bootstrap intervals and the paired comparisons.
 
-The file's own smoke block switches it to the synthetic casme2/5 data and one seed; the demo only
-asks for 1 CPU per job so both cores of a laptop run jobs.
+What was chosen on what (profile, benchmark): docs/learnability.md.
 """
 
 from __future__ import annotations
@@ -19,43 +21,48 @@ import click
 
 from orchestrator.clitools import fail_on_errors
 
-DEMO_SPEC = "sweeps/ablation.yaml"
+DEMO_SPEC = "sweeps/demo.yaml"
+# the demo's benchmark: fixed here, written down in docs/learnability.md before the confirming run;
+# seed 5 was never used to choose anything (the profile was chosen on dev draws with seeds 10, 11)
+DEMO_DATA = {"subjects": 8, "clips_per_subject": 20, "seed": 5, "amplitude": 0.25}
 
 
-def demo_spec(path: str | Path = DEMO_SPEC):
-    """ablation.yaml with --smoke (its smoke block: synthetic casme2/5, one seed), 1 CPU per job."""
-    import yaml
-
-    from orchestrator.spec import parse_spec
-
-    raw = yaml.safe_load(Path(path).read_text())
-    raw["resources"] = {"cpus": 1, "gpus": 0}
-    return parse_spec(raw, smoke=True, source=str(path))
-
-
-def prepare_demo_data(root: Path, echo=click.echo) -> Path:
-    """Synthesize and prepare the demo benchmark under root/.cache/demo (skipped when present)."""
+def prepare_demo_data(root: Path, echo=click.echo, data_args: dict | None = None) -> Path:
+    """Synthesize and prepare the demo benchmark under root/.cache/demo (reused when present);
+    returns the cache directory itself (the one the sweep is told to read)."""
     from fdp.data.cache import prepare
     from fdp.data.synth import write_synthetic
+    from fdp.profiles import LAPTOP_ALIGNED
 
+    args = dict(DEMO_DATA if data_args is None else data_args)
+    tag = "-".join(f"{k}{v}" for k, v in sorted(args.items()))
     base = root / ".cache" / "demo"
-    data, clips = base / "data", base / "clips"
+    data, clips = base / f"data-{tag}", base / "clips"
     if not (data.exists() and any(data.iterdir())):
-        echo(f"synth: 8 subjects x 10 clips -> {data}")
-        write_synthetic(data, subjects=8, clips_per_subject=10, seed=0)
+        echo(f"synth: {args['subjects']} subjects x {args['clips_per_subject']} clips (seed {args['seed']}, "
+             f"amplitude {args.get('amplitude')}) -> {data}")
+        write_synthetic(data, **args)
     else:
         echo(f"synth: {data} exists, reused")
-    path = prepare("casme2", data, out_dir=clips)  # a complete cache with the same key is reused
-    echo(f"prepare: casme2 cache at {path}")
-    return clips
+    path = prepare("casme2", data, out_dir=clips, size=LAPTOP_ALIGNED)  # same key: reused
+    echo(f"prepare: casme2 cache ({LAPTOP_ALIGNED} x {LAPTOP_ALIGNED} aligned) at {path}")
+    return Path(path)
+
+
+def demo_spec(path: str | Path, cache: Path, smoke: bool = False):
+    from orchestrator.spec import load_spec
+
+    return load_spec(path, sets={"data.cache_dir": str(cache)}, smoke=smoke)
 
 
 @click.command("demo")
 @click.option("--tracking-uri", default=None,
               help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///<project>/mlflow.db).")
+@click.option("--smoke", is_flag=True, help="The reduced size CI runs: 2 folds, a few steps (a pipeline check).")
 @fail_on_errors
-def demo_cmd(tracking_uri: str | None) -> None:
-    """Synthetic data -> Table 9 ablation sweep (smoke size, Ray + MLflow) -> Table 9."""
+def demo_cmd(tracking_uri: str | None, smoke: bool) -> None:
+    """Synthetic data -> sweeps/demo.yaml (FDP, an ablation, a shuffled-label control and a
+    single-frame baseline; full LOSO, Ray + MLflow) -> Table 9 with intervals and paired tests."""
     from orchestrator.jobs import expand
     from orchestrator.scheduler import SchedulerError, SweepOptions, run_sweep
     from orchestrator.spec import SpecError
@@ -64,13 +71,13 @@ def demo_cmd(tracking_uri: str | None) -> None:
 
     t0 = time.perf_counter()
     root = project_root()
-    clips = prepare_demo_data(root)
-    os.environ["FDP_CACHE_DIR"] = str(clips)  # workers inherit it; caches are also pinned per job
+    cache = prepare_demo_data(root)
+    os.environ["FDP_CACHE_DIR"] = str(cache.parent)  # workers inherit it; every job names its cache
     try:
         path = root / DEMO_SPEC
         if not path.exists():  # run from another folder: the spec shipped with the code
             path = Path(__file__).resolve().parents[1] / DEMO_SPEC
-        spec = demo_spec(path)
+        spec = demo_spec(path, cache, smoke)
     except SpecError as e:
         for line in e.problems:
             click.echo(f"error: {line}", err=True)
@@ -81,7 +88,8 @@ def demo_cmd(tracking_uri: str | None) -> None:
             click.echo(f"error: {p}", err=True)
         sys.exit(2)
     uri = resolve_tracking_uri(tracking_uri, root)
-    click.echo(f"run: {DEMO_SPEC} --smoke on the synthetic casme2/5: {len(plan.jobs)} jobs")
+    click.echo(f"run: {DEMO_SPEC}{' --smoke' if smoke else ''} on the synthetic casme2/5: {len(plan.jobs)} jobs "
+               f"({', '.join(spec.variants)})")
     try:
         report = run_sweep(plan, SweepOptions(tracking_uri=uri, root=root))
     except SchedulerError as e:
@@ -92,6 +100,6 @@ def demo_cmd(tracking_uri: str | None) -> None:
     text, _ = render_summary(9, uri, sweep=spec.name, include_smoke=True)
     click.echo("")
     click.echo(text)
-    click.echo(f"\nelapsed: {time.perf_counter() - t0:.0f} s")
+    click.echo(f"chance: UF1 = Acc = 20.00 (5 classes, balanced). elapsed: {time.perf_counter() - t0:.0f} s")
     click.echo("open the runs: mlflow ui  (in this folder)")
     sys.exit(report.exit_code)

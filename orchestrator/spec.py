@@ -8,8 +8,9 @@ settings, or both cross-dataset directions, from one file). Under `--smoke` the 
 each experiment keeps its identity (`Experiment.key`): a smoke run of the state-of-the-art sweep
 trains every setting on the synthetic benchmark and still fills every cell of Tables 4-7.
 
-Configuration layers (STYLE.md): code defaults -> variant diff -> spec (the experiment's data,
-`steps`, `overrides`, one grid point, the seed) -> `smoke` block (with `--smoke`) -> CLI `--set`.
+Configuration layers (STYLE.md): code defaults -> variant diff -> spec (its `profile` of
+fdp.profiles, the experiment's data, `steps`, `overrides`, one grid point, the seed) -> `smoke` block
+(with `--smoke`: its `profile`, then its own keys) -> CLI `--set`.
 Every configuration is built with `fdp.variants.build_config`, so a bad key or value is reported
 by the same machinery (and with the same "did you mean") as everywhere else.
 
@@ -30,6 +31,7 @@ from typing import Any, Callable
 import yaml
 
 from fdp.config import ConfigError, ExperimentConfig, all_keys, apply_overrides, suggest
+from fdp.profiles import PROFILES
 from fdp.variants import VARIANTS, build_config
 
 
@@ -43,7 +45,8 @@ class SpecError(ValueError):
 
 # Top-level keys, in the order docs/sweeps.md documents them.
 TOP_KEYS = ("name", "table", "dataset", "setting", "protocol", "test_dataset", "experiments", "variants",
-            "grid", "overrides", "seeds", "steps", "folds", "resources", "retries", "tracking", "smoke", "search")
+            "profile", "grid", "overrides", "seeds", "steps", "folds", "resources", "retries", "tracking", "smoke",
+            "search")
 REQUIRED = ("name", "variants")  # and dataset + setting, unless the spec lists `experiments:`
 # what selects the data of an experiment (top level, an `experiments:` item, or the smoke block)
 DATA_KEYS = ("dataset", "setting", "protocol", "test_dataset")
@@ -60,7 +63,7 @@ RESERVED_KEYS = {"train.seed": "seeds", "data.dataset": "dataset", "data.setting
 SEARCH_PARAM_TYPES = ("float", "int", "categorical")
 # smoke-block keys that are not config overrides: the data every experiment trains on under
 # --smoke (so any table's sweep smoke-tests on the synthetic benchmark), its seeds and folds
-SMOKE_TOP_KEYS = DATA_KEYS + ("seeds", "folds")
+SMOKE_TOP_KEYS = DATA_KEYS + ("seeds", "folds", "profile")
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,7 @@ class SweepSpec:
     overrides: dict[str, Any] = field(default_factory=dict)
     seeds: list[int] = field(default_factory=lambda: [0])  # the default of every experiment
     steps: int | None = None
+    profile: str = ""  # a size profile of fdp.profiles, the layer under `steps` and `overrides` ("" = none)
     folds: int | list[str] | None = None  # default of every experiment: None (all), N, or names
     resources: Resources = field(default_factory=Resources)
     retries: int = 2  # Ray retries of a job whose worker process died
@@ -306,8 +310,12 @@ def parse_spec(raw: Any, sets: dict[str, Any] | None = None, smoke: bool = False
     if not isinstance(experiment, str) or not experiment.strip():
         bad(f"tracking.experiment: expected a non-empty name, got {experiment!r}")
 
+    profile_name = raw.get("profile", "")
+    for where, v in (("profile", profile_name), ("smoke.profile", smoke_block.get("profile", ""))):
+        if v and (not isinstance(v, str) or v not in PROFILES):
+            bad(f"{where}: unknown profile {v!r}{suggest(str(v), sorted(PROFILES))}; known: {', '.join(PROFILES)}")
     for k, v in smoke_block.items():
-        if k in DATA_KEYS or k == "seeds":
+        if k in DATA_KEYS or k in ("seeds", "profile"):
             continue  # checked as the data / seeds of every experiment when --smoke applies them
         if k == "folds":
             problems.extend(f"{source}: smoke.folds: {m}" for m in _check_folds(v))
@@ -335,6 +343,7 @@ def parse_spec(raw: Any, sets: dict[str, Any] | None = None, smoke: bool = False
         folds=experiments[0].folds if experiments and not multi else folds, resources=resources,
         retries=retries, experiment=experiment if isinstance(experiment, str) else "",
         smoke=smoke_block, search=search, sets=sets, is_smoke=smoke, raw=raw, path=source,
+        profile=profile_name if isinstance(profile_name, str) and profile_name in PROFILES else "",
     )
     if smoke:
         # --smoke is a CPU run by definition: no GPU request that would leave jobs pending forever
@@ -572,6 +581,8 @@ def smoke_overrides(spec: SweepSpec) -> dict[str, Any]:
     if not spec.is_smoke:
         return {}
     over: dict[str, Any] = {"train.device": "cpu"}
+    if spec.smoke.get("profile") in PROFILES:
+        over.update(PROFILES[spec.smoke["profile"]])
     over.update({k: v for k, v in spec.smoke.items() if k not in SMOKE_TOP_KEYS})
     return over
 
@@ -629,7 +640,8 @@ def configurations(spec: SweepSpec) -> list[Configuration]:
         for variant in spec.variants:
             for point in grid_points(spec.grid):
                 for seed in exp.seeds:
-                    over = {**base_overrides(spec, exp), **spec.overrides, **point, "train.seed": seed,
+                    over = {**PROFILES.get(spec.profile, {}), **base_overrides(spec, exp), **spec.overrides,
+                            **point, "train.seed": seed,
                             **smoke_overrides(spec), **spec.sets}
                     label = prefix + config_label(variant, point, seed, names)
                     try:

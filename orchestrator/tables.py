@@ -376,7 +376,10 @@ def comparisons(ours: TableInput, keys: Sequence[str], base: str = "fdp", metric
         mean_a = {f: float(sum(x[f] for x in fa) / k_seeds) for f in folds}
         mean_b = {f: float(sum(x[f] for x in fb) / k_seeds) for f in folds}
         w = paired_wilcoxon(mean_a, mean_b, alternative="greater")
-        mdd = detectable_difference(d, ALPHA, POWER).mdd if len(folds) >= 2 else None
+        try:
+            mdd = detectable_difference(d, ALPHA, POWER).mdd
+        except ValueError:  # too few folds for a t-test to reach the power
+            mdd = None
         found.append((k, len(folds), k_seeds, ci, w, mdd))
     adj = holm([w.pvalue for *_, w, _ in found]) if found else []
     return [Comparison(k, n, ks, ci.estimate, ci.low, ci.high, w, p, mdd)
@@ -401,8 +404,11 @@ def _comparison_subtable(n: int, ours: TableInput, ref: Reference, keys: Sequenc
         "Test: Wilcoxon signed-rank on per-fold UF1 (mean over seeds), one-sided, H1: FDP better, paired by "
         "LOSO fold (fdp.stats.paired_wilcoxon); Holm P: Holm–Bonferroni across this table's comparisons.",
     ]
-    if mdds:
-        c0 = comps[0]
+    c0 = comps[0]
+    if not mdds:
+        notes.append(f"Smallest detectable UF1 difference: not estimable with {c0.n_folds} fold(s) "
+                     f"(a paired t-test of so few folds does not reach power {POWER:g}).")
+    else:
         notes.append(f"Smallest UF1 difference these {c0.n_folds} folds x {c0.n_seeds} seed(s) could detect "
                      f"(α = {ALPHA:g}, power {POWER:g}; two-sided paired t over folds, noncentral t, from the fold-level "
                      f"spread of the paired differences; fdp.stats.detectable_difference), pp: " + "; ".join(mdds) + ".")

@@ -133,3 +133,10 @@ def test_detectable_difference_from_fold_seed_differences():
     assert (r.n_folds, r.n_seeds) == (4, 2)
     one = detectable_difference(d[:, 0])  # one seed: the whole spread counts as fold spread
     assert one.sd_seed == 0 and one.sd_fold == pytest.approx(np.std(d[:, 0], ddof=1))
+
+
+def test_mdd_refuses_designs_that_cannot_reach_the_power():
+    with pytest.raises(ValueError, match="too few"):
+        mdd_paired_t(0.1, 2)  # one degree of freedom: the noncentral t never gets there numerically
+    with pytest.raises(ValueError, match="at least 2 folds"):
+        mdd_paired_t(0.1, 1)

@@ -1,0 +1,44 @@
+"""Named size profiles: one place for the sizes of the model and of its training budget that are
+not the paper's (the paper's are the code defaults in fdp.config). A profile is a dict of dotted
+config overrides, applied as one layer (`fdp-sweep train --smoke`, `profile:` in a sweep file or its
+smoke block, the demo, the tests).
+
+* `smoke` — a pipeline check in seconds: the paper's structure with narrow stages (dims 16-32-64-256,
+  1.6 M parameters), batch 8, 20 CPU steps. Learns nothing in that budget.
+* `laptop` — the smallest setting at which a full LOSO of the synthetic benchmark learns from
+  motion on a 2-core CPU in minutes (issue #14; what was chosen on what: docs/learnability.md):
+  the smoke widths on 32 x 32 crops of 40 x 40 aligned frames (`LAPTOP_ALIGNED`), batch 16, Adam
+  at a higher rate for the short budget. Same structure as the paper's model: every stage,
+  aggregator, the rank scorer, the 3-D temporal pooling, MER and DIC are built.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fdp.config import ConfigError, suggest
+
+SMOKE: dict[str, Any] = {
+    "model.encoder.dims": [16, 32, 64, 256], "model.encoder.stem_channels": 16, "model.encoder.heads": 4,
+    "model.encoder.vit_dim": 256, "model.encoder.vit_depth": 2, "model.encoder.vit_heads": 4,
+    "model.temporal_channels": 32, "model.mer_hidden": 64, "model.dic_channels": [16, 16, 32, 32],
+    "train.batch_size": 8, "train.steps": 20, "train.device": "cpu", "train.log_every": 5,
+    "train.checkpoint_every": 10,
+}
+
+LAPTOP_ALIGNED = 40  # side of the aligned frames the laptop profile's cache is prepared at
+LAPTOP: dict[str, Any] = {
+    **SMOKE,
+    "data.aligned_size": LAPTOP_ALIGNED, "data.crop": 32, "model.image_size": 32,  # 4x fewer pixels than 64
+    "train.batch_size": 16, "train.steps": 400, "train.lr": 1e-3,
+    "train.log_every": 20, "train.checkpoint_every": 0,  # fold jobs of seconds: a retry reruns the fold
+}
+
+PROFILES: dict[str, dict[str, Any]] = {"smoke": SMOKE, "laptop": LAPTOP}
+
+
+def profile(name: str) -> dict[str, Any]:
+    """The overrides of profile `name` (a copy); ConfigError for an unknown name."""
+    if name not in PROFILES:
+        raise ConfigError(f"unknown profile {name!r}{suggest(name, sorted(PROFILES))}; known: {', '.join(PROFILES)}")
+    return dict(PROFILES[name])

@@ -1,0 +1,70 @@
+"""The demo's sweep (issue #14) at CI's reduced size, through Ray, MLflow and summarize; and the
+one definition of the size profiles that the CLI, the sweep files and the tests share."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from fdp.profiles import PROFILES, profile
+from orchestrator.commands_run import run_cmd
+from orchestrator.commands_summarize import summarize_cmd
+from orchestrator.commands_train import SMOKE_OVERRIDES
+from orchestrator.spec import SpecError, configurations, load_spec, parse_spec
+
+SWEEPS = Path(__file__).resolve().parents[1] / "sweeps"
+
+
+def test_profile_sizes_are_declared_once():
+    assert SMOKE_OVERRIDES == PROFILES["smoke"]
+    for p in SWEEPS.glob("*.yaml"):  # no sweep file types the profile's sizes again
+        raw = yaml.safe_load(p.read_text())
+        for block in ("overrides", "smoke"):
+            typed = set(raw.get(block) or {}) & {"model.encoder.dims", "model.dic_channels", "model.temporal_channels"}
+            assert not typed, f"{p.name} {block}: {typed}; use `profile:`"
+
+
+@pytest.mark.parametrize("name", ["ablation.yaml", "backbones.yaml", "dic.yaml", "sota.yaml", "smoke.yaml"])
+def test_smoke_blocks_apply_the_smoke_profile(name):
+    spec = load_spec(SWEEPS / name, smoke=True)
+    cfg = configurations(spec)[0].cfg
+    assert cfg.model.encoder.dims == PROFILES["smoke"]["model.encoder.dims"]
+    assert cfg.model.dic_channels == PROFILES["smoke"]["model.dic_channels"]
+    assert cfg.train.batch_size == PROFILES["smoke"]["train.batch_size"]
+
+
+def test_demo_uses_the_laptop_profile_and_the_spec_steps_win():
+    cfgs = {c.variant: c.cfg for c in configurations(load_spec(SWEEPS / "demo.yaml"))}
+    assert sorted(cfgs) == ["fdp", "fdp_shuffled", "no_dic", "single_frame"]
+    lap = profile("laptop")
+    for c in cfgs.values():
+        assert (c.data.crop, c.model.image_size, c.train.steps) == (lap["data.crop"], lap["model.image_size"],
+                                                                    lap["train.steps"])
+    assert cfgs["fdp_shuffled"].train.shuffle_labels and not cfgs["fdp"].train.shuffle_labels
+    raw = {"name": "x", "dataset": "casme2", "setting": "casme2/5", "variants": ["fdp"], "profile": "laptop",
+           "steps": 7}
+    assert configurations(parse_spec(raw))[0].cfg.train.steps == 7  # the spec's own budget over the profile's
+    with pytest.raises(SpecError, match="unknown profile 'lapton'.*did you mean 'laptop'"):
+        parse_spec({**raw, "profile": "lapton"})
+
+
+@pytest.mark.integration
+def test_demo_sweep_runs_at_reduced_size(synth_cache, tmp_path, monkeypatch):
+    monkeypatch.setenv("FDP_PROJECT_ROOT", str(tmp_path))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    res = CliRunner().invoke(run_cmd, [str(SWEEPS / "demo.yaml"), "--smoke", "--tracking-uri", uri,
+                                       "--max-parallel", "2", "--set", f"data.cache_dir={synth_cache}"])
+    assert res.exit_code == 0, res.output
+    out = CliRunner().invoke(summarize_cmd, ["--table", "9", "--sweep", "demo", "--tracking-uri", uri])
+    assert out.exit_code == 0, out.output
+    lines = out.output.splitlines()
+    for row in ("| FDP |", "| FDP w/o L_DIC |", "| Control: FDP, shuffled training labels |",
+                "| Baseline: single frame (apex), logistic regression |"):
+        line = next(ln for ln in lines if ln.startswith(row))
+        assert "[" in line.split("|")[-2], line  # our UF1 cell carries its subject-bootstrap interval
+    assert any(ln.startswith("| FDP vs Control: FDP, shuffled training labels |") for ln in lines)
+    assert any("Smallest detectable UF1 difference: not estimable with 2 fold(s)" in ln for ln in lines), out.output
