@@ -6,7 +6,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export RAY_USAGE_STATS_ENABLED := 0
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install demo test test-slow bench clean
+.PHONY: install demo test test-slow bench confirm clean
 
 $(BIN)/fdp-sweep: pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
@@ -16,9 +16,14 @@ $(BIN)/fdp-sweep: pyproject.toml constraints.txt
 
 install: $(BIN)/fdp-sweep
 
-# synthetic benchmark -> clip cache -> Table 9 ablation sweep (smoke size) -> Table 9
+# synthetic benchmark -> clip cache -> sweeps/demo.yaml (fdp, no_dic, shuffled control, single frame;
+# full LOSO at the laptop profile, Ray + MLflow) -> Table 9 with intervals and paired tests
 demo: install
 	$(BIN)/fdp-sweep demo
+
+# the demo's comparison with 3 seeds on a fresh synthetic draw (slow; not in CI): docs/learnability.md
+confirm: install
+	$(BIN)/python bench/laptop_confirm.py
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -30,7 +30,7 @@ LAPTOP_ALIGNED = 40  # side of the aligned frames the laptop profile's cache is 
 LAPTOP: dict[str, Any] = {
     **SMOKE,
     "data.aligned_size": LAPTOP_ALIGNED, "data.crop": 32, "model.image_size": 32,  # 4x fewer pixels than 64
-    "train.batch_size": 16, "train.steps": 400, "train.lr": 1e-3,
+    "train.batch_size": 16, "train.steps": 400, "train.lr": 5e-4,
     "train.log_every": 20, "train.checkpoint_every": 0,  # fold jobs of seconds: a retry reruns the fold
 }
 
