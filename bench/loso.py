@@ -44,6 +44,7 @@ def overrides(a: argparse.Namespace, cache: Path) -> dict:
 def in_process(a: argparse.Namespace, cache: Path) -> list[object]:
     """Every fold in this process, one after the other (what `fdp-sweep train` does)."""
     from fdp.metrics import pooled_metrics
+    from fdp.runtime import resolve_runtime
     from fdp.train import fold_names, resolve_device, run_fold
     from fdp.variants import build_config
 
@@ -62,8 +63,8 @@ def in_process(a: argparse.Namespace, cache: Path) -> list[object]:
               f"peak {res.peak_mem_mb:.0f} MB", flush=True)
     wall = time.perf_counter() - t0
     m = pooled_metrics(labels, preds, cfg.model.num_classes) if preds else {"uf1": math.nan, "acc": math.nan}
-    amp = device.type == "cuda" and cfg.train.amp
-    return ["in-process, sequential", device.type, "bf16" if amp else "fp32", len(folds), len(labels), a.steps,
+    rt = resolve_runtime(cfg.train, device)
+    return ["in-process, sequential", device.type, rt.describe(), len(folds), len(labels), a.steps,
             f"{wall:.1f}", f"{wall / len(folds):.2f}", f"{sum(rates) / len(rates):.2f}", f"{max(peaks):.0f}",
             f"{len(folds) / wall * 3600:.0f}", f"{m['uf1']:.4f}", f"{m['acc']:.4f}"]
 

@@ -97,9 +97,11 @@ class TrainConfig:
     weight_decay: float = 0.0  # Adam weight decay
     seed: int = 0  # fixes sampling, augmentation and initialisation
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    amp: bool = True  # bf16 autocast on CUDA (ignored on CPU)
-    channels_last: bool = True  # channels_last memory format on CUDA
-    compile: bool = False  # torch.compile the model (CUDA; pays off for long runs)
+    # GPU settings, each also applicable on CPU (fdp.runtime; recorded on every run):
+    precision: str = "auto"  # auto (bf16 autocast on CUDA, fp32 on CPU) | fp32 | bf16 (CPU: ~0.75x step time, learning unchecked)
+    channels_last: bool | str = "auto"  # 2-D convs in channels_last: auto (on CUDA only) | true | false
+    compile: bool = False  # torch.compile the forward (CPU too); minutes of compilation, pays off for long runs
+    compile_backend: str = "inductor"  # torch.compile backend; aot_eager traces without generating code (tests)
     eval_batch_size: int = 64  # clips per evaluation batch
     checkpoint_every: int = 100  # steps between checkpoints (0: none)
     log_every: int = 10  # steps between loss callbacks
@@ -120,6 +122,9 @@ class ExperimentConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
+# The dotted prefix of each section whose fields were ever renamed (RENAMED).
+SECTIONS: dict[str, type] = {"train": TrainConfig}
+
 # Values the code cannot run with, refused when an override sets them (before any run starts)
 # instead of failing deep inside a fold: key -> (lowest allowed value, whether it is allowed itself).
 BOUNDS: dict[str, tuple[float, bool]] = {
@@ -136,6 +141,13 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "model.encoder.kind": ("lgfat", "vit", "resnet18"),
     "model.encoder.conv": ("multihead", "single", "convbnpw"),
     "train.selection": ("last", "early_stop_val"),
+    "train.precision": ("auto", "fp32", "bf16"),
+    "train.compile_backend": ("inductor", "aot_eager", "eager"),
+}
+# Renamed keys: old name -> (new name, old value -> new value). Overrides and stored configs that
+# use the old name keep working and mean what they meant (train.amp only ever applied on CUDA).
+RENAMED: dict[str, tuple[str, dict[Any, Any]]] = {
+    "train.amp": ("train.precision", {True: "auto", False: "fp32"}),
 }
 DEVICE_RE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
@@ -150,6 +162,8 @@ def check_value(key: str, value: Any) -> None:
     if key in CHOICES and value not in CHOICES[key]:
         raise ConfigError(f"{key}: unknown value {value!r}{suggest(str(value), list(CHOICES[key]))}; "
                           f"known: {', '.join(CHOICES[key])}")
+    if key == "train.channels_last" and value not in (True, False, "auto"):
+        raise ConfigError(f"train.channels_last: expected auto, true or false, got {value!r}")
     if key == "train.device" and not DEVICE_RE.fullmatch(str(value)):
         raise ConfigError(f"train.device: expected auto, cpu, mps, cuda or cuda:N, got {value!r}")
 
@@ -250,7 +264,7 @@ def suggest(key: str, candidates: list[str]) -> str:
 def apply_overrides(cfg: Any, overrides: dict[str, Any]) -> Any:
     """A copy of `cfg` with dotted keys replaced; unknown keys and bad types raise ConfigError."""
     cfg = _deepcopy(cfg)
-    for key, value in overrides.items():
+    for key, value in _renamed(overrides).items():
         parts = key.split(".")
         obj = cfg
         for i, part in enumerate(parts):
@@ -271,6 +285,19 @@ def apply_overrides(cfg: Any, overrides: dict[str, Any]) -> Any:
     return cfg
 
 
+def _renamed(flat: dict[str, Any]) -> dict[str, Any]:
+    """`flat` with renamed keys (RENAMED) under their new names, values translated."""
+    out = {}
+    for key, value in flat.items():
+        if key in RENAMED:
+            new, mapping = RENAMED[key]
+            if value not in mapping:
+                raise ConfigError(f"{key} (now {new}): expected one of {', '.join(map(str, mapping))}, got {value!r}")
+            key, value = new, mapping[value]
+        out[key] = value
+    return out
+
+
 def _deepcopy(cfg: Any) -> Any:
     return from_dict(type(cfg), to_dict(cfg))
 
@@ -280,6 +307,9 @@ def from_dict(cls: type, data: dict[str, Any]) -> Any:
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     kwargs = {}
+    section = {v: k for k, v in SECTIONS.items()}.get(cls)
+    if section:  # a config stored before a rename reads back under the new names
+        data = {k.split(".", 1)[1]: v for k, v in _renamed({f"{section}.{k}": v for k, v in data.items()}).items()}
     for k, v in data.items():
         if k not in names:
             raise ConfigError(f"unknown config key {k!r} in {cls.__name__}{suggest(k, sorted(names))}")

@@ -32,6 +32,7 @@ from fdp.dynamic_image import dynamic_image
 from fdp.losses import loss_terms
 from fdp.metrics import pooled_metrics
 from fdp.model import build_model
+from fdp.runtime import Runtime, physical_gpu, prepare_model, resolve_runtime
 
 Callback = Callable[[int, dict[str, float]], None]
 
@@ -68,6 +69,10 @@ class FoldResult:
     selection: str  # the selection rule actually used, in words
     metrics: dict[str, float]
     device: str = "cpu"
+    precision: str = "fp32"  # fp32 | bf16 (autocast), as run (fdp.runtime)
+    memory_format: str = "contiguous"  # channels_last (2-D convs) | contiguous, as run
+    compiled: str = ""  # torch.compile backend of the forward; "" = eager
+    gpu: str = ""  # physical GPU (its CUDA_VISIBLE_DEVICES entry); "" on CPU
     examples: dict[str, np.ndarray] = field(default_factory=dict)  # frames, gt_di, pred_di (uint8)
 
     def to_json(self) -> str:
@@ -110,11 +115,21 @@ def with_validation(split: FoldSplit, subjects: list[str], n_val: int, seed: int
 
 
 def resolve_device(name: str) -> torch.device:
+    """The device `train.device` names. `auto` and `cuda` are the first *visible* GPU, cuda:0 --
+    under Ray that is the one GPU the job was assigned (CUDA_VISIBLE_DEVICES); `cuda:N` must be
+    visible too."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
     dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise TrainingError(f"train.device={name}: CUDA is not available on this machine")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise TrainingError(f"train.device={name}: CUDA is not available on this machine")
+        n = torch.cuda.device_count()
+        if (dev.index or 0) >= n:
+            visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+            raise TrainingError(f"train.device={name}: only {n} GPU(s) visible"
+                                + (f" (CUDA_VISIBLE_DEVICES={visible})" if visible is not None else ""))
+        dev = torch.device("cuda", dev.index or 0)
     return dev
 
 
@@ -140,7 +155,7 @@ def _peak_mem_mb(device: torch.device) -> float:
 
 
 def _autocast(cfg: ExperimentConfig, device: torch.device):
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.train.amp and device.type == "cuda")
+    return resolve_runtime(cfg.train, device).autocast()
 
 
 @torch.no_grad()
@@ -207,9 +222,8 @@ def train_fold(cfg: ExperimentConfig, split: FoldSplit, bank, *, test_bank=None,
     tc = cfg.train
     device = bank.device
     torch.manual_seed(tc.seed)  # initialisation
-    model = build_model(cfg.model).to(device)
-    if tc.channels_last and device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
+    rt: Runtime = resolve_runtime(tc, device)  # precision, memory format, compile: the same on CPU and CUDA
+    model, fwd = prepare_model(build_model(cfg.model), rt)
     opt = torch.optim.Adam(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     step0, curves, best = 0, {}, None
     ckpt = Path(checkpoint_path) if checkpoint_path else None
@@ -220,7 +234,6 @@ def train_fold(cfg: ExperimentConfig, split: FoldSplit, bank, *, test_bank=None,
         step0 = int(state["step"])
         curves = {k: [(int(s), float(v)) for s, v in pts] for k, pts in state["curves"].items()}
         best = state.get("best")
-    fwd = torch.compile(model) if tc.compile and device.type == "cuda" else model
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 
@@ -310,6 +323,10 @@ def train_fold(cfg: ExperimentConfig, split: FoldSplit, bank, *, test_bank=None,
         selection=selection,
         metrics=metrics,
         device=str(device),
+        precision=rt.precision,
+        memory_format=rt.memory_format,
+        compiled=rt.compile_backend,
+        gpu=physical_gpu(device),
         examples=ev["examples"],
     )
 
