@@ -212,10 +212,8 @@ def format_plan(plan: Plan, cluster_cpus: float | None = None, cluster_gpus: flo
         lines.append(f"{per}; {len(plan.configurations)} configuration(s) x (number of folds, unknown without "
                      f"the cache) jobs; up to {spec.retries} retries per job on worker death")
     cpus = cluster_cpus if cluster_cpus is not None else float(os.cpu_count() or 1)
-    par = int(cpus // res.cpus) if res.cpus else n
-    if res.gpus:
-        gpus = cluster_gpus if cluster_gpus is not None else _local_gpus()
-        par = min(par, int(gpus // res.gpus)) if gpus else 0
+    gpus = (cluster_gpus if cluster_gpus is not None else _local_gpus()) if res.gpus else 0.0
+    par = res.fit(cpus, gpus)  # GPU fractions counted per GPU, as Ray places them
     lines.append(f"parallel here: {par} job(s) at a time on {cpus:g} cpu(s)"
                  + (f" / {gpus:g} gpu(s)" if res.gpus else "")
                  + ("" if par else " -- this machine cannot run a job of this size"))

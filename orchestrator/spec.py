@@ -70,6 +70,28 @@ class Resources:
     cpus: float = 1.0  # CPU cores per job (Ray also sets OMP_NUM_THREADS from it)
     gpus: float = 0.0  # GPU fraction per job; fractions only do accounting, jobs share the device
 
+    def jobs_per_gpu(self) -> int:
+        """Jobs that share one GPU: Ray places a fractional request on a single GPU, so fractions
+        are counted per GPU, not over the node (0.4 on 2 GPUs: 2 per GPU = 4 jobs, not 2 // 0.4 = 5).
+        Ray counts resources in units of 1e-4. 0 for a CPU-only job; 1 for whole GPUs."""
+        if self.gpus <= 0:
+            return 0
+        if self.gpus >= 1:
+            return 1
+        return RAY_UNITS // max(1, round(self.gpus * RAY_UNITS))
+
+    def fit(self, cpus: float, gpus: float) -> int:
+        """How many such jobs one node with `cpus` CPUs and `gpus` GPUs runs at once."""
+        n = int(cpus // self.cpus) if self.cpus > 0 else 10**6
+        if self.gpus >= 1:
+            n = min(n, int(gpus // self.gpus))
+        elif self.gpus > 0:
+            n = min(n, int(gpus) * self.jobs_per_gpu())
+        return n
+
+
+RAY_UNITS = 10_000  # Ray's fixed-point resolution of resource quantities (1e-4)
+
 
 @dataclass
 class Experiment:
