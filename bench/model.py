@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import md_table, publish  # noqa: E402
 from fdp.dynamic_image import dynamic_image  # noqa: E402
 from fdp.losses import loss_terms  # noqa: E402
+from fdp.memory import estimate_memory  # noqa: E402
 from fdp.model import build_model, count_parameters  # noqa: E402
 from fdp.runtime import prepare_model, resolve_runtime  # noqa: E402
 from fdp.variants import build_config  # noqa: E402
@@ -46,8 +47,9 @@ def bench_one(variant: str, device: torch.device, batch: int, steps: int, warmup
               channels_last: bool | str = "auto", compile_: bool = False, overrides: dict | None = None) -> dict:
     cfg = build_config(variant, {"model.num_classes": 5, "train.precision": precision,
                                  "train.channels_last": channels_last, "train.compile": compile_,
-                                 **(overrides or {})})
+                                 "train.batch_size": batch, **(overrides or {})})
     rt = resolve_runtime(cfg.train, device)
+    est = estimate_memory(cfg, device.type)  # no clip bank here: random batches
     torch.manual_seed(0)
     model, fwd = prepare_model(build_model(cfg.model), rt)
     model.train()
@@ -74,7 +76,7 @@ def bench_one(variant: str, device: torch.device, batch: int, steps: int, warmup
     return {"variant": variant, "device": str(device), "batch": batch, "precision": rt.precision,
             "memory_format": rt.memory_format,
             "params_m": count_parameters(model) / 1e6, "gflop_step": flops / 1e9, "ms_step": dt * 1e3,
-            "steps_s": 1 / dt, "peak_mb": peak, "tflops": flops / dt / 1e12}
+            "steps_s": 1 / dt, "peak_mb": peak, "est_mb": est.total_mb, "tflops": flops / dt / 1e12}
 
 
 def main() -> None:
@@ -103,12 +105,13 @@ def main() -> None:
             r = bench_one(v, device, a.batch, a.steps, a.warmup, a.precision, channels_last, a.compile)
             rows.append([r["variant"], r["device"], r["batch"], f"{r['precision']}, {r['memory_format']}",
                          f"{r['params_m']:.2f}", f"{r['gflop_step']:.1f}", f"{r['ms_step']:.1f}",
-                         f"{r['steps_s']:.2f}", f"{r['peak_mb']:.0f}", f"{r['tflops']:.3f}"])
+                         f"{r['steps_s']:.2f}", f"{r['peak_mb']:.0f}", f"{r['est_mb']:.0f}", f"{r['tflops']:.3f}"])
             print(" ".join(str(c) for c in rows[-1]), flush=True)
     table = md_table(["variant", "device", "batch", "precision, memory format", "params (M)", "GFLOP/step", "ms/step",
-                      "steps/s", "peak MB", "TFLOP/s"], rows)
+                      "steps/s", "peak MB", "estimated MB", "TFLOP/s"], rows)
     publish("bench/model.py", a, table, "GFLOP/step counted by torch.utils.flop_counter (forward + backward). "
-            "Peak MB: CUDA max allocated; CPU: peak RSS of the process.")
+            "Peak MB: CUDA max allocated; CPU: peak RSS of the process (interpreter and libraries included). "
+            "Estimated MB: fdp.memory's prediction of the CUDA figure (weights, grads, Adam, saved activations, batch).")
 
 
 if __name__ == "__main__":

@@ -149,3 +149,57 @@ def test_physical_gpu_follows_cuda_visible_devices():
     assert physical_gpu(torch.device("cuda", 1), {"CUDA_VISIBLE_DEVICES": "2,5"}) == "5"
     assert physical_gpu(torch.device("cuda", 1), {}) == "1"
     assert physical_gpu(CPU, {"CUDA_VISIBLE_DEVICES": "3"}) == ""
+
+
+# ---------------------------------------------------------------------------------------------
+# the same on a real GPU (make gpu-check runs these; skipped without CUDA)
+
+
+@pytest.fixture(scope="module")
+def cuda_bank(synth_cache):
+    cache = load_cache(synth_cache)
+    sel = select(cache, SETTINGS["casme2/5"])
+    return ClipBank(cache, sel.indices, sel.labels, torch.device("cuda", 0), class_names=sel.class_names)
+
+
+def _train_cuda(name: str, bank, settings: dict) -> tuple[nn.Module, list[float]]:
+    cfg = build_config(name, {**TINY, "train.device": "cuda", **settings})
+    torch.manual_seed(0)
+    rt = resolve_runtime(cfg.train, bank.device)
+    model, fwd = prepare_model(build_model(cfg.model), rt)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
+    model.train()
+    losses = [float(train_step(model, fwd, opt, cfg, bank, np.arange(len(bank)), s)["total"].detach())
+              for s in range(STEPS)]
+    return model, losses
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_every_variant_trains_on_cuda_with_auto_settings(name, cuda_bank):
+    rt = resolve_runtime(build_config(name, {**TINY, "train.device": "cuda"}).train, cuda_bank.device)
+    assert (rt.precision, rt.memory_format) == ("bf16", "channels_last")
+    model, losses = _train_cuda(name, cuda_bank, {})
+    assert all(np.isfinite(losses))
+    for pname, p in model.named_parameters():
+        assert p.grad is not None and p.grad.is_cuda and torch.isfinite(p.grad).all(), pname
+    _, fp32 = _train_cuda(name, cuda_bank, {"train.precision": "fp32", "train.channels_last": False})
+    assert abs(losses[-1] - fp32[-1]) <= BF16_REL_TOL * abs(fp32[-1]), (name, losses, fp32)
+
+
+@pytest.mark.gpu
+def test_inductor_compiled_forward_on_cuda_matches_eager(cuda_bank):
+    _, eager = _train_cuda("fdp", cuda_bank, {})
+    _, compiled = _train_cuda("fdp", cuda_bank, {"train.compile": True})
+    np.testing.assert_allclose(compiled, eager, rtol=0.02)
+
+
+@pytest.mark.gpu
+def test_cuda_fold_records_its_gpu_and_settings(synth_cache):
+    from orchestrator.commands_train import SMOKE_OVERRIDES
+
+    cfg = build_config("fdp", {**SMOKE_OVERRIDES, "data.cache_dir": str(synth_cache), "train.device": "auto",
+                               "train.steps": 4, "train.checkpoint_every": 0})
+    res = run_fold(cfg, fold_names(cfg)[0])
+    assert (res.device, res.precision, res.memory_format) == ("cuda:0", "bf16", "channels_last")
+    assert res.gpu == physical_gpu(torch.device("cuda", 0)) and res.peak_mem_mb > 0
