@@ -62,7 +62,8 @@ def steps(a: argparse.Namespace, work: Path) -> list[tuple[str, list[str], int]]
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="the CPU form: tiny sizes, seconds per step")
-    ap.add_argument("--results", type=Path, default=RESULTS, help="results file to append to (default: bench/results.md)")
+    ap.add_argument("--results", type=Path, default=RESULTS,
+                    help="results file to append to (default: bench/results.md)")
     ap.add_argument("--steps", type=int, default=50, help="optimizer steps per fold in the LOSO and Table 9 steps")
     ap.add_argument("--folds", type=int, default=4, help="folds per variant in the Table 9 step")
     ap.add_argument("--only", default="", help="comma-separated steps to run (tests, model, loso, table9)")

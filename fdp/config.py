@@ -98,7 +98,7 @@ class TrainConfig:
     seed: int = 0  # fixes sampling, augmentation and initialisation
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     # GPU settings, each also applicable on CPU (fdp.runtime; recorded on every run):
-    precision: str = "auto"  # auto (bf16 autocast on CUDA, fp32 on CPU) | fp32 | bf16 (CPU: ~0.75x step time, learning unchecked)
+    precision: str = "auto"  # auto (bf16 autocast on CUDA, fp32 on CPU) | fp32 | bf16 (CPU: ~0.75x step time; unchecked)
     channels_last: bool | str = "auto"  # 2-D convs in channels_last: auto (on CUDA only) | true | false
     compile: bool = False  # torch.compile the forward (CPU too); minutes of compilation, pays off for long runs
     compile_backend: str = "inductor"  # torch.compile backend; aot_eager traces without generating code (tests)

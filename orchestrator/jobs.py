@@ -285,7 +285,7 @@ def _gpu_memory(explicit_gb: float | None) -> tuple[float, str]:
             return round(props.total_memory / 2**30, 1), f"{props.name}, visible here"
     except Exception:  # noqa: BLE001 - no usable CUDA runtime: assume
         pass
-    return ASSUMED_GPU_GB, f"assumed: no GPU visible here; set --gpu-mem"
+    return ASSUMED_GPU_GB, "assumed: no GPU visible here; set --gpu-mem"
 
 
 def _experiment_rows(plan: Plan) -> list[str]:

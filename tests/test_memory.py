@@ -4,7 +4,7 @@ the dry run warns when the jobs packed on one GPU would not fit it."""
 
 from __future__ import annotations
 
-import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -14,7 +14,7 @@ from torch import nn
 from fdp.data.cache import load_cache
 from fdp.data.sampling import ClipBank, select
 from fdp.data.settings import SETTINGS
-from fdp.memory import MB, _activation_fit, bank_frames, estimate_memory, saved_bytes
+from fdp.memory import MB, bank_frames, estimate_memory, saved_bytes
 from fdp.model import build_model, count_parameters
 from fdp.variants import build_config
 from orchestrator.commands_run import run_cmd
@@ -22,7 +22,7 @@ from orchestrator.commands_train import SMOKE_OVERRIDES
 from orchestrator.jobs import expand, format_plan
 from orchestrator.spec import parse_spec
 
-REPO_SWEEPS = __import__("pathlib").Path(__file__).resolve().parents[1] / "sweeps"
+REPO_SWEEPS = Path(__file__).resolve().parents[1] / "sweeps"
 TINY = {k: v for k, v in SMOKE_OVERRIDES.items() if k.startswith("model.")}
 
 
@@ -97,7 +97,8 @@ def test_warning_when_the_jobs_on_one_gpu_exceed_its_memory():
 
 def test_plan_with_a_cache_counts_the_clip_bank(synth_cache):
     spec = parse_spec({"name": "m", "dataset": "casme2", "setting": "casme2/5", "variants": ["fdp"], "steps": 1,
-                       "overrides": {**TINY, "data.cache_dir": str(synth_cache)}, "resources": {"cpus": 1, "gpus": 0.5}})
+                       "overrides": {**TINY, "data.cache_dir": str(synth_cache)},
+                       "resources": {"cpus": 1, "gpus": 0.5}})
     text = format_plan(expand(spec), cluster_cpus=4, cluster_gpus=1, gpu_mem_gb=16)
     frames = bank_frames(build_config("fdp", {"data.cache_dir": str(synth_cache)}))
     assert f"clip bank {frames * 3 * 72 * 72 / MB:.0f} MB -> " in text
