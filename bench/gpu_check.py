@@ -7,9 +7,9 @@ every figure appended to bench/results.md with the device named:
                channels_last, inductor-compiled forward, the on-device clip bank)
   2. model     bench/model.py on CUDA: the Table 9 variants at batch 36, bf16 + channels_last,
                step time, TFLOP/s, peak memory beside fdp.memory's estimate
-  3. loso      bench/loso.py: a short SAMM-sized LOSO (28 subjects, 136 clips, --steps per fold)
-               in-process, then as fold jobs packed 1 / 2 / 4 / 8 per GPU; peak per job beside the
-               estimate
+  3. loso      bench/loso.py: a short LOSO on the SAMM-sized benchmark (28 subjects, 136 clips;
+               --loso-folds 16 folds x --steps 50) in-process, then as fold jobs packed 1 / 2 / 4 / 8
+               per GPU; jobs/hour, peak per job beside the estimate
   4. table9    bench/table9.py: the Table 9 sweep (6 variants) at --folds folds through Ray + MLflow
 
 Each step is a subprocess with its own time limit; one that fails or runs out of time is recorded
@@ -52,9 +52,10 @@ def steps(a: argparse.Namespace, work: Path) -> list[tuple[str, list[str], int]]
             ("table9", [py, "bench/table9.py", "--quick", "--folds", "2", *common], 300),
         ]
     return [
-        ("tests", [py, "-m", "pytest", "-q", "-m", "gpu", "-p", "no:cacheprovider"], 100),
+        ("tests", [py, "-m", "pytest", "-q", "-m", "gpu", "-p", "no:cacheprovider"], 90),
         ("model", [py, "bench/model.py", "--devices", "cuda", "--variants", TABLE9_VARIANTS, "--steps", "10"], 60),
-        ("loso", [py, "bench/loso.py", "--steps", str(a.steps), "--jobs-per-gpu", "1", "2", "4", "8", *common], 220),
+        ("loso", [py, "bench/loso.py", "--steps", str(a.steps), "--folds", str(a.loso_folds),
+                  "--jobs-per-gpu", "1", "2", "4", "8", *common], 230),
         ("table9", [py, "bench/table9.py", "--steps", str(a.steps), "--folds", str(a.folds), *common], 100),
     ]
 
@@ -66,6 +67,8 @@ def main() -> int:
                     help="results file to append to (default: bench/results.md)")
     ap.add_argument("--steps", type=int, default=50, help="optimizer steps per fold in the LOSO and Table 9 steps")
     ap.add_argument("--folds", type=int, default=4, help="folds per variant in the Table 9 step")
+    ap.add_argument("--loso-folds", type=int, default=16,
+                    help="folds of the SAMM-sized LOSO step (of 28; each packing runs them all)")
     ap.add_argument("--only", default="", help="comma-separated steps to run (tests, model, loso, table9)")
     ap.add_argument("--workdir", type=Path, default=None, help="synthetic data and stores (default: a temp dir)")
     a = ap.parse_args()
@@ -99,7 +102,7 @@ def main() -> int:
         print(f"gpu-check: {name}: {status} in {dt:.0f} s", flush=True)
     total = time.perf_counter() - t_all
     form = "CPU form (--quick): tiny sizes, GPU settings forced on CPU, packing on a fake GPU" if a.quick else \
-        f"{a.steps} steps per fold, Table 9 at {a.folds} folds"
+        f"{a.steps} steps per fold, LOSO at {a.loso_folds} of 28 folds, Table 9 at {a.folds} folds"
     append_results("bench/gpu_check.py" + (" --quick" if a.quick else ""),
                    md_table(["step", "command", "status", "wall s"], rows),
                    f"{form}; total {total:.0f} s (budget: 8 min on one H100-class GPU). The figures of each step "
