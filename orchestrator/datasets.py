@@ -64,11 +64,12 @@ def _counts_table(cache: ClipCache, name: str, ref: dict[str, Any]) -> list[str]
     published = ref.get("counts", {})
     megc = ref.get("megc2019")
     header = f"  {name} ({ref.get('table', 'no published counts')})"
-    lines = [f"{header:<34}{'ours':>6}{'paper':>7}" + (f"{'MEGC2019':>10}" if megc else "")]
+    width = max(len(header) + 1, 34)
+    lines = [f"{header:<{width}}{'ours':>6}{'paper':>7}" + (f"{'MEGC2019':>10}" if megc else "")]
 
     def row(label: str, ours: int, paper: int | None, other: int | None) -> str:
         mark = "" if paper is None or ours == paper else f"   ({ours - paper:+d})"
-        text = f"    {label:<30}{ours:>6}{paper if paper is not None else '-':>7}"
+        text = f"    {label:<{width - 4}}{ours:>6}{paper if paper is not None else '-':>7}"
         if megc:
             text += f"{other if other is not None else '-':>10}"
         return text + mark
