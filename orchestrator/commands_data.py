@@ -113,7 +113,9 @@ def prepare_cmd(dataset: str, root: Path, out: Path | None, no_align: bool, skip
               help="Where the caches are (default: $FDP_CACHE_DIR or ./.cache/clips).")
 @click.option("--root", default=None, type=click.Path(file_okay=False, path_type=Path),
               help="With a dataset name: the cache prepared from this dataset folder.")
-def datasets_cmd(target: str | None, cache_root: Path | None, root: Path | None) -> None:
+@click.option("--long-clips", "long_clip_s", default=2.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              metavar="SECONDS", help="Warn about clips longer than this (onset..offset as annotated).")
+def datasets_cmd(target: str | None, cache_root: Path | None, root: Path | None, long_clip_s: float) -> None:
     """List the prepared clip caches, or summarise one: TARGET is a cache folder or a dataset name
     (casme2, samm, casme_sq, casme3). The summary gives the source, the annotation file, clips,
     subjects, frame sizes, clip lengths, per-setting class counts beside the paper's Tables 1-3,
@@ -133,10 +135,10 @@ def datasets_cmd(target: str | None, cache_root: Path | None, root: Path | None)
             click.echo("details: fdp-sweep datasets DATASET | CACHE_FOLDER")
             return
         given = Path(target)
-        path = given if (given / "index.json").is_file() else find_cache(target, base, root)
+        path = given if (given / "index.json").is_file() else find_cache(target, cache_root=base, root=root)
         cache = load_cache(path)
     except DataError as e:
         _fail(e)
     click.echo(f"cache: {path}")
-    for line in summary_lines(cache):
+    for line in summary_lines(cache, long_clip_s=long_clip_s):
         click.echo(line)

@@ -19,6 +19,7 @@ from fixtures_data import (
     frame_value,
     make_casme3,
     make_casme3_release,
+    make_casme_sq,
     make_counts,
     make_samm_release,
 )
@@ -204,3 +205,26 @@ def test_a_log_of_prepare_has_no_carriage_returns_or_escape_sequences(tmp_path: 
     assert all(re.fullmatch(r"prepare: \d+/57 clips \(\S+\), \d+\.\d clips/s", ln) for ln in lines), text
     assert lines[-1].startswith("prepare: 57/57 clips")
     assert "casme_sq/4 (Table 2)" in proc.stdout
+
+
+def test_casme_sq_offset_zero_repair_is_printed_and_stored_with_the_original(tmp_path: Path) -> None:
+    ds = make_casme_sq(tmp_path / "sq")  # row 3: anger1_1 with offset 0, apex 24
+    res = _prepare(ds.root, "casme_sq", tmp_path / "cache")
+    line = ("  CAS(ME)^2code_final.xlsx:row 3: clip s16_anger1_1: offset 0 (missing): apex 24 used as offset "
+            "(original offset 0)")
+    assert "repaired: 1" in res.output and line in res.output.splitlines()
+    cache = load_cache(Path(res.output.split("cache: ")[1].split()[0]))
+    assert [(r["clip_id"], r["field"], r["original"], r["value"]) for r in cache.repaired] == [
+        ("s16_anger1_1", "offset", 0, 24)]
+    clip = next(c for c in cache.clips if c["clip_id"] == "s16_anger1_1")
+    assert (clip["onset"], clip["offset"], clip["length"]) == (20, 24, 5)
+
+
+def test_long_clip_limit_is_an_option_of_datasets(tmp_path: Path) -> None:
+    rows = [{"subject": "spNO.1", "filename": "a", "onset": 1, "apex": 2, "offset": 40, "emotion": "happy"}]
+    _prepare(make_casme3(tmp_path / "c3", rows=rows).root, "casme3", tmp_path / "cache")
+    quiet = CliRunner().invoke(main, ["datasets", "casme3", "--cache-root", str(tmp_path / "cache")])
+    assert quiet.exit_code == 0 and "warning:" not in quiet.output  # 40 frames at 30 fps: 1.3 s
+    loud = CliRunner().invoke(main, ["datasets", "casme3", "--cache-root", str(tmp_path / "cache"),
+                                     "--long-clips", "1"])
+    assert "warning: 1 clips longer than 1 s (longest spNO.1_a_1: 40 frames, 1.3 s)" in loud.output
