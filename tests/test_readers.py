@@ -193,7 +193,7 @@ def test_strict_mode_lists_every_bad_row_in_one_pass(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("value", "expected"), [
     (1143, 1143), (1143.0, 1143), ("1143", 1143), (" 1143.0 ", 1143), ("1143\u00a0", 1143), ("+7", 7), (0, 0),
-    (None, None), ("", None), ("  ", None), ("/", None), (float("nan"), None),
+    ("1.143e3", 1143), (None, None), ("", None), ("  ", None), ("/", None), (float("nan"), None), ("nan", None),
 ])
 def test_parse_number_reads_every_spelling_of_a_frame_number(value, expected) -> None:
     assert parse_number(value, "Onset") == expected
@@ -202,7 +202,7 @@ def test_parse_number_reads_every_spelling_of_a_frame_number(value, expected) ->
 @pytest.mark.parametrize(("value", "reason"), [
     ("abc", "non-numeric Onset 'abc'"), (True, "non-numeric Onset True"), (12.5, "non-integer Onset 12.5"),
     ("12.5", "non-integer Onset 12.5"), (-3, "negative Onset -3"), ("-3", "negative Onset -3"),
-    ("1e3", "non-integer Onset 1000.0"),
+    ("inf", "non-integer Onset inf"), ("12 a", "non-numeric Onset '12 a'"), ("/ 2", "non-numeric Onset '/ 2'"),
 ])
 def test_parse_number_refuses_what_is_no_frame_number(value, reason: str) -> None:
     with pytest.raises(_BadRow, match="^" + re.escape(reason) + "$"):

@@ -463,17 +463,25 @@ def _text(value: Any) -> str:
     return str(value).strip()
 
 
-_NUMBER_TEXT = re.compile(r"[+-]?\d+(?:\.0*)?")
-
-
 def parse_number(value: Any, column: str) -> int | None:
     """A frame-number cell as an int; None for a blank cell or an unknown mark ("/").
 
     One helper for every reader and every copy of a file: ints, integral floats (1143.0: .xls
     cells, some exports), text-typed numbers ("1143", " 1143.0 ": CAS(ME)^3 and CSV exports) all
-    give 1143. Anything else (a non-integral or negative number, other text, a boolean) is a bad
-    row named after `column`.
+    give 1143 — text is read as the number it spells, so it behaves exactly as a numeric cell.
+    NaN (a numeric export's empty cell, also as the text "nan") is blank. Anything else (a
+    non-integral or negative number, other text, a boolean, a date) is a bad row named after
+    `column`.
     """
+    shown = value
+    if isinstance(value, str):
+        text = value.strip().replace("\u00a0", "")  # Excel text cells keep non-breaking spaces
+        if not text or text in UNKNOWN_MARKS:
+            return None
+        try:
+            value = int(text) if re.fullmatch(r"[+-]?\d+", text) else float(text)
+        except ValueError:
+            raise _BadRow(f"non-numeric {column} {shown!r}") from None
     if value is None:
         return None
     if isinstance(value, bool):
@@ -481,23 +489,11 @@ def parse_number(value: Any, column: str) -> int | None:
     if isinstance(value, int):
         number = value
     elif isinstance(value, float):
-        if value != value:  # NaN: what a numeric export writes for an empty cell
+        if value != value:  # NaN
             return None
         if not value.is_integer():
             raise _BadRow(f"non-integer {column} {value!r}")
         number = int(value)
-    elif isinstance(value, str):
-        text = value.strip().replace("\u00a0", "")  # Excel text cells keep non-breaking spaces
-        if not text or text in UNKNOWN_MARKS:
-            return None
-        if _NUMBER_TEXT.fullmatch(text):
-            number = int(float(text))
-        else:
-            try:
-                as_float = float(text)
-            except ValueError:
-                raise _BadRow(f"non-numeric {column} {value!r}") from None
-            raise _BadRow(f"non-integer {column} {as_float!r}")
     else:  # a date, a time, ...: a frame number is none of these
         raise _BadRow(f"non-numeric {column} {value!r}")
     if number < 0:
