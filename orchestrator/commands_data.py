@@ -113,8 +113,8 @@ def prepare_cmd(dataset: str, root: Path, out: Path | None, no_align: bool, skip
               help="Where the caches are (default: $FDP_CACHE_DIR or ./.cache/clips).")
 @click.option("--root", default=None, type=click.Path(file_okay=False, path_type=Path),
               help="With a dataset name: the cache prepared from this dataset folder.")
-@click.option("--long-clips", "long_clip_s", default=2.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
-              metavar="SECONDS", help="Warn about clips longer than this (onset..offset as annotated).")
+@click.option("--long-clips", "long_clip_s", default=2.0, show_default=True,
+              type=click.FloatRange(min=0, min_open=True), metavar="SECONDS", help="Warn about clips longer than this (onset..offset as annotated).")
 def datasets_cmd(target: str | None, cache_root: Path | None, root: Path | None, long_clip_s: float) -> None:
     """List the prepared clip caches, or summarise one: TARGET is a cache folder or a dataset name
     (casme2, samm, casme_sq, casme3). The summary gives the source, the annotation file, clips,

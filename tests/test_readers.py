@@ -522,7 +522,8 @@ def test_annotation_that_is_not_a_workbook(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"tables seen: CASME2-coding-20190701\.xlsx \(cannot open as a \.xlsx table "
                                         r"\(BadZipFile: "):
         read_dataset("casme2", tmp_path)
-    with pytest.raises(DataError, match=r"^CASME2-coding-20190701\.xlsx: not a CASME II annotation file .*: cannot open"):
+    with pytest.raises(DataError,
+                       match=r"^CASME2-coding-20190701\.xlsx: not a CASME II annotation file .*: cannot open"):
         read_dataset("casme2", tmp_path, annotations=tmp_path / "CASME2-coding-20190701.xlsx")
 
 

@@ -84,7 +84,8 @@ class ClipCache:
     dataset: str
     frames: np.ndarray  # uint8 (F, 3, S, S), memory-mapped
     clips: list[dict[str, Any]]  # per clip: subject, clip_id, emotion, fps, start, length, onset, apex, offset, source, align
-    skipped: list[dict[str, Any]] = field(default_factory=list)  # rows left out with --skip-bad: source, clip_id, reason
+    # rows left out with --skip-bad: source, clip_id, reason
+    skipped: list[dict[str, Any]] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)  # preprocessing_settings() of this cache
     root: str = ""  # dataset folder it was prepared from
     repaired: list[dict[str, Any]] = field(default_factory=list)  # values changed by a documented rule

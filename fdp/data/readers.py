@@ -513,7 +513,8 @@ def _frame_index(value: Any, column: str) -> int:
     """An onset / offset cell: required."""
     number = parse_number(value, column)
     if number is None:
-        raise _BadRow(f"missing {column}" if value is None or not _text(value) else f"missing {column} ({_text(value)!r})")
+        written = _text(value)
+        raise _BadRow(f"missing {column} ({written!r})" if written else f"missing {column}")
     return number
 
 
