@@ -19,18 +19,20 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from fixtures_data import make_casme2
+from fixtures_data import CASME3_BAD_CLIPS, make_casme2, make_casme3_release
 
 from orchestrator.cli import main
 
-# Lines a command may print on stderr before its error: progress, the train header, click's usage.
-INFO_PREFIXES = ("prepare: ", "synth: ", "fdp on ", "Usage: ", "Try '")
+# Lines a command may print on stderr before its error: progress, the train header, click's usage,
+# and the bad rows a pass found (one line each, the error line then names them by row and clip).
+INFO_PREFIXES = ("prepare: ", "synth: ", "fdp on ", "Usage: ", "Try '", "bad row: ")
 
 SPEC = "name: bad\ndataset: casme2\nsetting: casme2/5\nvariants: [fdp]\n"
 # CASME II rows: a good row, the case's row (row 3 of the sheet), a good row
 GOOD = {"subject": "03", "filename": "EP01_01", "onset": 9, "apex": 10, "offset": 12, "emotion": "disgust"}
 ANNOTATION = "CASME2-coding-20190701.xlsx"
 FRAMES = "CASME2_RAW_selected/sub03/EP01_01"
+ROW3 = f"{ANNOTATION}:row 3: clip sub03_EP01_01: "  # how every message about the case's row starts
 
 
 @dataclass
@@ -65,6 +67,31 @@ def casme2(change: dict | None = None, frame: Callable[[Path], None] | None = No
         (tmp / "out").mkdir()
         return ["prepare", "casme2", "--root", str(ds.root), "--out", str(tmp / "out"), "--no-align"]
     return build
+
+
+def prepare_with(make: Callable[[Path], list[str]]) -> Callable[[Path], list[str]]:
+    """A tiny CASME II copy (the `casme2()` rows); `make(tmp)` changes it and returns extra arguments."""
+    def build(tmp: Path) -> list[str]:
+        argv = casme2()(tmp)
+        return argv + make(tmp)
+    return build
+
+
+def two_coding_files(tmp: Path) -> list[str]:
+    (tmp / "data" / ANNOTATION).rename(tmp / "data" / "CASME2-coding-20140508.xlsx")
+    make_casme2(tmp / "data")  # a second coding file beside it
+    return []
+
+
+def not_an_annotation_csv(tmp: Path) -> list[str]:
+    (tmp / "data" / "codes.csv").write_text("Subject,Filename,Onset\n01,EP02_01f,8\n")
+    return ["--annotations", str(tmp / "data" / "codes.csv")]
+
+
+def casme3_release(tmp: Path) -> list[str]:
+    ds = make_casme3_release(tmp / "c3")
+    (tmp / "out").mkdir()
+    return ["prepare", "casme3", "--root", str(ds.root), "--out", str(tmp / "out"), "--no-align"]
 
 
 def empty_root(tmp: Path) -> list[str]:
@@ -138,18 +165,35 @@ CORPUS = [
         ["--set: model.encoder.kind: unknown value 'vitt' (did you mean 'vit'?); known: lgfat, vit, resnet18"]),
     # --- annotations and frames (`fdp-sweep prepare`)
     Bad("prepare-no-annotation-file", empty_root,
-        ["{tmp}/empty: no CASME II annotation file CASME2-coding-*.xlsx found"]),
-    Bad("prepare-apex-after-offset", casme2({"apex": 30}), [f"{ANNOTATION}:row 3: apex 30 after offset 12"]),
-    Bad("prepare-non-integer-frame", casme2({"onset": 9.5}), [f"{ANNOTATION}:row 3: non-integer OnsetFrame 9.5"]),
-    Bad("prepare-unknown-emotion", casme2({"emotion": "joy"}), [f"{ANNOTATION}:row 3: unknown emotion 'joy'"]),
+        ["{tmp}/empty: no CASME II annotation file found", "tables seen: none", "--annotations FILE"]),
+    Bad("prepare-offset-before-onset", casme2({"onset": 12, "offset": 9, "frames": []}),
+        [ROW3 + "offset 9 before onset 12; fix the row or run with --skip-bad"]),
+    Bad("prepare-non-integer-frame", casme2({"onset": 9.5}), [ROW3 + "non-integer OnsetFrame 9.5"]),
+    Bad("prepare-text-non-number", casme2({"offset": "12a"}), [ROW3 + "non-numeric OffsetFrame '12a'"]),
+    Bad("prepare-unknown-emotion", casme2({"emotion": "joy"}), [ROW3 + "unknown emotion 'joy'"]),
     Bad("prepare-unknown-subject-folder", casme2({"subject": "07", "frames": []}),
-        [f"{ANNOTATION}:row 3: frame folder CASME2_RAW_selected/sub07/EP01_01 not found on disk"]),
+        [f"{ANNOTATION}:row 3: clip sub07_EP01_01: frame folder CASME2_RAW_selected/sub07/EP01_01 not found on disk"]),
     Bad("prepare-missing-frame-file", casme2({"frames": [9, 10, 12]}),
-        [f"{ANNOTATION}:row 3: missing frames on disk in {FRAMES}: 11 (1 of 9..12)"]),
+        [ROW3 + f"missing frames on disk in {FRAMES}: 11 (1 of 9..12)"]),
     Bad("prepare-truncated-jpeg", casme2(frame=truncate),
-        [f"{ANNOTATION}:row 3: ", f"{FRAMES}/img10.jpg: truncated JPEG (no end-of-image marker"]),
+        [ROW3, f"{FRAMES}/img10.jpg: truncated JPEG (no end-of-image marker"]),
     Bad("prepare-not-an-image", casme2(frame=lambda p: p.write_bytes(b"not a jpeg")),
-        [f"{ANNOTATION}:row 3: ", f"{FRAMES}/img10.jpg: unreadable image"]),
+        [ROW3, f"{FRAMES}/img10.jpg: unreadable image"]),
+    Bad("prepare-four-bad-rows-in-one-pass", casme3_release,
+        ["annotation/cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx: 4 bad rows: ",
+         *[f"({c})" for c in CASME3_BAD_CLIPS], "run with --skip-bad"]),
+    Bad("prepare-two-matching-annotation-files", prepare_with(two_coding_files),
+        ["{tmp}/data: 2 files match the CASME II annotation table: CASME2-coding-20140508.xlsx, "
+         "CASME2-coding-20190701.xlsx", "--annotations FILE"]),
+    Bad("prepare-annotations-not-the-dataset", prepare_with(not_an_annotation_csv),
+        ["codes.csv: not a CASME II annotation file", "header row 1 has no column 'ApexFrame'"]),
+    Bad("prepare-annotations-file-missing", prepare_with(lambda tmp: ["--annotations", str(tmp / "nope.xlsx")]),
+        ["Invalid value for '--annotations'", "nope.xlsx' does not exist"]),
+    Bad("prepare-max-frames-below-two", prepare_with(lambda tmp: ["--max-frames", "1"]),
+        ["Invalid value for '--max-frames': 1 is not in the range x>=2"]),
+    Bad("datasets-no-cache", args("datasets", "casme2"),
+        ["no prepared cache for casme2 under {tmp}/cache", "fdp-sweep prepare casme2"]),
+    Bad("datasets-empty-cache-root", args("datasets"), ["no prepared caches under {tmp}/cache"]),
     # --- the synthetic benchmark (`fdp-sweep synth`)
     Bad("synth-into-a-dataset-root", synth_into(a_dataset_root),
         ["{tmp}/CASME2: folder is not empty and holds no earlier synthetic benchmark"]),
@@ -240,7 +284,23 @@ def test_truncated_frame_in_a_real_process(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "orchestrator.cli", *argv], capture_output=True, text=True,
                           env=env, timeout=120)
     assert proc.returncode == 2
-    lines = [ln.replace("\x1b[K", "").strip("\r ") for ln in proc.stderr.split("\n") if ln.strip()]
-    assert [ln.startswith("prepare: ") for ln in lines] == [True, False], proc.stderr
-    assert lines[-1].startswith(f"error: {ANNOTATION}:row 3: ") and "truncated JPEG" in lines[-1]
+    assert "\r" not in proc.stderr and "\x1b" not in proc.stderr  # not a terminal: plain lines
+    lines = [ln for ln in proc.stderr.split("\n") if ln.strip()]
+    # one progress line per clip (3 clips), then the error: no libjpeg warning between them
+    assert [ln.startswith("prepare: ") for ln in lines] == [True, True, True, False], proc.stderr
+    assert lines[-1].startswith(f"error: {ROW3}") and "truncated JPEG" in lines[-1]
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_bad_rows_of_one_pass_are_printed_one_line_each(tmp_path, project):
+    """The error line names the four clips; the lines above it give each one's reason."""
+    res = CliRunner().invoke(main, casme3_release(tmp_path))
+    error_line(res)
+    rows = [ln for ln in res.stderr.splitlines() if ln.startswith("bad row: ")]
+    name = "annotation/cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx"
+    assert rows == [
+        f"bad row: {name}:row 6: clip spNO.3_a_20: offset 15 before onset 20",
+        f"bad row: {name}:row 7: clip spNO.3_b_50: offset is 0 (missing)",
+        f"bad row: {name}:row 8: clip spNO.4_d_60: offset is 0 (missing)",
+        f"bad row: {name}:row 9: clip spNO.4_e_70: missing frames on disk in spNO.4/e/color: 72-73 (2 of 70..73)",
+    ]
