@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fdp.config import ConfigError, EncoderConfig, ModelConfig
+from fdp.config import ConfigError, EncoderConfig, ModelConfig, check_model
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -367,13 +367,11 @@ class FDP(nn.Module):
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
+        check_model(cfg)  # an impossible combination is one ConfigError, never a silent substitute
         self.cfg = cfg
         self.encoder = build_encoder(cfg.encoder, cfg.image_size)
         dim = self.encoder.out_dim
         side = cfg.temporal_map
-        if dim % (side * side):
-            # backbones of other widths: largest side whose square divides the width (512 -> 16)
-            side = max(s for s in range(1, side + 1) if dim % (s * s) == 0)
         self.rank = RankScorer(dim, cfg.rank_slope, cfg.learn_rank_slope) if cfg.use_rank else None
         self.temporal = TemporalPooling(dim, cfg.frames, side, cfg.temporal_channels)
         self.mer = (MERHead(cfg.temporal_channels, cfg.mer_hidden, cfg.num_classes, cfg.dropout)

@@ -6,7 +6,7 @@ behave as the paper says."""
 import pytest
 import torch
 
-from fdp.config import ConfigError
+from fdp.config import ConfigError, feature_dim
 from fdp.dynamic_image import dynamic_image
 from fdp.losses import loss_terms, rank_loss
 from fdp.model import GlobalRelationalAggregator, LocalRelationalAggregator, build_model, count_parameters
@@ -25,6 +25,51 @@ def _params(name: str) -> float:
 def test_parameter_count_matches_table10(name):
     target, tol = TABLE10[name]
     assert abs(_params(name) - target) <= tol * target, f"{name}: {_params(name):.2f}M vs paper {target}M"
+
+
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_feature_width_and_map_side_are_the_configured_ones(name):
+    """No silent substitute: the temporal map side is model.temporal_map, and `feature_dim` (what
+    the config-time check reasons with) is the width the built encoder outputs."""
+    cfg = build_config(name).model
+    with torch.device("meta"):
+        model = build_model(cfg)
+    assert model.encoder.out_dim == feature_dim(cfg.encoder)
+    assert model.temporal.map_side == cfg.temporal_map
+
+
+@pytest.mark.parametrize("over,line", [
+    ({"model.encoder.dims": [32, 64, 128, 384]},
+     "model.encoder.dims: feature width 384 is not a multiple of model.temporal_map^2 = 256 "
+     "(temporal pooling reshapes each frame feature to a 16x16 map)"),
+    ({"model.temporal_map": 8},  # 768 = 12 x 8^2 reshapes, but the DIC cannot decode an 8 x 8 map
+     "model.temporal_map=8: the DIC needs a map side that is a multiple of 16 (4 poolings) and divides "
+     "model.image_size=64"),
+    ({"model.encoder.kind": "resnet18", "model.temporal_map": 32, "loss.lambda_d": 0},
+     "model.temporal_map: feature width 512 is not a multiple of model.temporal_map^2 = 1024 "
+     "(temporal pooling reshapes each frame feature to a 32x32 map)"),
+    ({"model.encoder.heads": 5}, "model.encoder.heads=5: stage width 64 is not divisible by it"),
+    ({"model.encoder.dims": [64, 128, 256, 512, 512, 768]},
+     "model.encoder.dims: 6 stages halve the 32x32 stem output of a 64x64 input below 1x1"),
+    ({"data.crop": 48}, "data.crop=48: the model is built for model.image_size=64 inputs; set both"),
+    ({"data.crop": 80, "model.image_size": 80, "model.temporal_map": 16},
+     "data.crop=80: larger than the cached frames (data.aligned_size=72)"),
+])
+def test_impossible_combination_is_one_config_error(over, line):
+    with pytest.raises(ConfigError) as e:
+        build_config("fdp", over)
+    assert str(e.value) == line
+
+
+def test_model_refuses_an_impossible_width_itself():
+    """Built directly from a ModelConfig (no resolve), the model raises the same line instead of
+    falling back to another map side."""
+    cfg = build_config("fdp").model
+    cfg.encoder.dims = [32, 64, 128, 384]
+    with pytest.raises(ConfigError, match=r"^model.encoder.dims: feature width 384 is not a multiple"):
+        build_model(cfg)
+    cfg.encoder.dims = [32, 64, 128, 512]  # 2 x 16 x 16: fine
+    assert build_model(cfg).temporal.in_channels == 2
 
 
 def test_parameter_ordering_matches_table10():
