@@ -82,7 +82,7 @@ class DataConfig:
     cache_dir: str = ""  # prepared clip cache; empty: $FDP_CACHE_DIR or ./.cache/clips/<dataset>
     test_dataset: str = ""  # cross-dataset protocol: dataset tested on (empty: LOSO)
     test_cache_dir: str = ""  # cache of the test dataset in the cross protocol
-    aligned_size: int = 72  # side of the aligned, cached frames
+    aligned_size: int = 72  # side of the aligned, cached frames; a cache of another size is refused when a fold loads it
     crop: int = 64  # random (train) / centre (test) crop side
     flip: bool = True  # random horizontal flip in training
 

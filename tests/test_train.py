@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from fdp.config import ConfigError
 from fdp.train import (FoldResult, TrainingError, batch_indices, fold_names, load_bank, loso_splits, make_split,
                        run_fold, train_fold, with_validation)
 from fdp.variants import build_config
@@ -182,3 +183,18 @@ def test_train_cli_out_keeps_finished_folds_and_resumes(synth_cache, tmp_path):
     assert f"error: {out / 'config.json'}: holds results of another configuration (train.steps: 6 there, 7 now)" \
         in other.output
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_cache_of_another_frame_size_is_refused(synth_cache):
+    """data.aligned_size is the side of the cached frames the config was written for: a cache of
+    another size (a crop of it sees another scale of the face) is one line naming both sizes."""
+    cfg = _cfg(synth_cache, **{"data.aligned_size": 80, "data.crop": 64})
+    line = (f"data.aligned_size=80: the cache {synth_cache} holds 72x72 frames; prepare it at 80 "
+            "or set data.aligned_size=72")
+    with pytest.raises(ConfigError) as e:
+        load_bank(cfg)
+    assert str(e.value) == line
+    with pytest.raises(ConfigError) as e:
+        run_fold(cfg, fold_names(cfg)[0])
+    assert str(e.value) == line
+    assert load_bank(_cfg(synth_cache))[0].size == 72  # the default matches the cache
