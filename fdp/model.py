@@ -94,7 +94,10 @@ class LocalRelationalAggregator(nn.Module):
 
 
 class MultiHeadSelfAttention(nn.Module):
-    """Eq. 1-3: per-head Q_i, K_i, V_i projections, softmax(Q K^T / sqrt(dim)) V, then FC."""
+    """Eq. 1-3, with one full-width Q/K/V projection: each head's Q_i, K_i, V_i is projected from
+    all `dim` channels (3 dim^2 weights), not, as eq. 1 writes, from the head's own channel slice
+    X_i (3 dim^2 / h); docs/model.md gives the parameter effect. Per head softmax(Q_i K_i^T /
+    sqrt(dim / h)) V_i (eq. 2), then an FC fusing the heads (eq. 3)."""
 
     def __init__(self, dim: int, heads: int) -> None:
         super().__init__()
@@ -102,7 +105,7 @@ class MultiHeadSelfAttention(nn.Module):
             raise ConfigError(f"model.encoder.heads={heads}: attention width {dim} is not divisible by it")
         self.heads = heads
         self.norm = nn.LayerNorm(dim)
-        self.qkv = nn.Linear(dim, 3 * dim)  # W_Q, W_K, W_V of all heads (eq. 1)
+        self.qkv = nn.Linear(dim, 3 * dim)  # W_Q, W_K, W_V of all heads, each from all channels (eq. 1)
         self.proj = nn.Linear(dim, dim)  # FC of eq. 3 fusing the heads
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, C, H, W)

@@ -9,7 +9,8 @@ import torch
 from fdp.config import ConfigError, feature_dim
 from fdp.dynamic_image import dynamic_image
 from fdp.losses import loss_terms, rank_loss
-from fdp.model import GlobalRelationalAggregator, LocalRelationalAggregator, build_model, count_parameters
+from fdp.model import (GlobalRelationalAggregator, LocalRelationalAggregator, MultiHeadSelfAttention, build_model,
+                       count_parameters)
 from fdp.variants import VARIANTS, build_config
 
 # paper Table 10 (millions) and the tolerance the issue allows
@@ -25,6 +26,20 @@ def _params(name: str) -> float:
 def test_parameter_count_matches_table10(name):
     target, tol = TABLE10[name]
     assert abs(_params(name) - target) <= tol * target, f"{name}: {_params(name):.2f}M vs paper {target}M"
+
+
+def test_attention_projection_is_full_width_as_documented():
+    """docs/model.md: one Linear(dim, 3 dim) per GRA, 2,027,520 weights over the four stages, not
+    eq. 1's per-head 3 dim^2 / h = 253,440."""
+    model = build_model(build_config("fdp").model)
+    attn = [m for m in model.modules() if isinstance(m, MultiHeadSelfAttention)]
+    dims = build_config("fdp").model.encoder.dims
+    assert [a.qkv.weight.shape for a in attn] == [torch.Size([3 * d, d]) for d in dims]
+    full = sum(a.qkv.weight.numel() for a in attn)
+    assert full == 3 * sum(d * d for d in dims) == 2_027_520
+    per_head = sum(3 * a.qkv.in_features ** 2 // a.heads for a in attn)  # eq. 1's block-diagonal W_Qi, W_Ki, W_Vi
+    assert per_head == 253_440
+    assert count_parameters(model) - (full - per_head) == 13_441_158  # "13.44 M" in docs/model.md
 
 
 @pytest.mark.parametrize("name", sorted(VARIANTS))
