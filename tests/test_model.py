@@ -13,9 +13,11 @@ from fdp.model import (GlobalRelationalAggregator, LocalRelationalAggregator, Mu
                        count_parameters)
 from fdp.variants import VARIANTS, build_config
 
-# paper Table 10 (millions) and the tolerance the issue allows
-TABLE10 = {"fdp": (14.82, 0.10), "resnet18": (13.27, 0.10), "vit_base": (88.39, 0.05),
-           "conv_t": (28.71, 0.15), "convbnpw_t": (27.14, 0.15)}
+# paper Table 10 (millions) and the relative tolerance our counts achieve (docs/model.md: fdp +2.7 %,
+# resnet18 +2.7 %, vit_base -0.8 %, conv_t +1.5 %, convbnpw_t -3.8 %); a change of widths that moves
+# a count by more than a few tenths of a percent fails here
+TABLE10 = {"fdp": (14.82, 0.03), "resnet18": (13.27, 0.03), "vit_base": (88.39, 0.01),
+           "conv_t": (28.71, 0.02), "convbnpw_t": (27.14, 0.04)}
 
 
 def _params(name: str) -> float:
@@ -26,6 +28,10 @@ def _params(name: str) -> float:
 def test_parameter_count_matches_table10(name):
     target, tol = TABLE10[name]
     assert abs(_params(name) - target) <= tol * target, f"{name}: {_params(name):.2f}M vs paper {target}M"
+
+
+def test_table10_tolerances_stay_within_five_percent():
+    assert all(tol <= 0.05 for _, tol in TABLE10.values())
 
 
 def test_attention_projection_is_full_width_as_documented():
