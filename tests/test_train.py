@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from fdp.config import ConfigError
-from fdp.train import (FoldResult, TrainingError, batch_indices, fold_names, load_bank, loso_splits, make_split,
-                       run_fold, train_fold, with_validation)
+from fdp.model import build_model
+from fdp.train import (FoldResult, TrainingError, batch_indices, evaluate, fold_names, load_bank, loso_splits,
+                       make_split, run_fold, train_fold, train_step, with_validation)
 from fdp.variants import build_config
 from orchestrator.commands_train import SMOKE_OVERRIDES
 
@@ -198,3 +199,56 @@ def test_cache_of_another_frame_size_is_refused(synth_cache):
         run_fold(cfg, fold_names(cfg)[0])
     assert str(e.value) == line
     assert load_bank(_cfg(synth_cache))[0].size == 72  # the default matches the cache
+
+
+def test_evaluation_is_deterministic_unaugmented_and_in_eval_mode(synth_cache):
+    """`evaluate` on a model left in train mode (BN statistics moved by two steps, dropout 0.5):
+    two calls under different global seeds give identical probabilities and DI errors, no
+    parameter or BN buffer changes, every module runs in eval mode, the inputs are exactly the
+    centre crops of the uniformly spaced frames (no offset jitter, no flip), and the batch size
+    does not change a prediction (BN uses its running statistics, not the batch's)."""
+    cfg = _cfg(synth_cache, **{"model.dropout": 0.5, "train.eval_batch_size": 2})
+    bank, sel = load_bank(cfg)
+    split = make_split(cfg, list(sel.subjects), fold_names(cfg)[0])
+    torch.manual_seed(0)
+    model = build_model(cfg.model)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    model.train()
+    for step in range(2):
+        train_step(model, model, opt, cfg, bank, split.train, step)
+    bn = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert any(not torch.all(m.running_var == 1) for m in bn)  # the statistics are not the initial ones
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+
+    seen, modes = [], []
+
+    def spy(module, args):
+        seen.append(args[0].clone())
+        modes.append(not any(m.training for m in module.modules()))
+
+    hook = model.register_forward_pre_hook(spy)
+    torch.manual_seed(1)
+    a = evaluate(model, cfg, bank, split.test, bank.device)
+    torch.manual_seed(2)
+    b = evaluate(model, cfg, bank, split.test, bank.device)
+    hook.remove()
+
+    assert np.array_equal(a["probs"], b["probs"]) and np.array_equal(a["di_mse"], b["di_mse"])
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # BN running stats, counters, weights
+    assert modes and all(modes) and not model.training
+
+    # the clips the model saw: frame floor((k + 0.5) L / t) of each test clip, centre 64x64 crop
+    t, crop = cfg.model.frames, cfg.data.crop
+    o = (bank.size - crop) // 2
+    first = torch.cat(seen[:len(seen) // 2])  # the first evaluation's batches, in clip order
+    assert first.shape[0] == len(split.test)
+    for j, i in enumerate(split.test.tolist()):
+        n, s0 = int(bank.length[i]), int(bank.start[i])
+        rows = [s0 + int((k + 0.5) * n // t) for k in range(t)]
+        expected = bank.frames[rows][:, :, o:o + crop, o:o + crop].float() / 255.0
+        assert torch.equal(first[j], expected), f"test clip {j} was augmented"
+
+    whole = evaluate(model, _cfg(synth_cache, **{"model.dropout": 0.5, "train.eval_batch_size": 64}), bank,
+                     split.test, bank.device)
+    np.testing.assert_allclose(whole["probs"], a["probs"], rtol=0, atol=1e-5)
