@@ -27,7 +27,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from fdp.config import ExperimentConfig
+from fdp.config import ConfigError, ExperimentConfig
 from fdp.dynamic_image import dynamic_image
 from fdp.losses import loss_terms
 from fdp.metrics import pooled_metrics
@@ -355,12 +355,20 @@ def _bank(cache_dir: str, setting: str, device: str):
 
 
 def load_bank(cfg: ExperimentConfig, test: bool = False):
-    """(bank, selection) for the training data, or the test dataset of the cross protocol."""
+    """(bank, selection) for the training data, or the test dataset of the cross protocol.
+    ConfigError when the cache's frames are not `data.aligned_size` pixels square."""
     d = cfg.data
     if test:
         setting = d.setting.split("/")[0] + "/" + d.test_dataset if d.setting.startswith("cross/") else d.setting
-        return _bank(str(cache_dir_for(d.test_dataset, d.test_cache_dir)), setting, str(resolve_device(cfg.train.device)))
-    return _bank(str(cache_dir_for(d.dataset, d.cache_dir)), d.setting, str(resolve_device(cfg.train.device)))
+        path = str(cache_dir_for(d.test_dataset, d.test_cache_dir))
+    else:
+        setting, path = d.setting, str(cache_dir_for(d.dataset, d.cache_dir))
+    bank, sel = _bank(path, setting, str(resolve_device(cfg.train.device)))
+    if bank.size != d.aligned_size:
+        # a crop of differently sized frames sees another scale of the face: refuse, never train on it
+        raise ConfigError(f"data.aligned_size={d.aligned_size}: the cache {path} holds {bank.size}x{bank.size} "
+                          f"frames; prepare it at {d.aligned_size} or set data.aligned_size={bank.size}")
+    return bank, sel
 
 
 def fold_names(cfg: ExperimentConfig) -> list[str]:

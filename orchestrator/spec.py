@@ -344,9 +344,12 @@ def parse_spec(raw: Any, sets: dict[str, Any] | None = None, smoke: bool = False
         # Only now are the pieces sound enough to build every configuration; that catches what
         # the key check cannot: bad value types and inconsistent combinations.
         try:
-            configurations(spec)
+            confs = configurations(spec)
         except SpecError as e:
             problems.extend(e.problems)
+        else:
+            if isinstance(search, dict):
+                problems.extend(_check_space_values(spec, confs))
     if problems:
         raise SpecError(_unique(problems))
     return spec
@@ -537,6 +540,29 @@ def _check_search(search: Any, keys: list[str]) -> list[str]:
     if "direction" in search and search["direction"] not in ("maximize", "minimize"):
         out.append(f"direction: expected maximize or minimize, got {search['direction']!r}")
     return out
+
+
+def pinned_keys(spec: SweepSpec) -> set[str]:
+    """Keys the search does not sample: --set and (with --smoke) the smoke block replace them."""
+    return set(spec.sets) | ({k for k in spec.smoke if k != "folds"} if spec.is_smoke else set())
+
+
+def _check_space_values(spec: SweepSpec, confs: list[Configuration]) -> list[str]:
+    """Each value the search can draw (every choice; a range's both ends), set on its own on top
+    of each configuration as a trial sets it, builds: one that cannot would fail every trial
+    that draws it. (Combinations of several keys are checked when a trial is asked.)"""
+    out = []
+    for k, d in (spec.search.get("space") or {}).items():
+        if k in pinned_keys(spec):
+            continue
+        values = d["choices"] if d["type"] == "categorical" else [d["low"], d["high"]]
+        for conf in confs:
+            for v in values:
+                try:
+                    build_config(conf.variant, {**conf.overrides, k: v})
+                except ConfigError as e:
+                    out.append(f"{spec.path}: search: space: {k}: {v!r} cannot be built: {e}")
+    return _unique(out)
 
 
 def _pos_int(x: Any) -> bool:

@@ -161,6 +161,13 @@ CORPUS = [
         ["from_search: no Optuna study 'nostudy'", "{tmp}/project/optuna.db", "fdp-sweep search"]),
     Bad("spec-missing-cache", spec(SPEC),
         ["no prepared clip cache for casme2", "{tmp}/cache", "fdp-sweep prepare casme2"]),
+    Bad("spec-search-choice-cannot-build",
+        spec(SPEC + "search: {holdout: 1, space: {model.encoder.dims: {type: categorical, "
+                    "choices: [[64, 128, 256, 768], [32, 64, 128, 384]]}}}\n", "--dry-run"),
+        [S + "search: space: model.encoder.dims: [32, 64, 128, 384] cannot be built: model.encoder.dims: "
+         "feature width 384 is not a multiple of model.temporal_map^2 = 256"]),
+    Bad("run-set-width-the-temporal-map-cannot-take", spec(SPEC, "--dry-run", "--set", "model.encoder.dims=[32,64,128,384]"),
+        [S + "fdp|seed0: model.encoder.dims: feature width 384 is not a multiple of model.temporal_map^2 = 256"]),
     Bad("run-set-unknown-choice", spec(SPEC, "--set", "model.encoder.kind=vitt"),
         ["--set: model.encoder.kind: unknown value 'vitt' (did you mean 'vit'?); known: lgfat, vit, resnet18"]),
     # --- annotations and frames (`fdp-sweep prepare`)
