@@ -212,6 +212,15 @@ def test_lodo_folds_are_datasets(tmp_path: Path) -> None:
     split = make_split(cfg, subjects, "samm")
     assert {subjects[i].split("/")[0] for i in split.test} == {"samm"}
     assert {subjects[i].split("/")[0] for i in split.train} == {"casme2"}
+    # the protocol in a sweep file: folds are the datasets, the config says so
+    from orchestrator.jobs import expand
+    from orchestrator.spec import parse_spec
+
+    spec = parse_spec({"name": "lodo", "dataset": "lodo", "setting": "lodo/3", "protocol": "leave-one-dataset-out",
+                       "variants": ["fdp"], "overrides": {"data.cache_dir": str(path)}})
+    plan = expand(spec)
+    assert not plan.problems and sorted(j.fold for j in plan.jobs) == ["casme2", "samm"]
+    assert {c.cfg.data.fold_by for c in plan.configurations} == {"database"}
     with pytest.raises(DataError, match="the settings' classes differ"):
         build_lodo(parts, {"casme2": "casme2/5", "samm": "samm/3"}, tmp_path)
     with pytest.raises(DataError, match="no class setting given for samm"):

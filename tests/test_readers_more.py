@@ -59,6 +59,12 @@ def test_smic_cropped_layout(tmp_path: Path) -> None:
     assert [x["clip_id"] for x in r.skipped] == ["s01_po_02"]
 
 
+def test_smic_without_either_layout_says_what_it_looked_for(tmp_path: Path) -> None:
+    (tmp_path / "list.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(DataError, match=r"no SMIC-HS frame folder HS/ holding s<N>/ folders found"):
+        read_dataset("smic", tmp_path)
+
+
 def test_smic_e_layout(tmp_path: Path) -> None:
     root = tmp_path / "SMIC-E"
     wb = openpyxl.Workbook()
