@@ -82,6 +82,7 @@ class DataConfig:
     cache_dir: str = ""  # prepared clip cache; empty: $FDP_CACHE_DIR or ./.cache/clips/<dataset>
     test_dataset: str = ""  # cross-dataset protocol: dataset tested on (empty: LOSO)
     test_cache_dir: str = ""  # cache of the test dataset in the cross protocol
+    fold_by: str = "subject"  # subject: LOSO | database: leave-one-dataset-out (a merged `lodo` cache)
     aligned_size: int = 72  # side of the aligned, cached frames; a cache of another size is refused when a fold loads it
     crop: int = 64  # random (train) / centre (test) crop side
     flip: bool = True  # random horizontal flip in training
@@ -139,6 +140,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "model.encoder.kind": ("lgfat", "vit", "resnet18"),
     "model.encoder.conv": ("multihead", "single", "convbnpw"),
     "train.selection": ("last", "early_stop_val"),
+    "data.fold_by": ("subject", "database"),
 }
 DEVICE_RE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 

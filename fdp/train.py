@@ -371,8 +371,23 @@ def load_bank(cfg: ExperimentConfig, test: bool = False):
     return bank, sel
 
 
+def fold_groups(cfg: ExperimentConfig, subjects: list[str]) -> list[str]:
+    """What a fold holds out, per clip: its subject (LOSO), or its database (`data.fold_by:
+    database`, leave-one-dataset-out on a merged cache whose subjects read `<database>/<subject>`)."""
+    if cfg.data.fold_by == "database":
+        from fdp.data.merged import database_of
+
+        groups = [database_of(s) for s in subjects]
+        if not all(groups):
+            raise TrainingError(f"data.fold_by=database: the {cfg.data.dataset} cache is not a merged set "
+                                "(its subjects carry no database); prepare one with `fdp-sweep merge lodo`")
+        return groups
+    return list(subjects)
+
+
 def fold_names(cfg: ExperimentConfig) -> list[str]:
-    """LOSO: the subjects with samples in the class setting, sorted; cross protocol: ["cross"]."""
+    """LOSO: the subjects with samples in the class setting, sorted; leave-one-dataset-out: the
+    databases; cross protocol: ["cross"]."""
     if cfg.data.test_dataset:
         return ["cross"]
     from fdp.data.cache import load_cache
@@ -380,16 +395,18 @@ def fold_names(cfg: ExperimentConfig) -> list[str]:
     from fdp.data.settings import SETTINGS
 
     sel = select(load_cache(cache_dir_for(cfg.data.dataset, cfg.data.cache_dir)), SETTINGS[cfg.data.setting])
-    return sorted(set(sel.subjects))
+    return sorted(set(fold_groups(cfg, sel.subjects)))
 
 
 def make_split(cfg: ExperimentConfig, subjects: list[str], fold: str, n_test: int | None = None) -> FoldSplit:
     if fold == "cross":
         split = FoldSplit("cross", np.arange(len(subjects)), np.arange(n_test or 0))
     else:
-        splits = {s.fold: s for s in loso_splits(subjects)}
+        groups = fold_groups(cfg, subjects)
+        splits = {s.fold: s for s in loso_splits(groups)}
         if fold not in splits:
-            raise TrainingError(f"fold {fold!r}: no such test subject (known: {', '.join(sorted(splits))})")
+            what = "test database" if cfg.data.fold_by == "database" else "test subject"
+            raise TrainingError(f"fold {fold!r}: no such {what} (known: {', '.join(sorted(splits))})")
         split = splits[fold]
     if cfg.train.selection == "early_stop_val":
         split = with_validation(split, subjects, cfg.train.val_subjects, cfg.train.seed)

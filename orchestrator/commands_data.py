@@ -44,9 +44,11 @@ def _fail(e: Exception) -> NoReturn:
 @click.option("--size", default=128, show_default=True, type=click.IntRange(min=64), help="Side of the source frames.")
 @click.option("--frames-per-clip", default=40, show_default=True, type=click.IntRange(min=8),
               help="Frames per recording (the annotated onset..offset span is 50-80 % of it).")
+@click.option("--layout", default="casme2", show_default=True, type=click.Choice(["casme2", "samm", "smic", "mmew", "fourd"]),
+              help="Write the clips in this dataset's distributed layout (its reader then prepares them).")
 def synth_cmd(out: Path, subjects: int, clips_per_subject: int, seed: int, difficulty: float,
               amplitude: float | None, static_range: float | None, apex_range: tuple[float, float] | None, size: int,
-              frames_per_clip: int) -> None:
+              frames_per_clip: int, layout: str) -> None:
     """Write the synthetic micro-expression benchmark (prepare it with `fdp-sweep prepare casme2`)."""
     from fdp.data.synth import write_synthetic
 
@@ -61,17 +63,18 @@ def synth_cmd(out: Path, subjects: int, clips_per_subject: int, seed: int, diffi
     try:
         path = write_synthetic(out, subjects=subjects, clips_per_subject=clips_per_subject, seed=seed,
                                difficulty=difficulty, size=size, frames_per_clip=frames_per_clip, progress=progress,
-                               amplitude=amplitude, static_range=static_range, apex_range=apex_range or None)
+                               amplitude=amplitude, static_range=static_range, apex_range=apex_range or None,
+                               layout=layout)
     except DataError as e:
         _fail(e)
     except OSError as e:
         _fail(DataError(f"{e.filename or out}: cannot write the synthetic benchmark ({e.strerror or e})"))
     click.echo(f"wrote {total} clips of {subjects} subjects to {path} in {time.time() - t0:.1f} s")
-    click.echo(f"next: fdp-sweep prepare casme2 --root {path}")
+    click.echo(f"next: fdp-sweep prepare {layout} --root {path}")
 
 
 @click.command("prepare")
-@click.argument("dataset", type=click.Choice(["casme2", "samm", "casme_sq", "casme3"]))
+@click.argument("dataset", type=click.Choice(["casme2", "samm", "casme_sq", "casme3", "smic", "smic_vis", "smic_nir", "mmew", "fourd"]))
 @click.option("--root", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Folder of the dataset as distributed (annotation spreadsheet + frame folders).")
 @click.option("--out", "out", default=None, type=click.Path(file_okay=False, path_type=Path),
@@ -142,3 +145,54 @@ def datasets_cmd(target: str | None, cache_root: Path | None, root: Path | None,
     click.echo(f"cache: {path}")
     for line in summary_lines(cache, long_clip_s=long_clip_s):
         click.echo(line)
+
+
+@click.command("merge")
+@click.argument("kind", type=click.Choice(["composite", "lodo"]))
+@click.option("--part", "parts", multiple=True, metavar="DATASET=CACHE | DATASET:SETTING[=CACHE]",
+              help="A prepared cache of one part (default: the one prepared cache of that dataset). "
+                   "composite: casme2, samm, smic; lodo: each dataset with its class setting, e.g. samm:samm/3.")
+@click.option("--label-list", default=None,
+              help="composite: the label list (default: the official MEGC2019 list shipped with fdp-sweep); "
+                   "'rule' groups the parts' emotions by the MEGC2019 guideline instead (synthetic data).")
+@click.option("--skip-missing", is_flag=True, help="composite: leave out listed clips not in the caches (recorded).")
+@click.option("--out", "out", default=None, type=click.Path(file_okay=False, path_type=Path),
+              help="Cache root (default: $FDP_CACHE_DIR or ./.cache/clips).")
+def merge_cmd(kind: str, parts: tuple[str, ...], label_list: str | None, skip_missing: bool, out: Path | None) -> None:
+    """Build a merged dataset from prepared caches: the MEGC2019 composite (CASME II + SAMM + SMIC,
+    3 classes, LOSO over all subjects) or a leave-one-dataset-out set (folds are datasets)."""
+    from fdp.data.cache import find_cache, load_cache
+    from fdp.data.merged import MEGC_DATABASES, build_composite, build_lodo
+
+    paths: dict[str, str] = {}
+    settings: dict[str, str] = {}
+    for p in parts:
+        head, _, path = p.partition("=")
+        db, _, setting = head.partition(":")
+        if not db or db in paths or db in settings:
+            _fail(DataError(f"--part {p!r}: expected DATASET=CACHE or DATASET:SETTING[=CACHE], each dataset once"))
+        if setting:
+            settings[db] = setting
+        if path:
+            paths[db] = path
+    try:
+        names = list(MEGC_DATABASES) if kind == "composite" else list(dict.fromkeys([*settings, *paths]))
+        for db in names:
+            if db not in paths:
+                paths[db] = str(find_cache(db, out))
+        if kind == "composite":
+            path = build_composite(paths, out, label_list=label_list, skip_missing=skip_missing)
+        else:
+            path = build_lodo(paths, settings, out)
+        cache = load_cache(path)
+    except (DataError, KeyError) as e:
+        _fail(e)
+    per_db = collections.Counter(c["database"] for c in cache.clips)
+    classes = collections.Counter(c["emotion"] for c in cache.clips)
+    subjects = {c["subject"] for c in cache.clips}
+    click.echo(f"{kind}: {len(cache.clips)} clips, {len(subjects)} subjects "
+               f"({', '.join(f'{db} {n}' for db, n in sorted(per_db.items()))})")
+    click.echo("classes: " + ", ".join(f"{k} {v}" for k, v in classes.most_common()))
+    for s in cache.skipped:
+        click.echo(f"  skipped {s.get('clip_id', '')} ({s['source']}): {s['reason']}")
+    click.echo(f"cache: {path}")

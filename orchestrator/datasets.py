@@ -93,7 +93,7 @@ def summary_lines(cache: ClipCache, long_clip_s: float = LONG_CLIP_S) -> list[st
     subjects = sorted({c["subject"] for c in clips})
     lines = [f"{cache.dataset}: {len(clips)} clips, {len(subjects)} subjects, {cache.frames.shape[0]} frames "
              f"({cache.frames.nbytes / 2**20:.0f} MiB)"]
-    if ds_ref:
+    if "samples" in ds_ref:  # datasets the paper uses
         lines.append(f"  paper (Table 3): {ds_ref['samples']} clips, {ds_ref['subjects']} subjects, "
                      f"{ds_ref['fps']} fps, mean duration {ds_ref['mean_frames']} frames")
     lines.append(f"source root: {cache.root or '?'}")

@@ -125,6 +125,28 @@ def args(*a: str) -> Callable[[Path], list[str]]:
     return lambda tmp: list(a)
 
 
+def merge_with_list(second_row: str) -> Callable[[Path], list[str]]:
+    """`merge composite` of three tiny part caches (under tmp/parts, outside the cache root) with
+    a label list whose first row is found and whose second row is `second_row`."""
+    import json
+
+    import numpy as np
+
+    def build(tmp: Path) -> list[str]:
+        argv = ["merge", "composite", "--label-list", str(tmp / "list.csv")]
+        for db, subject, clip, emotion in (("casme2", "01", "sub01_EP01", "happiness"),
+                                           ("samm", "007", "007_1_1", "anger"), ("smic", "s01", "s01_po_01", "positive")):
+            d = tmp / "parts" / f"{db}-x"
+            d.mkdir(parents=True)
+            np.save(d / "frames.npy", np.zeros((2, 3, 8, 8), np.uint8))
+            (d / "index.json").write_text(json.dumps({"dataset": db, "settings": {}, "clips": [
+                {"subject": subject, "clip_id": clip, "emotion": emotion, "start": 0, "length": 2}]}))
+            argv += ["--part", f"{db}={d}"]
+        (tmp / "list.csv").write_text("samm,7,007_1_1,0\n" + second_row)
+        return argv
+    return build
+
+
 S = "{tmp}/spec.yaml: "
 CORPUS = [
     # --- sweep YAML mistakes (`fdp-sweep run`): caught before Ray or MLflow start
@@ -222,7 +244,17 @@ CORPUS = [
         ["fold '99': no such test subject (known: 01, 02, 03, 04)"], cache=True),
     # --- tables (`fdp-sweep summarize`)
     Bad("summarize-unknown-table", args("summarize", "--table", "99"),
-        ["Error: Invalid value for '--table': 99 is not in the range 4<=x<=14"]),
+        ["Error: Invalid value for '--table': '99' is not a table 4-14 or megc"]),
+    Bad("summarize-megc-no-runs", args("summarize", "--table", "megc"),
+        ["no tracked runs: no MLflow store at sqlite:///{tmp}/project/mlflow.db", "sweeps/composite.yaml"]),
+    # --- merged datasets (issue #16)
+    Bad("spec-composite-protocol-on-a-single-dataset", spec(SPEC + "protocol: composite\n"),
+        [S + "dataset: protocol composite runs on the merged dataset 'composite' (`fdp-sweep merge composite`), "
+             "got 'casme2'"]),
+    Bad("merge-listed-clip-missing", merge_with_list("samm,7,007_1_9,2\n"),
+        ["{tmp}/list.csv: 1 of 2 listed clips not in the prepared caches: samm/007_1_9 (line 2)", "--skip-missing"]),
+    Bad("merge-bad-list-row", merge_with_list("samm,7,007_1_1,5\n"),
+        ["{tmp}/list.csv:line 2: class must be 0 (negative), 1 (positive) or 2 (surprise), got '5'"]),
     Bad("summarize-no-runs", args("summarize", "--table", "9"),
         ["no tracked runs: no MLflow store at sqlite:///{tmp}/project/mlflow.db",
          "`fdp-sweep run sweeps/ablation.yaml`"]),

@@ -454,7 +454,7 @@ def test_casme3_subjects_split_over_several_folders(tmp_path: Path) -> None:
 
 
 def test_unknown_dataset_name() -> None:
-    with pytest.raises(DataError, match=r"^unknown dataset 'casme4'; known: casme2, samm, casme_sq, casme3$"):
+    with pytest.raises(DataError, match=r"^unknown dataset .casme4.; known: casme2, samm, casme_sq, casme3, smic, smic_vis, smic_nir, mmew, fourd$"):
         read_dataset("casme4", "/nowhere")
 
 
@@ -463,7 +463,8 @@ def test_missing_root(tmp_path: Path) -> None:
         read_dataset("samm", tmp_path / "nope")
 
 
-@pytest.mark.parametrize("name", list(SIGNATURES))
+# SMIC's readers fall back to the cropped release (no annotation table): tests/test_readers_more.py
+@pytest.mark.parametrize("name", [n for n in SIGNATURES if not n.startswith("smic")])
 def test_missing_annotation_lists_the_tables_seen(tmp_path: Path, name: str) -> None:
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "list.csv").write_text("a,b\n1,2\n")
@@ -491,7 +492,7 @@ def test_each_dataset_matches_only_its_own_signature(tmp_path: Path) -> None:
                 matching.append(other)
             except _Mismatch:
                 pass
-        assert matching == [name]
+        assert matching == ([name] if name in makers else []), name  # later readers match none of these
 
 
 @pytest.mark.parametrize(
@@ -528,5 +529,6 @@ def test_annotation_that_is_not_a_workbook(tmp_path: Path) -> None:
 
 
 def test_registry_and_frame_rates() -> None:
-    assert list(READERS) == ["casme2", "samm", "casme_sq", "casme3"]
-    assert FPS == {"casme2": 200.0, "samm": 200.0, "casme_sq": 30.0, "casme3": 30.0}
+    assert list(READERS) == ["casme2", "samm", "casme_sq", "casme3", "smic", "smic_vis", "smic_nir", "mmew", "fourd"]
+    assert FPS == {"casme2": 200.0, "samm": 200.0, "casme_sq": 30.0, "casme3": 30.0, "smic": 100.0, "smic_vis": 25.0,
+                   "smic_nir": 25.0, "mmew": 90.0, "fourd": 60.0}

@@ -67,6 +67,7 @@ from __future__ import annotations
 
 import csv
 import fnmatch
+import functools
 import os
 import re
 import warnings
@@ -79,7 +80,8 @@ from typing import Any
 from fdp.data.samples import BadRowsError, DataError, Sample
 
 # Frame rate of each recording (SPEC §4.1, paper Table 3).
-FPS: dict[str, float] = {"casme2": 200.0, "samm": 200.0, "casme_sq": 30.0, "casme3": 30.0}
+FPS: dict[str, float] = {"casme2": 200.0, "samm": 200.0, "casme_sq": 30.0, "casme3": 30.0,
+                         "smic": 100.0, "smic_vis": 25.0, "smic_nir": 25.0, "mmew": 90.0, "fourd": 60.0}
 
 # The emotion words each annotation file uses, lower-cased (SPEC §4.1). A row whose emotion is not
 # one of these is a bad row: a typo must not become a new class or vanish from every setting.
@@ -88,6 +90,13 @@ EMOTIONS: dict[str, tuple[str, ...]] = {
     "samm": ("anger", "contempt", "disgust", "fear", "happiness", "other", "sadness", "surprise"),
     "casme_sq": ("positive", "negative", "surprise", "others"),
     "casme3": ("happy", "disgust", "surprise", "anger", "fear", "sad", "others"),
+    "smic": ("negative", "positive", "surprise"),
+    "smic_vis": ("negative", "positive", "surprise"),
+    "smic_nir": ("negative", "positive", "surprise"),
+    # MMEW: `others` in some releases, `repression` in others (settings treat them as one class)
+    "mmew": ("happiness", "surprise", "anger", "disgust", "fear", "sadness", "others", "repression"),
+    # 4DME: single words; a combined label joins two of them with "+" (see _fourd_emotion)
+    "fourd": ("positive", "negative", "surprise", "repression", "others"),
 }
 
 # Human names for messages.
@@ -96,6 +105,11 @@ TITLES: dict[str, str] = {
     "samm": "SAMM",
     "casme_sq": "CAS(ME)^2",
     "casme3": "CAS(ME)^3 Part A",
+    "smic": "SMIC-HS",
+    "smic_vis": "SMIC-VIS",
+    "smic_nir": "SMIC-NIR",
+    "mmew": "MMEW",
+    "fourd": "4DME",
 }
 
 TABLE_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".csv")  # files opened as candidate annotation tables
@@ -431,10 +445,12 @@ def _find_header(sheet: Sheet, columns: dict[str, tuple[str, ...]]) -> tuple[int
     with `_norm`, so "Onset Frame" and "OnsetFrame" both match). Blank header
     cells (CASME II's unnamed columns) are simply never matched.
     """
+    # the subject column comes first (4DME calls it sub_ID)
+    firsts = {_norm(n) for n in columns.get("subject", ("Subject",))}
     for number, values in sheet.rows():
         if number > HEADER_SEARCH_ROWS:
             break
-        if values and _norm(values[0]) == "subject":
+        if values and _norm(values[0]) in firsts:
             index = {_norm(v): i for i, v in reversed(list(enumerate(values))) if _norm(v)}
             mapping: dict[str, int] = {}
             for fld, names in columns.items():
@@ -445,7 +461,7 @@ def _find_header(sheet: Sheet, columns: dict[str, tuple[str, ...]]) -> tuple[int
                 mapping[fld] = hit
             return number, mapping
     raise _Mismatch(
-        f"no header row whose first cell is 'Subject' in sheet {sheet.title!r} "
+        f"no header row whose first cell is {columns.get('subject', ('Subject',))[0]!r} in sheet {sheet.title!r} "
         f"(searched the first {HEADER_SEARCH_ROWS} rows)"
     )
 
@@ -1072,6 +1088,276 @@ def read_casme3(root: Path, skip_bad: bool = False, annotations: Path | None = N
     return out.finish()
 
 
+# ---------------------------------------------------------------------------------------------
+# SMIC (HS / VIS / NIR)
+# ---------------------------------------------------------------------------------------------
+
+_SMIC_MODALITY = {"smic": "HS", "smic_vis": "VIS", "smic_nir": "NIR"}
+# cropped release: reg_image000001.bmp (HS), reg_00001.bmp (VIS/NIR); SMIC-E: image17581039.jpg
+_SMIC_FRAMES = r"(?:reg_image|reg_|image)(\d+)\.(?:bmp|jpg|png)"
+_SMIC_WORDS = {"negative": "negative", "ne": "negative", "positive": "positive", "po": "positive",
+               "surprise": "surprise", "sur": "surprise", "su": "surprise"}
+_SMIC_E_COLUMNS = {
+    "subject": ("Subject",),
+    "filename": ("Filename",),
+    "onset": ("OnsetF", "Onset"),
+    "offset": ("OffsetF", "Offset"),
+    "emotion": ("Emotion",),
+}
+
+
+def _smic_subject(value: Any) -> str:
+    """`s1`, `s01`, 1 -> "s01" (disk writes s1, the MEGC list s01: one form everywhere)."""
+    number = _lenient_number(value)
+    text = _text(value)
+    m = re.fullmatch(r"s0*(\d+)", text, re.IGNORECASE) if number is None and text else None
+    if number is None and m is None:
+        raise _BadRow(f"bad Subject {text!r}" if text else "missing Subject")
+    return f"s{number if number is not None else int(m.group(1)):02d}"  # type: ignore[union-attr]
+
+
+def _smic_clip(name: str, subject: str) -> str:
+    """`s3_ne_03` -> `s03_ne_03`; a clip named after another subject is a bad row."""
+    m = re.fullmatch(r"s0*(\d+)(_.+)", name.strip(), re.IGNORECASE)
+    if m is None:
+        raise _BadRow(f"clip name {name!r} is not <subject>_<class>_<n>")
+    if f"s{int(m.group(1)):02d}" != subject:
+        raise _BadRow(f"clip {name!r} lies under subject {subject}")
+    return f"{subject}{m.group(2).lower()}"
+
+
+def _smic_emotion(value: Any) -> str:
+    word = _text(value).lower()
+    if word not in _SMIC_WORDS:
+        raise _BadRow(f"unknown emotion {_text(value)!r} (known: negative, positive, surprise)" if word
+                      else "missing emotion")
+    return _SMIC_WORDS[word]
+
+
+def _read_smic(root: Path, skip_bad: bool, annotations: Path | None, name: str) -> ReadResult:
+    """SMIC: the extended release (SMIC-E, an annotation sheet with absolute frame numbers) when
+    its workbook is under `root` or named, else the cropped release, where the class is the folder
+    and a clip spans all its frames (no apex is annotated in either)."""
+    if annotations is None and name != "smic_nir":
+        sig = SIGNATURES[name]
+        for path in table_files(root):
+            try:
+                sig.check(open_table(path))
+            except _Mismatch:
+                continue
+            return _read_smic_e(root, skip_bad, None, name)  # find_annotation settles several matches
+        return _read_smic_cropped(root, skip_bad, name)
+    if annotations is not None:
+        return _read_smic_e(root, skip_bad, annotations, name)
+    return _read_smic_cropped(root, skip_bad, name)
+
+
+def _read_smic_cropped(root: Path, skip_bad: bool, name: str) -> ReadResult:
+    """`.../<HS|VIS|NIR>/<sN>/micro/<negative|positive|surprise>/<clip>/reg_image%06d.bmp`;
+    `non_micro/` folders beside `micro/` are not micro-expressions and are passed over."""
+    modality = _SMIC_MODALITY[name]
+    bases = _frame_bases(root, [modality], r"s\d+", TITLES[name], f"{modality}/ holding s<N>/ folders")
+    disk = _Disk()
+    out = _Collector(skip_bad, bases[0])
+    for base in bases:
+        for subject_dir, subject_path in (disk.subfolders(base) or {}).items():
+            if not re.fullmatch(r"s\d+", subject_dir, re.IGNORECASE):
+                continue
+            micro = disk.child(subject_path, "micro")
+            for cls_dir, cls_path in (disk.subfolders(micro) or {}).items() if micro else []:
+                for clip_dir, clip_path in (disk.subfolders(cls_path) or {}).items():
+                    shown = _rel(clip_path, root)
+                    clip_id = clip_dir
+                    try:
+                        subject = _smic_subject(subject_dir)
+                        emotion = _smic_emotion(cls_dir)
+                        clip_id = _smic_clip(clip_dir, subject)
+                        out.check_new(clip_id)
+                        found = disk.frames(clip_path, _SMIC_FRAMES) or {}
+                        if not found:
+                            raise _BadRow(f"no frame files in {shown}")
+                        onset, offset = min(found), max(found)
+                        frames = disk.select(clip_path, shown, _SMIC_FRAMES, onset, offset)
+                        out.add(Sample(dataset=name, subject=subject, clip_id=clip_id, onset=onset, apex=None,
+                                       offset=offset, emotion=emotion, action_units="", fps=FPS[name],
+                                       frames=frames, source=f"{shown}/"))
+                    except _BadRow as exc:
+                        out.bad(f"{shown}/", clip_id, str(exc))
+    if not out.result.samples and not out.result.skipped:
+        raise DataError(f"{root}: no {TITLES[name]} clips under {modality}/<subject>/micro/<class>/<clip>/")
+    return out.finish()
+
+
+def _read_smic_e(root: Path, skip_bad: bool, annotations: Path | None, name: str) -> ReadResult:
+    """SMIC-E: sheet HS or VIS; columns Subject, Filename, OnsetF, OffsetF, (Onset2F, Offset2F,
+    FirstF, LastF, TotalMF1, TotalMF2, TotalVL,) Emotion; frames
+    `SMIC_<HS|VIS>_E/<sN>/<clip>/image<frame>.jpg` with absolute numbers. The clip is
+    OnsetF..OffsetF; a second onset/offset pair (a second ME of the same video) is not read."""
+    modality = _SMIC_MODALITY[name]
+    ann, layout = find_annotation(root, name, annotations)
+    label = _rel(ann, root)
+    col = layout.columns
+    bases = _frame_bases(root, [f"SMIC_{modality}_E", modality], r"s\d+", TITLES[name],
+                         f"SMIC_{modality}_E/ holding s<N>/ folders")
+    disk = _Disk()
+    out = _Collector(skip_bad, ann)
+    for number, values in layout.sheet.rows():
+        if number <= layout.header or _blank(values):
+            continue
+        source = f"{label}:row {number}"
+        filename = _text(_cell(values, col["filename"]))
+        clip_id = filename or _guess(_cell(values, col["subject"]), "?")
+        try:
+            subject = _smic_subject(_cell(values, col["subject"]))
+            if not filename:
+                raise _BadRow("missing Filename")
+            clip_id = _smic_clip(filename, subject)
+            onset = _frame_index(_cell(values, col["onset"]), "OnsetF")
+            offset = _frame_index(_cell(values, col["offset"]), "OffsetF")
+            check_span(onset, None, offset)
+            emotion = _smic_emotion(_cell(values, col["emotion"]))
+            out.check_new(clip_id)
+            folder = next((f for f in (disk.path(b, [d, filename]) for b in bases
+                                       for d in (subject, f"s{int(subject[1:])}")) if f is not None), None)
+            frames = disk.select(folder, f"{subject}/{filename}", _SMIC_FRAMES, onset, offset)
+            out.add(Sample(dataset=name, subject=subject, clip_id=clip_id, onset=onset, apex=None, offset=offset,
+                           emotion=emotion, action_units="", fps=FPS[name], frames=frames, source=source))
+        except _BadRow as exc:
+            out.bad(source, clip_id, str(exc))
+    return out.finish()
+
+
+# ---------------------------------------------------------------------------------------------
+# MMEW
+# ---------------------------------------------------------------------------------------------
+
+_MMEW_COLUMNS = {
+    "subject": ("Subject",),
+    "filename": ("Filename",),
+    "onset": ("OnsetFrame", "Onset"),
+    "apex": ("ApexFrame", "Apex"),
+    "offset": ("OffsetFrame", "Offset"),
+    "emotion": ("Estimated Emotion", "Emotion"),
+    "aus": ("Action Units", "AU", "AUs"),
+}
+
+
+def _mmew_subject(value: Any, filename: str) -> str:
+    """"S01" from the Subject cell (S01, s1, 1) or, when blank, from the clip name `Sxx-yy-zzz`."""
+    text = _text(value) or filename.split("-")[0]
+    number = _lenient_number(text)
+    m = re.fullmatch(r"s0*(\d+)", text, re.IGNORECASE) if number is None and text else None
+    if number is None and m is None:
+        raise _BadRow(f"bad Subject {text!r}" if text else "missing Subject")
+    return f"S{number if number is not None else int(m.group(1)):02d}"  # type: ignore[union-attr]
+
+
+def read_mmew(root: Path, skip_bad: bool = False, annotations: Path | None = None) -> ReadResult:
+    """MMEW (micro part): `MMEW_Micro_Exp.xlsx` + `Micro_Expression/<emotion>/<Filename>/<k>.jpg`,
+    frames numbered from 1 within the clip's folder. There is no subject folder: the subject is the
+    Subject cell (or the first part of `Sxx-yy-zzz`). The emotion folder names differ between
+    releases (`others` in some, `repression` in others), so the clip folder is looked up under every
+    emotion folder, its own emotion's first."""
+    ann, layout = find_annotation(root, "mmew", annotations)
+    label = _rel(ann, root)
+    col = layout.columns
+    emotions = "|".join(EMOTIONS["mmew"])
+    base = _frame_bases(root, ["Micro_Expression"], rf"(?:{emotions})", TITLES["mmew"], "Micro_Expression/<emotion>/")[0]
+    disk = _Disk()
+    out = _Collector(skip_bad, ann)
+    for number, values in layout.sheet.rows():
+        if number <= layout.header or _blank(values):
+            continue
+        source = f"{label}:row {number}"
+        filename = _text(_cell(values, col["filename"]))
+        clip_id = filename or _guess(_cell(values, col["subject"]), "?")
+        try:
+            if not filename:
+                raise _BadRow("missing Filename")
+            subject = _mmew_subject(_cell(values, col["subject"]), filename)
+            onset = _frame_index(_cell(values, col["onset"]), "OnsetFrame")
+            apex = _apex_index(_cell(values, col["apex"]), "ApexFrame")
+            offset = _frame_index(_cell(values, col["offset"]), "OffsetFrame")
+            apex, repairs = check_span(onset, apex, offset)
+            emotion = _emotion(_cell(values, col["emotion"]), "mmew")
+            out.check_new(clip_id)
+            folders = sorted((disk.subfolders(base) or {}).items(), key=lambda kv: kv[0].lower() != emotion)
+            folder = next((f for f in (disk.child(p, filename) for _, p in folders) if f is not None), None)
+            frames = disk.select(folder, f"Micro_Expression/*/{filename}", r"(\d+)\.jpg", onset, offset)
+            out.add(Sample(dataset="mmew", subject=subject, clip_id=clip_id, onset=onset, apex=apex, offset=offset,
+                           emotion=emotion, action_units=_text(_cell(values, col["aus"])), fps=FPS["mmew"],
+                           frames=frames, source=source), repairs)
+        except _BadRow as exc:
+            out.bad(source, clip_id, str(exc))
+    return out.finish()
+
+
+# ---------------------------------------------------------------------------------------------
+# 4DME
+# ---------------------------------------------------------------------------------------------
+
+_FOURD_COLUMNS = {
+    "subject": ("sub_ID", "Subject"),
+    "filename": ("fold_name", "Filename"),
+    "emotion": ("Emotion",),
+    "onset": ("Onset",),
+    "apex": ("Apex",),
+    "offset": ("Offset",),
+    "aus": ("AUs", "AU", "Action Units"),
+}
+_FOURD_FRAMES = r"\D*(\d+)\.(?:jpg|png|bmp)"
+
+
+def _fourd_emotion(value: Any) -> str:
+    """A 4DME emotion, lower case; a combined label (`Surprise+Positive`) keeps both words, sorted
+    (`positive+surprise`), so every setting can exclude it (which class it is, is not given)."""
+    text = _text(value).lower().replace(" ", "")
+    if not text:
+        raise _BadRow("missing emotion")
+    parts = text.split("+")
+    unknown = [p for p in parts if p not in EMOTIONS["fourd"]]
+    if unknown or len(set(parts)) != len(parts):
+        raise _BadRow(f"unknown emotion {_text(value)!r} (known: {', '.join(EMOTIONS['fourd'])}, or two joined by '+')")
+    return "+".join(sorted(parts))
+
+
+def read_fourd(root: Path, skip_bad: bool = False, annotations: Path | None = None) -> ReadResult:
+    """4DME (micro part): `4DME_Labelling_Micro_release v1.xlsx` (sub_ID, fold_name, Emotion, Onset,
+    Apex, Offset, AUs) + `gray_micro/<sub_ID>/<fold_name>/` frames with absolute numbers."""
+    ann, layout = find_annotation(root, "fourd", annotations)
+    label = _rel(ann, root)
+    col = layout.columns
+    bases = _frame_bases(root, ["gray_micro"], r"s\d+", TITLES["fourd"], "gray_micro/<sub_ID>/")
+    disk = _Disk()
+    out = _Collector(skip_bad, ann)
+    for number, values in layout.sheet.rows():
+        if number <= layout.header or _blank(values):
+            continue
+        source = f"{label}:row {number}"
+        subject = _text(_cell(values, col["subject"]))
+        filename = _text(_cell(values, col["filename"]))
+        clip_id = filename or _guess(subject, "?")
+        try:
+            if not re.fullmatch(r"s\d+", subject, re.IGNORECASE):
+                raise _BadRow(f"bad sub_ID {subject!r}" if subject else "missing sub_ID")
+            if not filename:
+                raise _BadRow("missing fold_name")
+            onset = _frame_index(_cell(values, col["onset"]), "Onset")
+            apex = _apex_index(_cell(values, col["apex"]), "Apex")
+            offset = _frame_index(_cell(values, col["offset"]), "Offset")
+            apex, repairs = check_span(onset, apex, offset)
+            emotion = _fourd_emotion(_cell(values, col["emotion"]))
+            out.check_new(clip_id)
+            folder = next((f for f in (disk.path(b, [subject, filename]) for b in bases) if f is not None), None)
+            frames = disk.select(folder, f"gray_micro/{subject}/{filename}", _FOURD_FRAMES, onset, offset)
+            out.add(Sample(dataset="fourd", subject=subject, clip_id=clip_id, onset=onset, apex=apex, offset=offset,
+                           emotion=emotion, action_units=_text(_cell(values, col["aus"])), fps=FPS["fourd"],
+                           frames=frames, source=source), repairs)
+        except _BadRow as exc:
+            out.bad(source, clip_id, str(exc))
+    return out.finish()
+
+
 # How each dataset's annotation table is recognised (see `Signature`); names are hints only.
 SIGNATURES: dict[str, Signature] = {
     "casme2": Signature("casme2", ("CASME2-coding-*.xlsx",), None, _CASME2_COLUMNS, subject=r"(sub)?\d+",
@@ -1082,6 +1368,14 @@ SIGNATURES: dict[str, Signature] = {
                           other_sheets=_SQ_RULES, content=_sq_content),
     "casme3": Signature("casme3", ("cas(me)3_part_A_ME_label*.xlsx",), "label", _CASME3_COLUMNS,
                         subject=r"spno\.\d+"),
+    # SMIC-E only: the cropped release has no annotation table (the reader falls back to its folders)
+    "smic": Signature("smic", ("SMIC-HS-E_annotation*.xlsx", "SMIC-E_annotation*.xlsx"), "HS", _SMIC_E_COLUMNS,
+                      subject=r"s?\d+"),
+    "smic_vis": Signature("smic_vis", ("SMIC-HS-E_annotation*.xlsx", "SMIC-E_annotation*.xlsx"), "VIS",
+                          _SMIC_E_COLUMNS, subject=r"s?\d+"),
+    "smic_nir": Signature("smic_nir", ("SMIC-NIR-E_annotation*.xlsx",), "NIR", _SMIC_E_COLUMNS, subject=r"s?\d+"),
+    "mmew": Signature("mmew", ("MMEW_Micro_Exp*.xlsx",), None, _MMEW_COLUMNS, subject=r"s\d+"),
+    "fourd": Signature("fourd", ("4DME_Labelling_Micro*.xlsx",), None, _FOURD_COLUMNS, subject=r"s\d+"),
 }
 
 # Reader registry: name -> reader(root, skip_bad, annotations). `read_dataset` is the entry point.
@@ -1090,4 +1384,9 @@ READERS: dict[str, Callable[[Path, bool, Path | None], ReadResult]] = {
     "samm": read_samm,
     "casme_sq": read_casme_sq,
     "casme3": read_casme3,
+    "smic": functools.partial(_read_smic, name="smic"),
+    "smic_vis": functools.partial(_read_smic, name="smic_vis"),
+    "smic_nir": functools.partial(_read_smic, name="smic_nir"),
+    "mmew": read_mmew,
+    "fourd": read_fourd,
 }
