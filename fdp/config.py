@@ -77,7 +77,7 @@ class LossConfig:
 class DataConfig:
     """Which prepared clips a run uses and how clips are sampled (paper §4.1.3)."""
 
-    dataset: str = "casme2"  # casme2 | samm | casme_sq | casme3 (reader name)
+    dataset: str = "casme2"  # reader name (casme2 | samm | casme_sq | casme3 | smic | mmew | fourd ...) or composite | lodo
     setting: str = "casme2/5"  # class setting, see fdp.data.settings
     cache_dir: str = ""  # prepared clip cache; empty: $FDP_CACHE_DIR or ./.cache/clips/<dataset>
     test_dataset: str = ""  # cross-dataset protocol: dataset tested on (empty: LOSO)
