@@ -74,7 +74,8 @@ def synth_cmd(out: Path, subjects: int, clips_per_subject: int, seed: int, diffi
 
 
 @click.command("prepare")
-@click.argument("dataset", type=click.Choice(["casme2", "samm", "casme_sq", "casme3", "smic", "smic_vis", "smic_nir", "mmew", "fourd"]))
+@click.argument("dataset", metavar="DATASET", type=click.Choice(["casme2", "samm", "casme_sq", "casme3", "smic",
+                                                                 "smic_vis", "smic_nir", "mmew", "fourd"]))
 @click.option("--root", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Folder of the dataset as distributed (annotation spreadsheet + frame folders).")
 @click.option("--out", "out", default=None, type=click.Path(file_okay=False, path_type=Path),
@@ -90,7 +91,8 @@ def synth_cmd(out: Path, subjects: int, clips_per_subject: int, seed: int, diffi
                    "cache settings; part of its key). Default: keep every frame.")
 def prepare_cmd(dataset: str, root: Path, out: Path | None, no_align: bool, skip_bad: bool,
                 annotations: Path | None, max_frames: int | None) -> None:
-    """Read DATASET's annotations, align every clip once and store the clip cache; then print
+    """Read DATASET's annotations (casme2, samm, casme_sq, casme3, smic, smic_vis, smic_nir, mmew, fourd),
+    align every clip once and store the clip cache; then print
     what it holds beside the paper's counts (as `fdp-sweep datasets` does)."""
     from fdp.data.cache import load_cache, prepare
     from orchestrator.datasets import summary_lines
