@@ -77,12 +77,13 @@ class LossConfig:
 class DataConfig:
     """Which prepared clips a run uses and how clips are sampled (paper §4.1.3)."""
 
-    dataset: str = "casme2"  # casme2 | samm | casme_sq | casme3 (reader name)
+    dataset: str = "casme2"  # reader name (casme2 | samm | casme_sq | casme3 | smic | mmew | fourd ...) or composite | lodo
     setting: str = "casme2/5"  # class setting, see fdp.data.settings
     cache_dir: str = ""  # prepared clip cache; empty: $FDP_CACHE_DIR or ./.cache/clips/<dataset>
     test_dataset: str = ""  # cross-dataset protocol: dataset tested on (empty: LOSO)
     test_cache_dir: str = ""  # cache of the test dataset in the cross protocol
-    aligned_size: int = 72  # side of the aligned, cached frames
+    fold_by: str = "subject"  # subject: LOSO | database: leave-one-dataset-out (a merged `lodo` cache)
+    aligned_size: int = 72  # side of the aligned, cached frames; a cache of another size is refused when a fold loads it
     crop: int = 64  # random (train) / centre (test) crop side
     flip: bool = True  # random horizontal flip in training
 
@@ -127,6 +128,7 @@ SECTIONS: dict[str, type] = {"train": TrainConfig}
 
 # Values the code cannot run with, refused when an override sets them (before any run starts)
 # instead of failing deep inside a fold: key -> (lowest allowed value, whether it is allowed itself).
+# Combinations of values are checked by `check_config` when a config is resolved.
 BOUNDS: dict[str, tuple[float, bool]] = {
     "train.steps": (1, True), "train.batch_size": (1, True), "train.eval_batch_size": (1, True),
     "train.log_every": (1, True), "train.eval_every": (1, True), "train.checkpoint_every": (0, True),
@@ -135,6 +137,8 @@ BOUNDS: dict[str, tuple[float, bool]] = {
     "loss.lambda_d": (0, True), "loss.lambda_r": (0, True), "loss.lambda_mer": (0, True),
     "model.frames": (1, True), "model.dropout": (0, True), "model.rank_slope": (0, False),
     "model.encoder.n_local": (0, True), "model.encoder.n_global": (0, True), "model.encoder.heads": (1, True),
+    "model.encoder.vit_patch": (1, True), "model.encoder.vit_heads": (1, True), "model.temporal_map": (1, True),
+    "model.image_size": (1, True), "data.crop": (1, True), "data.aligned_size": (1, True),
 }
 # Text fields with a fixed vocabulary (train.device is checked by DEVICE_RE).
 CHOICES: dict[str, tuple[str, ...]] = {
@@ -143,6 +147,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "train.selection": ("last", "early_stop_val"),
     "train.precision": ("auto", "fp32", "bf16"),
     "train.compile_backend": ("inductor", "aot_eager", "eager"),
+    "data.fold_by": ("subject", "database"),
 }
 # Renamed keys: old name -> (new name, old value -> new value). Overrides and stored configs that
 # use the old name keep working and mean what they meant (train.amp only ever applied on CUDA).
@@ -166,6 +171,67 @@ def check_value(key: str, value: Any) -> None:
         raise ConfigError(f"train.channels_last: expected auto, true or false, got {value!r}")
     if key == "train.device" and not DEVICE_RE.fullmatch(str(value)):
         raise ConfigError(f"train.device: expected auto, cpu, mps, cuda or cuda:N, got {value!r}")
+
+
+# ---------------------------------------------------------------------------------------------
+# combinations the model cannot be built with (each value may be fine on its own)
+
+RESNET18_WIDTH = 512  # feature width of fdp.model.ResNet18 (not configurable)
+
+
+def feature_dim(enc: EncoderConfig) -> int:
+    """Width D of the per-frame feature the encoder outputs (fdp.model's `encoder.out_dim`)."""
+    if enc.kind == "vit":
+        return enc.vit_dim
+    if enc.kind == "resnet18":
+        return RESNET18_WIDTH
+    return enc.dims[-1]
+
+
+def check_model(cfg: ModelConfig) -> None:
+    """ConfigError, one line naming the key, for a combination `fdp.model.FDP` cannot build.
+
+    Called when a config is resolved (so `--dry-run`, the search space check and a trial's
+    config refuse it before any fold starts) and by `FDP.__init__` itself."""
+    enc = cfg.encoder
+    if enc.kind == "lgfat":
+        if not enc.dims or min(enc.dims) < 1:
+            raise ConfigError(f"model.encoder.dims: expected a non-empty list of positive stage widths, got {enc.dims}")
+        side = (cfg.image_size + 1) // 2  # after the stride-2 stem; each stage then halves it
+        if side >> len(enc.dims) < 1:
+            raise ConfigError(f"model.encoder.dims: {len(enc.dims)} stages halve the {side}x{side} stem output "
+                              f"of a {cfg.image_size}x{cfg.image_size} input below 1x1")
+        if (enc.n_local and enc.conv == "multihead") or enc.n_global:
+            bad = next((d for d in enc.dims if d % enc.heads), None)
+            if bad is not None:
+                raise ConfigError(f"model.encoder.heads={enc.heads}: stage width {bad} is not divisible by it")
+    elif enc.kind == "vit":
+        if cfg.image_size % enc.vit_patch:
+            raise ConfigError(f"model.encoder.vit_patch={enc.vit_patch}: does not divide model.image_size={cfg.image_size}")
+        if enc.vit_dim % enc.vit_heads:
+            raise ConfigError(f"model.encoder.vit_heads={enc.vit_heads}: token width {enc.vit_dim} is not divisible by it")
+    dim, s = feature_dim(enc), cfg.temporal_map
+    if dim % (s * s):
+        key = {"lgfat": "model.encoder.dims", "vit": "model.encoder.vit_dim"}.get(enc.kind, "model.temporal_map")
+        raise ConfigError(f"{key}: feature width {dim} is not a multiple of model.temporal_map^2 = {s * s} "
+                          f"(temporal pooling reshapes each frame feature to a {s}x{s} map)")
+    if cfg.use_dic:
+        if len(cfg.dic_channels) != 4:
+            raise ConfigError(f"model.dic_channels: need 4 encoder widths, got {cfg.dic_channels}")
+        if s % 16 or cfg.image_size % s:
+            raise ConfigError(f"model.temporal_map={s}: the DIC needs a map side that is a multiple of 16 "
+                              f"(4 poolings) and divides model.image_size={cfg.image_size}")
+
+
+def check_config(cfg: ExperimentConfig) -> None:
+    """`check_model`, and the crop against the model input and the cached frames."""
+    check_model(cfg.model)
+    if cfg.data.crop != cfg.model.image_size:
+        raise ConfigError(f"data.crop={cfg.data.crop}: the model is built for model.image_size="
+                          f"{cfg.model.image_size} inputs; set both")
+    if cfg.data.crop > cfg.data.aligned_size:
+        raise ConfigError(f"data.crop={cfg.data.crop}: larger than the cached frames (data.aligned_size="
+                          f"{cfg.data.aligned_size})")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from fdp.config import ExperimentConfig
+from fdp.config import ConfigError, ExperimentConfig
 from fdp.dynamic_image import dynamic_image
 from fdp.losses import loss_terms
 from fdp.metrics import pooled_metrics
@@ -372,16 +372,39 @@ def _bank(cache_dir: str, setting: str, device: str):
 
 
 def load_bank(cfg: ExperimentConfig, test: bool = False):
-    """(bank, selection) for the training data, or the test dataset of the cross protocol."""
+    """(bank, selection) for the training data, or the test dataset of the cross protocol.
+    ConfigError when the cache's frames are not `data.aligned_size` pixels square."""
     d = cfg.data
     if test:
         setting = d.setting.split("/")[0] + "/" + d.test_dataset if d.setting.startswith("cross/") else d.setting
-        return _bank(str(cache_dir_for(d.test_dataset, d.test_cache_dir)), setting, str(resolve_device(cfg.train.device)))
-    return _bank(str(cache_dir_for(d.dataset, d.cache_dir)), d.setting, str(resolve_device(cfg.train.device)))
+        path = str(cache_dir_for(d.test_dataset, d.test_cache_dir))
+    else:
+        setting, path = d.setting, str(cache_dir_for(d.dataset, d.cache_dir))
+    bank, sel = _bank(path, setting, str(resolve_device(cfg.train.device)))
+    if bank.size != d.aligned_size:
+        # a crop of differently sized frames sees another scale of the face: refuse, never train on it
+        raise ConfigError(f"data.aligned_size={d.aligned_size}: the cache {path} holds {bank.size}x{bank.size} "
+                          f"frames; prepare it at {d.aligned_size} or set data.aligned_size={bank.size}")
+    return bank, sel
+
+
+def fold_groups(cfg: ExperimentConfig, subjects: list[str]) -> list[str]:
+    """What a fold holds out, per clip: its subject (LOSO), or its database (`data.fold_by:
+    database`, leave-one-dataset-out on a merged cache whose subjects read `<database>/<subject>`)."""
+    if cfg.data.fold_by == "database":
+        from fdp.data.merged import database_of
+
+        groups = [database_of(s) for s in subjects]
+        if not all(groups):
+            raise TrainingError(f"data.fold_by=database: the {cfg.data.dataset} cache is not a merged set "
+                                "(its subjects carry no database); prepare one with `fdp-sweep merge lodo`")
+        return groups
+    return list(subjects)
 
 
 def fold_names(cfg: ExperimentConfig) -> list[str]:
-    """LOSO: the subjects with samples in the class setting, sorted; cross protocol: ["cross"]."""
+    """LOSO: the subjects with samples in the class setting, sorted; leave-one-dataset-out: the
+    databases; cross protocol: ["cross"]."""
     if cfg.data.test_dataset:
         return ["cross"]
     from fdp.data.cache import load_cache
@@ -389,16 +412,18 @@ def fold_names(cfg: ExperimentConfig) -> list[str]:
     from fdp.data.settings import SETTINGS
 
     sel = select(load_cache(cache_dir_for(cfg.data.dataset, cfg.data.cache_dir)), SETTINGS[cfg.data.setting])
-    return sorted(set(sel.subjects))
+    return sorted(set(fold_groups(cfg, sel.subjects)))
 
 
 def make_split(cfg: ExperimentConfig, subjects: list[str], fold: str, n_test: int | None = None) -> FoldSplit:
     if fold == "cross":
         split = FoldSplit("cross", np.arange(len(subjects)), np.arange(n_test or 0))
     else:
-        splits = {s.fold: s for s in loso_splits(subjects)}
+        groups = fold_groups(cfg, subjects)
+        splits = {s.fold: s for s in loso_splits(groups)}
         if fold not in splits:
-            raise TrainingError(f"fold {fold!r}: no such test subject (known: {', '.join(sorted(splits))})")
+            what = "test database" if cfg.data.fold_by == "database" else "test subject"
+            raise TrainingError(f"fold {fold!r}: no such {what} (known: {', '.join(sorted(splits))})")
         split = splits[fold]
     if cfg.train.selection == "early_stop_val":
         split = with_validation(split, subjects, cfg.train.val_subjects, cfg.train.seed)
