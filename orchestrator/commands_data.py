@@ -6,6 +6,7 @@ bad rows found together are printed one line each ("bad row: ...") above that li
 
 from __future__ import annotations
 
+import collections
 import sys
 import time
 from pathlib import Path

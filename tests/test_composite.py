@@ -15,7 +15,6 @@ import pytest
 from fdp.config import ExperimentConfig, apply_overrides
 from fdp.data.cache import load_cache
 from fdp.data.merged import (MEGC_FILE, MEGC_SHA256, build_composite, build_lodo, canonical_ids, read_label_list)
-from fdp.data.readers import read_dataset
 from fdp.data.samples import DataError
 from fdp.metrics import pooled_metrics
 from fdp.train import fold_names, make_split
