@@ -15,11 +15,17 @@ from typing import Any
 import torch
 
 RESULTS = Path(__file__).with_name("results.md")
+RESULTS_ENV = "FDP_BENCH_RESULTS"  # another results file (bench/gpu_check.py --results; its test writes a temp one)
+
+
+def results_path() -> Path:
+    return Path(os.environ.get(RESULTS_ENV) or RESULTS)
 
 
 def machine() -> str:
     if torch.cuda.is_available():
-        dev = torch.cuda.get_device_name(0)
+        props = torch.cuda.get_device_properties(0)
+        dev = f"{torch.cuda.device_count()} x {props.name} ({props.total_memory / 2**30:.0f} GiB)"
     else:
         dev = "no GPU"
     cpu = platform.processor() or platform.machine()
@@ -31,9 +37,10 @@ def versions() -> str:
 
 
 def append_results(title: str, table: str, note: str = "") -> None:
-    """Append one dated section to bench/results.md (the record the README points to)."""
+    """Append one dated section to bench/results.md (the record the README points to), or to
+    $FDP_BENCH_RESULTS."""
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    with RESULTS.open("a") as f:
+    with results_path().open("a") as f:
         f.write(f"\n## {title} — {stamp}\n\nMachine: {machine()}; {versions()}\n\n{table}\n")
         if note:
             f.write(f"\n{note}\n")
@@ -93,11 +100,12 @@ def synthetic_benchmark(root: Path, subjects: int, clips: int, seed: int = 0, si
     return cache, time.perf_counter() - t0
 
 
-def run_bench_sweep(raw: dict[str, Any], root: Path, max_parallel: int | None = None
+def run_bench_sweep(raw: dict[str, Any], root: Path, max_parallel: int | None = None, num_gpus: int | None = None
                     ) -> tuple[Any, list[dict[str, float]]]:
     """Run the sweep spec `raw` (parsed YAML) through `run_sweep` with MLflow tracking in a fresh
-    SQLite store under `root`; returns (SweepReport, per-job metrics of the tracked job runs:
-    wall_time_s, steps_per_s, peak_mem_mb, acc, uf1, ...)."""
+    SQLite store under `root` (a local Ray declared with `num_gpus` GPUs when given: fake ones on a
+    CPU machine exercise the GPU packing); returns (SweepReport, per-job metrics of the tracked
+    job runs: wall_time_s, steps_per_s, peak_mem_mb, acc, uf1, ...)."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     from mlflow import MlflowClient
@@ -111,6 +119,6 @@ def run_bench_sweep(raw: dict[str, Any], root: Path, max_parallel: int | None = 
         raise SystemExit("; ".join(plan.problems))
     uri = f"sqlite:///{root / (raw['name'] + '.db')}"
     report = run_sweep(plan, SweepOptions(root=root, tracking_uri=uri, max_parallel=max_parallel, fresh=True,
-                                          stream=io.StringIO()))
+                                          stream=io.StringIO(), num_gpus=num_gpus))
     runs = MlflowClient(uri).search_runs([report.experiment_id], "tags.`fdp.role` = 'job'", max_results=10000)
     return report, [dict(r.data.metrics) for r in runs if r.info.status == "FINISHED"]

@@ -78,12 +78,13 @@ class LossConfig:
 class DataConfig:
     """Which prepared clips a run uses and how clips are sampled (paper §4.1.3)."""
 
-    dataset: str = "casme2"  # casme2 | samm | casme_sq | casme3 (reader name)
+    dataset: str = "casme2"  # reader name (casme2 | samm | casme_sq | casme3 | smic | mmew | fourd ...) or composite | lodo
     setting: str = "casme2/5"  # class setting, see fdp.data.settings
     cache_dir: str = ""  # prepared clip cache; empty: $FDP_CACHE_DIR or ./.cache/clips/<dataset>
     test_dataset: str = ""  # cross-dataset protocol: dataset tested on (empty: LOSO)
     test_cache_dir: str = ""  # cache of the test dataset in the cross protocol
-    aligned_size: int = 72  # side of the aligned, cached frames
+    fold_by: str = "subject"  # subject: LOSO | database: leave-one-dataset-out (a merged `lodo` cache)
+    aligned_size: int = 72  # side of the aligned, cached frames; a cache of another size is refused when a fold loads it
     crop: int = 64  # random (train) / centre (test) crop side
     flip: bool = True  # random horizontal flip in training
 
@@ -98,9 +99,11 @@ class TrainConfig:
     weight_decay: float = 0.0  # Adam weight decay
     seed: int = 0  # fixes sampling, augmentation and initialisation
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    amp: bool = True  # bf16 autocast on CUDA (ignored on CPU)
-    channels_last: bool = True  # channels_last memory format on CUDA
-    compile: bool = False  # torch.compile the model (CUDA; pays off for long runs)
+    # GPU settings, each also applicable on CPU (fdp.runtime; recorded on every run):
+    precision: str = "auto"  # auto (bf16 autocast on CUDA, fp32 on CPU) | fp32 | bf16 (CPU: ~0.75x step time; unchecked)
+    channels_last: bool | str = "auto"  # 2-D convs in channels_last: auto (on CUDA only) | true | false
+    compile: bool = False  # torch.compile the forward (CPU too); minutes of compilation, pays off for long runs
+    compile_backend: str = "inductor"  # torch.compile backend; aot_eager traces without generating code (tests)
     eval_batch_size: int = 64  # clips per evaluation batch
     checkpoint_every: int = 100  # steps between checkpoints (0: none)
     log_every: int = 10  # steps between loss callbacks
@@ -122,8 +125,12 @@ class ExperimentConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
+# The dotted prefix of each section whose fields were ever renamed (RENAMED).
+SECTIONS: dict[str, type] = {"train": TrainConfig}
+
 # Values the code cannot run with, refused when an override sets them (before any run starts)
 # instead of failing deep inside a fold: key -> (lowest allowed value, whether it is allowed itself).
+# Combinations of values are checked by `check_config` when a config is resolved.
 BOUNDS: dict[str, tuple[float, bool]] = {
     "train.steps": (1, True), "train.batch_size": (1, True), "train.eval_batch_size": (1, True),
     "train.log_every": (1, True), "train.eval_every": (1, True), "train.checkpoint_every": (0, True),
@@ -132,6 +139,8 @@ BOUNDS: dict[str, tuple[float, bool]] = {
     "loss.lambda_d": (0, True), "loss.lambda_r": (0, True), "loss.lambda_mer": (0, True),
     "model.frames": (1, True), "model.dropout": (0, True), "model.rank_slope": (0, False),
     "model.encoder.n_local": (0, True), "model.encoder.n_global": (0, True), "model.encoder.heads": (1, True),
+    "model.encoder.vit_patch": (1, True), "model.encoder.vit_heads": (1, True), "model.temporal_map": (1, True),
+    "model.image_size": (1, True), "data.crop": (1, True), "data.aligned_size": (1, True),
 }
 # Text fields with a fixed vocabulary (train.device is checked by DEVICE_RE).
 CHOICES: dict[str, tuple[str, ...]] = {
@@ -139,6 +148,14 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "model.encoder.conv": ("multihead", "single", "convbnpw"),
     "train.selection": ("last", "early_stop_val"),
     "model.baseline": ("", "single_frame"),
+    "train.precision": ("auto", "fp32", "bf16"),
+    "train.compile_backend": ("inductor", "aot_eager", "eager"),
+    "data.fold_by": ("subject", "database"),
+}
+# Renamed keys: old name -> (new name, old value -> new value). Overrides and stored configs that
+# use the old name keep working and mean what they meant (train.amp only ever applied on CUDA).
+RENAMED: dict[str, tuple[str, dict[Any, Any]]] = {
+    "train.amp": ("train.precision", {True: "auto", False: "fp32"}),
 }
 DEVICE_RE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
@@ -153,8 +170,71 @@ def check_value(key: str, value: Any) -> None:
     if key in CHOICES and value not in CHOICES[key]:
         raise ConfigError(f"{key}: unknown value {value!r}{suggest(str(value), list(CHOICES[key]))}; "
                           f"known: {', '.join(CHOICES[key])}")
+    if key == "train.channels_last" and value not in (True, False, "auto"):
+        raise ConfigError(f"train.channels_last: expected auto, true or false, got {value!r}")
     if key == "train.device" and not DEVICE_RE.fullmatch(str(value)):
         raise ConfigError(f"train.device: expected auto, cpu, mps, cuda or cuda:N, got {value!r}")
+
+
+# ---------------------------------------------------------------------------------------------
+# combinations the model cannot be built with (each value may be fine on its own)
+
+RESNET18_WIDTH = 512  # feature width of fdp.model.ResNet18 (not configurable)
+
+
+def feature_dim(enc: EncoderConfig) -> int:
+    """Width D of the per-frame feature the encoder outputs (fdp.model's `encoder.out_dim`)."""
+    if enc.kind == "vit":
+        return enc.vit_dim
+    if enc.kind == "resnet18":
+        return RESNET18_WIDTH
+    return enc.dims[-1]
+
+
+def check_model(cfg: ModelConfig) -> None:
+    """ConfigError, one line naming the key, for a combination `fdp.model.FDP` cannot build.
+
+    Called when a config is resolved (so `--dry-run`, the search space check and a trial's
+    config refuse it before any fold starts) and by `FDP.__init__` itself."""
+    enc = cfg.encoder
+    if enc.kind == "lgfat":
+        if not enc.dims or min(enc.dims) < 1:
+            raise ConfigError(f"model.encoder.dims: expected a non-empty list of positive stage widths, got {enc.dims}")
+        side = (cfg.image_size + 1) // 2  # after the stride-2 stem; each stage then halves it
+        if side >> len(enc.dims) < 1:
+            raise ConfigError(f"model.encoder.dims: {len(enc.dims)} stages halve the {side}x{side} stem output "
+                              f"of a {cfg.image_size}x{cfg.image_size} input below 1x1")
+        if (enc.n_local and enc.conv == "multihead") or enc.n_global:
+            bad = next((d for d in enc.dims if d % enc.heads), None)
+            if bad is not None:
+                raise ConfigError(f"model.encoder.heads={enc.heads}: stage width {bad} is not divisible by it")
+    elif enc.kind == "vit":
+        if cfg.image_size % enc.vit_patch:
+            raise ConfigError(f"model.encoder.vit_patch={enc.vit_patch}: does not divide model.image_size={cfg.image_size}")
+        if enc.vit_dim % enc.vit_heads:
+            raise ConfigError(f"model.encoder.vit_heads={enc.vit_heads}: token width {enc.vit_dim} is not divisible by it")
+    dim, s = feature_dim(enc), cfg.temporal_map
+    if dim % (s * s):
+        key = {"lgfat": "model.encoder.dims", "vit": "model.encoder.vit_dim"}.get(enc.kind, "model.temporal_map")
+        raise ConfigError(f"{key}: feature width {dim} is not a multiple of model.temporal_map^2 = {s * s} "
+                          f"(temporal pooling reshapes each frame feature to a {s}x{s} map)")
+    if cfg.use_dic:
+        if len(cfg.dic_channels) != 4:
+            raise ConfigError(f"model.dic_channels: need 4 encoder widths, got {cfg.dic_channels}")
+        if s % 16 or cfg.image_size % s:
+            raise ConfigError(f"model.temporal_map={s}: the DIC needs a map side that is a multiple of 16 "
+                              f"(4 poolings) and divides model.image_size={cfg.image_size}")
+
+
+def check_config(cfg: ExperimentConfig) -> None:
+    """`check_model`, and the crop against the model input and the cached frames."""
+    check_model(cfg.model)
+    if cfg.data.crop != cfg.model.image_size:
+        raise ConfigError(f"data.crop={cfg.data.crop}: the model is built for model.image_size="
+                          f"{cfg.model.image_size} inputs; set both")
+    if cfg.data.crop > cfg.data.aligned_size:
+        raise ConfigError(f"data.crop={cfg.data.crop}: larger than the cached frames (data.aligned_size="
+                          f"{cfg.data.aligned_size})")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -253,7 +333,7 @@ def suggest(key: str, candidates: list[str]) -> str:
 def apply_overrides(cfg: Any, overrides: dict[str, Any]) -> Any:
     """A copy of `cfg` with dotted keys replaced; unknown keys and bad types raise ConfigError."""
     cfg = _deepcopy(cfg)
-    for key, value in overrides.items():
+    for key, value in _renamed(overrides).items():
         parts = key.split(".")
         obj = cfg
         for i, part in enumerate(parts):
@@ -274,6 +354,19 @@ def apply_overrides(cfg: Any, overrides: dict[str, Any]) -> Any:
     return cfg
 
 
+def _renamed(flat: dict[str, Any]) -> dict[str, Any]:
+    """`flat` with renamed keys (RENAMED) under their new names, values translated."""
+    out = {}
+    for key, value in flat.items():
+        if key in RENAMED:
+            new, mapping = RENAMED[key]
+            if value not in mapping:
+                raise ConfigError(f"{key} (now {new}): expected one of {', '.join(map(str, mapping))}, got {value!r}")
+            key, value = new, mapping[value]
+        out[key] = value
+    return out
+
+
 def _deepcopy(cfg: Any) -> Any:
     return from_dict(type(cfg), to_dict(cfg))
 
@@ -283,6 +376,9 @@ def from_dict(cls: type, data: dict[str, Any]) -> Any:
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     kwargs = {}
+    section = {v: k for k, v in SECTIONS.items()}.get(cls)
+    if section:  # a config stored before a rename reads back under the new names
+        data = {k.split(".", 1)[1]: v for k, v in _renamed({f"{section}.{k}": v for k, v in data.items()}).items()}
     for k, v in data.items():
         if k not in names:
             raise ConfigError(f"unknown config key {k!r} in {cls.__name__}{suggest(k, sorted(names))}")

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fdp.config import ConfigError, EncoderConfig, ModelConfig
+from fdp.config import ConfigError, EncoderConfig, ModelConfig, check_model
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -94,7 +94,10 @@ class LocalRelationalAggregator(nn.Module):
 
 
 class MultiHeadSelfAttention(nn.Module):
-    """Eq. 1-3: per-head Q_i, K_i, V_i projections, softmax(Q K^T / sqrt(dim)) V, then FC."""
+    """Eq. 1-3, with one full-width Q/K/V projection: each head's Q_i, K_i, V_i is projected from
+    all `dim` channels (3 dim^2 weights), not, as eq. 1 writes, from the head's own channel slice
+    X_i (3 dim^2 / h); docs/model.md gives the parameter effect. Per head softmax(Q_i K_i^T /
+    sqrt(dim / h)) V_i (eq. 2), then an FC fusing the heads (eq. 3)."""
 
     def __init__(self, dim: int, heads: int) -> None:
         super().__init__()
@@ -102,7 +105,7 @@ class MultiHeadSelfAttention(nn.Module):
             raise ConfigError(f"model.encoder.heads={heads}: attention width {dim} is not divisible by it")
         self.heads = heads
         self.norm = nn.LayerNorm(dim)
-        self.qkv = nn.Linear(dim, 3 * dim)  # W_Q, W_K, W_V of all heads (eq. 1)
+        self.qkv = nn.Linear(dim, 3 * dim)  # W_Q, W_K, W_V of all heads, each from all channels (eq. 1)
         self.proj = nn.Linear(dim, dim)  # FC of eq. 3 fusing the heads
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, C, H, W)
@@ -367,13 +370,11 @@ class FDP(nn.Module):
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
+        check_model(cfg)  # an impossible combination is one ConfigError, never a silent substitute
         self.cfg = cfg
         self.encoder = build_encoder(cfg.encoder, cfg.image_size)
         dim = self.encoder.out_dim
         side = cfg.temporal_map
-        if dim % (side * side):
-            # backbones of other widths: largest side whose square divides the width (512 -> 16)
-            side = max(s for s in range(1, side + 1) if dim % (s * s) == 0)
         self.rank = RankScorer(dim, cfg.rank_slope, cfg.learn_rank_slope) if cfg.use_rank else None
         self.temporal = TemporalPooling(dim, cfg.frames, side, cfg.temporal_channels)
         self.mer = (MERHead(cfg.temporal_channels, cfg.mer_hidden, cfg.num_classes, cfg.dropout)

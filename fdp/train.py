@@ -27,11 +27,12 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from fdp.config import ExperimentConfig
+from fdp.config import ConfigError, ExperimentConfig
 from fdp.dynamic_image import dynamic_image
 from fdp.losses import loss_terms
 from fdp.metrics import pooled_metrics
 from fdp.model import build_model
+from fdp.runtime import Runtime, physical_gpu, prepare_model, resolve_runtime
 
 Callback = Callable[[int, dict[str, float]], None]
 
@@ -68,6 +69,10 @@ class FoldResult:
     selection: str  # the selection rule actually used, in words
     metrics: dict[str, float]
     device: str = "cpu"
+    precision: str = "fp32"  # fp32 | bf16 (autocast), as run (fdp.runtime)
+    memory_format: str = "contiguous"  # channels_last (2-D convs) | contiguous, as run
+    compiled: str = ""  # torch.compile backend of the forward; "" = eager
+    gpu: str = ""  # physical GPU (its CUDA_VISIBLE_DEVICES entry); "" on CPU
     examples: dict[str, np.ndarray] = field(default_factory=dict)  # frames, gt_di, pred_di (uint8)
 
     def to_json(self) -> str:
@@ -110,11 +115,21 @@ def with_validation(split: FoldSplit, subjects: list[str], n_val: int, seed: int
 
 
 def resolve_device(name: str) -> torch.device:
+    """The device `train.device` names. `auto` and `cuda` are the first *visible* GPU, cuda:0 --
+    under Ray that is the one GPU the job was assigned (CUDA_VISIBLE_DEVICES); `cuda:N` must be
+    visible too."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
     dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise TrainingError(f"train.device={name}: CUDA is not available on this machine")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise TrainingError(f"train.device={name}: CUDA is not available on this machine")
+        n = torch.cuda.device_count()
+        if (dev.index or 0) >= n:
+            visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+            raise TrainingError(f"train.device={name}: only {n} GPU(s) visible"
+                                + (f" (CUDA_VISIBLE_DEVICES={visible})" if visible is not None else ""))
+        dev = torch.device("cuda", dev.index or 0)
     return dev
 
 
@@ -140,7 +155,7 @@ def _peak_mem_mb(device: torch.device) -> float:
 
 
 def _autocast(cfg: ExperimentConfig, device: torch.device):
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.train.amp and device.type == "cuda")
+    return resolve_runtime(cfg.train, device).autocast()
 
 
 @torch.no_grad()
@@ -223,9 +238,8 @@ def train_fold(cfg: ExperimentConfig, split: FoldSplit, bank, *, test_bank=None,
     tc = cfg.train
     device = bank.device
     torch.manual_seed(tc.seed)  # initialisation
-    model = build_model(cfg.model).to(device)
-    if tc.channels_last and device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
+    rt: Runtime = resolve_runtime(tc, device)  # precision, memory format, compile: the same on CPU and CUDA
+    model, fwd = prepare_model(build_model(cfg.model), rt)
     opt = torch.optim.Adam(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     step0, curves, best = 0, {}, None
     ckpt = Path(checkpoint_path) if checkpoint_path else None
@@ -236,7 +250,6 @@ def train_fold(cfg: ExperimentConfig, split: FoldSplit, bank, *, test_bank=None,
         step0 = int(state["step"])
         curves = {k: [(int(s), float(v)) for s, v in pts] for k, pts in state["curves"].items()}
         best = state.get("best")
-    fwd = torch.compile(model) if tc.compile and device.type == "cuda" else model
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 
@@ -327,6 +340,10 @@ def train_fold(cfg: ExperimentConfig, split: FoldSplit, bank, *, test_bank=None,
         selection=selection,
         metrics=metrics,
         device=str(device),
+        precision=rt.precision,
+        memory_format=rt.memory_format,
+        compiled=rt.compile_backend,
+        gpu=physical_gpu(device),
         examples=ev["examples"],
     )
 
@@ -374,16 +391,39 @@ def _bank(cache_dir: str, setting: str, device: str):
 
 
 def load_bank(cfg: ExperimentConfig, test: bool = False):
-    """(bank, selection) for the training data, or the test dataset of the cross protocol."""
+    """(bank, selection) for the training data, or the test dataset of the cross protocol.
+    ConfigError when the cache's frames are not `data.aligned_size` pixels square."""
     d = cfg.data
     if test:
         setting = d.setting.split("/")[0] + "/" + d.test_dataset if d.setting.startswith("cross/") else d.setting
-        return _bank(str(cache_dir_for(d.test_dataset, d.test_cache_dir)), setting, str(resolve_device(cfg.train.device)))
-    return _bank(str(cache_dir_for(d.dataset, d.cache_dir)), d.setting, str(resolve_device(cfg.train.device)))
+        path = str(cache_dir_for(d.test_dataset, d.test_cache_dir))
+    else:
+        setting, path = d.setting, str(cache_dir_for(d.dataset, d.cache_dir))
+    bank, sel = _bank(path, setting, str(resolve_device(cfg.train.device)))
+    if bank.size != d.aligned_size:
+        # a crop of differently sized frames sees another scale of the face: refuse, never train on it
+        raise ConfigError(f"data.aligned_size={d.aligned_size}: the cache {path} holds {bank.size}x{bank.size} "
+                          f"frames; prepare it at {d.aligned_size} or set data.aligned_size={bank.size}")
+    return bank, sel
+
+
+def fold_groups(cfg: ExperimentConfig, subjects: list[str]) -> list[str]:
+    """What a fold holds out, per clip: its subject (LOSO), or its database (`data.fold_by:
+    database`, leave-one-dataset-out on a merged cache whose subjects read `<database>/<subject>`)."""
+    if cfg.data.fold_by == "database":
+        from fdp.data.merged import database_of
+
+        groups = [database_of(s) for s in subjects]
+        if not all(groups):
+            raise TrainingError(f"data.fold_by=database: the {cfg.data.dataset} cache is not a merged set "
+                                "(its subjects carry no database); prepare one with `fdp-sweep merge lodo`")
+        return groups
+    return list(subjects)
 
 
 def fold_names(cfg: ExperimentConfig) -> list[str]:
-    """LOSO: the subjects with samples in the class setting, sorted; cross protocol: ["cross"]."""
+    """LOSO: the subjects with samples in the class setting, sorted; leave-one-dataset-out: the
+    databases; cross protocol: ["cross"]."""
     if cfg.data.test_dataset:
         return ["cross"]
     from fdp.data.cache import load_cache
@@ -391,16 +431,18 @@ def fold_names(cfg: ExperimentConfig) -> list[str]:
     from fdp.data.settings import SETTINGS
 
     sel = select(load_cache(cache_dir_for(cfg.data.dataset, cfg.data.cache_dir)), SETTINGS[cfg.data.setting])
-    return sorted(set(sel.subjects))
+    return sorted(set(fold_groups(cfg, sel.subjects)))
 
 
 def make_split(cfg: ExperimentConfig, subjects: list[str], fold: str, n_test: int | None = None) -> FoldSplit:
     if fold == "cross":
         split = FoldSplit("cross", np.arange(len(subjects)), np.arange(n_test or 0))
     else:
-        splits = {s.fold: s for s in loso_splits(subjects)}
+        groups = fold_groups(cfg, subjects)
+        splits = {s.fold: s for s in loso_splits(groups)}
         if fold not in splits:
-            raise TrainingError(f"fold {fold!r}: no such test subject (known: {', '.join(sorted(splits))})")
+            what = "test database" if cfg.data.fold_by == "database" else "test subject"
+            raise TrainingError(f"fold {fold!r}: no such {what} (known: {', '.join(sorted(splits))})")
         split = splits[fold]
     if cfg.train.selection == "early_stop_val":
         split = with_validation(split, subjects, cfg.train.val_subjects, cfg.train.seed)

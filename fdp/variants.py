@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from fdp.config import ConfigError, ExperimentConfig, apply_overrides, suggest
+from fdp.config import ConfigError, ExperimentConfig, apply_overrides, check_config, suggest
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,8 @@ def list_variants() -> list[Variant]:
 
 
 def resolve(cfg: ExperimentConfig) -> ExperimentConfig:
-    """Make the config self-consistent: a loss weight of 0 removes its module and vice versa."""
+    """Make the config self-consistent: a loss weight of 0 removes its module and vice versa; a
+    combination the model or the data cannot run with is a ConfigError (`check_config`)."""
     over: dict[str, Any] = {}
     if cfg.loss.lambda_d == 0 and cfg.model.use_dic:
         over["model.use_dic"] = False
@@ -97,7 +98,9 @@ def resolve(cfg: ExperimentConfig) -> ExperimentConfig:
         over["model.num_classes"] = n_classes
     if not (cfg.model.use_mer or cfg.model.use_dic):
         raise ConfigError("model: at least one of use_mer / use_dic must be on (nothing to train)")
-    return apply_overrides(cfg, over) if over else cfg
+    cfg = apply_overrides(cfg, over) if over else cfg
+    check_config(cfg)
+    return cfg
 
 
 def build_config(variant: str = "fdp", overrides: dict[str, Any] | None = None,

@@ -1,6 +1,7 @@
-"""`fdp-sweep synth` and `fdp-sweep prepare`: thin click wrappers over fdp.data.
+"""`fdp-sweep synth`, `fdp-sweep prepare` and `fdp-sweep datasets`: thin click wrappers over fdp.data.
 
-Bad data (`DataError`) ends the command with one line on stderr and exit code 2, no traceback.
+Bad data (`DataError`) ends the command with one line on stderr and exit code 2, no traceback;
+bad rows found together are printed one line each ("bad row: ...") above that line.
 """
 
 from __future__ import annotations
@@ -13,10 +14,14 @@ from typing import NoReturn
 
 import click
 
-from fdp.data.samples import DataError
+from fdp.data.progress import CountProgress
+from fdp.data.samples import BadRowsError, DataError, row_line
 
 
 def _fail(e: Exception) -> NoReturn:
+    if isinstance(e, BadRowsError) and len(e.rows) > 1:
+        for r in e.rows:  # the reasons: the error line names rows and clips only
+            click.echo(f"bad row: {row_line(r)}", err=True)
     click.echo(f"error: {e}", err=True)
     sys.exit(2)
 
@@ -40,9 +45,11 @@ def _fail(e: Exception) -> NoReturn:
 @click.option("--size", default=128, show_default=True, type=click.IntRange(min=64), help="Side of the source frames.")
 @click.option("--frames-per-clip", default=40, show_default=True, type=click.IntRange(min=8),
               help="Frames per recording (the annotated onset..offset span is 50-80 % of it).")
+@click.option("--layout", default="casme2", show_default=True, type=click.Choice(["casme2", "samm", "smic", "mmew", "fourd"]),
+              help="Write the clips in this dataset's distributed layout (its reader then prepares them).")
 def synth_cmd(out: Path, subjects: int, clips_per_subject: int, seed: int, difficulty: float,
               amplitude: float | None, static_range: float | None, apex_range: tuple[float, float] | None, size: int,
-              frames_per_clip: int) -> None:
+              frames_per_clip: int, layout: str) -> None:
     """Write the synthetic micro-expression benchmark (prepare it with `fdp-sweep prepare casme2`)."""
     from fdp.data.synth import write_synthetic
 
@@ -53,62 +60,142 @@ def synth_cmd(out: Path, subjects: int, clips_per_subject: int, seed: int, diffi
     t0 = time.time()
     total = subjects * clips_per_subject
 
-    tty = sys.stderr.isatty()
-
-    def progress(done: int, n: int) -> None:  # a live line on a terminal, a line per 10 % in a log
-        if tty:
-            click.echo(f"\rsynth: {done}/{n} clips", nl=done == n, err=True)
-        elif done == n or done % max(n // 10, 1) == 0:
-            click.echo(f"synth: {done}/{n} clips", err=True)
-
+    progress = CountProgress("synth")  # a live line on a terminal, a line per 10 % in a log
     try:
         path = write_synthetic(out, subjects=subjects, clips_per_subject=clips_per_subject, seed=seed,
                                difficulty=difficulty, size=size, frames_per_clip=frames_per_clip, progress=progress,
-                               amplitude=amplitude, static_range=static_range, apex_range=apex_range or None)
+                               amplitude=amplitude, static_range=static_range, apex_range=apex_range or None,
+                               layout=layout)
     except DataError as e:
         _fail(e)
     except OSError as e:
         _fail(DataError(f"{e.filename or out}: cannot write the synthetic benchmark ({e.strerror or e})"))
     click.echo(f"wrote {total} clips of {subjects} subjects to {path} in {time.time() - t0:.1f} s")
-    click.echo(f"next: fdp-sweep prepare casme2 --root {path}")
+    click.echo(f"next: fdp-sweep prepare {layout} --root {path}")
 
 
 @click.command("prepare")
-@click.argument("dataset", type=click.Choice(["casme2", "samm", "casme_sq", "casme3"]))
+@click.argument("dataset", metavar="DATASET", type=click.Choice(["casme2", "samm", "casme_sq", "casme3", "smic",
+                                                                 "smic_vis", "smic_nir", "mmew", "fourd"]))
 @click.option("--root", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Folder of the dataset as distributed (annotation spreadsheet + frame folders).")
 @click.option("--out", "out", default=None, type=click.Path(file_okay=False, path_type=Path),
               help="Cache root (default: $FDP_CACHE_DIR or ./.cache/clips).")
 @click.option("--no-align", is_flag=True, help="Centre-crop and resize instead of aligning (pre-cropped faces).")
-@click.option("--skip-bad", is_flag=True, help="Skip bad rows / unreadable frames (recorded in the index) "
-                                                 "instead of stopping at the first.")
-def prepare_cmd(dataset: str, root: Path, out: Path | None, no_align: bool, skip_bad: bool) -> None:
-    """Read DATASET's annotations, align every clip once and store the clip cache."""
-    from fdp.data.cache import load_cache, prepare, stderr_progress
+@click.option("--skip-bad", is_flag=True, help="Skip bad rows / unreadable frames (recorded in the index, each with "
+                                                 "its clip id) instead of stopping after listing them all.")
+@click.option("--annotations", default=None, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The annotation file to read (default: the one .xlsx/.xls/.csv under --root whose sheet and "
+                   "header match the dataset, whatever its name).")
+@click.option("--max-frames", default=None, type=click.IntRange(min=2),
+              help="Subsample clips longer than this many frames uniformly when caching (recorded in the "
+                   "cache settings; part of its key). Default: keep every frame.")
+def prepare_cmd(dataset: str, root: Path, out: Path | None, no_align: bool, skip_bad: bool,
+                annotations: Path | None, max_frames: int | None) -> None:
+    """Read DATASET's annotations (casme2, samm, casme_sq, casme3, smic, smic_vis, smic_nir, mmew, fourd),
+    align every clip once and store the clip cache; then print
+    what it holds beside the paper's counts (as `fdp-sweep datasets` does)."""
+    from fdp.data.cache import load_cache, prepare
+    from orchestrator.datasets import summary_lines
 
     t0 = time.time()
-    line_open = [False]  # a progress line without its newline yet
-
-    def progress(done: int, total: int, clip_id: str) -> None:
-        stderr_progress(done, total, clip_id)
-        line_open[0] = done < total
-
+    progress = CountProgress("prepare")  # a live line on a terminal, plain lines in a log
     try:
-        path = prepare(dataset, root, out, align=not no_align, skip_bad=skip_bad, progress=progress)
+        path = prepare(dataset, root, out, align=not no_align, skip_bad=skip_bad, progress=progress,
+                       annotations=annotations, max_frames=max_frames)
         cache = load_cache(path)
     except DataError as e:
-        if line_open[0]:
-            click.echo("", err=True)  # the error gets a line of its own, below where progress stopped
+        progress.close_line()  # the error gets a line of its own, below where progress stopped
         _fail(e)
-    emotions = collections.Counter(c["emotion"] for c in cache.clips)
-    methods = collections.Counter(c.get("align", "?") for c in cache.clips)
-    subjects = len({c["subject"] for c in cache.clips})
-    click.echo(f"{dataset}: {len(cache.clips)} clips, {subjects} subjects, {cache.frames.shape[0]} frames "
-               f"({cache.frames.nbytes / 2**20:.0f} MiB)")
-    click.echo("emotions: " + ", ".join(f"{k} {v}" for k, v in emotions.most_common()))
-    click.echo("alignment: " + ", ".join(f"{k} {v}" for k, v in methods.most_common()))
-    click.echo(f"skipped: {len(cache.skipped)}")
-    for s in cache.skipped:
-        click.echo(f"  {s['source']}: {s['reason']}")
+    for line in summary_lines(cache):
+        click.echo(line)
     click.echo(f"cache: {path}")
     click.echo(f"time: {time.time() - t0:.1f} s")
+
+
+@click.command("datasets")
+@click.argument("target", required=False)
+@click.option("--cache-root", default=None, type=click.Path(file_okay=False, path_type=Path),
+              help="Where the caches are (default: $FDP_CACHE_DIR or ./.cache/clips).")
+@click.option("--root", default=None, type=click.Path(file_okay=False, path_type=Path),
+              help="With a dataset name: the cache prepared from this dataset folder.")
+@click.option("--long-clips", "long_clip_s", default=2.0, show_default=True,
+              type=click.FloatRange(min=0, min_open=True), metavar="SECONDS", help="Warn about clips longer than this (onset..offset as annotated).")
+def datasets_cmd(target: str | None, cache_root: Path | None, root: Path | None, long_clip_s: float) -> None:
+    """List the prepared clip caches, or summarise one: TARGET is a cache folder or a dataset name
+    (casme2, samm, casme_sq, casme3). The summary gives the source, the annotation file, clips,
+    subjects, frame sizes, clip lengths, per-setting class counts beside the paper's Tables 1-3,
+    repairs, skipped rows and the known differences from the paper."""
+    from fdp.data.cache import default_cache_root, find_cache, load_cache
+    from orchestrator.datasets import cache_line, list_caches, summary_lines
+
+    base = cache_root if cache_root is not None else default_cache_root()
+    try:
+        if target is None:
+            caches = list_caches(base)
+            if not caches:
+                raise DataError(f"no prepared caches under {base}: run `fdp-sweep prepare DATASET --root ...`")
+            click.echo(f"{len(caches)} prepared caches under {base}:")
+            for c in caches:
+                click.echo(f"  {cache_line(c)}")
+            click.echo("details: fdp-sweep datasets DATASET | CACHE_FOLDER")
+            return
+        given = Path(target)
+        path = given if (given / "index.json").is_file() else find_cache(target, cache_root=base, root=root)
+        cache = load_cache(path)
+    except DataError as e:
+        _fail(e)
+    click.echo(f"cache: {path}")
+    for line in summary_lines(cache, long_clip_s=long_clip_s):
+        click.echo(line)
+
+
+@click.command("merge")
+@click.argument("kind", type=click.Choice(["composite", "lodo"]))
+@click.option("--part", "parts", multiple=True, metavar="DATASET=CACHE | DATASET:SETTING[=CACHE]",
+              help="A prepared cache of one part (default: the one prepared cache of that dataset). "
+                   "composite: casme2, samm, smic; lodo: each dataset with its class setting, e.g. samm:samm/3.")
+@click.option("--label-list", default=None,
+              help="composite: the label list (default: the official MEGC2019 list shipped with fdp-sweep); "
+                   "'rule' groups the parts' emotions by the MEGC2019 guideline instead (synthetic data).")
+@click.option("--skip-missing", is_flag=True, help="composite: leave out listed clips not in the caches (recorded).")
+@click.option("--out", "out", default=None, type=click.Path(file_okay=False, path_type=Path),
+              help="Cache root (default: $FDP_CACHE_DIR or ./.cache/clips).")
+def merge_cmd(kind: str, parts: tuple[str, ...], label_list: str | None, skip_missing: bool, out: Path | None) -> None:
+    """Build a merged dataset from prepared caches: the MEGC2019 composite (CASME II + SAMM + SMIC,
+    3 classes, LOSO over all subjects) or a leave-one-dataset-out set (folds are datasets)."""
+    from fdp.data.cache import find_cache, load_cache
+    from fdp.data.merged import MEGC_DATABASES, build_composite, build_lodo
+
+    paths: dict[str, str] = {}
+    settings: dict[str, str] = {}
+    for p in parts:
+        head, _, path = p.partition("=")
+        db, _, setting = head.partition(":")
+        if not db or db in paths or db in settings:
+            _fail(DataError(f"--part {p!r}: expected DATASET=CACHE or DATASET:SETTING[=CACHE], each dataset once"))
+        if setting:
+            settings[db] = setting
+        if path:
+            paths[db] = path
+    try:
+        names = list(MEGC_DATABASES) if kind == "composite" else list(dict.fromkeys([*settings, *paths]))
+        for db in names:
+            if db not in paths:
+                paths[db] = str(find_cache(db, out))
+        if kind == "composite":
+            path = build_composite(paths, out, label_list=label_list, skip_missing=skip_missing)
+        else:
+            path = build_lodo(paths, settings, out)
+        cache = load_cache(path)
+    except (DataError, KeyError) as e:
+        _fail(e)
+    per_db = collections.Counter(c["database"] for c in cache.clips)
+    classes = collections.Counter(c["emotion"] for c in cache.clips)
+    subjects = {c["subject"] for c in cache.clips}
+    click.echo(f"{kind}: {len(cache.clips)} clips, {len(subjects)} subjects "
+               f"({', '.join(f'{db} {n}' for db, n in sorted(per_db.items()))})")
+    click.echo("classes: " + ", ".join(f"{k} {v}" for k, v in classes.most_common()))
+    for s in cache.skipped:
+        click.echo(f"  skipped {s.get('clip_id', '')} ({s['source']}): {s['reason']}")
+    click.echo(f"cache: {path}")

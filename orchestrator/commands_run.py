@@ -23,11 +23,13 @@ from orchestrator.clitools import fail_on_errors, parse_sets
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
               help="Dotted config override for every job, applied last; repeatable.")
 @click.option("--max-parallel", type=click.IntRange(min=1), default=None, help="At most N jobs at once.")
+@click.option("--gpu-mem", "gpu_mem", type=click.FloatRange(min=0, min_open=True), default=None, metavar="GB",
+              help="Memory of one GPU for the dry run's packing check (default: the visible GPU's, else 80).")
 @click.option("--tracking-uri", default=None,
               help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///<project>/mlflow.db).")
 @fail_on_errors
 def run_cmd(spec_path: str, dry_run: bool, smoke: bool, fresh: bool, address: str | None, sets: tuple[str, ...],
-            max_parallel: int | None, tracking_uri: str | None) -> None:
+            max_parallel: int | None, tracking_uri: str | None, gpu_mem: float | None = None) -> None:
     """Run the sweep SPEC (a YAML file, see docs/sweeps.md); re-running resumes it."""
     from orchestrator.jobs import expand, format_plan
     from orchestrator.scheduler import SchedulerError, SweepOptions, run_sweep
@@ -42,7 +44,7 @@ def run_cmd(spec_path: str, dry_run: bool, smoke: bool, fresh: bool, address: st
         sys.exit(2)
     plan = expand(spec)
     if dry_run:
-        click.echo(format_plan(plan))
+        click.echo(format_plan(plan, gpu_mem_gb=gpu_mem))
         return
     if not plan.complete:
         for p in plan.problems:

@@ -11,8 +11,22 @@ import click
 from orchestrator.clitools import fail_on_errors
 
 
+class _TableChoice(click.ParamType):
+    """A paper table number 4-14, or `megc` (the MEGC2019 composite evaluation)."""
+
+    name = "4-14|megc"
+
+    def convert(self, value, param, ctx):  # noqa: ANN001, ANN201 - click's signature
+        if isinstance(value, int) or str(value).lower() == "megc":
+            return value if isinstance(value, int) else "megc"
+        if str(value).isdigit() and 4 <= int(value) <= 14:
+            return int(value)
+        self.fail(f"{value!r} is not a table 4-14 or megc", param, ctx)
+
+
 @click.command("summarize")
-@click.option("--table", "table", type=click.IntRange(4, 14), default=None, help="Paper table 4-14.")
+@click.option("--table", "table", type=_TableChoice(), default=None,
+              help="Paper table 4-14, or megc: the MEGC2019 composite evaluation (sweeps/composite.yaml).")
 @click.option("--figure", "figure", type=click.Choice(["4"]), default=None,
               help="Fig. 4: frames, ground-truth and predicted DI per variant (Table 14 / 9 sweep).")
 @click.option("--sweep", "sweeps", multiple=True, metavar="NAME",
@@ -40,6 +54,19 @@ def summarize_cmd(table: int | None, figure: str | None, sweeps: tuple[str, ...]
         sys.exit(2)
     try:
         uri = resolve_tracking_uri(tracking_uri)
+        if table == "megc":
+            from orchestrator.megc import render_megc
+
+            if len(sweeps) > 1:
+                raise SummaryError("--table megc reads one sweep; give --sweep once")
+            if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
+                raise SummaryError(f"no tracked runs: no MLflow store at {uri}; run "
+                                   "`fdp-sweep run sweeps/composite.yaml` first (or pass --tracking-uri)")
+            text, notes = render_megc(uri, sweep=sweeps[0] if sweeps else None, fmt=fmt, include_smoke=include_smoke)
+            click.echo(text)
+            for n in notes:
+                click.echo(n, err=True)
+            return
         if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
             # nothing tracked here yet, and a read must not leave an empty store behind
             if figure or sweeps or table not in NO_RUNS_OK:

@@ -59,7 +59,7 @@ def train_cmd(dataset, setting, variant, cache_dir, fold, max_folds, steps, devi
                f"device {cfg.train.device}", err=True)
     labels, preds, t0 = [], [], time.perf_counter()
     for i, f in enumerate(folds, 1):
-        done = out / f"fold-{f}.json" if out else None
+        done = out / f"fold-{_safe(f)}.json" if out else None
         if done is not None and done.exists():
             res, note = FoldResult.from_json(done.read_text()), f"  [read back from {done}]"
         else:
@@ -86,12 +86,12 @@ def _train_one(cfg, fold: str, tag: str, out: Path | None):
             losses = " ".join(f"{k}={v:.4f}" for k, v in terms.items())
             click.echo(f"\r{tag} step {step}/{steps} {losses}", err=True, nl=not sys.stderr.isatty())
 
-    ckpt = out / f"fold-{fold}.ckpt" if out else None
+    ckpt = out / f"fold-{_safe(fold)}.ckpt" if out else None
     res = run_fold(cfg, fold, callback=progress, checkpoint_path=ckpt)
     if sys.stderr.isatty():
         click.echo("", err=True)
     if out is not None:
-        atomic_write_text(out / f"fold-{fold}.json", res.to_json())
+        atomic_write_text(out / f"fold-{_safe(fold)}.json", res.to_json())
         ckpt.unlink(missing_ok=True)
     return res
 
@@ -141,3 +141,8 @@ def _open_out_dir(out: Path, config: dict) -> Path:
 
 # the smoke size shared by `train --smoke`, sweep files' `profile: smoke` and the tests: fdp/profiles.py
 SMOKE_OVERRIDES = profile("smoke")
+
+
+def _safe(fold: str) -> str:
+    """A fold name as a file name: merged sets name folds `samm/006` (fdp.data.merged)."""
+    return fold.replace("/", "__")

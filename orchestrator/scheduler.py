@@ -52,11 +52,21 @@ class Cluster:
     gpus: float
     log_dir: str  # where the workers' stdout/stderr files are (Ray's session dir)
     started_here: bool  # a local cluster this process started (and shuts down)
+    nodes: list[tuple[float, float]] = field(default_factory=list)  # (cpus, gpus) of each alive node; [] = one node
 
 
-def start_ray(address: str | None = None, num_cpus: int | None = None) -> Cluster:
+def _alive_nodes() -> list[tuple[float, float]]:
+    import ray
+
+    return [(float(n["Resources"].get("CPU", 0)), float(n["Resources"].get("GPU", 0)))
+            for n in ray.nodes() if n.get("Alive")]
+
+
+def start_ray(address: str | None = None, num_cpus: int | None = None, num_gpus: int | None = None) -> Cluster:
     """Attach to `address` / $RAY_ADDRESS, or start a quiet local cluster. Worker output goes to
-    files in Ray's session directory, not to this terminal."""
+    files in Ray's session directory, not to this terminal. `num_gpus` declares a local cluster's
+    GPUs (default: Ray's detection); declared GPUs that do not exist only do accounting, which is
+    how the GPU scheduling is tested on machines without one."""
     import ray
 
     for k, v in QUIET_ENV.items():
@@ -68,7 +78,8 @@ def start_ray(address: str | None = None, num_cpus: int | None = None) -> Cluste
     elif address:
         ctx = ray.init(address=address, **common)
     else:
-        ctx = ray.init(num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False, **common)
+        ctx = ray.init(num_cpus=num_cpus or os.cpu_count() or 1, num_gpus=num_gpus, include_dashboard=False,
+                       **common)
     res = ray.cluster_resources()
     session = ""
     if ctx is not None:
@@ -77,14 +88,15 @@ def start_ray(address: str | None = None, num_cpus: int | None = None) -> Cluste
         session = getattr(getattr(ray._private.worker.global_worker, "node", None), "get_session_dir_path",
                           lambda: "")()
     return Cluster(address or "local", float(res.get("CPU", 0)), float(res.get("GPU", 0)),
-                   str(Path(session) / "logs") if session else "", ctx is not None and not address)
+                   str(Path(session) / "logs") if session else "", ctx is not None and not address, _alive_nodes())
 
 
 def capacity(cluster: Cluster, res: Resources, max_parallel: int | None = None) -> int:
-    """How many jobs of size `res` the cluster runs at once (bounded by --max-parallel)."""
-    n = int(cluster.cpus // res.cpus) if res.cpus > 0 else 10**6
-    if res.gpus > 0:
-        n = min(n, int(cluster.gpus // res.gpus))
+    """How many jobs of size `res` the cluster runs at once (bounded by --max-parallel): summed
+    over its nodes, GPU fractions counted per GPU (`Resources.fit`), so a job never waits inside
+    Ray while the progress line calls it running, and a job no single node fits gives 0."""
+    nodes = cluster.nodes or [(cluster.cpus, cluster.gpus)]
+    n = sum(res.fit(c, g) for c, g in nodes)
     if max_parallel:
         n = min(n, max_parallel)
     return n
@@ -153,6 +165,7 @@ class SweepOptions:
     tracking_uri: str | None = None  # else $MLFLOW_TRACKING_URI, else sqlite in the project root
     root: Path | None = None  # project root (else $FDP_PROJECT_ROOT or cwd)
     num_cpus: int | None = None  # CPUs of a local cluster (default: all)
+    num_gpus: int | None = None  # GPUs of a local cluster (default: Ray's detection; tests declare fake ones)
     job_fn: JobFn = run_job  # what a task runs; tests swap it for orchestration-only checks
     stream: TextIO | None = None  # progress/status output (default stderr)
     progress_interval: float = 10.0  # seconds between progress lines when not on a terminal
@@ -204,16 +217,20 @@ def run_sweep(plan: Plan, opts: SweepOptions | None = None) -> SweepReport:
     uri = resolve_tracking_uri(opts.tracking_uri, root)
 
     # --- resources first: a sweep whose jobs no node can run creates no store, run or checkpoint
-    cluster = start_ray(opts.address, opts.num_cpus) if plan.jobs else None
+    cluster = start_ray(opts.address, opts.num_cpus, opts.num_gpus) if plan.jobs else None
     par = capacity(cluster, spec.resources, opts.max_parallel) if cluster else 1
     if cluster is not None and par < 1:
         if cluster.started_here:
             import ray
 
             ray.shutdown()
+        nodes = cluster.nodes or [(cluster.cpus, cluster.gpus)]
+        biggest = max(nodes, key=lambda n: (n[1], n[0]))
         raise SchedulerError(
-            f"no node of the cluster ({cluster.cpus:g} cpus, {cluster.gpus:g} gpus) fits one job "
-            f"({spec.resources.cpus:g} cpus, {spec.resources.gpus:g} gpus); lower `resources:` in the spec")
+            f"no node of the cluster ({cluster.cpus:g} cpus, {cluster.gpus:g} gpus"
+            + (f" on {len(nodes)} nodes, at most {biggest[0]:g} cpus / {biggest[1]:g} gpus on one" if len(nodes) > 1
+               else "") + f") fits one job ({spec.resources.cpus:g} cpus, {spec.resources.gpus:g} gpus); "
+            "lower `resources:` in the spec")
 
     # --- tracking: everything a worker needs exists before the first worker starts (SPEC §7)
     tracker = SweepTracker(uri, root)

@@ -45,7 +45,7 @@ from typing import Any, Callable, Sequence, TextIO
 import numpy as np
 
 from fdp.config import ConfigError, ExperimentConfig, from_dict, to_dict
-from orchestrator.spec import SpecError, SweepSpec, configurations, smoke_overrides
+from orchestrator.spec import SpecError, SweepSpec, configurations, pinned_keys
 
 METRICS = {"nll": "minimize", "di_mse": "minimize", "acc": "maximize", "uf1": "maximize", "uar": "maximize"}
 SEARCH_KEYS = ("space", "trials", "parallel", "sampler", "seed", "startup_trials", "metric", "direction",
@@ -203,7 +203,7 @@ def parse_search(spec: SweepSpec, trials: int | None = None) -> SearchSettings:
         raise SpecError(list(dict.fromkeys(problems)))
     # keys the smoke block or --set pin are not searched: a sampled value that the config then
     # replaces would be logged as a parameter it never was
-    pinned = set(spec.sets) | (set(smoke_overrides(spec)) if spec.is_smoke else set())  # incl. its profile's keys
+    pinned = pinned_keys(spec)
     space = {k: d for k, d in space.items() if k not in pinned}
     enqueue = [{k: v for k, v in e.items() if k not in pinned} for e in enqueue]
     n_trials = trials if trials is not None else (ints["smoke_trials"] if spec.is_smoke else ints["trials"])

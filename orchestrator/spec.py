@@ -54,12 +54,14 @@ DATA_KEYS = ("dataset", "setting", "protocol", "test_dataset")
 EXPERIMENT_KEYS = DATA_KEYS + ("seeds", "folds")
 RESOURCE_KEYS = ("cpus", "gpus")
 TRACKING_KEYS = ("experiment",)
-PROTOCOLS = ("loso", "cross")
+PROTOCOLS = ("loso", "cross", "composite", "leave-one-dataset-out")
+# merged datasets (fdp.data.merged) and the protocol each one is evaluated under
+MERGED_PROTOCOL = {"composite": "composite", "lodo": "leave-one-dataset-out"}
 # A name becomes a directory (checkpoints) and an MLflow tag: keep it path- and shell-safe.
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 # Keys the spec sets through its own fields; a grid or override naming them would be ambiguous.
 RESERVED_KEYS = {"train.seed": "seeds", "data.dataset": "dataset", "data.setting": "setting",
-                 "data.test_dataset": "test_dataset", "variant": "variants"}
+                 "data.test_dataset": "test_dataset", "data.fold_by": "protocol", "variant": "variants"}
 SEARCH_PARAM_TYPES = ("float", "int", "categorical")
 # smoke-block keys that are not config overrides: the data every experiment trains on under
 # --smoke (so any table's sweep smoke-tests on the synthetic benchmark), its seeds and folds
@@ -72,6 +74,28 @@ class Resources:
 
     cpus: float = 1.0  # CPU cores per job (Ray also sets OMP_NUM_THREADS from it)
     gpus: float = 0.0  # GPU fraction per job; fractions only do accounting, jobs share the device
+
+    def jobs_per_gpu(self) -> int:
+        """Jobs that share one GPU: Ray places a fractional request on a single GPU, so fractions
+        are counted per GPU, not over the node (0.4 on 2 GPUs: 2 per GPU = 4 jobs, not 2 // 0.4 = 5).
+        Ray counts resources in units of 1e-4. 0 for a CPU-only job; 1 for whole GPUs."""
+        if self.gpus <= 0:
+            return 0
+        if self.gpus >= 1:
+            return 1
+        return RAY_UNITS // max(1, round(self.gpus * RAY_UNITS))
+
+    def fit(self, cpus: float, gpus: float) -> int:
+        """How many such jobs one node with `cpus` CPUs and `gpus` GPUs runs at once."""
+        n = int(cpus // self.cpus) if self.cpus > 0 else 10**6
+        if self.gpus >= 1:
+            n = min(n, int(gpus // self.gpus))
+        elif self.gpus > 0:
+            n = min(n, int(gpus) * self.jobs_per_gpu())
+        return n
+
+
+RAY_UNITS = 10_000  # Ray's fixed-point resolution of resource quantities (1e-4)
 
 
 @dataclass
@@ -353,9 +377,12 @@ def parse_spec(raw: Any, sets: dict[str, Any] | None = None, smoke: bool = False
         # Only now are the pieces sound enough to build every configuration; that catches what
         # the key check cannot: bad value types and inconsistent combinations.
         try:
-            configurations(spec)
+            confs = configurations(spec)
         except SpecError as e:
             problems.extend(e.problems)
+        else:
+            if isinstance(search, dict):
+                problems.extend(_check_space_values(spec, confs))
     if problems:
         raise SpecError(_unique(problems))
     return spec
@@ -396,8 +423,15 @@ def _check_data(data: dict[str, Any], where: str) -> list[str]:
                        f"{suggest(str(test_dataset), datasets)}")
         elif test_dataset == dataset:
             out.append(f"{where}test_dataset: the cross protocol tests on another dataset than {dataset!r}")
-    elif "test_dataset" in data and protocol == "loso":
+    elif "test_dataset" in data and protocol != "cross":
         out.append(f"{where}test_dataset: only with protocol: cross (LOSO tests on the subjects of `dataset`)")
+    wanted = MERGED_PROTOCOL.get(dataset)
+    if protocol in MERGED_PROTOCOL.values() and dataset in datasets and wanted != protocol:
+        need = next(k for k, v in MERGED_PROTOCOL.items() if v == protocol)
+        out.append(f"{where}dataset: protocol {protocol} runs on the merged dataset {need!r} "
+                   f"(`fdp-sweep merge {need}`), got {dataset!r}")
+    elif wanted and protocol != wanted:
+        out.append(f"{where}protocol: the merged dataset {dataset!r} is evaluated with protocol: {wanted}")
     if "setting" in data:  # (against an unknown dataset nothing more to say: one mistake, one line)
         known = dataset if dataset in datasets else ""
         out.extend(f"{where}{m}" for m in _check_setting(data["setting"], known, protocol))
@@ -473,7 +507,7 @@ def _mapping(raw: dict[str, Any], key: str, known: tuple[str, ...], example: str
 def _known_datasets() -> list[str]:
     from fdp.data.readers import READERS
 
-    return sorted(READERS)
+    return sorted([*READERS, *MERGED_PROTOCOL])
 
 
 def _check_setting(setting: Any, dataset: Any, protocol: Any) -> list[str]:
@@ -486,7 +520,7 @@ def _check_setting(setting: Any, dataset: Any, protocol: Any) -> list[str]:
     out = []
     if protocol == "cross" and not setting.startswith("cross/"):
         out.append(f"setting: the cross protocol uses a cross/<dataset> setting, got {setting!r}")
-    if protocol == "loso" and setting.startswith("cross/"):
+    if protocol != "cross" and setting.startswith("cross/"):
         out.append(f"setting: {setting!r} is a cross-dataset setting; use protocol: cross")
     if isinstance(dataset, str) and dataset and s.dataset != dataset:
         out.append(f"setting: {setting!r} is a setting of {s.dataset}, not of dataset {dataset!r}")
@@ -548,6 +582,29 @@ def _check_search(search: Any, keys: list[str]) -> list[str]:
     return out
 
 
+def pinned_keys(spec: SweepSpec) -> set[str]:
+    """Keys the search does not sample: --set and (with --smoke) the smoke block replace them."""
+    return set(spec.sets) | (set(smoke_overrides(spec)) if spec.is_smoke else set())  # incl. its profile's keys
+
+
+def _check_space_values(spec: SweepSpec, confs: list[Configuration]) -> list[str]:
+    """Each value the search can draw (every choice; a range's both ends), set on its own on top
+    of each configuration as a trial sets it, builds: one that cannot would fail every trial
+    that draws it. (Combinations of several keys are checked when a trial is asked.)"""
+    out = []
+    for k, d in (spec.search.get("space") or {}).items():
+        if k in pinned_keys(spec):
+            continue
+        values = d["choices"] if d["type"] == "categorical" else [d["low"], d["high"]]
+        for conf in confs:
+            for v in values:
+                try:
+                    build_config(conf.variant, {**conf.overrides, k: v})
+                except ConfigError as e:
+                    out.append(f"{spec.path}: search: space: {k}: {v!r} cannot be built: {e}")
+    return _unique(out)
+
+
 def _pos_int(x: Any) -> bool:
     return isinstance(x, int) and not isinstance(x, bool) and x > 0
 
@@ -571,6 +628,8 @@ def base_overrides(spec: SweepSpec, exp: Experiment | None = None) -> dict[str, 
     data = exp.runs_on
     over: dict[str, Any] = {"data.dataset": data["dataset"], "data.setting": data["setting"],
                             "data.test_dataset": data["test_dataset"]}
+    if data.get("protocol") == "leave-one-dataset-out":
+        over["data.fold_by"] = "database"
     if spec.steps is not None:
         over["train.steps"] = spec.steps
     return over

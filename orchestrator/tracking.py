@@ -485,7 +485,12 @@ class RunLogger:
         ms = [Metric(k, float(v), now, int(result.steps)) for k, v in values.items()]
         with_retry(self.client.log_batch, self.run_id, metrics=ms,
                    tags=[RunTag("fdp.selection_detail", result.selection[:5000]),
-                         RunTag("fdp.device", result.device)])
+                         RunTag("fdp.device", result.device),
+                         # what the job ran as, after `auto` was resolved on its device (fdp.runtime)
+                         RunTag("fdp.precision", result.precision),
+                         RunTag("fdp.memory_format", result.memory_format),
+                         RunTag("fdp.compiled", result.compiled or "no"),
+                         RunTag("fdp.gpu", result.gpu or "-")])
         with tempfile.TemporaryDirectory() as tmp:
             d = Path(tmp)
             (d / "predictions.csv").write_text(predictions_csv(result))

@@ -14,6 +14,10 @@ pipeline can check that frames arrive in order.
 `count_rows(dataset, counts)` makes annotation rows with one frame per clip for given per-emotion
 counts; with the `*_COUNTS` tables (SPEC §4.1, paper Tables 1-2) they reproduce the published
 sample counts of every class setting in well under a second.
+
+`make_samm_release` and `make_casme3_release` reproduce facts of the released files (issue #15):
+SAMM v2's 159 rows with the header on row 14 and the two apex rows outside onset..offset;
+CAS(ME)^3 Part A's text-typed frame numbers, a repairable apex and four bad rows.
 """
 
 from __future__ import annotations
@@ -36,13 +40,15 @@ CASME2_COUNTS: dict[str, int] = {
 SAMM_COUNTS: dict[str, int] = {
     "Anger": 57, "Other": 26, "Happiness": 26, "Surprise": 15, "Contempt": 12, "Disgust": 9, "Fear": 8, "Sadness": 6,
 }  # 159 clips, 29 subjects
-CASME_SQ_COUNTS: dict[str, int] = {"positive": 8, "negative": 21, "surprise": 9, "others": 19}  # 57 clips, 22 subjects
+CASME_SQ_COUNTS: dict[str, int] = {"positive": 8, "negative": 21, "surprise": 9, "others": 19}  # 57 clips
 # Paper Table 1 (943 clips, 100 subjects). The distributed v2 label file has 860 rows (SPEC §4.1),
 # so real data will not reproduce these numbers exactly; the fixture checks the mapping, not the file.
 CASME3_COUNTS: dict[str, int] = {
     "happy": 64, "anger": 70, "disgust": 281, "fear": 93, "surprise": 201, "sad": 64, "others": 170,
 }
-SUBJECTS: dict[str, int] = {"casme2": 26, "samm": 29, "casme_sq": 22, "casme3": 100}
+# Subjects with clips. CAS(ME)^2: the released code sheet's 57 ME clips come from 14 subjects (the
+# paper's 22 counts every subject of the dataset, SPEC §4.1).
+SUBJECTS: dict[str, int] = {"casme2": 26, "samm": 29, "casme_sq": 14, "casme3": 100}
 
 # CAS(ME)^2 naming rules of the fake copy: code-sheet subject k lives in folder s(14 + k), and
 # video name -> (code, folder description), e.g. rawpic/s15/15_0101disgustingteeth.
@@ -199,8 +205,10 @@ def make_samm(
     *,
     notes_rows: int = 13,
     frame_size: int = FRAME_SIZE,
+    filename: str = "SAMM_Micro_FACS_Codes_v2.xlsx",
 ) -> FakeDataset:
-    """SAMM: `SAMM_Micro_FACS_Codes_v2.xlsx`, sheet `MICRO_ONLY` with `notes_rows` rows of notes
+    """SAMM: `filename` (as distributed `SAMM_Micro_FACS_Codes_v2.xlsx`; other copies are named
+    `SAMM_20181215_Micro_FACS_Codes_v2.xlsx`), sheet `MICRO_ONLY` with `notes_rows` rows of notes
     above the header, frames `SAMM/<subject>/<Filename>/<subject>_<frame:05d>.jpg`.
 
     Row keys: subject, filename, onset, apex, offset, aus, emotion (+ frames).
@@ -225,7 +233,7 @@ def make_samm(
             continue
         s = f"{subject:03d}"
         write_frames(root / "SAMM" / s / str(row["filename"]), _frame_numbers(row), f"{s}_{{n:05d}}.jpg", frame_size)
-    path = root / "SAMM_Micro_FACS_Codes_v2.xlsx"
+    path = root / filename
     wb.save(path)
     return FakeDataset(root, path, numbers)
 
@@ -253,8 +261,10 @@ def make_casme_sq(
     *,
     sheet_name: str = "CASFEcode_final",
     frame_size: int = FRAME_SIZE,
+    filename: str = "CAS(ME)^2code_final.xlsx",
 ) -> FakeDataset:
-    """CAS(ME)^2: `CAS(ME)^2code_final.xlsx` (header-less first sheet named `sheet_name`, sheets
+    """CAS(ME)^2: `filename` (copies: `code_final.xlsx`, `CAS(ME)^2code_final(Updated).xlsx`;
+    header-less first sheet named `sheet_name`, sheets
     `naming rule1`/`naming rule2`) + frames `rawpic/s<N>/<N>_<code><description>/img<n>.jpg`.
 
     Row keys: subject (code-sheet number k -> folder s(14+k)), clip ("anger1_1"; the video part
@@ -285,7 +295,7 @@ def make_casme_sq(
     for i, (video, (code, _)) in enumerate(SQ_VIDEOS.items()):
         # codes as ints (101) and as text ("0102"), as copies differ
         _append(rule2, [code if i % 2 == 0 else f"{code:04d}", video])
-    path = root / "CAS(ME)^2code_final.xlsx"
+    path = root / filename
     wb.save(path)
     return FakeDataset(root, path, numbers)
 
@@ -348,9 +358,11 @@ def make_casme3(
 MAKERS = {"casme2": make_casme2, "samm": make_samm, "casme_sq": make_casme_sq, "casme3": make_casme3}
 
 
-def count_rows(dataset: str, counts: Mapping[str, int], subjects: int | None = None) -> list[dict[str, Any]]:
+def count_rows(dataset: str, counts: Mapping[str, int], subjects: int | None = None,
+               clip_suffix: int = 1) -> list[dict[str, Any]]:
     """Rows for `MAKERS[dataset]` with `counts[emotion]` one-frame clips each, spread round-robin
-    over `subjects` subjects (default: the dataset's published number, `SUBJECTS`)."""
+    over `subjects` subjects (default: `SUBJECTS`). `clip_suffix` ends SAMM's generated file
+    names (`006_1_<suffix>`), so other names can be added without a clash."""
     n_subjects = subjects or SUBJECTS[dataset]
     rows: list[dict[str, Any]] = []
     i = 0
@@ -364,7 +376,7 @@ def count_rows(dataset: str, counts: Mapping[str, int], subjects: int | None = N
                              "offset": frame, "emotion": emotion})
             elif dataset == "samm":
                 s = k + 5  # SAMM subjects start at 006
-                rows.append({"subject": s, "filename": f"{s:03d}_{j}_1", "onset": frame, "apex": frame,
+                rows.append({"subject": s, "filename": f"{s:03d}_{j}_{clip_suffix}", "onset": frame, "apex": frame,
                              "offset": frame, "emotion": emotion})
             elif dataset == "casme_sq":
                 video = list(SQ_VIDEOS)[j % len(SQ_VIDEOS)]
@@ -394,3 +406,75 @@ def make_counts(dataset: str, root: Path, counts: Mapping[str, int] | None = Non
         rows = rows + [{"subject": 1, "clip": "disgust1_99", "onset": 1, "apex": 1, "offset": 1, "emotion": "negative",
                         "type": "macro-expression", "frames": []}]
     return MAKERS[dataset](root, rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# Facts of the released files (issue #15)
+# ---------------------------------------------------------------------------------------------
+
+# SAMM v2's two rows whose apex lies outside onset..offset (SPEC §4.1); the emotions are chosen so
+# that dropping both gives issue #15's wrong counts (anger 56, contempt 11).
+SAMM_APEX_ROWS: list[dict[str, Any]] = [
+    {"subject": 28, "filename": "028_4_1", "onset": 1130, "apex": 1143, "offset": 1134, "emotion": "Anger"},
+    {"subject": 32, "filename": "032_3_1", "onset": 4896, "apex": 1930, "offset": 4900, "emotion": "Contempt"},
+]
+
+
+def samm_release_rows() -> list[dict[str, Any]]:
+    """159 rows like SAMM v2: the published per-class counts (`SAMM_COUNTS`), 29 subjects
+    (006..034), tiny clips, and the two apex rows of `SAMM_APEX_ROWS` in place of one generated
+    Anger and one generated Contempt row."""
+    rows = count_rows("samm", SAMM_COUNTS, clip_suffix=9)
+    for known in SAMM_APEX_ROWS:
+        i = next(i for i, r in enumerate(rows) if r["emotion"] == known["emotion"])
+        rows[i] = dict(known)
+    return rows
+
+
+def make_samm_release(root: Path, filename: str = "SAMM_Micro_FACS_Codes_v2.xlsx") -> FakeDataset:
+    """A SAMM copy with v2's facts: 159 rows, header on row 14 after 13 rows of notes, the two
+    apex rows; one tiny frame per generated clip."""
+    return make_samm(root, samm_release_rows(), notes_rows=13, filename=filename)
+
+
+def casme3_release_rows() -> list[dict[str, Any]]:
+    """A CAS(ME)^3 Part A label sheet in the released file's style: frame numbers stored as text,
+    several MEs per subject/letter video, one capitalised "Others" and one capital task letter.
+
+    Row 4 has its apex before its onset: repaired (apex unknown), not bad. Rows 5-8 are the four
+    bad rows: offset before onset, offset 0 twice (as in the released v2) and, as the fourth,
+    a row whose frames are missing on disk — the released file's fourth problem row (apex before
+    onset) is repairable under the one rule, so the fixture keeps four genuinely bad rows.
+    """
+    t = str  # the released file stores frame numbers as text
+    return [
+        {"subject": "spNO.1", "filename": "a", "onset": t(10), "apex": t(12), "offset": t(14), "emotion": "happy",
+         "frames": range(10, 15)},
+        {"subject": "spNO.1", "filename": "a", "onset": t(30), "apex": t(31), "offset": t(33), "emotion": "Others",
+         "frames": range(30, 34)},
+        {"subject": "spNO.2", "filename": "B", "onset": t(5), "apex": t(6), "offset": t(8), "emotion": "disgust",
+         "frames": range(5, 9)},
+        # apex before onset: repaired to unknown
+        {"subject": "spNO.2", "filename": "c", "onset": t(40), "apex": t(38), "offset": t(42), "emotion": "fear",
+         "frames": range(40, 43)},
+        # the four bad rows
+        {"subject": "spNO.3", "filename": "a", "onset": t(20), "apex": t(21), "offset": t(15), "emotion": "sad",
+         "frames": []},
+        {"subject": "spNO.3", "filename": "b", "onset": t(50), "apex": t(52), "offset": t(0), "emotion": "anger",
+         "frames": []},
+        {"subject": "spNO.4", "filename": "d", "onset": t(60), "apex": t(61), "offset": t(0), "emotion": "surprise",
+         "frames": []},
+        {"subject": "spNO.4", "filename": "e", "onset": t(70), "apex": t(71), "offset": t(73), "emotion": "happy",
+         "frames": [70, 71]},
+        {"subject": "spNO.5", "filename": "a", "onset": t(3), "apex": "", "offset": t(4), "emotion": "surprise",
+         "frames": range(3, 5)},
+    ]
+
+
+# Clip ids of `casme3_release_rows()`'s four bad rows, in sheet order.
+CASME3_BAD_CLIPS = ["spNO.3_a_20", "spNO.3_b_50", "spNO.4_d_60", "spNO.4_e_70"]
+
+
+def make_casme3_release(root: Path) -> FakeDataset:
+    """A CAS(ME)^3 Part A copy with `casme3_release_rows()`."""
+    return make_casme3(root, casme3_release_rows())

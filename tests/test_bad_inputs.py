@@ -19,18 +19,20 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from fixtures_data import make_casme2
+from fixtures_data import CASME3_BAD_CLIPS, make_casme2, make_casme3_release
 
 from orchestrator.cli import main
 
-# Lines a command may print on stderr before its error: progress, the train header, click's usage.
-INFO_PREFIXES = ("prepare: ", "synth: ", "fdp on ", "Usage: ", "Try '")
+# Lines a command may print on stderr before its error: progress, the train header, click's usage,
+# and the bad rows a pass found (one line each, the error line then names them by row and clip).
+INFO_PREFIXES = ("prepare: ", "synth: ", "fdp on ", "Usage: ", "Try '", "bad row: ")
 
 SPEC = "name: bad\ndataset: casme2\nsetting: casme2/5\nvariants: [fdp]\n"
 # CASME II rows: a good row, the case's row (row 3 of the sheet), a good row
 GOOD = {"subject": "03", "filename": "EP01_01", "onset": 9, "apex": 10, "offset": 12, "emotion": "disgust"}
 ANNOTATION = "CASME2-coding-20190701.xlsx"
 FRAMES = "CASME2_RAW_selected/sub03/EP01_01"
+ROW3 = f"{ANNOTATION}:row 3: clip sub03_EP01_01: "  # how every message about the case's row starts
 
 
 @dataclass
@@ -67,6 +69,31 @@ def casme2(change: dict | None = None, frame: Callable[[Path], None] | None = No
     return build
 
 
+def prepare_with(make: Callable[[Path], list[str]]) -> Callable[[Path], list[str]]:
+    """A tiny CASME II copy (the `casme2()` rows); `make(tmp)` changes it and returns extra arguments."""
+    def build(tmp: Path) -> list[str]:
+        argv = casme2()(tmp)
+        return argv + make(tmp)
+    return build
+
+
+def two_coding_files(tmp: Path) -> list[str]:
+    (tmp / "data" / ANNOTATION).rename(tmp / "data" / "CASME2-coding-20140508.xlsx")
+    make_casme2(tmp / "data")  # a second coding file beside it
+    return []
+
+
+def not_an_annotation_csv(tmp: Path) -> list[str]:
+    (tmp / "data" / "codes.csv").write_text("Subject,Filename,Onset\n01,EP02_01f,8\n")
+    return ["--annotations", str(tmp / "data" / "codes.csv")]
+
+
+def casme3_release(tmp: Path) -> list[str]:
+    ds = make_casme3_release(tmp / "c3")
+    (tmp / "out").mkdir()
+    return ["prepare", "casme3", "--root", str(ds.root), "--out", str(tmp / "out"), "--no-align"]
+
+
 def empty_root(tmp: Path) -> list[str]:
     (tmp / "empty").mkdir()
     return ["prepare", "casme2", "--root", str(tmp / "empty"), "--out", str(tmp / "out")]
@@ -96,6 +123,28 @@ def a_dataset_root(tmp: Path) -> Path:
 
 def args(*a: str) -> Callable[[Path], list[str]]:
     return lambda tmp: list(a)
+
+
+def merge_with_list(second_row: str) -> Callable[[Path], list[str]]:
+    """`merge composite` of three tiny part caches (under tmp/parts, outside the cache root) with
+    a label list whose first row is found and whose second row is `second_row`."""
+    import json
+
+    import numpy as np
+
+    def build(tmp: Path) -> list[str]:
+        argv = ["merge", "composite", "--label-list", str(tmp / "list.csv")]
+        for db, subject, clip, emotion in (("casme2", "01", "sub01_EP01", "happiness"),
+                                           ("samm", "007", "007_1_1", "anger"), ("smic", "s01", "s01_po_01", "positive")):
+            d = tmp / "parts" / f"{db}-x"
+            d.mkdir(parents=True)
+            np.save(d / "frames.npy", np.zeros((2, 3, 8, 8), np.uint8))
+            (d / "index.json").write_text(json.dumps({"dataset": db, "settings": {}, "clips": [
+                {"subject": subject, "clip_id": clip, "emotion": emotion, "start": 0, "length": 2}]}))
+            argv += ["--part", f"{db}={d}"]
+        (tmp / "list.csv").write_text("samm,7,007_1_1,0\n" + second_row)
+        return argv
+    return build
 
 
 S = "{tmp}/spec.yaml: "
@@ -134,22 +183,46 @@ CORPUS = [
         ["from_search: no Optuna study 'nostudy'", "{tmp}/project/optuna.db", "fdp-sweep search"]),
     Bad("spec-missing-cache", spec(SPEC),
         ["no prepared clip cache for casme2", "{tmp}/cache", "fdp-sweep prepare casme2"]),
+    Bad("spec-search-choice-cannot-build",
+        spec(SPEC + "search: {holdout: 1, space: {model.encoder.dims: {type: categorical, "
+                    "choices: [[64, 128, 256, 768], [32, 64, 128, 384]]}}}\n", "--dry-run"),
+        [S + "search: space: model.encoder.dims: [32, 64, 128, 384] cannot be built: model.encoder.dims: "
+         "feature width 384 is not a multiple of model.temporal_map^2 = 256"]),
+    Bad("run-set-width-the-temporal-map-cannot-take", spec(SPEC, "--dry-run", "--set", "model.encoder.dims=[32,64,128,384]"),
+        [S + "fdp|seed0: model.encoder.dims: feature width 384 is not a multiple of model.temporal_map^2 = 256"]),
     Bad("run-set-unknown-choice", spec(SPEC, "--set", "model.encoder.kind=vitt"),
         ["--set: model.encoder.kind: unknown value 'vitt' (did you mean 'vit'?); known: lgfat, vit, resnet18"]),
     # --- annotations and frames (`fdp-sweep prepare`)
     Bad("prepare-no-annotation-file", empty_root,
-        ["{tmp}/empty: no CASME II annotation file CASME2-coding-*.xlsx found"]),
-    Bad("prepare-apex-after-offset", casme2({"apex": 30}), [f"{ANNOTATION}:row 3: apex 30 after offset 12"]),
-    Bad("prepare-non-integer-frame", casme2({"onset": 9.5}), [f"{ANNOTATION}:row 3: non-integer OnsetFrame 9.5"]),
-    Bad("prepare-unknown-emotion", casme2({"emotion": "joy"}), [f"{ANNOTATION}:row 3: unknown emotion 'joy'"]),
+        ["{tmp}/empty: no CASME II annotation file found", "tables seen: none", "--annotations FILE"]),
+    Bad("prepare-offset-before-onset", casme2({"onset": 12, "offset": 9, "frames": []}),
+        [ROW3 + "offset 9 before onset 12; fix the row or run with --skip-bad"]),
+    Bad("prepare-non-integer-frame", casme2({"onset": 9.5}), [ROW3 + "non-integer OnsetFrame 9.5"]),
+    Bad("prepare-text-non-number", casme2({"offset": "12a"}), [ROW3 + "non-numeric OffsetFrame '12a'"]),
+    Bad("prepare-unknown-emotion", casme2({"emotion": "joy"}), [ROW3 + "unknown emotion 'joy'"]),
     Bad("prepare-unknown-subject-folder", casme2({"subject": "07", "frames": []}),
-        [f"{ANNOTATION}:row 3: frame folder CASME2_RAW_selected/sub07/EP01_01 not found on disk"]),
+        [f"{ANNOTATION}:row 3: clip sub07_EP01_01: frame folder CASME2_RAW_selected/sub07/EP01_01 not found on disk"]),
     Bad("prepare-missing-frame-file", casme2({"frames": [9, 10, 12]}),
-        [f"{ANNOTATION}:row 3: missing frames on disk in {FRAMES}: 11 (1 of 9..12)"]),
+        [ROW3 + f"missing frames on disk in {FRAMES}: 11 (1 of 9..12)"]),
     Bad("prepare-truncated-jpeg", casme2(frame=truncate),
-        [f"{ANNOTATION}:row 3: ", f"{FRAMES}/img10.jpg: truncated JPEG (no end-of-image marker"]),
+        [ROW3, f"{FRAMES}/img10.jpg: truncated JPEG (no end-of-image marker"]),
     Bad("prepare-not-an-image", casme2(frame=lambda p: p.write_bytes(b"not a jpeg")),
-        [f"{ANNOTATION}:row 3: ", f"{FRAMES}/img10.jpg: unreadable image"]),
+        [ROW3, f"{FRAMES}/img10.jpg: unreadable image"]),
+    Bad("prepare-four-bad-rows-in-one-pass", casme3_release,
+        ["annotation/cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx: 4 bad rows: ",
+         *[f"({c})" for c in CASME3_BAD_CLIPS], "run with --skip-bad"]),
+    Bad("prepare-two-matching-annotation-files", prepare_with(two_coding_files),
+        ["{tmp}/data: 2 files match the CASME II annotation table: CASME2-coding-20140508.xlsx, "
+         "CASME2-coding-20190701.xlsx", "--annotations FILE"]),
+    Bad("prepare-annotations-not-the-dataset", prepare_with(not_an_annotation_csv),
+        ["codes.csv: not a CASME II annotation file", "header row 1 has no column 'ApexFrame'"]),
+    Bad("prepare-annotations-file-missing", prepare_with(lambda tmp: ["--annotations", str(tmp / "nope.xlsx")]),
+        ["Invalid value for '--annotations'", "nope.xlsx' does not exist"]),
+    Bad("prepare-max-frames-below-two", prepare_with(lambda tmp: ["--max-frames", "1"]),
+        ["Invalid value for '--max-frames': 1 is not in the range x>=2"]),
+    Bad("datasets-no-cache", args("datasets", "casme2"),
+        ["no prepared cache for casme2 under {tmp}/cache", "fdp-sweep prepare casme2"]),
+    Bad("datasets-empty-cache-root", args("datasets"), ["no prepared caches under {tmp}/cache"]),
     # --- the synthetic benchmark (`fdp-sweep synth`)
     Bad("synth-into-a-dataset-root", synth_into(a_dataset_root),
         ["{tmp}/CASME2: folder is not empty and holds no earlier synthetic benchmark"]),
@@ -171,7 +244,17 @@ CORPUS = [
         ["fold '99': no such test subject (known: 01, 02, 03, 04)"], cache=True),
     # --- tables (`fdp-sweep summarize`)
     Bad("summarize-unknown-table", args("summarize", "--table", "99"),
-        ["Error: Invalid value for '--table': 99 is not in the range 4<=x<=14"]),
+        ["Error: Invalid value for '--table': '99' is not a table 4-14 or megc"]),
+    Bad("summarize-megc-no-runs", args("summarize", "--table", "megc"),
+        ["no tracked runs: no MLflow store at sqlite:///{tmp}/project/mlflow.db", "sweeps/composite.yaml"]),
+    # --- merged datasets (issue #16)
+    Bad("spec-composite-protocol-on-a-single-dataset", spec(SPEC + "protocol: composite\n"),
+        [S + "dataset: protocol composite runs on the merged dataset 'composite' (`fdp-sweep merge composite`), "
+             "got 'casme2'"]),
+    Bad("merge-listed-clip-missing", merge_with_list("samm,7,007_1_9,2\n"),
+        ["{tmp}/list.csv: 1 of 2 listed clips not in the prepared caches: samm/007_1_9 (line 2)", "--skip-missing"]),
+    Bad("merge-bad-list-row", merge_with_list("samm,7,007_1_1,5\n"),
+        ["{tmp}/list.csv:line 2: class must be 0 (negative), 1 (positive) or 2 (surprise), got '5'"]),
     Bad("summarize-no-runs", args("summarize", "--table", "9"),
         ["no tracked runs: no MLflow store at sqlite:///{tmp}/project/mlflow.db",
          "`fdp-sweep run sweeps/ablation.yaml`"]),
@@ -240,7 +323,23 @@ def test_truncated_frame_in_a_real_process(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "orchestrator.cli", *argv], capture_output=True, text=True,
                           env=env, timeout=120)
     assert proc.returncode == 2
-    lines = [ln.replace("\x1b[K", "").strip("\r ") for ln in proc.stderr.split("\n") if ln.strip()]
-    assert [ln.startswith("prepare: ") for ln in lines] == [True, False], proc.stderr
-    assert lines[-1].startswith(f"error: {ANNOTATION}:row 3: ") and "truncated JPEG" in lines[-1]
+    assert "\r" not in proc.stderr and "\x1b" not in proc.stderr  # not a terminal: plain lines
+    lines = [ln for ln in proc.stderr.split("\n") if ln.strip()]
+    # one progress line per clip (3 clips), then the error: no libjpeg warning between them
+    assert [ln.startswith("prepare: ") for ln in lines] == [True, True, True, False], proc.stderr
+    assert lines[-1].startswith(f"error: {ROW3}") and "truncated JPEG" in lines[-1]
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_bad_rows_of_one_pass_are_printed_one_line_each(tmp_path, project):
+    """The error line names the four clips; the lines above it give each one's reason."""
+    res = CliRunner().invoke(main, casme3_release(tmp_path))
+    error_line(res)
+    rows = [ln for ln in res.stderr.splitlines() if ln.startswith("bad row: ")]
+    name = "annotation/cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx"
+    assert rows == [
+        f"bad row: {name}:row 6: clip spNO.3_a_20: offset 15 before onset 20",
+        f"bad row: {name}:row 7: clip spNO.3_b_50: offset is 0 (missing)",
+        f"bad row: {name}:row 8: clip spNO.4_d_60: offset is 0 (missing)",
+        f"bad row: {name}:row 9: clip spNO.4_e_70: missing frames on disk in spNO.4/e/color: 72-73 (2 of 70..73)",
+    ]

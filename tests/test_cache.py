@@ -12,7 +12,7 @@ from fixtures_data import frame_value, make_casme2
 
 import fdp.data.cache as cache_mod
 from fdp.data.cache import find_cache, load_cache, prepare
-from fdp.data.samples import DataError
+from fdp.data.samples import BadRowsError, DataError
 from orchestrator.commands_data import prepare_cmd, synth_cmd
 
 ROWS = [
@@ -100,8 +100,34 @@ def test_corrupt_frame_error_or_skip(tmp_path):
     c = load_cache(path)
     assert [x["clip_id"] for x in c.clips] == ["sub01_EP02_01f", "sub02_EP13_02"]
     assert len(c.skipped) == 1 and c.skipped[0]["source"] == ds.source(1)
+    assert c.skipped[0]["clip_id"] == "sub02_EP09_04"
     assert "img99.jpg: unreadable image" in c.skipped[0]["reason"]
     assert c.frames.shape[0] == 4 + 3
+
+
+def test_unreadable_frames_of_one_pass_are_reported_together_and_nothing_is_kept(tmp_path):
+    ds = make_casme2(tmp_path / "data", ROWS)
+    for clip, frame in (("sub01/EP02_01f", "img9.jpg"), ("sub02/EP13_02", "img2.jpg")):
+        (ds.root / "CASME2_RAW_selected" / clip / frame).write_bytes(b"not a jpeg")
+    with pytest.raises(BadRowsError) as err:
+        prepare("casme2", ds.root, tmp_path / "cache", align=False)
+    assert [(r["source"], r["clip_id"]) for r in err.value.rows] == [(ds.source(0), "sub01_EP02_01f"),
+                                                                     (ds.source(2), "sub02_EP13_02")]
+    assert all("unreadable image" in r["reason"] for r in err.value.rows)
+    assert str(err.value).startswith("CASME2-coding-20190701.xlsx: 2 bad rows: row 2 (sub01_EP02_01f), "
+                                     "row 4 (sub02_EP13_02); ")
+    assert list((tmp_path / "cache").iterdir()) == []  # no shards, no cache
+
+
+def test_index_records_annotation_repairs_and_source_frame_size(tmp_path):
+    rows = [dict(ROWS[0], apex=30), *ROWS[1:]]  # apex after offset 11: repaired, not bad
+    ds = make_casme2(tmp_path / "data", rows, frame_size=16)
+    c = load_cache(prepare("casme2", ds.root, tmp_path / "cache", align=False))
+    assert c.annotation == str(ds.annotation) and c.index["annotation"] == str(ds.annotation)
+    assert c.repaired == [{"source": ds.source(0), "clip_id": "sub01_EP02_01f", "field": "apex", "original": 30,
+                           "value": None, "reason": "apex 30 after offset 11: apex set to unknown"}]
+    assert c.clips[0]["apex"] is None and c.clips[0]["length"] == 4
+    assert {tuple(x["source_size"]) for x in c.clips} == {(16, 16)}
 
 
 def test_find_cache_and_fast_load(tmp_path, monkeypatch):

@@ -8,10 +8,19 @@ from pathlib import Path
 
 import openpyxl
 import pytest
-from fixtures_data import make_casme2, make_casme3, make_casme_sq, make_samm, write_frames
+from fixtures_data import (
+    CASME3_BAD_CLIPS,
+    make_casme2,
+    make_casme3,
+    make_casme3_release,
+    make_casme_sq,
+    make_samm,
+    make_samm_release,
+    write_frames,
+)
 
-from fdp.data.readers import EMOTIONS, FPS, READERS, ReadResult, read_dataset
-from fdp.data.samples import DataError, Sample
+from fdp.data.readers import EMOTIONS, FPS, READERS, SIGNATURES, ReadResult, _BadRow, parse_number, read_dataset
+from fdp.data.samples import BadRowsError, DataError, Sample
 
 
 def _names(sample: Sample) -> list[str]:
@@ -60,14 +69,21 @@ def test_casme2_prefers_raw_frames_when_both_layouts_exist(tmp_path: Path) -> No
     assert all("CASME2_RAW_selected" in f and Path(f).name.startswith("img") for s in samples for f in s.frames)
 
 
-def test_casme2_newest_coding_file_wins_and_lock_files_are_ignored(tmp_path: Path) -> None:
+def test_two_matching_coding_files_are_listed_and_annotations_picks_one(tmp_path: Path) -> None:
     make_casme2(tmp_path, version="2014", rows=[{"subject": 1, "filename": "EP01", "onset": 1, "apex": 1,
                                                  "offset": 1, "emotion": "fear"}])
     make_casme2(tmp_path, version="2019")  # writes CASME2-coding-20190701.xlsx beside it
-    (tmp_path / "~$CASME2-coding-20990101.xlsx").write_bytes(b"lock")
-    samples = read_dataset("casme2", str(tmp_path)).samples
+    (tmp_path / "~$CASME2-coding-20990101.xlsx").write_bytes(b"lock")  # Excel's lock file: not a candidate
+    with pytest.raises(DataError) as err:
+        read_dataset("casme2", str(tmp_path))
+    assert str(err.value) == (f"{tmp_path}: 2 files match the CASME II annotation table: CASME2-coding-20140508.xlsx, "
+                              "CASME2-coding-20190701.xlsx; name the one to read with --annotations FILE")
+    samples = read_dataset("casme2", tmp_path, annotations=tmp_path / "CASME2-coding-20190701.xlsx").samples
     assert {s.source.split(":")[0] for s in samples} == {"CASME2-coding-20190701.xlsx"}
     assert len(samples) == 3
+    older = read_dataset("casme2", tmp_path, annotations=tmp_path / "CASME2-coding-20140508.xlsx")
+    assert [s.clip_id for s in older.samples] == ["sub01_EP01"]
+    assert older.annotation == str(tmp_path / "CASME2-coding-20140508.xlsx")
 
 
 def test_annotation_is_found_two_levels_deep_but_not_three(tmp_path: Path) -> None:
@@ -76,7 +92,7 @@ def test_annotation_is_found_two_levels_deep_but_not_three(tmp_path: Path) -> No
     assert samples[0].source == "a/b/CASME2-coding-20190701.xlsx:row 2"
     assert Path(samples[0].frames[0]).parent == ds.root / "CASME2_RAW_selected" / "sub01" / "EP02_01f"
     make_casme2(tmp_path / "deep" / "x" / "y" / "z")  # three levels below root "deep"
-    with pytest.raises(DataError, match=r"no CASME II annotation file CASME2-coding-\*\.xlsx found"):
+    with pytest.raises(DataError, match=r"no CASME II annotation file found: .* tables seen: none;"):
         read_dataset("casme2", tmp_path / "deep")
 
 
@@ -95,24 +111,29 @@ def test_corrupt_frame_file_is_only_checked_for_existence(tmp_path: Path) -> Non
     assert str(bad) in samples[0].frames  # the cache, not the reader, finds unreadable frames
 
 
-# Bad rows (SPEC §4.1, last bullet): each case is one extra CASME II row and its one-line reason.
+# Bad rows (SPEC §4.1, last bullet): each case is one extra CASME II row, its clip id as far as the
+# row gives it, and its one-line reason.
 GOOD = {"subject": "03", "filename": "EP01_01", "onset": 9, "apex": 10, "offset": 12, "aus": "4", "emotion": "disgust"}
+CLIP = "sub03_EP01_01"
 BAD_ROWS = [
-    ({"onset": "abc"}, "non-numeric OnsetFrame 'abc'"),
-    ({"onset": None}, "missing OnsetFrame"),
-    ({"onset": 9.5}, "non-integer OnsetFrame 9.5"),
-    ({"offset": "", "frames": []}, "missing OffsetFrame"),
-    ({"onset": 12, "offset": 9, "apex": "/", "frames": []}, "offset 9 before onset 12"),
-    ({"apex": 30}, "apex 30 after offset 12"),
-    ({"apex": 3}, "apex 3 before onset 9"),
-    ({"frames": [9, 10, 12]}, "missing frames on disk in CASME2_RAW_selected/sub03/EP01_01: 11 (1 of 9..12)"),
-    ({"frames": [9, 12]}, "missing frames on disk in CASME2_RAW_selected/sub03/EP01_01: 10-11 (2 of 9..12)"),
-    ({"frames": []}, "frame folder CASME2_RAW_selected/sub03/EP01_01 not found on disk"),
-    ({"emotion": "joy"}, "unknown emotion 'joy' (known: " + ", ".join(EMOTIONS["casme2"]) + ")"),
-    ({"emotion": None}, "missing emotion"),
-    ({"subject": "x1"}, "bad Subject 'x1'"),
-    ({"filename": None}, "missing Filename"),
-    ({"subject": 1, "filename": "EP02_01f", "frames": []}, "duplicate clip 'sub01_EP02_01f' (first at row 2)"),
+    ({"onset": "abc"}, CLIP, "non-numeric OnsetFrame 'abc'"),
+    ({"onset": None}, CLIP, "missing OnsetFrame"),
+    ({"onset": 9.5}, CLIP, "non-integer OnsetFrame 9.5"),
+    ({"onset": "9.5"}, CLIP, "non-integer OnsetFrame 9.5"),
+    ({"onset": "/"}, CLIP, "missing OnsetFrame ('/')"),
+    ({"offset": "", "frames": []}, CLIP, "missing OffsetFrame"),
+    ({"onset": 12, "offset": 9, "apex": "/", "frames": []}, CLIP, "offset 9 before onset 12"),
+    ({"onset": "12", "offset": "9", "frames": []}, CLIP, "offset 9 before onset 12"),  # text-typed numbers
+    ({"offset": -1, "frames": []}, CLIP, "negative OffsetFrame -1"),
+    ({"frames": [9, 10, 12]}, CLIP, "missing frames on disk in CASME2_RAW_selected/sub03/EP01_01: 11 (1 of 9..12)"),
+    ({"frames": [9, 12]}, CLIP, "missing frames on disk in CASME2_RAW_selected/sub03/EP01_01: 10-11 (2 of 9..12)"),
+    ({"frames": []}, CLIP, "frame folder CASME2_RAW_selected/sub03/EP01_01 not found on disk"),
+    ({"emotion": "joy"}, CLIP, "unknown emotion 'joy' (known: " + ", ".join(EMOTIONS["casme2"]) + ")"),
+    ({"emotion": None}, CLIP, "missing emotion"),
+    ({"subject": "x1"}, "subx1_EP01_01", "bad Subject 'x1'"),
+    ({"filename": None}, "sub03_?", "missing Filename"),
+    ({"subject": 1, "filename": "EP02_01f", "frames": []}, "sub01_EP02_01f",
+     "duplicate clip 'sub01_EP02_01f' (first at row 2)"),
 ]
 
 
@@ -125,21 +146,67 @@ def _with_bad_row(tmp_path: Path, change: dict) -> tuple:
     return make_casme2(tmp_path, rows=rows), rows
 
 
-@pytest.mark.parametrize(("change", "reason"), BAD_ROWS, ids=[r for _, r in BAD_ROWS])
-def test_bad_row_stops_with_file_row_and_reason(tmp_path: Path, change: dict, reason: str) -> None:
+@pytest.mark.parametrize(("change", "clip", "reason"), BAD_ROWS, ids=[r for _, _, r in BAD_ROWS])
+def test_bad_row_stops_with_file_row_clip_and_reason(tmp_path: Path, change: dict, clip: str, reason: str) -> None:
     ds, _ = _with_bad_row(tmp_path, change)
-    with pytest.raises(DataError) as err:
+    with pytest.raises(BadRowsError) as err:
         read_dataset("casme2", ds.root)
-    assert str(err.value) == f"CASME2-coding-20190701.xlsx:row 3: {reason}"
+    assert str(err.value) == (f"CASME2-coding-20190701.xlsx:row 3: clip {clip}: {reason}; fix the row or run with "
+                              "--skip-bad to skip it (recorded in the cache index)")
     assert "\n" not in str(err.value)
 
 
-@pytest.mark.parametrize(("change", "reason"), BAD_ROWS, ids=[r for _, r in BAD_ROWS])
-def test_bad_row_is_recorded_when_skipping(tmp_path: Path, change: dict, reason: str) -> None:
+@pytest.mark.parametrize(("change", "clip", "reason"), BAD_ROWS, ids=[r for _, _, r in BAD_ROWS])
+def test_bad_row_is_recorded_with_its_clip_when_skipping(tmp_path: Path, change: dict, clip: str,
+                                                         reason: str) -> None:
     ds, _ = _with_bad_row(tmp_path, change)
     result = read_dataset("casme2", ds.root, skip_bad=True)
-    assert result.skipped == [{"source": "CASME2-coding-20190701.xlsx:row 3", "reason": reason}]
+    assert result.skipped == [{"source": "CASME2-coding-20190701.xlsx:row 3", "clip_id": clip, "reason": reason}]
     assert [s.source for s in result.samples] == [ds.source(0), ds.source(2)]
+
+
+@pytest.mark.parametrize(("apex", "reason"), [(30, "apex 30 after offset 12"), (3, "apex 3 before onset 9"),
+                                              ("3", "apex 3 before onset 9")])
+def test_apex_outside_the_span_is_repaired_to_unknown(tmp_path: Path, apex, reason: str) -> None:
+    ds, _ = _with_bad_row(tmp_path, {"apex": apex})
+    result = read_dataset("casme2", ds.root)  # strict: a repair is not a bad row
+    assert result.skipped == [] and len(result.samples) == 3
+    kept = result.samples[1]
+    assert (kept.clip_id, kept.onset, kept.apex, kept.offset) == (CLIP, 9, None, 12)
+    assert _names(kept) == [f"img{n}.jpg" for n in range(9, 13)]  # the span and its frames are kept as annotated
+    assert result.repaired == [{"source": ds.source(1), "clip_id": CLIP, "field": "apex", "original": 3 if
+                                apex == "3" else apex, "value": None, "reason": f"{reason}: apex set to unknown"}]
+
+
+def test_strict_mode_lists_every_bad_row_in_one_pass(tmp_path: Path) -> None:
+    rows = [{**GOOD, "filename": f"EP0{i}", "onset": 12, "offset": 9, "frames": []} for i in range(1, 4)]
+    rows.insert(1, dict(GOOD))
+    ds = make_casme2(tmp_path, rows=rows)
+    with pytest.raises(BadRowsError) as err:
+        read_dataset("casme2", ds.root)
+    assert str(err.value) == ("CASME2-coding-20190701.xlsx: 3 bad rows: row 2 (sub03_EP01), row 4 (sub03_EP02), "
+                              "row 5 (sub03_EP03); fix them or run with --skip-bad to skip them (recorded in the "
+                              "cache index)")
+    assert [(r["source"], r["clip_id"], r["reason"]) for r in err.value.rows] == [
+        (ds.source(i), f"sub03_EP0{n}", "offset 9 before onset 12") for i, n in ((0, 1), (2, 2), (3, 3))]
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    (1143, 1143), (1143.0, 1143), ("1143", 1143), (" 1143.0 ", 1143), ("1143\u00a0", 1143), ("+7", 7), (0, 0),
+    ("1.143e3", 1143), (None, None), ("", None), ("  ", None), ("/", None), (float("nan"), None), ("nan", None),
+])
+def test_parse_number_reads_every_spelling_of_a_frame_number(value, expected) -> None:
+    assert parse_number(value, "Onset") == expected
+
+
+@pytest.mark.parametrize(("value", "reason"), [
+    ("abc", "non-numeric Onset 'abc'"), (True, "non-numeric Onset True"), (12.5, "non-integer Onset 12.5"),
+    ("12.5", "non-integer Onset 12.5"), (-3, "negative Onset -3"), ("-3", "negative Onset -3"),
+    ("inf", "non-integer Onset inf"), ("12 a", "non-numeric Onset '12 a'"), ("/ 2", "non-numeric Onset '/ 2'"),
+])
+def test_parse_number_refuses_what_is_no_frame_number(value, reason: str) -> None:
+    with pytest.raises(_BadRow, match="^" + re.escape(reason) + "$"):
+        parse_number(value, "Onset")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -166,24 +233,69 @@ def test_samm_header_is_found_by_its_subject_cell(tmp_path: Path, notes_rows: in
     assert Path(result.samples[1].frames[0]).parent == tmp_path / "SAMM" / "011" / "011_2_3"
 
 
-SAMM_KNOWN_BAD = [  # SPEC §4.1: 028_4_1 apex after offset, 032_3_1 apex before onset
-    {"subject": 6, "filename": "006_1_2", "onset": 10, "apex": 11, "offset": 12, "emotion": "Contempt"},
-    {"subject": 28, "filename": "028_4_1", "onset": 100, "apex": 140, "offset": 120, "emotion": "Anger"},
-    {"subject": 32, "filename": "032_3_1", "onset": 50, "apex": 40, "offset": 60, "emotion": "Surprise"},
-    {"subject": 33, "filename": "033_1_1", "onset": 5, "apex": 6, "offset": 7, "emotion": "Fear"},
-]
+def test_samm_release_apex_rows_are_repaired_and_counted_as_the_paper(tmp_path: Path) -> None:
+    """SAMM v2 (issue #15): 159 rows, header on row 14; 028_4_1 apex 1143 after offset 1134 and
+    032_3_1 apex 1930 before onset 4896 are kept with an unknown apex, so samm/5 is 136 and samm/3 133."""
+    from fdp.data.settings import SETTINGS, count_by_class
 
-
-def test_samm_known_bad_rows(tmp_path: Path) -> None:
-    ds = make_samm(tmp_path, rows=SAMM_KNOWN_BAD)
-    with pytest.raises(DataError, match=r"^SAMM_Micro_FACS_Codes_v2\.xlsx:row 16: apex 140 after offset 120$"):
-        read_dataset("samm", ds.root)
-    result = read_dataset("samm", ds.root, skip_bad=True)
-    assert result.skipped == [
-        {"source": "SAMM_Micro_FACS_Codes_v2.xlsx:row 16", "reason": "apex 140 after offset 120"},
-        {"source": "SAMM_Micro_FACS_Codes_v2.xlsx:row 17", "reason": "apex 40 before onset 50"},
+    ds = make_samm_release(tmp_path)
+    assert ds.rows[0] == 15  # the header is row 14, below 13 rows of notes
+    result = read_dataset("samm", ds.root)  # strict: nothing is bad
+    assert result.skipped == [] and len(result.samples) == 159
+    assert len({s.subject for s in result.samples}) == 29
+    name = "SAMM_Micro_FACS_Codes_v2.xlsx"
+    assert [(r["clip_id"], r["field"], r["original"], r["value"], r["reason"]) for r in result.repaired] == [
+        ("028_4_1", "apex", 1143, None, "apex 1143 after offset 1134: apex set to unknown"),
+        ("032_3_1", "apex", 1930, None, "apex 1930 before onset 4896: apex set to unknown"),
     ]
-    assert [(s.clip_id, s.emotion) for s in result.samples] == [("006_1_2", "contempt"), ("033_1_1", "fear")]
+    assert all(r["source"].startswith(f"{name}:row ") for r in result.repaired)
+    by_id = {s.clip_id: s for s in result.samples}
+    assert (by_id["028_4_1"].onset, by_id["028_4_1"].apex, by_id["028_4_1"].offset) == (1130, None, 1134)
+    assert _names(by_id["032_3_1"]) == [f"032_{n:05d}.jpg" for n in range(4896, 4901)]
+    five, _ = count_by_class(result.samples, SETTINGS["samm/5"])
+    three, _ = count_by_class(result.samples, SETTINGS["samm/3"])
+    assert five == {"happiness": 26, "anger": 57, "contempt": 12, "surprise": 15, "other": 26}  # 136
+    assert three == {"positive": 26, "negative": 92, "surprise": 15}  # 133
+
+
+@pytest.mark.parametrize("filename", ["SAMM_20181215_Micro_FACS_Codes_v2.xlsx", "samm codes (copy).xlsx"])
+def test_renamed_samm_file_is_found_by_content(tmp_path: Path, filename: str) -> None:
+    ds = make_samm(tmp_path, filename=filename)
+    (tmp_path / "notes.xlsx").write_bytes(b"not a workbook")  # another table file, seen and passed over
+    result = read_dataset("samm", ds.root)
+    assert [s.source for s in result.samples] == [f"{filename}:row {r}" for r in ds.rows]
+    assert result.annotation == str(tmp_path / filename)
+
+
+def test_samm_csv_export_with_text_numbers(tmp_path: Path) -> None:
+    ds = make_samm(tmp_path)
+    wb = openpyxl.load_workbook(ds.annotation)
+    with open(tmp_path / "micro_only.csv", "w", newline="") as f:
+        import csv
+        csv.writer(f).writerows([["" if v is None else v for v in row] for row in
+                                 wb["MICRO_ONLY"].iter_rows(values_only=True)])
+    ds.annotation.unlink()
+    result = read_dataset("samm", ds.root)
+    assert [(s.clip_id, s.onset, s.apex, s.offset) for s in result.samples] == [
+        ("006_1_2", 5562, 5564, 5566), ("011_2_3", 9, 10, 12), ("006_5_11", 100, 101, 102)]
+    assert result.samples[0].source == "micro_only.csv:row 15"
+
+
+def test_samm_xls_copy_with_float_numbers(tmp_path: Path) -> None:
+    xlwt = pytest.importorskip("xlwt")
+    ds = make_samm(tmp_path, notes_rows=2)
+    book = xlwt.Workbook()
+    sheet = book.add_sheet("MICRO_ONLY")
+    for r, row in enumerate(openpyxl.load_workbook(ds.annotation)["MICRO_ONLY"].iter_rows(values_only=True)):
+        for c, v in enumerate(row):
+            if v is not None:
+                sheet.write(r, c, float(v) if isinstance(v, int) else v)  # .xls stores every number as a float
+    book.save(str(tmp_path / "SAMM_codes.xls"))
+    ds.annotation.unlink()
+    result = read_dataset("samm", ds.root)
+    assert [(s.subject, s.clip_id, s.onset, s.offset) for s in result.samples] == [
+        ("006", "006_1_2", 5562, 5566), ("011", "011_2_3", 9, 12), ("006", "006_5_11", 100, 102)]
+    assert result.samples[0].source == "SAMM_codes.xls:row 4"
 
 
 def test_samm_without_micro_only_sheet(tmp_path: Path) -> None:
@@ -191,9 +303,13 @@ def test_samm_without_micro_only_sheet(tmp_path: Path) -> None:
     wb = openpyxl.load_workbook(ds.annotation)
     wb["MICRO_ONLY"].title = "ALL"
     wb.save(ds.annotation)
-    message = "SAMM_Micro_FACS_Codes_v2.xlsx: no sheet 'MICRO_ONLY' (sheets: README, ALL)"
-    with pytest.raises(DataError, match="^" + re.escape(message) + "$"):
+    message = ("tables seen: SAMM_Micro_FACS_Codes_v2.xlsx (no sheet 'MICRO_ONLY' (sheets: README, ALL)); "
+               "name the file with --annotations FILE")
+    with pytest.raises(DataError, match=re.escape(message) + "$"):
         read_dataset("samm", ds.root)
+    with pytest.raises(DataError, match="^" + re.escape(
+            "SAMM_Micro_FACS_Codes_v2.xlsx: not a SAMM annotation file (sheet MICRO_ONLY with columns Subject | ")):
+        read_dataset("samm", ds.root, annotations=ds.annotation)
 
 
 def test_samm_header_missing_a_column(tmp_path: Path) -> None:
@@ -201,7 +317,7 @@ def test_samm_header_missing_a_column(tmp_path: Path) -> None:
     wb = openpyxl.load_workbook(ds.annotation)
     wb["MICRO_ONLY"].cell(row=3, column=10).value = "Emotion guess"
     wb.save(ds.annotation)
-    with pytest.raises(DataError, match=r"xlsx:row 3: header has no column 'Estimated Emotion'"):
+    with pytest.raises(DataError, match=r"xlsx \(header row 3 has no column 'Estimated Emotion' \(found: Subject, "):
         read_dataset("samm", ds.root)
 
 
@@ -222,7 +338,8 @@ def test_casme_sq_reads_micro_rows_through_the_naming_rules(tmp_path: Path, shee
         # apex 0 (missing) -> unknown apex
         ("casme_sq", "s16", "s16_happy1_3", 40, None, 43, "others", "12", 30.0, src.format(4)),
     ]
-    assert result.repaired == [{"source": src.format(3), "reason": "offset 0 (missing): apex 24 used as offset"}]
+    assert result.repaired == [{"source": src.format(3), "clip_id": "s16_anger1_1", "field": "offset", "original": 0,
+                                "value": 24, "reason": "offset 0 (missing): apex 24 used as offset"}]
     assert result.skipped == []
     assert _names(result.samples[0]) == ["img9.jpg", "img10.jpg", "img11.jpg", "img12.jpg"]
     assert Path(result.samples[0].frames[0]).parent == tmp_path / "rawpic" / "s15" / "15_0101disgustingteeth"
@@ -232,6 +349,8 @@ def test_casme_sq_reads_micro_rows_through_the_naming_rules(tmp_path: Path, shee
 
 CASME_SQ_BAD = [
     ({"offset": 0, "apex": 0}, "offset and apex are 0 (missing)"),
+    ({"offset": 0, "apex": 3}, "offset 0 (missing) and apex 3 before onset 5"),
+    ({"offset": 4}, "offset 4 before onset 5"),
     ({"onset": 0}, "onset is 0 (missing)"),
     # a row that would be repaired (offset 0) but is bad for another reason is only skipped
     ({"offset": 0, "emotion": "joy"}, "unknown emotion 'joy' (known: positive, negative, surprise, others)"),
@@ -248,11 +367,21 @@ def test_casme_sq_bad_rows(tmp_path: Path, change: dict, reason: str) -> None:
     good = {"subject": 2, "clip": "happy2_1", "onset": 3, "apex": 4, "offset": 5, "emotion": "positive"}
     row = {"subject": 1, "clip": "disgust2_1", "onset": 5, "apex": 6, "offset": 7, "emotion": "negative", **change}
     ds = make_casme_sq(tmp_path, rows=[good, row])
-    with pytest.raises(DataError, match="^" + re.escape(f"CAS(ME)^2code_final.xlsx:row 2: {reason}") + "$"):
+    clip = "s?_disgust2_1" if "subject 77" in reason else "s15_sad9_1" if "sad9" in reason else "s15_disgust2_1"
+    with pytest.raises(DataError, match="^" + re.escape(f"CAS(ME)^2code_final.xlsx:row 2: clip {clip}: {reason};")):
         read_dataset("casme_sq", ds.root)
     result = read_dataset("casme_sq", ds.root, skip_bad=True)
     assert [s.clip_id for s in result.samples] == ["s16_happy2_1"] and result.repaired == []
-    assert result.skipped == [{"source": "CAS(ME)^2code_final.xlsx:row 2", "reason": reason}]
+    assert result.skipped == [{"source": "CAS(ME)^2code_final.xlsx:row 2", "clip_id": clip, "reason": reason}]
+
+
+@pytest.mark.parametrize("filename", ["code_final.xlsx", "CAS(ME)^2code_final(Updated).xlsx", "CAS(ME)2 codes.xlsx"])
+def test_renamed_casme_sq_file_is_found_by_content(tmp_path: Path, filename: str) -> None:
+    ds = make_casme_sq(tmp_path, filename=filename)
+    make_samm(tmp_path / "other")  # a SAMM sheet under the same root: seen, does not match
+    result = read_dataset("casme_sq", ds.root)
+    assert [s.clip_id for s in result.samples] == ["s15_disgust1_2", "s16_anger1_1", "s16_happy1_3"]
+    assert result.samples[0].source == f"{filename}:row 2"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -283,22 +412,31 @@ def test_casme3_subject_folder_case_differs(tmp_path: Path) -> None:
     assert Path(sample.frames[0]).parent == tmp_path / "data" / "part_A" / "spNo.3" / "d" / "color"
 
 
-def test_casme3_known_bad_rows(tmp_path: Path) -> None:
-    rows = [
-        {"subject": "spNO.1", "filename": "a", "onset": 10, "apex": 12, "offset": 0, "emotion": "fear", "frames": []},
-        {"subject": "spNO.1", "filename": "a", "onset": 20, "apex": 18, "offset": 25, "emotion": "anger"},
-        {"subject": "spNO.1", "filename": "b", "onset": 1, "apex": 2, "offset": 3, "emotion": "disgust"},
-    ]
-    ds = make_casme3(tmp_path, rows=rows)
-    with pytest.raises(DataError, match=re.escape("v2.xlsx:row 2: offset is 0 (missing)") + "$"):
-        read_dataset("casme3", ds.root)
-    result = read_dataset("casme3", ds.root, skip_bad=True)
+def test_casme3_release_sheet_names_all_four_bad_clips_in_one_pass(tmp_path: Path) -> None:
+    """CAS(ME)^3 Part A (issue #15): text-typed frame numbers; one run names every bad row by clip."""
+    ds = make_casme3_release(tmp_path)
     name = "annotation/cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx"
-    assert result.skipped == [
-        {"source": f"{name}:row 2", "reason": "offset is 0 (missing)"},
-        {"source": f"{name}:row 3", "reason": "apex 18 before onset 20"},
+    with pytest.raises(BadRowsError) as err:
+        read_dataset("casme3", ds.root)
+    assert str(err.value) == (f"{name}: 4 bad rows: row 6 (spNO.3_a_20), row 7 (spNO.3_b_50), row 8 (spNO.4_d_60), "
+                              "row 9 (spNO.4_e_70); fix them or run with --skip-bad to skip them (recorded in the "
+                              "cache index)")
+    expected = [
+        {"source": f"{name}:row 6", "clip_id": "spNO.3_a_20", "reason": "offset 15 before onset 20"},
+        {"source": f"{name}:row 7", "clip_id": "spNO.3_b_50", "reason": "offset is 0 (missing)"},
+        {"source": f"{name}:row 8", "clip_id": "spNO.4_d_60", "reason": "offset is 0 (missing)"},
+        {"source": f"{name}:row 9", "clip_id": "spNO.4_e_70",
+         "reason": "missing frames on disk in spNO.4/e/color: 72-73 (2 of 70..73)"},
     ]
-    assert [s.clip_id for s in result.samples] == ["spNO.1_b_1"]
+    assert err.value.rows == expected and [r["clip_id"] for r in expected] == CASME3_BAD_CLIPS
+    result = read_dataset("casme3", ds.root, skip_bad=True)
+    assert result.skipped == expected
+    assert [(s.clip_id, s.onset, s.apex, s.offset, s.emotion) for s in result.samples] == [
+        ("spNO.1_a_10", 10, 12, 14, "happy"), ("spNO.1_a_30", 30, 31, 33, "others"),
+        ("spNO.2_b_5", 5, 6, 8, "disgust"), ("spNO.2_c_40", 40, None, 42, "fear"),
+        ("spNO.5_a_3", 3, None, 4, "surprise")]
+    assert result.repaired == [{"source": f"{name}:row 5", "clip_id": "spNO.2_c_40", "field": "apex", "original": 38,
+                                "value": None, "reason": "apex 38 before onset 40: apex set to unknown"}]
 
 
 def test_casme3_subjects_split_over_several_folders(tmp_path: Path) -> None:
@@ -316,7 +454,7 @@ def test_casme3_subjects_split_over_several_folders(tmp_path: Path) -> None:
 
 
 def test_unknown_dataset_name() -> None:
-    with pytest.raises(DataError, match=r"^unknown dataset 'casme4'; known: casme2, samm, casme_sq, casme3$"):
+    with pytest.raises(DataError, match=r"^unknown dataset .casme4.; known: casme2, samm, casme_sq, casme3, smic, smic_vis, smic_nir, mmew, fourd$"):
         read_dataset("casme4", "/nowhere")
 
 
@@ -325,20 +463,36 @@ def test_missing_root(tmp_path: Path) -> None:
         read_dataset("samm", tmp_path / "nope")
 
 
-@pytest.mark.parametrize(
-    ("name", "pattern"),
-    [
-        ("casme2", "CASME2-coding-*.xlsx"),
-        ("samm", "SAMM_Micro_FACS_Codes*.xlsx"),
-        ("casme_sq", "CAS(ME)^2code_final*.xlsx or CAS(ME)2code_final*.xlsx"),
-        ("casme3", "cas(me)3_part_A_ME_label*.xlsx"),
-    ],
-)
-def test_missing_annotation_names_the_pattern(tmp_path: Path, name: str, pattern: str) -> None:
+# SMIC's readers fall back to the cropped release (no annotation table): tests/test_readers_more.py
+@pytest.mark.parametrize("name", [n for n in SIGNATURES if not n.startswith("smic")])
+def test_missing_annotation_lists_the_tables_seen(tmp_path: Path, name: str) -> None:
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "list.csv").write_text("a,b\n1,2\n")
     with pytest.raises(DataError) as err:
         read_dataset(name, tmp_path)
-    assert str(err.value).endswith(f"annotation file {pattern} found (searched 2 folder levels deep)")
-    assert str(tmp_path) in str(err.value) and "\n" not in str(err.value)
+    sig = SIGNATURES[name]
+    message = str(err.value)
+    assert message.startswith(f"{tmp_path}: no ") and "\n" not in message
+    assert f"looked for a table with {sig.describe()} (usually {' or '.join(sig.hints)})" in message
+    assert "tables seen: sub/list.csv (" in message and message.endswith("name the file with --annotations FILE")
+
+
+def test_each_dataset_matches_only_its_own_signature(tmp_path: Path) -> None:
+    makers = {"casme2": make_casme2, "samm": make_samm, "casme_sq": make_casme_sq, "casme3": make_casme3}
+    for name, maker in makers.items():
+        maker(tmp_path / name)
+    from fdp.data.readers import _Mismatch, open_table, table_files
+
+    for name, sig in SIGNATURES.items():
+        matching = []
+        for other in makers:
+            (path,) = table_files(tmp_path / other)
+            try:
+                sig.check(open_table(path))
+                matching.append(other)
+            except _Mismatch:
+                pass
+        assert matching == ([name] if name in makers else []), name  # later readers match none of these
 
 
 @pytest.mark.parametrize(
@@ -366,10 +520,15 @@ def test_missing_frame_folder(tmp_path: Path, maker, name: str, folder: str, loo
 
 def test_annotation_that_is_not_a_workbook(tmp_path: Path) -> None:
     (tmp_path / "CASME2-coding-20190701.xlsx").write_text("not a zip")
-    with pytest.raises(DataError, match=r"^CASME2-coding-20190701\.xlsx: cannot open as an \.xlsx workbook"):
+    with pytest.raises(DataError, match=r"tables seen: CASME2-coding-20190701\.xlsx \(cannot open as a \.xlsx table "
+                                        r"\(BadZipFile: "):
         read_dataset("casme2", tmp_path)
+    with pytest.raises(DataError,
+                       match=r"^CASME2-coding-20190701\.xlsx: not a CASME II annotation file .*: cannot open"):
+        read_dataset("casme2", tmp_path, annotations=tmp_path / "CASME2-coding-20190701.xlsx")
 
 
 def test_registry_and_frame_rates() -> None:
-    assert list(READERS) == ["casme2", "samm", "casme_sq", "casme3"]
-    assert FPS == {"casme2": 200.0, "samm": 200.0, "casme_sq": 30.0, "casme3": 30.0}
+    assert list(READERS) == ["casme2", "samm", "casme_sq", "casme3", "smic", "smic_vis", "smic_nir", "mmew", "fourd"]
+    assert FPS == {"casme2": 200.0, "samm": 200.0, "casme_sq": 30.0, "casme3": 30.0, "smic": 100.0, "smic_vis": 25.0,
+                   "smic_nir": 25.0, "mmew": 90.0, "fourd": 60.0}

@@ -226,13 +226,16 @@ def test_experiment_mistakes_are_one_line_each_naming_the_key():
     )
     with pytest.raises(SpecError) as e:
         parse_spec(raw, source="s.yaml")
-    known = "casme2/5, casme2/3, samm/5, samm/3, casme_sq/4, casme3/7, cross/casme2, cross/samm"
+    from fdp.data.settings import SETTINGS
+
+    known = ", ".join(SETTINGS)
+    assert known.startswith("casme2/5, casme2/3, samm/5, samm/3, casme_sq/4, casme3/7, cross/casme2, cross/samm")
     assert e.value.problems == [
         "s.yaml: dataset: with `experiments:`, give dataset in each experiment",
         "s.yaml: experiments[0].setting: unknown class setting 'casme2/9' (did you mean 'casme2/5'?); "
         f"known: {known}",
         "s.yaml: experiments[1].dataset: unknown dataset 'sam' (did you mean 'samm'?); "
-        "known: casme2, casme3, casme_sq, samm",
+        "known: casme2, casme3, casme_sq, composite, fourd, lodo, mmew, samm, smic, smic_nir, smic_vis",
         "s.yaml: experiments[2]: unknown key 'setings' (did you mean 'setting'?)",
         "s.yaml: experiments[2].setting: 'samm/5' is a setting of samm, not of dataset 'casme2'",
         "s.yaml: experiments[3].test_dataset: the cross protocol needs the dataset it tests on",
@@ -241,7 +244,7 @@ def test_experiment_mistakes_are_one_line_each_naming_the_key():
         "s.yaml: experiments[4].folds: expected a positive integer (the first N folds) or a list of fold names, "
         "got 0",
         "s.yaml: experiments[5]: missing required key 'dataset'",
-        "s.yaml: experiments[5].protocol: expected one of loso, cross, got 'crossed'",
+        "s.yaml: experiments[5].protocol: expected one of loso, cross, composite, leave-one-dataset-out, got 'crossed'",
         "s.yaml: experiments[6]: expected a mapping {dataset:, setting:, protocol:, test_dataset:, seeds:, folds:}, "
         "got 'samm/5'",
         "s.yaml: experiments[8]: the same experiment as experiments[7] (casme2/5); list each dataset/setting once",

@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from fdp.train import (FoldResult, TrainingError, batch_indices, fold_names, load_bank, loso_splits, make_split,
-                       run_fold, train_fold, with_validation)
+from fdp.config import ConfigError
+from fdp.model import build_model
+from fdp.train import (FoldResult, TrainingError, batch_indices, evaluate, fold_names, load_bank, loso_splits,
+                       make_split, run_fold, train_fold, train_step, with_validation)
 from fdp.variants import build_config
 from orchestrator.commands_train import SMOKE_OVERRIDES
 
@@ -182,3 +184,71 @@ def test_train_cli_out_keeps_finished_folds_and_resumes(synth_cache, tmp_path):
     assert f"error: {out / 'config.json'}: holds results of another configuration (train.steps: 6 there, 7 now)" \
         in other.output
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_cache_of_another_frame_size_is_refused(synth_cache):
+    """data.aligned_size is the side of the cached frames the config was written for: a cache of
+    another size (a crop of it sees another scale of the face) is one line naming both sizes."""
+    cfg = _cfg(synth_cache, **{"data.aligned_size": 80, "data.crop": 64})
+    line = (f"data.aligned_size=80: the cache {synth_cache} holds 72x72 frames; prepare it at 80 "
+            "or set data.aligned_size=72")
+    with pytest.raises(ConfigError) as e:
+        load_bank(cfg)
+    assert str(e.value) == line
+    with pytest.raises(ConfigError) as e:
+        run_fold(cfg, fold_names(cfg)[0])
+    assert str(e.value) == line
+    assert load_bank(_cfg(synth_cache))[0].size == 72  # the default matches the cache
+
+
+def test_evaluation_is_deterministic_unaugmented_and_in_eval_mode(synth_cache):
+    """`evaluate` on a model left in train mode (BN statistics moved by two steps, dropout 0.5):
+    two calls under different global seeds give identical probabilities and DI errors, no
+    parameter or BN buffer changes, every module runs in eval mode, the inputs are exactly the
+    centre crops of the uniformly spaced frames (no offset jitter, no flip), and the batch size
+    does not change a prediction (BN uses its running statistics, not the batch's)."""
+    cfg = _cfg(synth_cache, **{"model.dropout": 0.5, "train.eval_batch_size": 2})
+    bank, sel = load_bank(cfg)
+    split = make_split(cfg, list(sel.subjects), fold_names(cfg)[0])
+    torch.manual_seed(0)
+    model = build_model(cfg.model)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    model.train()
+    for step in range(2):
+        train_step(model, model, opt, cfg, bank, split.train, step)
+    bn = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert any(not torch.all(m.running_var == 1) for m in bn)  # the statistics are not the initial ones
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+
+    seen, modes = [], []
+
+    def spy(module, args):
+        seen.append(args[0].clone())
+        modes.append(not any(m.training for m in module.modules()))
+
+    hook = model.register_forward_pre_hook(spy)
+    torch.manual_seed(1)
+    a = evaluate(model, cfg, bank, split.test, bank.device)
+    torch.manual_seed(2)
+    b = evaluate(model, cfg, bank, split.test, bank.device)
+    hook.remove()
+
+    assert np.array_equal(a["probs"], b["probs"]) and np.array_equal(a["di_mse"], b["di_mse"])
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # BN running stats, counters, weights
+    assert modes and all(modes) and not model.training
+
+    # the clips the model saw: frame floor((k + 0.5) L / t) of each test clip, centre 64x64 crop
+    t, crop = cfg.model.frames, cfg.data.crop
+    o = (bank.size - crop) // 2
+    first = torch.cat(seen[:len(seen) // 2])  # the first evaluation's batches, in clip order
+    assert first.shape[0] == len(split.test)
+    for j, i in enumerate(split.test.tolist()):
+        n, s0 = int(bank.length[i]), int(bank.start[i])
+        rows = [s0 + int((k + 0.5) * n // t) for k in range(t)]
+        expected = bank.frames[rows][:, :, o:o + crop, o:o + crop].float() / 255.0
+        assert torch.equal(first[j], expected), f"test clip {j} was augmented"
+
+    whole = evaluate(model, _cfg(synth_cache, **{"model.dropout": 0.5, "train.eval_batch_size": 64}), bank,
+                     split.test, bank.device)
+    np.testing.assert_allclose(whole["probs"], a["probs"], rtol=0, atol=1e-5)

@@ -4,7 +4,12 @@ variant and trial.
 Layout of one cache, `<cache_root>/<dataset>-<key>/`:
 
     frames.npy   uint8 (F, 3, 72, 72): the frames onset..offset of every clip, clip after clip
-    index.json   {"dataset", "root", "settings", "key", "clips": [...], "skipped": [...]}
+    index.json   {"dataset", "root", "annotation", "settings", "key", "clips": [...], "skipped": [...],
+                  "repaired": [...]}
+
+`skipped` lists the rows left out with `skip_bad` (source, clip_id, reason); `repaired` the values
+a documented rule changed (source, clip_id, field, original, value, reason), so a count that
+differs from the paper's can be traced to its rows.
 
 `key` is a short hash of the preprocessing settings, the dataset root and a fingerprint of the
 annotations read, so a different alignment, another copy of the data or an edited spreadsheet
@@ -23,10 +28,9 @@ import hashlib
 import json
 import os
 import shutil
-import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +38,11 @@ import cv2
 import numpy as np
 
 from fdp.data.align import ALIGNED_SIZE, TARGET_EYES, align_clip, estimate_transform, resize_clip
-from fdp.data.samples import DataError, Sample
+from fdp.data.samples import BadRowsError, DataError, Sample
 
 CACHE_VERSION = 1  # bump when the stored format or the preprocessing changes meaning
 ENV_CACHE_DIR = "FDP_CACHE_DIR"
-Progress = Callable[[int, int, str], None]  # (clips done, clips total, clip id)
+Progress = Callable[[int, int, str], None]  # (clips done, clips total, clip id); e.g. CountProgress("prepare")
 
 
 def default_cache_root() -> Path:
@@ -46,15 +50,30 @@ def default_cache_root() -> Path:
     return Path(os.environ.get(ENV_CACHE_DIR) or Path.cwd() / ".cache" / "clips")
 
 
-def preprocessing_settings(align: bool = True, size: int = ALIGNED_SIZE) -> dict[str, Any]:
-    """Everything that changes the stored pixels; part of the cache key and stored in the index."""
-    return {
+def preprocessing_settings(align: bool = True, size: int = ALIGNED_SIZE, max_frames: int | None = None
+                           ) -> dict[str, Any]:
+    """Everything that changes the stored pixels; part of the cache key and stored in the index.
+
+    `max_frames` (clips longer than it are subsampled uniformly) is only written when set, so the
+    keys of caches prepared without it do not change."""
+    settings: dict[str, Any] = {
         "version": CACHE_VERSION,
         "size": size,
         "align": "haar-eyes-onset" if align else "centre-square-resize",
         "target_eyes": [list(e) for e in TARGET_EYES] if align else None,
         "colour": "rgb",
     }
+    if max_frames is not None:
+        settings["max_frames"] = max_frames
+    return settings
+
+
+def subsample(n: int, max_frames: int | None) -> list[int]:
+    """Indices of the frames kept of a clip of `n`: all, or `max_frames` spread uniformly over the
+    clip, first and last included (a 3456-frame CAS(ME)^3 clip need not fill memory)."""
+    if max_frames is None or n <= max_frames:
+        return list(range(n))
+    return [int(round(i * (n - 1) / (max_frames - 1))) for i in range(max_frames)]
 
 
 @dataclass
@@ -65,9 +84,13 @@ class ClipCache:
     dataset: str
     frames: np.ndarray  # uint8 (F, 3, S, S), memory-mapped
     clips: list[dict[str, Any]]  # per clip: subject, clip_id, emotion, fps, start, length, onset, apex, offset, source, align
-    skipped: list[dict[str, Any]] = field(default_factory=list)  # rows left out with --skip-bad: source, reason
+    # rows left out with --skip-bad: source, clip_id, reason
+    skipped: list[dict[str, Any]] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)  # preprocessing_settings() of this cache
     root: str = ""  # dataset folder it was prepared from
+    repaired: list[dict[str, Any]] = field(default_factory=list)  # values changed by a documented rule
+    annotation: str = ""  # the annotation file read (absolute path)
+    index: dict[str, Any] = field(default_factory=dict)  # the whole index.json (key, created, ...)
 
     @property
     def starts(self) -> np.ndarray:
@@ -134,15 +157,17 @@ def read_frames(paths: tuple[str, ...] | list[str]) -> list[np.ndarray]:
     return frames
 
 
-def _process_clip(sample: Sample, align: bool, size: int) -> tuple[np.ndarray, str]:
-    """(length, 3, S, S) uint8 aligned frames of one clip and the alignment method used."""
+def _process_clip(sample: Sample, align: bool, size: int) -> tuple[np.ndarray, dict[str, Any]]:
+    """(length, 3, S, S) uint8 aligned frames of one clip and what to record of it: the alignment
+    method used and the source frame size [width, height]."""
     frames = read_frames(sample.frames)
     if align:
         alignment = estimate_transform(frames[0], size)
         out, method = align_clip(frames, size, alignment), alignment.method
     else:
         out, method = resize_clip(frames, size), "resize"
-    return np.ascontiguousarray(out.transpose(0, 3, 1, 2)), method  # (T, H, W, 3) -> (T, 3, H, W)
+    meta = {"align": method, "source_size": [int(frames[0].shape[1]), int(frames[0].shape[0])]}
+    return np.ascontiguousarray(out.transpose(0, 3, 1, 2)), meta  # (T, H, W, 3) -> (T, 3, H, W)
 
 
 def _atomic_save(path: Path, arr: np.ndarray) -> None:
@@ -159,28 +184,30 @@ def atomic_write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def stderr_progress(done: int, total: int, clip_id: str) -> None:
-    """A progress callback printing 'prepare: 12/255 clips (sub01_EP02_01f)' on stderr."""
-    end = "\n" if done == total else ""
-    print(f"\rprepare: {done}/{total} clips ({clip_id})\x1b[K", end=end, file=sys.stderr, flush=True)
-
-
 def prepare(name: str, root: str | os.PathLike[str], out_dir: str | os.PathLike[str] | None = None,
             align: bool = True, skip_bad: bool = False, progress: Progress | None = None,
-            size: int = ALIGNED_SIZE) -> Path:
+            size: int = ALIGNED_SIZE, annotations: str | os.PathLike[str] | None = None,
+            max_frames: int | None = None) -> Path:
     """Read dataset `name` from `root`, align (or, with align=False, centre-crop and resize) every
     clip and store the cache under `out_dir` (the cache root; default `default_cache_root()`).
     Returns the cache directory. A complete cache with the same key is reused as is; shards of
-    an interrupted run with the same key are reused. Bad rows / unreadable frames raise DataError
-    unless `skip_bad`, which records them in the index's `skipped` list instead.
+    an interrupted run with the same key are reused.
+
+    `annotations` names the annotation file (default: found under `root` by content);
+    `max_frames` subsamples longer clips uniformly (recorded in the settings and per clip).
+    Bad rows raise one `BadRowsError` naming all of them before any frame is decoded; unreadable
+    frames are collected over the whole pass and raised together at its end (nothing is kept).
+    With `skip_bad` both are recorded in the index's `skipped` list instead.
     """
     from fdp.data.readers import read_dataset
 
+    if max_frames is not None and max_frames < 2:
+        raise DataError(f"max_frames: expected an integer >= 2, got {max_frames}")
     root_path = Path(root).resolve()
-    result = read_dataset(name, root_path, skip_bad=skip_bad)
+    result = read_dataset(name, root_path, skip_bad=skip_bad, annotations=annotations)
     samples = list(result.samples)
     skipped: list[dict[str, Any]] = [dict(s) for s in result.skipped]
-    settings = preprocessing_settings(align, size)
+    settings = preprocessing_settings(align, size, max_frames)
     key = cache_key(name, root_path, settings, _fingerprint(samples, skipped))
     cache_root = Path(out_dir) if out_dir is not None else default_cache_root()
     final = cache_root / f"{name}-{key}"
@@ -191,6 +218,7 @@ def prepare(name: str, root: str | os.PathLike[str], out_dir: str | os.PathLike[
     partial.mkdir(parents=True, exist_ok=True)
 
     clips: list[dict[str, Any]] = []
+    bad_frames: list[dict[str, Any]] = []  # unreadable frames: strict mode raises them all at the end
     total = len(samples)
     for i, s in enumerate(samples):
         shard = partial / f"{i:05d}.npy"
@@ -198,28 +226,37 @@ def prepare(name: str, root: str | os.PathLike[str], out_dir: str | os.PathLike[
         if shard.is_file() and meta_path.is_file():  # done by an earlier, interrupted run
             meta = json.loads(meta_path.read_text())
         else:
+            keep = subsample(len(s.frames), max_frames)
             try:
-                arr, method = _process_clip(s, align, size)
-                meta = {"length": int(arr.shape[0]), "align": method}
+                picked = s if len(keep) == len(s.frames) else replace(s, frames=tuple(s.frames[k] for k in keep))
+                arr, info = _process_clip(picked, align, size)
+                meta = {"length": int(arr.shape[0]), **info}
+                if len(keep) < len(s.frames):
+                    meta["subsampled_from"] = len(s.frames)
             except DataError as e:
-                if not skip_bad:
-                    # bad data stops the run: nothing of it is left behind (an interrupted
-                    # run's shards, which a resume would reuse, are kept)
-                    if not resuming:
-                        shutil.rmtree(partial, ignore_errors=True)
-                    raise DataError(f"{s.source}: {e}") from None  # the annotation row, then the frame
                 arr, meta = np.zeros((0, 3, size, size), np.uint8), {"skipped": True, "reason": str(e)}
-            _atomic_save(shard, arr)  # shard before meta: a meta file implies a complete shard
-            atomic_write_text(meta_path, json.dumps(meta))
+                if not skip_bad:
+                    bad_frames.append({"source": s.source, "clip_id": s.clip_id, "reason": str(e)})
+            if skip_bad or not bad_frames:  # a strict run with bad frames keeps nothing: no more shards
+                _atomic_save(shard, arr)  # shard before meta: a meta file implies a complete shard
+                atomic_write_text(meta_path, json.dumps(meta))
         if meta.get("skipped"):
-            skipped.append({"source": s.source, "reason": meta["reason"]})
+            if skip_bad:
+                skipped.append({"source": s.source, "clip_id": s.clip_id, "reason": meta["reason"]})
         else:
             clips.append({"subject": s.subject, "clip_id": s.clip_id, "emotion": s.emotion, "fps": s.fps,
                           "start": 0, "length": meta["length"], "onset": s.onset, "apex": s.apex,
                           "offset": s.offset, "source": s.source, "action_units": s.action_units,
-                          "align": meta["align"], "_shard": shard.name})
+                          "_shard": shard.name,
+                          **{k: v for k, v in meta.items() if k not in ("length", "skipped", "reason")}})
         if progress is not None:
             progress(i + 1, total, s.clip_id)
+    if bad_frames:
+        # bad data stops the run: nothing of it is left behind (an interrupted run's shards, which
+        # a resume would reuse, are kept)
+        if not resuming:
+            shutil.rmtree(partial, ignore_errors=True)
+        raise BadRowsError(bad_frames)
     if not clips:
         shutil.rmtree(partial, ignore_errors=True)
         raise DataError(f"{root_path}: no usable clips for {name} ({len(skipped)} skipped)")
@@ -239,9 +276,9 @@ def prepare(name: str, root: str | os.PathLike[str], out_dir: str | os.PathLike[
         start += c["length"]
     frames.flush()
     del frames
-    index = {"dataset": name, "root": str(root_path), "key": key, "settings": settings,
-             "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "n_frames": n_frames, "clips": clips,
-             "skipped": skipped}
+    index = {"dataset": name, "root": str(root_path), "annotation": result.annotation, "key": key,
+             "settings": settings, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "n_frames": n_frames,
+             "clips": clips, "skipped": skipped, "repaired": [dict(r) for r in result.repaired]}
     (tmp / "index.json").write_text(json.dumps(index, indent=1))
     try:
         os.rename(tmp, final)
@@ -263,7 +300,8 @@ def load_cache(path: str | os.PathLike[str]) -> ClipCache:
     frames = np.load(p / "frames.npy", mmap_mode="r")
     return ClipCache(path=p, dataset=index["dataset"], frames=frames, clips=index["clips"],
                      skipped=index.get("skipped", []), settings=index.get("settings", {}),
-                     root=index.get("root", ""))
+                     root=index.get("root", ""), repaired=index.get("repaired", []),
+                     annotation=index.get("annotation", ""), index=index)
 
 
 def find_cache(dataset: str, cache_root: str | os.PathLike[str] | None = None,

@@ -141,6 +141,28 @@ _ALL = [
         ["happiness", "surprise", "others"],
         {"happiness": ["happiness"], "surprise": ["surprise"], "others": ["other"]},
     ),
+    # SMIC (HS, VIS, NIR): the three classes the release is labelled with (folder names).
+    *(_setting(f"{m}/3", m, ["positive", "negative", "surprise"],
+               {c: [c] for c in ["positive", "negative", "surprise"]}) for m in ("smic", "smic_vis", "smic_nir")),
+    # MMEW: its seven categories; "repression" (the word some releases use for the seventh) counts as others.
+    _setting("mmew/7", "mmew", ["happiness", "surprise", "anger", "disgust", "fear", "sadness", "others"],
+             {**{c: [c] for c in ["happiness", "surprise", "anger", "disgust", "fear", "sadness"]},
+              "others": ["others", "repression"]}),
+    _setting("mmew/3", "mmew", ["positive", "negative", "surprise"],
+             {"positive": ["happiness"], "negative": ["anger", "disgust", "fear", "sadness"], "surprise": ["surprise"]}),
+    # 4DME: a combined label ("positive+surprise") belongs to no single class and is excluded from both.
+    _setting("fourd/5", "fourd", ["positive", "negative", "surprise", "repression", "others"],
+             {c: [c] for c in ["positive", "negative", "surprise", "repression", "others"]}),
+    _setting("fourd/3", "fourd", ["positive", "negative", "surprise"],
+             {c: [c] for c in ["positive", "negative", "surprise"]}),
+    # MEGC2019 composite (fdp.data.merged): clips already carry the list's class; label codes 0, 1, 2.
+    _setting("composite/3", "composite", ["negative", "positive", "surprise"],
+             {c: [c] for c in ["negative", "positive", "surprise"]}),
+    # leave-one-dataset-out (fdp.data.merged.build_lodo): the parts' common classes, as labelled there.
+    _setting("lodo/3", "lodo", ["positive", "negative", "surprise"],
+             {c: [c] for c in ["positive", "negative", "surprise"]}),
+    _setting("lodo/cross", "lodo", ["happiness", "surprise", "others"],
+             {c: [c] for c in ["happiness", "surprise", "others"]}),
 ]
 
 # Registry of class settings by name; an unknown name raises UnknownSettingError (a ConfigError).

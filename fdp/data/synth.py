@@ -323,8 +323,11 @@ def _astronaut() -> np.ndarray:
 def write_synthetic(out_dir: str | Path, subjects: int = 8, clips_per_subject: int = 10, seed: int = 0,
                     difficulty: float = 0.5, size: int = 128, frames_per_clip: int = 40, jpeg_quality: int = 92,
                     progress: Callable[[int, int], None] | None = None, amplitude: float | None = None,
-                    static_range: float | None = None, apex_range: tuple[float, float] | None = None) -> Path:
-    """Write the synthetic benchmark in the CASME II layout under `out_dir`; return `out_dir`.
+                    static_range: float | None = None, apex_range: tuple[float, float] | None = None,
+                    layout: str = "casme2") -> Path:
+    """Write the synthetic benchmark in the layout of dataset `layout` (casme2, samm or smic; see
+    `LAYOUTS`) under `out_dir`; return `out_dir`. The CASME II layout is the default and its output
+    is byte-identical to what this function wrote before the other layouts existed.
 
     subjects x clips_per_subject clips; emotions cycle through the five CASME II classes per
     subject (with a per-subject rotation), so counts are balanced to within one per class.
@@ -343,8 +346,9 @@ def write_synthetic(out_dir: str | Path, subjects: int = 8, clips_per_subject: i
         raise DataError("synthetic benchmark: need at least one subject and one clip per subject")
     if frames_per_clip < 8 or size < 64:
         raise DataError(f"synthetic benchmark: need frames_per_clip >= 8 and size >= 64, got {frames_per_clip}, {size}")
-    from openpyxl import Workbook
-
+    if layout not in LAYOUTS:
+        raise DataError(f"synthetic benchmark: unknown layout {layout!r} (known: {', '.join(LAYOUTS)})")
+    writer = LAYOUTS[layout]()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     params = SynthParams.from_difficulty(difficulty)
@@ -365,43 +369,199 @@ def write_synthetic(out_dir: str | Path, subjects: int = 8, clips_per_subject: i
     root_ss = np.random.SeedSequence(seed)
     subj_seeds = root_ss.spawn(subjects)
 
-    wb = Workbook()
-    ws = wb.active
-    ws.title = "Sheet1"
-    ws.append(HEADER)
+    classes = writer.classes
     total, done = subjects * clips_per_subject, 0
-    counts = {c: 0 for c in CLASSES}
+    counts = {writer.word(c): 0 for c in classes}
     for si in range(subjects):
         sub_ss = subj_seeds[si]
         id_ss, *clip_seeds = sub_ss.spawn(1 + clips_per_subject)
         identity = _make_identity(np.random.default_rng(id_ss), astronaut, size, params)
         order_rng = np.random.default_rng(sub_ss.spawn(1)[0])
-        emotions = [CLASSES[(si + j) % len(CLASSES)] for j in range(clips_per_subject)]
+        emotions = [classes[(si + j) % len(classes)] for j in range(clips_per_subject)]
         order_rng.shuffle(emotions)
-        subject = f"{si + 1:02d}"
         for j in range(clips_per_subject):
             rng = np.random.default_rng(clip_seeds[j])
             clip = render_clip(identity, rng, emotions[j], frames_per_clip, params)
             first = int(rng.integers(10, 400))  # absolute numbering never starts at 1, as in CASME II
-            filename = f"EP{j + 1:02d}_{int(rng.integers(1, 10))}{'fsfsf'[j % 5]}"
-            folder = out / FRAMES_DIR / f"sub{subject}" / filename
-            folder.mkdir(parents=True, exist_ok=True)
-            for k, frame in enumerate(clip.frames):
-                ok = cv2.imwrite(str(folder / f"img{first + k}.jpg"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR),
-                                 [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
-                if not ok:
-                    raise DataError(f"{folder}: could not write frame img{first + k}.jpg")
-            ws.append([subject, filename, None, first + clip.onset, first + clip.apex, first + clip.offset, None,
-                       clip.action_units, clip.emotion])
-            counts[clip.emotion] += 1
+            take = int(rng.integers(1, 10))  # drawn in every layout: same frames whatever the layout
+            writer.clip(out, si + 1, j, first, take, clip, jpeg_quality)
+            counts[writer.word(clip.emotion)] += 1
             done += 1
             if progress is not None:
                 progress(done, total)
-    wb.save(out / ANNOTATION_NAME)
+    writer.finish(out)
     # provenance only; readers ignore it
     (out / "synthetic.json").write_text(json.dumps({
-        "generator": "fdp.data.synth.write_synthetic", "seed": seed, "subjects": subjects,
+        "generator": "fdp.data.synth.write_synthetic", "layout": layout, "seed": seed, "subjects": subjects,
         "clips_per_subject": clips_per_subject, "difficulty": difficulty, "size": size,
         "frames_per_clip": frames_per_clip, "fps": FPS, "counts": counts,
         "params": params.__dict__}, indent=2))
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# layouts: where the rendered clips go, in each dataset's distributed form (fdp.data.readers)
+
+
+def _write_frames(folder: Path, names: list[str], frames: np.ndarray, jpeg_quality: int) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, frame in zip(names, frames):
+        params = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality] if name.endswith(".jpg") else []
+        if not cv2.imwrite(str(folder / name), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), params):
+            raise DataError(f"{folder}: could not write frame {name}")
+
+
+class _Casme2Layout:
+    """`CASME2-coding-synthetic.xlsx` + `CASME2_RAW_selected/subXX/<Filename>/img<N>.jpg`."""
+
+    classes = CLASSES
+
+    def __init__(self) -> None:
+        from openpyxl import Workbook
+
+        self.wb = Workbook()
+        self.ws = self.wb.active
+        self.ws.title = "Sheet1"
+        self.ws.append(HEADER)
+
+    def word(self, emotion: str) -> str:
+        return emotion
+
+    def clip(self, out: Path, subject: int, j: int, first: int, take: int, clip: SynthClip, q: int) -> None:
+        sub = f"{subject:02d}"
+        filename = f"EP{j + 1:02d}_{take}{'fsfsf'[j % 5]}"
+        _write_frames(out / FRAMES_DIR / f"sub{sub}" / filename,
+                      [f"img{first + k}.jpg" for k in range(len(clip.frames))], clip.frames, q)
+        self.ws.append([sub, filename, None, first + clip.onset, first + clip.apex, first + clip.offset, None,
+                        clip.action_units, clip.emotion])
+
+    def finish(self, out: Path) -> None:
+        self.wb.save(out / ANNOTATION_NAME)
+
+
+class _SammLayout(_Casme2Layout):
+    """`SAMM_Micro_FACS_Codes_v2.xlsx` (sheet MICRO_ONLY, notes above the header, subjects as bare
+    integers) + `SAMM/<006>/<006_1_2>/006_<frame:05d>.jpg`; the five generated deformations carry
+    the samm/5 words."""
+
+    SAMM_WORDS = {"happiness": "Happiness", "disgust": "Anger", "repression": "Contempt", "surprise": "Surprise",
+                  "others": "Other"}
+
+    def __init__(self) -> None:
+        from openpyxl import Workbook
+
+        self.wb = Workbook()
+        self.ws = self.wb.active
+        self.ws.title = "MICRO_ONLY"
+        for note in ("SAMM micro-movement codes (synthetic stand-in written by fdp.data.synth)", None,
+                     "Rows below: one micro-expression each", None):
+            self.ws.append([note])
+        self.ws.append(["Subject", "Filename", "Inducement Code", "Onset Frame", "Apex Frame", "Offset Frame",
+                        "Duration", "Micro", "Action Units", "Estimated Emotion", "Objective Classes", "Notes"])
+
+    def word(self, emotion: str) -> str:
+        return self.SAMM_WORDS[emotion]
+
+    def clip(self, out: Path, subject: int, j: int, first: int, take: int, clip: SynthClip, q: int) -> None:
+        sub = f"{subject + 5:03d}"  # SAMM numbers its subjects from 006
+        filename = f"{sub}_{take}_{j + 1}"
+        _write_frames(out / "SAMM" / sub / filename,
+                      [f"{sub}_{first + k:05d}.jpg" for k in range(len(clip.frames))], clip.frames, q)
+        self.ws.append([int(sub), filename, take, first + clip.onset, first + clip.apex, first + clip.offset,
+                        clip.offset - clip.onset + 1, "Micro", clip.action_units, self.word(clip.emotion), "", ""])
+
+    def finish(self, out: Path) -> None:
+        self.wb.save(out / "SAMM_Micro_FACS_Codes_v2.xlsx")
+
+
+class _SmicLayout:
+    """The cropped SMIC-HS release: `SMIC_all_cropped/HS/s<N>/micro/<class>/s<N>_<ne|po|sur>_<nn>/
+    reg_image%06d.bmp`, subjects unpadded on disk (`s1`, as released); a clip is the annotated
+    span (the release holds only onset..offset frames) and the class is its folder. Three classes
+    from three of the generated deformations."""
+
+    classes = ("disgust", "happiness", "surprise")
+    SMIC_WORDS = {"disgust": "negative", "happiness": "positive", "surprise": "surprise"}
+    SHORT = {"negative": "ne", "positive": "po", "surprise": "sur"}
+
+    def __init__(self) -> None:
+        self.n: dict[tuple[int, str], int] = {}
+
+    def word(self, emotion: str) -> str:
+        return self.SMIC_WORDS[emotion]
+
+    def clip(self, out: Path, subject: int, j: int, first: int, take: int, clip: SynthClip, q: int) -> None:
+        cls = self.word(clip.emotion)
+        k = self.n[(subject, cls)] = self.n.get((subject, cls), 0) + 1
+        name = f"s{subject}_{self.SHORT[cls]}_{k:02d}"
+        span = clip.frames[clip.onset:clip.offset + 1]
+        _write_frames(out / "SMIC_all_cropped" / "HS" / f"s{subject}" / "micro" / cls / name,
+                      [f"reg_image{i + 1:06d}.bmp" for i in range(len(span))], span, q)
+
+    def finish(self, out: Path) -> None:
+        pass
+
+
+class _MmewLayout(_Casme2Layout):
+    """`MMEW_Micro_Exp.xlsx` + `Micro_Expression/<emotion>/<Sxx-yy-zzz>/<k>.jpg` (frames from 1 in
+    each clip folder, no subject folder; the seventh class's folder is `others`)."""
+
+    MMEW_WORDS = {"happiness": "happiness", "disgust": "disgust", "repression": "others", "surprise": "surprise",
+                  "others": "fear"}
+
+    def __init__(self) -> None:
+        from openpyxl import Workbook
+
+        self.wb = Workbook()
+        self.ws = self.wb.active
+        self.ws.title = "Sheet1"
+        self.ws.append(["Subject", "Filename", "OnsetFrame", "ApexFrame", "OffsetFrame", "Estimated Emotion",
+                        "Action Units", "remarks"])
+
+    def word(self, emotion: str) -> str:
+        return self.MMEW_WORDS[emotion]
+
+    def clip(self, out: Path, subject: int, j: int, first: int, take: int, clip: SynthClip, q: int) -> None:
+        name = f"S{subject:02d}-{take:02d}-{j + 1:03d}"
+        _write_frames(out / "Micro_Expression" / self.word(clip.emotion) / name,
+                      [f"{k + 1}.jpg" for k in range(len(clip.frames))], clip.frames, q)
+        self.ws.append([f"S{subject:02d}", name, clip.onset + 1, clip.apex + 1, clip.offset + 1,
+                        self.word(clip.emotion), clip.action_units, ""])
+
+    def finish(self, out: Path) -> None:
+        self.wb.save(out / "MMEW_Micro_Exp.xlsx")
+
+
+class _FourdLayout(_MmewLayout):
+    """`4DME_Labelling_Micro_release v1.xlsx` (sub_ID, fold_name, Emotion, Onset, Apex, Offset, AUs) +
+    `gray_micro/<S1>/<fold_name>/<frame>.jpg` with absolute numbers; grey frames, as released."""
+
+    FOURD_WORDS = {"happiness": "Positive", "disgust": "Negative", "repression": "Repression",
+                   "surprise": "Surprise", "others": "Others"}
+
+    def __init__(self) -> None:
+        from openpyxl import Workbook
+
+        self.wb = Workbook()
+        self.ws = self.wb.active
+        self.ws.title = "Sheet1"
+        self.ws.append(["sub_ID", "fold_name", "Emotion", "Onset", "Apex", "Offset", "AUs"])
+
+    def word(self, emotion: str) -> str:
+        return self.FOURD_WORDS[emotion]
+
+    def clip(self, out: Path, subject: int, j: int, first: int, take: int, clip: SynthClip, q: int) -> None:
+        name = f"S{subject}_T{take}_{j + 1:02d}"
+        grey = np.repeat(clip.frames.mean(axis=-1, keepdims=True).round().astype(np.uint8), 3, axis=-1)
+        _write_frames(out / "gray_micro" / f"S{subject}" / name,
+                      [f"{first + k}.jpg" for k in range(len(clip.frames))], grey, q)
+        self.ws.append([f"S{subject}", name, self.word(clip.emotion), first + clip.onset, first + clip.apex,
+                        first + clip.offset, clip.action_units])
+
+    def finish(self, out: Path) -> None:
+        self.wb.save(out / "4DME_Labelling_Micro_release v1.xlsx")
+
+
+# layout name (the reader that reads it) -> writer
+LAYOUTS = {"casme2": _Casme2Layout, "samm": _SammLayout, "smic": _SmicLayout, "mmew": _MmewLayout,
+           "fourd": _FourdLayout}

@@ -1,0 +1,125 @@
+"""`fdp-sweep summarize --table megc`: the MEGC2019 composite evaluation (CDE) from tracked runs.
+
+One set of predictions gives every cell: the predictions of all folds of one configuration and
+seed are concatenated, then UF1 / UAR (SPEC §5) are computed over all clips (composite) and over
+the clips of each database (the clips' subjects read `<database>/<subject>`, `fdp.data.merged`).
+Published numbers (orchestrator/reference/megc2019.yaml) are printed beside ours.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fdp.data.merged import database_of
+from fdp.metrics import pooled_metrics
+from fdp.stats import mean_std
+from orchestrator.tables import MISSING, Table, render
+
+MEGC_COLUMNS = ("composite", "smic", "casme2", "samm")
+_TITLES = {"composite": "Composite", "smic": "SMIC", "casme2": "CASME II", "samm": "SAMM"}
+REFERENCE = Path(__file__).with_name("reference") / "megc2019.yaml"
+EXPERIMENT = "composite/3"  # the experiment key (setting) composite runs are filed under
+
+
+def per_database(predictions: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """{"composite" | database: pooled metrics} from `read_predictions` dicts of one configuration
+    and seed: concatenated first, then split by the database of each clip's subject."""
+    labels = [y for p in predictions for y in p["labels"]]
+    preds = [y for p in predictions for y in p["preds"]]
+    subjects = [s for p in predictions for s in p["subjects"]]
+    k = max(p["num_classes"] for p in predictions)
+    out = {"composite": pooled_metrics(labels, preds, k)}
+    for db in sorted({database_of(s) for s in subjects} - {""}):
+        idx = [i for i, s in enumerate(subjects) if database_of(s) == db]
+        out[db] = pooled_metrics([labels[i] for i in idx], [preds[i] for i in idx], k)
+    return out
+
+
+@dataclass
+class MegcRow:
+    label: str  # configuration label (variant, grid point, ...)
+    seeds: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # seed -> column -> metrics
+    missing: list[str] = field(default_factory=list)
+
+    def cell(self, column: str, metric: str) -> str:
+        vals = [m[column][metric] for m in self.seeds.values() if column in m]
+        if not vals:
+            return MISSING
+        mean, std = mean_std([100 * v for v in vals])
+        return f"{mean:.2f}" if len(vals) == 1 or not math.isfinite(std) else f"{mean:.2f} ± {std:.2f}"
+
+
+def load_megc_reference(path: Path = REFERENCE) -> dict[str, Any]:
+    return yaml.safe_load(path.read_text())
+
+
+def build_megc_table(rows: list[MegcRow], ref: dict[str, Any] | None = None) -> Table:
+    ref = ref or load_megc_reference()
+    header = ["Method"] + [f"{_TITLES[c]} {m}" for c in MEGC_COLUMNS for m in ("UF1", "UAR")]
+    body = []
+    for m in ref["methods"]:
+        body.append([m["method"]] + [f"{100 * m[k][c]:.2f}" if m[k].get(c) is not None else MISSING
+                                     for c in MEGC_COLUMNS for k in ("uf1", "uar")])
+    for r in rows:
+        body.append([f"{r.label} (ours)"] + [r.cell(c, k) for c in MEGC_COLUMNS for k in ("uf1", "uar")])
+    notes = [f"Published: {m['method']} from {m['source']}." for m in ref["methods"]]
+    notes.append("Ours: predictions of all LOSO folds concatenated, then UF1 (macro F1 over negative / "
+                 "positive / surprise) and UAR, over all clips and over each database's clips; "
+                 "mean ± std over seeds where there are several; percent.")
+    for r in rows:
+        notes += [f"missing: {r.label}: {m}" for m in r.missing]
+    return Table(number="MEGC2019", caption="Composite database evaluation (CASME II + SAMM + SMIC, 3 classes, "  # type: ignore[arg-type]
+                 "LOSO over all subjects), UF1 / UAR %.", header=header, rows=body,
+                 groups=[("", 1)] + [(_TITLES[c], 2) for c in MEGC_COLUMNS], notes=notes)
+
+
+def collect_megc(tracker: Any, children: list[Any]) -> list[MegcRow]:
+    """MegcRows from the child runs of a composite sweep (FINISHED runs pooled per configuration
+    and seed; the others listed as missing)."""
+    by_label: dict[str, dict[str, list[Any]]] = defaultdict(lambda: defaultdict(list))
+    rows: dict[str, MegcRow] = {}
+    for r in children:
+        t = r.data.tags
+        if t.get("fdp.experiment", EXPERIMENT) != EXPERIMENT and r.data.params.get("data.dataset") != "composite":
+            continue
+        # one row per configuration; its seeds are the row's samples
+        label = "|".join(p for p in t.get("fdp.config_label", t.get("fdp.variant", "?")).split("|")
+                         if not p.startswith("seed")) or "?"
+        row = rows.setdefault(label, MegcRow(label))
+        if r.info.status == "FINISHED":
+            by_label[label][t.get("fdp.seed", "0")].append(r)
+        else:
+            row.missing.append(f"seed {t.get('fdp.seed', '0')}, fold {t.get('fdp.fold', '?')}: {r.info.status}")
+    for label, seeds in by_label.items():
+        for seed, runs in seeds.items():
+            preds = [tracker.predictions(r.info.run_id) for r in runs]
+            if preds and all(p["preds"] is not None for p in preds):
+                rows[label].seeds[seed] = per_database(preds)
+    return [rows[k] for k in sorted(rows)]
+
+
+def render_megc(tracking_uri: str, sweep: str | None = None, fmt: str = "md",
+                include_smoke: bool = False) -> tuple[str, list[str]]:
+    """(rendered MEGC table, notes) from the latest composite sweep (`table: megc`), or `sweep`."""
+    from orchestrator.summarize import SummaryError, find_parent
+    from orchestrator.tracking import SweepTracker
+
+    tracker = SweepTracker(tracking_uri)
+    notes: list[str] = []
+    found = find_parent(tracker, table="megc", sweep=sweep, include_smoke=include_smoke, notes=notes)  # type: ignore[arg-type]
+    if found is None:
+        hint = "" if include_smoke else " (a --smoke sweep is read with --include-smoke)"
+        raise SummaryError(f"no composite sweep tracked at {tracking_uri}{hint}: run "
+                           "`fdp-sweep run sweeps/composite.yaml` first")
+    rows = collect_megc(tracker, found.children)
+    if not any(r.seeds for r in rows):
+        raise SummaryError(f"sweep {found.name} (parent run {found.parent.info.run_id}) has no finished composite run")
+    notes.append(f"sweep {found.name}, parent run {found.parent.info.run_id}"
+                 + (" (smoke: a pipeline check, not a result)" if found.parent.data.tags.get("fdp.smoke") == "true" else ""))
+    return render(build_megc_table(rows), fmt), notes
