@@ -239,6 +239,8 @@ def memory_lines(plan: Plan, gpu_mem_gb: float | None = None) -> list[str]:
     rows: dict[str, tuple[str, Any]] = {}  # estimate key -> (label, estimate)
     for c in plan.configurations:
         cfg = runtime_config(c.cfg)
+        if cfg.model.baseline:  # a regression on frames (fdp.baselines), no network: nothing to estimate
+            continue
         d = cfg.data
         data_id = (d.dataset, d.setting, d.cache_dir, d.test_dataset, d.test_cache_dir)
         if data_id not in frames_of:
