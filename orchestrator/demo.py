@@ -5,7 +5,9 @@ ablation sweep (`sweeps/ablation.yaml`) at smoke size, run through the same code
 (`load`/`parse_spec` -> `jobs.expand` -> `scheduler.run_sweep`: Ray + MLflow) -> Table 9.
 
 The file's own smoke block switches it to the synthetic casme2/5 data and one seed; the demo only
-asks for 1 CPU per job so both cores of a laptop run jobs.
+asks for 1 CPU per job so both cores of a laptop run jobs. It names the cache it prepared
+(`data.cache_dir`), so other caches of casme2 -- a real CASME II, another synthetic draw -- are
+never picked by accident, and its runs record which one they read.
 """
 
 from __future__ import annotations
@@ -22,19 +24,22 @@ from orchestrator.clitools import fail_on_errors
 DEMO_SPEC = "sweeps/ablation.yaml"
 
 
-def demo_spec(path: str | Path = DEMO_SPEC):
-    """ablation.yaml with --smoke (its smoke block: synthetic casme2/5, one seed), 1 CPU per job."""
+def demo_spec(path: str | Path = DEMO_SPEC, cache_dir: str | Path | None = None):
+    """ablation.yaml with --smoke (its smoke block: synthetic casme2/5, one seed), 1 CPU per job,
+    reading the cache `cache_dir` when given."""
     import yaml
 
-    from orchestrator.spec import parse_spec
+    from orchestrator.spec import UniqueKeyLoader, parse_spec
 
-    raw = yaml.safe_load(Path(path).read_text())
+    raw = yaml.load(Path(path).read_text(), Loader=UniqueKeyLoader)  # noqa: S506 - a SafeLoader
     raw["resources"] = {"cpus": 1, "gpus": 0}
-    return parse_spec(raw, smoke=True, source=str(path))
+    sets = {"data.cache_dir": str(cache_dir)} if cache_dir is not None else None
+    return parse_spec(raw, sets=sets, smoke=True, source=str(path))
 
 
 def prepare_demo_data(root: Path, echo=click.echo) -> Path:
-    """Synthesize and prepare the demo benchmark under root/.cache/demo (skipped when present)."""
+    """Synthesize and prepare the demo benchmark under root/.cache/demo (skipped when present);
+    returns the prepared cache's folder."""
     from fdp.data.cache import prepare
     from fdp.data.synth import write_synthetic
 
@@ -47,7 +52,7 @@ def prepare_demo_data(root: Path, echo=click.echo) -> Path:
         echo(f"synth: {data} exists, reused")
     path = prepare("casme2", data, out_dir=clips)  # a complete cache with the same key is reused
     echo(f"prepare: casme2 cache at {path}")
-    return clips
+    return path
 
 
 @click.command("demo")
@@ -64,13 +69,13 @@ def demo_cmd(tracking_uri: str | None) -> None:
 
     t0 = time.perf_counter()
     root = project_root()
-    clips = prepare_demo_data(root)
-    os.environ["FDP_CACHE_DIR"] = str(clips)  # workers inherit it; caches are also pinned per job
+    cache = prepare_demo_data(root)
+    os.environ["FDP_CACHE_DIR"] = str(cache.parent)  # workers inherit it; caches are also pinned per job
     try:
         path = root / DEMO_SPEC
         if not path.exists():  # run from another folder: the spec shipped with the code
             path = Path(__file__).resolve().parents[1] / DEMO_SPEC
-        spec = demo_spec(path)
+        spec = demo_spec(path, cache_dir=cache)
     except SpecError as e:
         for line in e.problems:
             click.echo(f"error: {line}", err=True)
