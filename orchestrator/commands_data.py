@@ -111,4 +111,8 @@ def prepare_cmd(dataset: str, root: Path, out: Path | None, no_align: bool, skip
     for s in cache.skipped:
         click.echo(f"  {s['source']}: {s['reason']}")
     click.echo(f"cache: {path}")
+    from fdp.data.cache import cache_fingerprint
+
+    # the data version's name: runs, tables and the MLflow Dataset column show it
+    click.echo(f"fingerprint: {cache_fingerprint(path)}")
     click.echo(f"time: {time.time() - t0:.1f} s")
