@@ -167,6 +167,9 @@ def check_store(uri: str, root: Path | None = None, timeout_s: float = 10.0) -> 
                              f"go there: make it writable or run from a writable project folder "
                              f"(FDP_PROJECT_ROOT / --tracking-uri)")
     if db is not None and db.is_file():
+        if not os.access(db, os.R_OK | os.W_OK):
+            raise StoreError(f"{db}: MLflow store not writable (read-only file); make it writable, or pass "
+                             f"another --tracking-uri")
         try:
             con = sqlite3.connect(f"file:{db}?mode=rw", uri=True, timeout=timeout_s)
             try:
