@@ -307,6 +307,7 @@ def _run_leased(plan: Plan, opts: SweepOptions, root: Path, uri: str, data: str,
     parent = tracker.open_parent(exp_id, spec, fresh=opts.fresh, data=data, extra_tags={
         "fdp.jobs_expected": str(len(plan.jobs)), "fdp.folds_expected": str(n_folds),
         "fdp.data_synthetic": str(any(j.data is not None and j.data.synthetic for j in plan.jobs)).lower()})
+    tracker.log_parent_inputs(parent.run_id, plan.jobs)
     existing = tracker.children(exp_id, parent.run_id) if parent.reused else {}
     report = SweepReport(spec.name, exp_id, parent.run_id, parent.instance, parent.reused)
     ckpts = checkpoint_dir(root, spec.name)

@@ -314,6 +314,24 @@ class SweepTracker:
             with_retry(self.client.log_dict, rid, spec.sets, "cli_sets.json")
         return ParentRun(rid, instance, False)
 
+    def log_parent_inputs(self, parent_id: str, jobs: Iterable["Job"]) -> None:
+        """The data a sweep's jobs read, once each, as the parent run's dataset inputs: the
+        runs table shows it on the parent row too (children are folded under it)."""
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        have = {(d.dataset.name, d.dataset.digest) for d in
+                with_retry(self.client.get_run, parent_id).inputs.dataset_inputs}
+        out = []
+        for job in jobs:
+            for i in dataset_inputs(job):
+                if (i["name"], i["digest"]) not in have:
+                    have.add((i["name"], i["digest"]))
+                    out.append(DatasetInput(Dataset(name=i["name"], digest=i["digest"], source_type=i["source_type"],
+                                                    source=i["source"], profile=i.get("profile")),
+                                            [InputTag("mlflow.data.context", i["context"])]))
+        if out:
+            with_retry(self.client.log_inputs, parent_id, datasets=out)
+
     def children(self, experiment_id: str, parent_id: str) -> dict[str, "Run"]:
         """job_key -> child run of a parent (the FINISHED one if a key somehow has several)."""
         out: dict[str, Run] = {}
