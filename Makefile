@@ -6,7 +6,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export RAY_USAGE_STATS_ENABLED := 0
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install demo test test-slow bench gpu-check confirm clean
+.PHONY: install demo demo-full test test-slow test-browser bench gpu-check confirm clean
 
 $(BIN)/fdp-sweep: pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
@@ -30,6 +30,12 @@ test: install
 
 test-slow: install
 	$(BIN)/python -m pytest -q -m slow
+
+# the MLflow UI in headless Chromium (screenshots of the runs table and a child run into
+# $(SHOTS)); needs `apt-get install chromium` (.ci/run installs it)
+SHOTS ?= figures/screenshots
+test-browser: install
+	FDP_SCREENSHOTS=$(abspath $(SHOTS)) $(BIN)/python -m pytest -q -m browser tests/test_mlflow_ui.py
 
 bench: install
 	$(BIN)/python bench/model.py --quick

@@ -372,10 +372,12 @@ def _save_checkpoint(path: Path, model, opt, step: int, curves, best) -> None:
 # from a config to a fold: data loading shared by the CLI, Ray workers and benchmarks
 
 
-def cache_dir_for(dataset: str, explicit: str = "") -> Path:
-    from fdp.data.cache import find_cache
+def cache_dir_for(dataset: str, explicit: str = "", newest: bool = False) -> Path:
+    """The cache `data.cache_dir` names (a cache, a folder of exactly one, a fingerprint), else
+    the only prepared one; several and none named refuse (`fdp.data.cache.find_cache`)."""
+    from fdp.data.cache import resolve_cache_dir
 
-    return Path(explicit) if explicit else find_cache(dataset)
+    return resolve_cache_dir(dataset, explicit, newest=newest)
 
 
 @functools.lru_cache(maxsize=4)

@@ -110,6 +110,10 @@ def prepare_cmd(dataset: str, root: Path, out: Path | None, no_align: bool, skip
     for line in summary_lines(cache):
         click.echo(line)
     click.echo(f"cache: {path}")
+    from fdp.data.cache import cache_fingerprint
+
+    # the data version's name: runs, tables and the MLflow Dataset column show it
+    click.echo(f"fingerprint: {cache_fingerprint(path)}")
     click.echo(f"time: {time.time() - t0:.1f} s")
 
 

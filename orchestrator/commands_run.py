@@ -27,9 +27,11 @@ from orchestrator.clitools import fail_on_errors, parse_sets
               help="Memory of one GPU for the dry run's packing check (default: the visible GPU's, else 80).")
 @click.option("--tracking-uri", default=None,
               help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///<project>/mlflow.db).")
+@click.option("--wait", is_flag=True,
+              help="If another driver is running this sweep, wait for it to finish instead of refusing.")
 @fail_on_errors
 def run_cmd(spec_path: str, dry_run: bool, smoke: bool, fresh: bool, address: str | None, sets: tuple[str, ...],
-            max_parallel: int | None, tracking_uri: str | None, gpu_mem: float | None = None) -> None:
+            max_parallel: int | None, tracking_uri: str | None, wait: bool, gpu_mem: float | None = None) -> None:
     """Run the sweep SPEC (a YAML file, see docs/sweeps.md); re-running resumes it."""
     from orchestrator.jobs import expand, format_plan
     from orchestrator.scheduler import SchedulerError, SweepOptions, run_sweep
@@ -50,7 +52,7 @@ def run_cmd(spec_path: str, dry_run: bool, smoke: bool, fresh: bool, address: st
         for p in plan.problems:
             click.echo(f"error: {p}", err=True)
         sys.exit(2)
-    for d in plan.duplicates:
+    for d in plan.duplicates + plan.notes:
         click.echo(f"note: {d}", err=True)
     try:
         uri = resolve_tracking_uri(tracking_uri)
@@ -59,7 +61,7 @@ def run_cmd(spec_path: str, dry_run: bool, smoke: bool, fresh: bool, address: st
         sys.exit(2)
     try:
         report = run_sweep(plan, SweepOptions(fresh=fresh, address=address, max_parallel=max_parallel,
-                                              tracking_uri=uri))
+                                              tracking_uri=uri, wait=wait))
     except SchedulerError as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(2)

@@ -51,12 +51,22 @@ def train_cmd(dataset, setting, variant, cache_dir, fold, max_folds, steps, devi
                  if v is not None})
     over.update(parse_sets(sets))
     cfg = build_config(variant, over)
+    # the cache is chosen once, here (several and none named: refused; --smoke: the newest), and
+    # its content fingerprint is part of what --out's results belong to
+    from fdp.data.cache import cache_fingerprint
+    from fdp.train import cache_dir_for
+
+    data_dir = cache_dir_for(cfg.data.dataset, cfg.data.cache_dir, newest=smoke)
+    cfg = build_config(variant, {**over, "data.cache_dir": str(data_dir)})
+    fingerprint = cache_fingerprint(data_dir) if (data_dir / "index.json").is_file() else ""
     folds = [fold] if fold else fold_names(cfg)
     if max_folds and not fold:
         folds = folds[:max_folds]
-    out = _open_out_dir(Path(out_dir), to_dict(cfg)) if out_dir else None
+    kept = {**to_dict(cfg), "data_fingerprint": fingerprint}
+    kept["data"] = {k: v for k, v in kept["data"].items() if k != "cache_dir"}  # the content counts, not where
+    out = _open_out_dir(Path(out_dir), kept) if out_dir else None
     click.echo(f"{variant} on {setting}: {len(folds)} fold(s), {cfg.train.steps} steps each, "
-               f"device {cfg.train.device}", err=True)
+               f"device {cfg.train.device}, data {data_dir} (fingerprint {fingerprint or '?'})", err=True)
     labels, preds, t0 = [], [], time.perf_counter()
     for i, f in enumerate(folds, 1):
         done = out / f"fold-{_safe(f)}.json" if out else None

@@ -8,6 +8,8 @@ run` (`load_spec` -> `jobs.expand` -> `scheduler.run_sweep`: Ray + MLflow, progr
 Table 9 with subject-bootstrap intervals and the paired comparisons.
 
 What was chosen on what (profile, benchmark): docs/learnability.md.
+It names the cache it prepared (`data.cache_dir`), so other caches of casme2 -- a real CASME II,
+another synthetic draw -- are never picked by accident, and its runs record which one they read.
 """
 
 from __future__ import annotations

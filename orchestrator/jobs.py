@@ -1,11 +1,13 @@
 """Sweep spec -> fold jobs, and what one job does on a worker.
 
 A job is one fold of one configuration (experiment x variant x grid point x seed x fold). Its
-`job_key` is a hash of the resolved config and the fold (and, in a spec that lists `experiments:`,
-the experiment key: under --smoke every experiment trains on the same synthetic data, and two
-table cells must never share a job), so it does not depend on the order of the spec, the grid or
-the variants: re-running a spec finds the same keys, which is how finished jobs are skipped and
-checkpoints are found again.
+`job_key` is a hash of the resolved config, the fold and the content fingerprint of the data it
+trains and tests on (and, in a spec that lists `experiments:`, the experiment key: under --smoke
+every experiment trains on the same synthetic data, and two table cells must never share a job),
+so it does not depend on the order of the spec, the grid or the variants, nor on where the cache
+lies: re-running a spec finds the same keys, which is how finished jobs are skipped and
+checkpoints are found again -- and re-preparing data that changed gives new keys, so the re-run
+trains again instead of reporting the old data's numbers.
 
 `run_job` is the worker side: it rebuilds the config, logs into the MLflow run the driver created
 for it (`orchestrator.tracking.RunLogger`), trains the fold with `fdp.train.run_fold` from its
@@ -39,8 +41,30 @@ class Job:
     fold: str
     variant: str
     seed: int
-    cfg: ExperimentConfig  # as the spec resolves it (paths as written; see runtime_config)
+    cfg: ExperimentConfig  # as the spec resolves it, cache paths pinned to the caches found
     experiment: Experiment | None = None  # the experiment it belongs to (tags fdp.experiment, ...)
+    data: DataRef | None = None  # the cache it trains on (fingerprint: part of the key)
+    test_data: DataRef | None = None  # cross protocol: the cache it tests on
+
+
+@dataclass(frozen=True)
+class DataRef:
+    """The identity of a prepared cache a job reads (`fdp.data.cache.CacheInfo`, as plain data)."""
+
+    dataset: str
+    path: str  # absolute cache folder
+    fingerprint: str  # content fingerprint (annotation rows, labels, frame bytes)
+    root: str  # the dataset folder it was prepared from
+    clips: int
+    created: str
+    synthetic: bool
+
+    @classmethod
+    def of(cls, path: Path) -> "DataRef":
+        from fdp.data.cache import cache_info
+
+        i = cache_info(path)
+        return cls(i.dataset, str(path), i.fingerprint, i.root, i.clips, i.created, i.synthetic)
 
 
 @dataclass
@@ -53,6 +77,7 @@ class Plan:
     problems: list[str] = field(default_factory=list)  # e.g. a missing clip cache: no folds known
     # (one line per experiment, "experiments[2] (samm/3): no prepared clip cache for samm ...")
     duplicates: list[str] = field(default_factory=list)  # labels that resolve to an earlier config
+    notes: list[str] = field(default_factory=list)  # e.g. which of several caches --smoke took
 
     @property
     def complete(self) -> bool:
@@ -63,12 +88,19 @@ class Plan:
         return [j for j in self.jobs if j.config_label == config_label]
 
 
-def job_key(cfg: ExperimentConfig, fold: str, experiment: str = "") -> str:
-    """Order-independent identity of a job (16 hex): sorted-key JSON of config and fold, and of
-    the experiment key when given (specs with `experiments:`; without, keys stay as they were)."""
-    body: dict[str, Any] = {"config": to_dict(cfg), "fold": fold}
+def job_key(cfg: ExperimentConfig, fold: str, experiment: str = "", data: str = "") -> str:
+    """Order-independent identity of a job (16 hex): sorted-key JSON of config and fold, of the
+    experiment key when given (specs with `experiments:`), and of `data`, the content
+    fingerprint(s) of the caches it reads: with it the cache *paths* leave the key (the same data
+    elsewhere is the same job; other data at the same path is not)."""
+    conf = to_dict(cfg)
+    if data:
+        conf["data"] = {**conf["data"], "cache_dir": "", "test_cache_dir": ""}
+    body: dict[str, Any] = {"config": conf, "fold": fold}
     if experiment:
         body["experiment"] = experiment
+    if data:
+        body["data"] = data
     blob = json.dumps(body, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -78,14 +110,18 @@ def config_key(cfg: ExperimentConfig) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def cache_path(cfg: ExperimentConfig, test: bool = False) -> tuple[Path | None, str | None]:
-    """(absolute cache dir, None) or (None, one-line reason) for the training or test dataset."""
+def cache_path(cfg: ExperimentConfig, test: bool = False, newest: bool = False) -> tuple[Path | None, str | None]:
+    """(absolute cache dir, None) or (None, one-line reason) for the training or test dataset.
+    `newest`: of several caches none names, take the latest prepared (--smoke only)."""
+    from fdp.data.cache import AmbiguousCacheError
     from fdp.train import cache_dir_for
 
     dataset = cfg.data.test_dataset if test else cfg.data.dataset
     explicit = cfg.data.test_cache_dir if test else cfg.data.cache_dir
     try:
-        path = Path(cache_dir_for(dataset, explicit)).expanduser().resolve()
+        path = Path(cache_dir_for(dataset, explicit, newest=newest)).expanduser().resolve()
+    except AmbiguousCacheError as e:
+        return None, str(e)
     except Exception as e:  # noqa: BLE001 - the lookup's own one-line reason is what we report
         return None, f"no prepared clip cache for {dataset}: {e}"
     if not path.exists():
@@ -142,21 +178,32 @@ def expand(spec: SweepSpec) -> Plan:
         kept.append(c)
 
     problems: list[str] = []
-    names_by_data: dict[tuple[str, ...], tuple[list[str], list[str]]] = {}  # data -> (folds, reasons)
+    notes: list[str] = []
+    # data -> (folds, reasons, train cache, test cache)
+    names_by_data: dict[tuple[str, ...], tuple[list[str], list[str], DataRef | None, DataRef | None]] = {}
     folds_of: dict[tuple[Any, ...], list[str] | None] = {}  # (experiment, data) -> selected folds
     jobs: list[Job] = []
     for c in kept:
         d = c.cfg.data
         data_id = (d.dataset, d.setting, d.cache_dir, d.test_dataset, d.test_cache_dir)
         if data_id not in names_by_data:
-            reasons = [r for r in (cache_path(c.cfg)[1],
-                                   cache_path(c.cfg, test=True)[1] if d.test_dataset else None) if r]
-            names_by_data[data_id] = ([] if reasons else fold_names(runtime_config(c.cfg)), reasons)
+            # --smoke runs on the synthetic benchmark: of several of its caches the newest is
+            # taken (and said); a real run refuses to choose (find_cache)
+            train_path, why = cache_path(c.cfg, newest=spec.is_smoke)
+            test_path, twhy = cache_path(c.cfg, test=True, newest=spec.is_smoke) if d.test_dataset else (None, None)
+            reasons = [r for r in (why, twhy) if r]
+            refs: list[DataRef | None] = [None, None]
+            if not reasons:
+                refs = [DataRef.of(train_path), DataRef.of(test_path) if test_path is not None else None]
+                if spec.is_smoke:
+                    notes.extend(_newest_note(r, explicit) for r, explicit in
+                                 ((refs[0], d.cache_dir), (refs[1], d.test_cache_dir)) if r is not None)
+            names_by_data[data_id] = ([] if reasons else fold_names(_pinned(c.cfg, *refs)), reasons, *refs)
         exp = c.experiment
         fk = (exp.index if exp else 0, data_id)
         if fk not in folds_of:
             folds_of[fk] = None
-            names, reasons = names_by_data[data_id]
+            names, reasons, _, _ = names_by_data[data_id]
             where = f"{exp.where}: " if exp is not None and exp.listed else ""
             if reasons:
                 problems.extend(where + r for r in reasons)
@@ -166,10 +213,39 @@ def expand(spec: SweepSpec) -> Plan:
                     problems.append(where + why)
                 else:
                     folds_of[fk] = selected
+        _, _, ref, tref = names_by_data[data_id]
+        if ref is None:
+            continue
+        cfg = _pinned(c.cfg, ref, tref)
+        fps = ref.fingerprint + (f"->{tref.fingerprint}" if tref is not None else "")
         for fold in folds_of[fk] or []:
-            jobs.append(Job(job_key(c.cfg, fold, _exp_key(spec, c)), f"{c.label}|fold={fold}", c.label, fold,
-                            c.variant, c.seed, c.cfg, exp))
-    return Plan(spec, kept, jobs, list(dict.fromkeys(problems)), duplicates)
+            jobs.append(Job(job_key(cfg, fold, _exp_key(spec, c), data=fps), f"{c.label}|fold={fold}", c.label,
+                            fold, c.variant, c.seed, cfg, exp, ref, tref))
+    return Plan(spec, kept, jobs, list(dict.fromkeys(problems)), duplicates, list(dict.fromkeys(n for n in notes if n)))
+
+
+def _pinned(cfg: ExperimentConfig, ref: DataRef | None, tref: DataRef | None) -> ExperimentConfig:
+    """`cfg` reading exactly the caches found for it (absolute paths: workers run elsewhere)."""
+    over = {"data.cache_dir": ref.path} if ref is not None else {}
+    if tref is not None:
+        over["data.test_cache_dir"] = tref.path
+    return apply_overrides(cfg, over) if over else cfg
+
+
+def _newest_note(ref: DataRef, explicit: str) -> str:
+    """Under --smoke, when several caches of the dataset exist and none is named: which one runs."""
+    from fdp.data.cache import default_cache_root
+
+    if explicit:
+        return ""
+    try:
+        n = len([d for d in default_cache_root().glob(f"{ref.dataset}-*") if (d / "index.json").is_file()])
+    except Exception:  # noqa: BLE001 - only the note is lost
+        return ""
+    if n < 2:
+        return ""
+    return (f"--smoke: {n} caches of {ref.dataset}, none named: using the newest, {ref.path} (fingerprint "
+            f"{ref.fingerprint}); name one with --set data.cache_dir=PATH")
 
 
 def _exp_key(spec: SweepSpec, c: Configuration) -> str:
@@ -191,7 +267,7 @@ def format_plan(plan: Plan, cluster_cpus: float | None = None, cluster_gpus: flo
              + (f", {len(plan.jobs)} job(s)" if plan.complete else "")]
     if spec.multi:
         lines += _experiment_rows(plan)
-    for d in plan.duplicates:
+    for d in plan.duplicates + plan.notes:
         lines.append(f"note: {d}")
     for p in plan.problems:
         lines.append(f"warning: {p}; showing configurations only")
@@ -344,6 +420,25 @@ class JobPayload:
     git_commit: str = ""
     git_dirty: bool = False
     flush_every: int = 50  # buffered step metrics per log_batch
+    # without run_id: the run is opened on the worker as the job starts (`open_run`), from these
+    experiment_id: str = ""
+    run_spec: dict[str, Any] = field(default_factory=dict)  # tags, name, dataset inputs
+
+
+def open_run(payload: JobPayload) -> JobPayload:
+    """Give the payload its MLflow run, opened now -- after the worker's imports, just before the
+    job trains -- so the run's Duration in the UI is the job's own time, not its time in Ray's
+    queue or a fresh worker's start. A retried attempt finds the run its predecessor opened."""
+    if payload.run_id:
+        return payload
+    # a fresh worker's imports (torch; matplotlib for the run's figures) are its start-up, not the job
+    import matplotlib.figure  # noqa: F401
+    import fdp.train  # noqa: F401
+    from orchestrator.tracking import open_job_run
+
+    s = payload.run_spec
+    payload.run_id = open_job_run(payload.tracking_uri, payload.experiment_id, s["tags"], s["name"], s["inputs"])
+    return payload
 
 
 @dataclass
@@ -357,6 +452,7 @@ class JobOutcome:
     resumed_from_step: int = 0  # >0 when the job continued from a checkpoint
     metrics: dict[str, float] = field(default_factory=dict)
     pid: int = 0
+    run_id: str = ""  # the run the job logged into (opened on the worker)
 
 
 def run_job(payload: JobPayload) -> JobOutcome:

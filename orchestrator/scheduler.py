@@ -28,10 +28,12 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from fdp.config import to_dict
-from orchestrator.jobs import JobOutcome, JobPayload, Plan, run_job, runtime_config
+from orchestrator.jobs import JobOutcome, JobPayload, Plan, open_run, run_job, runtime_config
 from orchestrator.progress import Progress
 from orchestrator.spec import Resources
-from orchestrator.tracking import SweepTracker, git_info, pool_predictions, project_root, resolve_tracking_uri
+from orchestrator.lease import DriverBusy, DriverLease
+from orchestrator.tracking import (StoreError, SweepTracker, check_store, git_info, pool_predictions, project_root,
+                                   resolve_tracking_uri)
 
 JobFn = Callable[[JobPayload], JobOutcome]
 QUIET_ENV = {"MLFLOW_DISABLE_TELEMETRY": "true", "RAY_USAGE_STATS_ENABLED": "0"}
@@ -62,11 +64,36 @@ def _alive_nodes() -> list[tuple[float, float]]:
             for n in ray.nodes() if n.get("Alive")]
 
 
+# Ray takes the node's address from this switch (meant for Windows/macOS, where Ray keeps single-
+# node clusters on loopback); every server the node starts binds to that address.
+LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+def _init_loopback(ray: Any, **kwargs: Any) -> Any:
+    """`ray.init` of a local cluster whose GCS, raylet, object manager, workers and dashboard
+    agent listen on 127.0.0.1 only: by default they bind the machine's network address, without
+    authentication, so anyone who reaches the machine could run code in it."""
+    from ray._private import ray_constants
+
+    saved_env, saved_flag = os.environ.get(LOOPBACK_ENV), ray_constants.ENABLE_RAY_CLUSTER
+    os.environ[LOOPBACK_ENV] = "0"  # the node's processes read it at their start
+    ray_constants.ENABLE_RAY_CLUSTER = False  # and this process, whose ray is already imported
+    try:
+        return ray.init(dashboard_host="127.0.0.1", **kwargs)
+    finally:
+        # only the cluster started here is loopback-only: attaching to a real one later must not be
+        ray_constants.ENABLE_RAY_CLUSTER = saved_flag
+        if saved_env is None:
+            os.environ.pop(LOOPBACK_ENV, None)
+        else:
+            os.environ[LOOPBACK_ENV] = saved_env
+
+
 def start_ray(address: str | None = None, num_cpus: int | None = None, num_gpus: int | None = None) -> Cluster:
-    """Attach to `address` / $RAY_ADDRESS, or start a quiet local cluster. Worker output goes to
-    files in Ray's session directory, not to this terminal. `num_gpus` declares a local cluster's
-    GPUs (default: Ray's detection); declared GPUs that do not exist only do accounting, which is
-    how the GPU scheduling is tested on machines without one."""
+    """Attach to `address` / $RAY_ADDRESS, or start a quiet local cluster listening on 127.0.0.1
+    only. Worker output goes to files in Ray's session directory, not to this terminal. `num_gpus`
+    declares a local cluster's GPUs (default: Ray's detection); declared GPUs that do not exist only
+    do accounting, which is how the GPU scheduling is tested on machines without one."""
     import ray
 
     for k, v in QUIET_ENV.items():
@@ -78,8 +105,8 @@ def start_ray(address: str | None = None, num_cpus: int | None = None, num_gpus:
     elif address:
         ctx = ray.init(address=address, **common)
     else:
-        ctx = ray.init(num_cpus=num_cpus or os.cpu_count() or 1, num_gpus=num_gpus, include_dashboard=False,
-                       **common)
+        ctx = _init_loopback(ray, num_cpus=num_cpus or os.cpu_count() or 1, num_gpus=num_gpus,
+                             include_dashboard=False, **common)
     res = ray.cluster_resources()
     session = ""
     if ctx is not None:
@@ -109,7 +136,15 @@ class Scheduler:
         import ray
 
         self.parallel = parallel
-        self.remote = ray.remote(job_fn).options(num_cpus=res.cpus, num_gpus=res.gpus, max_retries=retries,
+
+        def task(payload: JobPayload) -> JobOutcome:
+            payload = open_run(payload)  # on the worker, as the job starts
+            out = job_fn(payload)
+            out.run_id = out.run_id or payload.run_id
+            return out
+
+        task.__name__ = task.__qualname__ = getattr(job_fn, "__name__", "run_job")  # Ray's task name
+        self.remote = ray.remote(task).options(num_cpus=res.cpus, num_gpus=res.gpus, max_retries=retries,
                                                  retry_exceptions=False)
 
     def run(self, payloads: list[JobPayload], on_start: Callable[[JobPayload], None] | None = None,
@@ -170,6 +205,7 @@ class SweepOptions:
     stream: TextIO | None = None  # progress/status output (default stderr)
     progress_interval: float = 10.0  # seconds between progress lines when not on a terminal
     flush_every: int = 50  # buffered step metrics per log_batch
+    wait: bool = False  # another driver runs this sweep instance: wait for it instead of refusing
 
 
 @dataclass
@@ -215,7 +251,48 @@ def run_sweep(plan: Plan, opts: SweepOptions | None = None) -> SweepReport:
         raise SchedulerError("; ".join(plan.problems))
     root = (opts.root or project_root()).resolve()
     uri = resolve_tracking_uri(opts.tracking_uri, root)
+    # --- a store that cannot record the sweep is one line now, not minutes of retries later
+    try:
+        check_store(uri, root)
+    except StoreError as e:
+        raise SchedulerError(str(e)) from None
+    data = data_identity(plan)
+    # --- one driver per sweep instance: a second one refuses before anything starts
+    lease = DriverLease(spec.name, f"{spec.name}|{spec.spec_hash}|{data}", uri,
+                        wait=opts.wait, echo=lambda line: (stream.write(line + "\n"), stream.flush()))
+    try:
+        lease.acquire_local()
+    except DriverBusy as e:
+        raise SchedulerError(str(e)) from None
+    try:
+        return _run_leased(plan, opts, root, uri, data, lease, stream)
+    except DriverBusy as e:
+        raise SchedulerError(str(e)) from None
+    finally:
+        lease.release()
 
+
+def data_identity(plan: Plan) -> str:
+    """The content fingerprints of every cache the sweep's jobs read (sorted, comma-joined): part
+    of the sweep instance's identity (tag `fdp.data` on its parent run)."""
+    fps = {r.fingerprint for j in plan.jobs for r in (j.data, j.test_data) if r is not None}
+    return ",".join(sorted(fps))
+
+
+def experiment_description(spec: Any) -> str:
+    """The MLflow experiment's description (its note in the UI)."""
+    tables = f"Table {spec.table}" if spec.table else "no paper table"
+    exps = ", ".join(e.key for e in spec.experiments)
+    return (f"fdp-sweep sweep `{spec.name}` ({spec.path}; {tables}; experiments {exps}). One parent run per "
+            f"sweep instance, one child run per LOSO fold job, named `fold=<fold> <configuration>`. The Dataset "
+            f"column names the data each job read: `dataset/setting`, digest = the content fingerprint of its clip "
+            f"cache (annotation rows, labels, frame bytes), source = the dataset folder. Tables: "
+            f"`fdp-sweep summarize --table N` (their footer repeats this provenance).")
+
+
+def _run_leased(plan: Plan, opts: SweepOptions, root: Path, uri: str, data: str, lease: DriverLease,
+                stream: TextIO) -> SweepReport:
+    spec = plan.spec
     # --- resources first: a sweep whose jobs no node can run creates no store, run or checkpoint
     cluster = start_ray(opts.address, opts.num_cpus, opts.num_gpus) if plan.jobs else None
     par = capacity(cluster, spec.resources, opts.max_parallel) if cluster else 1
@@ -234,8 +311,20 @@ def run_sweep(plan: Plan, opts: SweepOptions | None = None) -> SweepReport:
 
     # --- tracking: everything a worker needs exists before the first worker starts (SPEC §7)
     tracker = SweepTracker(uri, root)
-    exp_id = tracker.experiment_id(spec.experiment)
-    parent = tracker.open_parent(exp_id, spec, fresh=opts.fresh)
+    exp_id = tracker.experiment_id(spec.experiment, experiment_description(spec))
+    try:
+        lease.acquire_remote(tracker, exp_id)  # a driver on another host that shares this store
+    except DriverBusy:
+        if cluster is not None and cluster.started_here:
+            import ray
+
+            ray.shutdown()
+        raise
+    n_folds = len({(j.experiment.index if j.experiment else 0, j.fold) for j in plan.jobs})
+    parent = tracker.open_parent(exp_id, spec, fresh=opts.fresh, data=data, extra_tags={
+        "fdp.jobs_expected": str(len(plan.jobs)), "fdp.folds_expected": str(n_folds),
+        "fdp.data_synthetic": str(any(j.data is not None and j.data.synthetic for j in plan.jobs)).lower()})
+    tracker.log_parent_inputs(parent.run_id, plan.jobs)
     existing = tracker.children(exp_id, parent.run_id) if parent.reused else {}
     report = SweepReport(spec.name, exp_id, parent.run_id, parent.instance, parent.reused)
     ckpts = checkpoint_dir(root, spec.name)
@@ -258,11 +347,11 @@ def run_sweep(plan: Plan, opts: SweepOptions | None = None) -> SweepReport:
                 tracker.client.delete_tag(rid, "fdp.error")
         else:  # a new run starts from scratch: a checkpoint left by another instance is stale
             ckpt.unlink(missing_ok=True)
-            rid = tracker.create_child(exp_id, parent, job, spec.name)
+            rid = ""  # opened by the worker as the job starts (`jobs.open_run`): its duration is its own
         run_ids[job.key] = rid
         payloads.append(JobPayload(job.key, job.label, job.config_label, job.fold,
                                    to_dict(runtime_config(job.cfg)), rid, uri, str(ckpt), commit, dirty,
-                                   opts.flush_every))
+                                   opts.flush_every, exp_id, tracker.child_run_spec(parent, job, spec.name)))
     by_key = {j.key: j for j in plan.jobs}
     parent_metrics = tracker.client.get_run(parent.run_id).data.metrics if parent.reused else {}
 
@@ -297,6 +386,11 @@ def run_sweep(plan: Plan, opts: SweepOptions | None = None) -> SweepReport:
 
     def on_done(p: JobPayload, out: JobOutcome, seconds: float) -> None:
         job = by_key[p.key]
+        if out.run_id:
+            p.run_id = run_ids[p.key] = out.run_id
+        elif not p.run_id:  # the worker died: the run it may have opened is found by its key
+            run = tracker.children(exp_id, parent.run_id).get(p.key)
+            p.run_id = run_ids[p.key] = run.info.run_id if run is not None else ""
         report.job_seconds[job.label] = out.wall_time_s
         if out.ok:
             finished.add(p.key)
@@ -305,7 +399,8 @@ def run_sweep(plan: Plan, opts: SweepOptions | None = None) -> SweepReport:
             pool(job.config_label)
         else:
             # also when the worker did it: a worker that died cannot, and this is idempotent
-            tracker.mark_failed(p.run_id, out.error)
+            if p.run_id:
+                tracker.mark_failed(p.run_id, out.error)
             report.failed[job.label] = out.error
             progress.finished(seconds, False)
 

@@ -643,6 +643,12 @@ def run_search(spec: SweepSpec, settings: SearchSettings, opts: SearchOptions | 
     root = (opts.root or project_root()).resolve()
     uri = resolve_tracking_uri(opts.tracking_uri, root)
     storage_url = resolve_storage(opts.storage or settings.storage, root)
+    from orchestrator.tracking import StoreError, check_store
+
+    try:
+        check_store(uri, root)  # one line now, not minutes of the client's retries
+    except StoreError as e:
+        raise SearchError(str(e)) from None
     (conf,) = configurations(spec)
     base = runtime_config(conf.cfg)
     _, why = cache_path(base)

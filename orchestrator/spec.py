@@ -187,6 +187,32 @@ def spec_hash(raw: dict[str, Any], sets: dict[str, Any] | None = None, smoke: bo
 # loading and validation
 
 
+class DuplicateKeyError(yaml.YAMLError):
+    """A mapping that names one key twice (YAML keeps the last one without a word)."""
+
+    def __init__(self, key: Any, first: int, second: int) -> None:
+        super().__init__(f"key {key!r} given twice")
+        self.key, self.first, self.second = key, first, second
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses duplicate mapping keys: a second `overrides:` block once
+    silently dropped `train.steps: 3` and the jobs ran 500 steps."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            try:
+                if key in seen:
+                    raise DuplicateKeyError(key, seen[key], line)
+            except TypeError:  # an unhashable key: SafeLoader's own error says so
+                continue
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_spec(path: str | Path, sets: dict[str, Any] | None = None, smoke: bool = False) -> SweepSpec:
     """Read and validate a spec file; raises SpecError with one line per mistake."""
     p = Path(path)
@@ -195,7 +221,10 @@ def load_spec(path: str | Path, sets: dict[str, Any] | None = None, smoke: bool 
     except OSError as e:
         raise SpecError([f"{path}: cannot read the spec ({e.strerror or e})"]) from None
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except DuplicateKeyError as e:
+        raise SpecError([f"{path}:{e.second}: key {e.key!r} given twice (first at {path}:{e.first}); "
+                         f"YAML would keep only the last one: merge them"]) from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""

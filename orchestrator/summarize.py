@@ -37,8 +37,14 @@ if TYPE_CHECKING:
 
 # the sweep file that fills each table (for the "no sweep found" message)
 SWEEP_FILES = {4: "sota", 5: "sota", 6: "sota", 7: "sota", 8: "cross_dataset", 9: "ablation",
-               10: "backbones", 11: "loss_weights", 14: "dic"}
-NO_RUNS_OK = (12, 13)  # tables printed from the published data even with no runs
+               10: "backbones", 11: "loss_weights", 12: "sota", 13: "ablation", 14: "dic"}
+# tables printed from the published data alone when nothing of ours fills them: none (Tables
+# 12-13 recomputed from the paper's F1 lists are `orchestrator.tables.render_table(12)`; the
+# command says there is nothing of ours, like every other table)
+NO_RUNS_OK: tuple[int, ...] = ()
+# the data the paper's numbers are on, per table whose rows are variants (Tables 4-8 and 12: each
+# cell's own experiment key)
+PAPER_DATA = {9: "samm/5", 10: "samm/5", 11: "samm/5", 13: "samm/5", 14: "samm/5"}
 SOURCES = {13: (9, 10), 12: (4, 5, 6, 7)}  # tables built from other tables' sweeps
 EXPERIMENT_TABLES = (4, 5, 6, 7, 8, 12)  # tables whose cells are experiments (dataset/setting)
 
@@ -122,6 +128,20 @@ def merge_runs(sweeps: Sequence[SweepRuns]) -> list["Run"]:
     return list(best.values())
 
 
+def _of_current_data(run: "Run", sweeps: Sequence[SweepRuns], notes: list[str] | None) -> bool:
+    """Whether a child run read the data its sweep instance is about (parent tag `fdp.data`): a
+    run of an older data version never joins the pool, even if it sits under the same parent."""
+    data = next((s.parent.data.tags.get("fdp.data", "") for s in sweeps
+                 if s.parent.info.run_id == run.data.tags.get("mlflow.parentRunId")), "")
+    fp = run.data.tags.get("fdp.data_fingerprint", "")
+    if not data or not fp or fp in data.split(",") or "->" in data:
+        return True
+    if notes is not None:
+        notes.append(f"run {run.info.run_id} ({run.data.tags.get('fdp.config_label', '?')}, fold "
+                     f"{run.data.tags.get('fdp.fold', '?')}) read data {fp}, not the sweep's {data}; left out")
+    return False
+
+
 def config_key(table: int, run: "Run") -> str:
     """The `TableInput` key a child run is filed under in `table`."""
     p, t = run.data.params, run.data.tags
@@ -167,6 +187,7 @@ def collect(tracker: SweepTracker, sweep: SweepRuns | Sequence[SweepRuns], table
     keys table `table` does not read are skipped, with a note."""
     sweeps = [sweep] if isinstance(sweep, SweepRuns) else list(sweep)
     runs = merge_runs(sweeps) if len(sweeps) > 1 else list(sweeps[0].children)
+    runs = [r for r in runs if _of_current_data(r, sweeps, notes)]
     keys = set(row_keys(table))
     with_params = table == 10 if with_params is None else with_params
     sweep_of = {r.info.run_id: s.name for s in sweeps for r in s.children}
@@ -256,14 +277,20 @@ def table_input(tracker: SweepTracker, table: int, sweep: str | Sequence[str] | 
         sources = [(table, found)]
     else:
         seen: set[str] = set()
-        for t in SOURCES.get(table, (table,)):
-            f = find_parent(tracker, table=t, include_smoke=include_smoke, notes=notes)
-            if f is not None and f.parent.info.run_id not in seen:
-                seen.add(f.parent.info.run_id)
-                sources.append((t, [f]))
-        if not sources and table not in NO_RUNS_OK:
-            smoke = "" if include_smoke else " (smoke sweeps are skipped without --include-smoke)"
-            raise SummaryError(f"no sweep for Table {table} in {tracker.uri}{smoke}; run "
+        for smoke_too in ((include_smoke,) if include_smoke else (False, True)):
+            for t in SOURCES.get(table, (table,)):
+                f = find_parent(tracker, table=t, include_smoke=smoke_too, notes=notes)
+                if f is not None and f.parent.info.run_id not in seen:
+                    seen.add(f.parent.info.run_id)
+                    sources.append((t, [f]))
+            if sources:
+                if smoke_too and not include_smoke:
+                    # e.g. right after `fdp-sweep demo`: its smoke sweep is all there is
+                    notes.append(f"no full sweep for Table {table}: showing a smoke sweep (a pipeline check, "
+                                 "not a result)")
+                break
+        if not sources:
+            raise SummaryError(f"no sweep for Table {table} in {tracker.uri}: nothing of ours to fill it; run "
                                f"`fdp-sweep run sweeps/{SWEEP_FILES.get(table, '?')}.yaml` first")
     for t, found in sources:
         for f in found:
@@ -280,7 +307,64 @@ def table_input(tracker: SweepTracker, table: int, sweep: str | Sequence[str] | 
             if k not in results:
                 notes.append(f"missing: {k}: no job run in sweep(s) {used or '(none)'}; add the experiment to "
                              f"the spec's `experiments:`, or merge a sweep that has it (--sweep A --sweep B)")
-    return TableInput(results)
+    if not results and table in (12, 13):
+        raise SummaryError(f"Table {table}: no run of ours in sweep(s) "
+                           f"{', '.join(f.name for _, found in sources for f in found)} fills it (it tests "
+                           f"Tables {', '.join(map(str, SOURCES[table]))}); run `fdp-sweep run sweeps/"
+                           f"{SWEEP_FILES[table]}.yaml` first")
+    all_found = [f for _, found in sources for f in found]
+    lines, used = provenance(all_found, table)
+    return TableInput(results, provenance=lines, data_used=used)
+
+
+def _data_of(run: "Run") -> tuple[str, bool, str]:
+    """(dataset/setting label as trained on, synthetic, fingerprint) of a child run."""
+    from orchestrator.tracking import dataset_name
+
+    p, t = run.data.params, run.data.tags
+    label = dataset_name(p.get("data.dataset", "?"), p.get("data.setting", "?"))
+    if p.get("data.test_dataset"):
+        label += f" -> {p['data.test_dataset']}"
+    return label, t.get("fdp.data_synthetic") == "true", t.get("fdp.data_fingerprint", "")
+
+
+def provenance(sweeps: Sequence[SweepRuns], table: int | None = None) -> tuple[list[str], str | None]:
+    """Where a table's numbers come from, one line per sweep (data: dataset/setting, real or
+    synthetic, fingerprint; sweep and parent run; smoke or not; steps per fold; folds run of
+    folds expected; seeds; git commit and "dirty"), and the data actually used when it is not the
+    paper's (for the caption: "synthetic casme2/5"), else None."""
+    lines: list[str] = []
+    used: dict[str, None] = {}
+    off_paper = False
+    for s in sweeps:
+        tags = s.parent.data.tags
+        data: dict[tuple[str, bool, str], None] = {}
+        for r in s.children:
+            label, synthetic, fp = _data_of(r)
+            data[(label, synthetic, fp)] = None
+            used[("synthetic " if synthetic else "") + label] = None
+            paper = PAPER_DATA.get(table or 0) or r.data.tags.get("fdp.experiment", "")
+            if synthetic or (paper and label.replace(" -> ", "->") not in (paper, _cross_label(paper))):
+                off_paper = True
+        finished = [r for r in s.children if r.info.status == "FINISHED"]
+        folds_run = len({(r.data.tags.get("fdp.experiment", ""), r.data.tags.get("fdp.fold")) for r in finished})
+        expected = tags.get("fdp.folds_expected", "?")
+        steps = sorted({r.data.params.get("train.steps", "?") for r in s.children}, key=str)
+        seeds = sorted({r.data.tags.get("fdp.seed", "?") for r in s.children}, key=lambda x: (len(x), x))
+        commit = tags.get("mlflow.source.git.commit", "")
+        code = (f"git {commit[:12]}" + (" (dirty: uncommitted changes)" if tags.get("fdp.git_dirty") == "true" else "")
+                if commit else "git commit unknown (no .git where it ran)")
+        datas = "; ".join(f"{label} ({'synthetic' if syn else 'real'}), fingerprint {fp or 'unknown (run predates fingerprints)'}"
+                          for label, syn, fp in data) or "no job runs"
+        smoke = "yes (a pipeline check, not a result)" if tags.get("fdp.smoke") == "true" else "no"
+        lines.append(f"provenance: data {datas} | sweep {s.name}, parent run {s.parent.info.run_id} "
+                     f"({s.parent.info.status}) | smoke: {smoke} | steps per fold: {', '.join(steps) or '?'} | "
+                     f"folds: {folds_run} run of {expected} expected | seeds: {', '.join(seeds) or '?'} | {code}")
+    return lines, (", ".join(used) if off_paper and used else None)
+
+
+def _cross_label(key: str) -> str:
+    return key.replace("->", "/cross/") if "->" in key else key
 
 
 def render_summary(table: int, tracking_uri: str, sweep: str | Sequence[str] | None = None, fmt: str = "md",
@@ -313,8 +397,11 @@ def figure4(tracking_uri: str, out: Path, sweep: str | None = None, include_smok
     if sweep:
         found = find_parent(tracker, sweep=sweep, include_smoke=True)
     else:
-        for t in (14, 9):
-            found = find_parent(tracker, table=t, include_smoke=include_smoke)
+        for smoke_too in ((True,) if include_smoke else (False, True)):  # a smoke sweep if that is all
+            for t in (14, 9):
+                found = find_parent(tracker, table=t, include_smoke=smoke_too)
+                if found is not None:
+                    break
             if found is not None:
                 break
     if found is None:
@@ -335,16 +422,26 @@ def figure4(tracking_uri: str, out: Path, sweep: str | None = None, include_smok
             images.append((v, r.data.tags.get("fdp.fold", "?"), mpimg.imread(p)))
     if not images:
         raise SummaryError(f"sweep {found.name}: no finished job has an examples.png artifact")
+    import textwrap
+
     width = max(img.shape[1] for _, _, img in images) / 100
     heights = [img.shape[0] / 100 for _, _, img in images]
-    fig = Figure(figsize=(width, sum(heights) + 0.3 * len(images)), dpi=100)
+    # the same provenance as under the tables, as a footer: a figure travels without its command
+    lines, used = provenance([found], 14)
+    footer = [w for line in lines for w in textwrap.wrap(line, width=max(60, int(width * 100 / 5.5)))]
+    if used:
+        footer.insert(0, f"ours on {used} (the paper's Fig. 4: SAMM)")
+    foot_h = 0.14 * len(footer) + 0.1
+    fig = Figure(figsize=(width, sum(heights) + 0.3 * len(images) + foot_h), dpi=100)
     FigureCanvasAgg(fig)
     for i, (v, fold, img) in enumerate(images):
         ax = fig.add_subplot(len(images), 1, i + 1)
         ax.imshow(img)
         ax.set_axis_off()
         ax.set_title(f"{v} (fold {fold})", fontsize=9)
-    fig.tight_layout()
+    total_h = sum(heights) + 0.3 * len(images) + foot_h
+    fig.tight_layout(rect=(0, foot_h / total_h, 1, 1))
+    fig.text(0.005, 0.005, "\n".join(footer), fontsize=6, family="monospace", va="bottom", ha="left")
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out)
     return out

@@ -28,6 +28,7 @@ seeds where there are several (percent for Acc/F1/WAR/UAR, ×10⁻³ for the DI 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import math
 import re
@@ -92,6 +93,10 @@ class TableInput:
     """Our results for all tables: configuration key (see the module docstring) -> result."""
 
     results: dict[str, ConfigResult] = field(default_factory=dict)
+    # where the numbers come from (orchestrator.summarize.provenance): printed under the table
+    provenance: list[str] = field(default_factory=list)
+    # the data ours were computed on when it is not the paper's ("synthetic casme2/5"): named in the caption
+    data_used: str | None = None
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.results) - set(all_row_keys()))
@@ -578,14 +583,38 @@ def build_table(n: int, ours: TableInput | Mapping[str, ConfigResult] | None = N
     ref = ref or reference()
     data = _as_input(ours)
     if n in (4, 5, 6, 7, 8):
-        return _comparison_table(n, data, ref)
-    if n in (9, 10, 11, 14):
-        return _side_by_side_table(n, data, ref)
-    if n == 12:
-        return _table12(data, ref)
-    if n == 13:
-        return _table13(data, ref)
-    raise ValueError(f"no table {n}; tables: {', '.join(map(str, TABLES))}")
+        table = _comparison_table(n, data, ref)
+    elif n in (9, 10, 11, 14):
+        table = _side_by_side_table(n, data, ref)
+    elif n == 12:
+        table = _table12(data, ref)
+    elif n == 13:
+        table = _table13(data, ref)
+    else:
+        raise ValueError(f"no table {n}; tables: {', '.join(map(str, TABLES))}")
+    return with_provenance(table, data)
+
+
+# the paper's data as captions name it; ours may be other data (a smoke run on the synthetic benchmark)
+_PAPER_DATA_IN_CAPTION = re.compile(r"\bon (CASME II and SAMM|SAMM|CASME II|CAS\(ME\)\^2|CAS\(ME\)\^3)\b")
+
+
+def with_provenance(table: Table, ours: TableInput) -> Table:
+    """Name the data ours were computed on in the caption when it is not the paper's ("on
+    synthetic casme2/5 (ours; the paper's columns: SAMM)"), and append the provenance lines
+    (data, fingerprint, sweep, parent run, smoke, steps, folds, seeds, commit) to the notes,
+    which every format prints under the table (md list, LaTeX footnote, CSV '#' lines)."""
+    caption = table.caption
+    if ours.data_used:
+        m = _PAPER_DATA_IN_CAPTION.search(caption)
+        if m:
+            caption = (caption[:m.start()] + f"on {ours.data_used} (ours; the paper's columns: {m.group(1)})"
+                       + caption[m.end():])
+        else:
+            caption = caption.rstrip() + f" Ours on {ours.data_used}."
+    if caption == table.caption and not ours.provenance:
+        return table
+    return dataclasses.replace(table, caption=caption, notes=list(table.notes) + list(ours.provenance))
 
 
 # ---------------------------------------------------------------------------------------------

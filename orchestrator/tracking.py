@@ -19,7 +19,10 @@ Names a reader of the store relies on (also in docs/sweeps.md):
 * child run tags: `mlflow.parentRunId`, `fdp.role=job`, `fdp.job_key`, `fdp.variant`, `fdp.fold`,
   `fdp.seed`, `fdp.config_label`, `fdp.selection`, `fdp.sweep`, `fdp.sweep_instance`, the
   experiment (`fdp.experiment`, `fdp.dataset`, `fdp.setting`, `fdp.protocol`, `fdp.test_dataset`,
-  `fdp.smoke`; see `experiment_tags`), `fdp.error` (failed jobs); params: the flattened resolved
+  `fdp.smoke`; see `experiment_tags`), the data it read (`fdp.data_fingerprint`, `fdp.cache_dir`,
+  `fdp.data_root`, `fdp.data_synthetic`, and `fdp.test_*` in the cross protocol; also as MLflow
+  dataset inputs, name `dataset/setting`, digest = fingerprint, source = the data root, so the UI's
+  Dataset column shows them), `fdp.error` (failed jobs); params: the flattened resolved
   config; metrics `train/<term>` per step, then `acc war uf1 uar di_mse wall_time_s steps_per_s
   peak_mem_mb`; artifacts `config.yaml`, `predictions.csv`, `fold_result.json`, `confusion.json`,
   `confusion.png`, `examples.png`.
@@ -124,6 +127,63 @@ def git_info(root: Path | None = None) -> tuple[str, bool]:
         return "", False
 
 
+class StoreError(RuntimeError):
+    """The tracking store cannot be used (unreachable server, read-only folder or database);
+    the message is one line naming it."""
+
+
+def check_store(uri: str, root: Path | None = None, timeout_s: float = 10.0) -> None:
+    """Fail fast, in one line and without writing anything, when a sweep could not record its
+    runs: an http(s) server that does not answer `/health` within `timeout_s` (MLflow's client
+    would retry for minutes), or a read-only project folder / SQLite file (SQLite answers
+    "readonly database" only on the first write, after MLflow's retries)."""
+    import sqlite3
+    import urllib.error
+    import urllib.request
+
+    root = root or project_root()
+    if uri.startswith(("http://", "https://")):
+        url = uri.rstrip("/") + "/health"
+        try:
+            with urllib.request.urlopen(url, timeout=timeout_s) as r:
+                if r.status != 200:
+                    raise StoreError(f"tracking server {uri}: /health answered HTTP {r.status}")
+        except StoreError:
+            raise
+        except (urllib.error.URLError, OSError, ValueError) as e:
+            reason = getattr(e, "reason", e)
+            raise StoreError(f"tracking server {uri} unreachable ({reason}; waited at most {timeout_s:g} s); start "
+                             f"it (`mlflow server ...`) or pass another --tracking-uri") from None
+        return
+    folders = [root]
+    db: Path | None = None
+    if uri.startswith("sqlite:///"):
+        db = Path(uri[len("sqlite:///"):])
+        folders.append(db.parent)
+    for folder in dict.fromkeys(folders):
+        probe = folder if folder.exists() else next((p for p in folder.parents if p.exists()), folder)
+        if not os.access(probe, os.W_OK | os.X_OK):
+            raise StoreError(f"{folder}: not writable (read-only); the sweep's runs, artifacts and checkpoints "
+                             f"go there: make it writable or run from a writable project folder "
+                             f"(FDP_PROJECT_ROOT / --tracking-uri)")
+    if db is not None and db.is_file():
+        if not os.access(db, os.R_OK | os.W_OK):
+            raise StoreError(f"{db}: MLflow store not writable (read-only file); make it writable, or pass "
+                             f"another --tracking-uri")
+        try:
+            con = sqlite3.connect(f"file:{db}?mode=rw", uri=True, timeout=timeout_s)
+            try:
+                con.execute("BEGIN IMMEDIATE")  # takes the write lock; rolled back at once
+                con.rollback()
+            finally:
+                con.close()
+        except sqlite3.OperationalError as e:
+            if "locked" in str(e).lower():
+                return  # busy, not read-only: the writes retry
+            raise StoreError(f"{db}: MLflow store not writable ({e}); make it writable, or pass another "
+                             f"--tracking-uri") from None
+
+
 # ---------------------------------------------------------------------------------------------
 # contention
 
@@ -179,7 +239,7 @@ class SweepTracker:
             Path(tracking_uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
         self.client = client(tracking_uri)  # creates the SQLite schema here, in one process
 
-    def experiment_id(self, name: str) -> str:
+    def experiment_id(self, name: str, description: str = "") -> str:
         """Get or create the experiment; its artifacts go to an absolute `mlruns/` location, or,
         with a tracking server, wherever the server keeps them (`mlflow-artifacts:/...`, uploaded
         over HTTP): a path on the driver's disk is not one the other nodes' workers can write to."""
@@ -190,7 +250,8 @@ class SweepTracker:
             served = self.uri.startswith(("http://", "https://", "databricks"))
             try:
                 return with_retry(self.client.create_experiment, name,
-                                  artifact_location=None if served else artifact_location(name, self.root))
+                                  artifact_location=None if served else artifact_location(name, self.root),
+                                  tags={"mlflow.note.content": description} if description else None)
             except MlflowException:
                 # another driver created it between our lookup and create: use theirs
                 exp = with_retry(self.client.get_experiment_by_name, name)
@@ -198,6 +259,9 @@ class SweepTracker:
                     raise
         if exp.lifecycle_stage == "deleted":
             with_retry(self.client.restore_experiment, exp.experiment_id)
+        if description and not exp.tags.get("mlflow.note.content"):
+            # the UI shows this note as the experiment's description
+            with_retry(self.client.set_experiment_tag, exp.experiment_id, "mlflow.note.content", description)
         return exp.experiment_id
 
     def search(self, experiment_id: str, filter_string: str, order_by: list[str] | None = None,
@@ -213,12 +277,17 @@ class SweepTracker:
             if not token or (max_results and len(runs) >= max_results):
                 return runs[:max_results] if max_results else runs
 
-    def open_parent(self, experiment_id: str, spec: "SweepSpec", fresh: bool = False) -> ParentRun:
-        """Continue the latest parent run of this sweep with the same spec hash, or create one."""
+    def open_parent(self, experiment_id: str, spec: "SweepSpec", fresh: bool = False, data: str = "",
+                    extra_tags: dict[str, str] | None = None) -> ParentRun:
+        """Continue the latest parent run of this sweep with the same spec hash and data (`data`:
+        the content fingerprints of the caches its jobs read, tag `fdp.data`), or create one:
+        re-prepared data starts a new sweep instance, so a table never pools two data versions."""
         if not fresh:
-            found = self.search(experiment_id, f"tags.`fdp.role` = 'parent' and tags.`fdp.sweep` = '{spec.name}' "
-                                f"and tags.`fdp.spec_hash` = '{spec.spec_hash}'",
-                                order_by=["attributes.start_time DESC"], max_results=1)
+            flt = (f"tags.`fdp.role` = 'parent' and tags.`fdp.sweep` = '{spec.name}' "
+                   f"and tags.`fdp.spec_hash` = '{spec.spec_hash}'")
+            if data:
+                flt += f" and tags.`fdp.data` = '{data}'"
+            found = self.search(experiment_id, flt, order_by=["attributes.start_time DESC"], max_results=1)
             if found:
                 run = found[0]
                 with_retry(self.client.update_run, run.info.run_id, status="RUNNING")
@@ -226,7 +295,9 @@ class SweepTracker:
         instance = uuid.uuid4().hex
         tags = {"fdp.role": "parent", "fdp.sweep": spec.name, "fdp.spec_hash": spec.spec_hash,
                 "fdp.sweep_instance": instance, "fdp.smoke": str(spec.is_smoke).lower(),
-                "fdp.spec_path": spec.path}
+                "fdp.spec_path": spec.path, **(extra_tags or {})}
+        if data:
+            tags["fdp.data"] = data[:5000]
         if spec.table:
             tags["fdp.table"] = spec.table
         tags["fdp.experiments"] = ",".join(e.key for e in spec.experiments)[:5000]
@@ -243,6 +314,24 @@ class SweepTracker:
             with_retry(self.client.log_dict, rid, spec.sets, "cli_sets.json")
         return ParentRun(rid, instance, False)
 
+    def log_parent_inputs(self, parent_id: str, jobs: Iterable["Job"]) -> None:
+        """The data a sweep's jobs read, once each, as the parent run's dataset inputs: the
+        runs table shows it on the parent row too (children are folded under it)."""
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        have = {(d.dataset.name, d.dataset.digest) for d in
+                with_retry(self.client.get_run, parent_id).inputs.dataset_inputs}
+        out = []
+        for job in jobs:
+            for i in dataset_inputs(job):
+                if (i["name"], i["digest"]) not in have:
+                    have.add((i["name"], i["digest"]))
+                    out.append(DatasetInput(Dataset(name=i["name"], digest=i["digest"], source_type=i["source_type"],
+                                                    source=i["source"], profile=i.get("profile")),
+                                            [InputTag("mlflow.data.context", i["context"])]))
+        if out:
+            with_retry(self.client.log_inputs, parent_id, datasets=out)
+
     def children(self, experiment_id: str, parent_id: str) -> dict[str, "Run"]:
         """job_key -> child run of a parent (the FINISHED one if a key somehow has several)."""
         out: dict[str, Run] = {}
@@ -252,16 +341,22 @@ class SweepTracker:
                 out[key] = run
         return out
 
-    def create_child(self, experiment_id: str, parent: ParentRun, job: "Job", sweep: str) -> str:
-        """Pre-create a job's run (status SCHEDULED) so the worker gets an id, never a name."""
+    def child_run_spec(self, parent: ParentRun, job: "Job", sweep: str) -> dict[str, Any]:
+        """What a job's run is created with (tags, name, dataset inputs as plain data): the worker
+        opens it when the job starts training (`open_job_run`), so its Duration is the job's."""
         tags = {"mlflow.parentRunId": parent.run_id, "fdp.role": "job", "fdp.job_key": job.key,
                 "fdp.variant": job.variant, "fdp.fold": job.fold, "fdp.seed": str(job.seed),
                 "fdp.config_label": job.config_label, "fdp.selection": job.cfg.train.selection,
-                "fdp.sweep": sweep, "fdp.sweep_instance": parent.instance, **experiment_tags(job),
+                "fdp.sweep": sweep, "fdp.sweep_instance": parent.instance, **experiment_tags(job), **data_tags(job),
                 **control_tags(job.cfg)}
-        run = with_retry(self.client.create_run, experiment_id, tags=tags, run_name=job.label)
-        with_retry(self.client.update_run, run.info.run_id, status="SCHEDULED")
-        return run.info.run_id
+        return {"tags": tags, "name": run_name(job), "inputs": dataset_inputs(job)}
+
+    def create_child(self, experiment_id: str, parent: ParentRun, job: "Job", sweep: str) -> str:
+        """Create a job's run now (status SCHEDULED), e.g. for tools that hand out run ids."""
+        s = self.child_run_spec(parent, job, sweep)
+        rid = open_job_run(self.uri, experiment_id, s["tags"], s["name"], s["inputs"])
+        with_retry(self.client.update_run, rid, status="SCHEDULED")
+        return rid
 
     def mark_failed(self, run_id: str, reason: str) -> None:
         """FAILED with the reason as tag `fdp.error` (also for deaths the worker cannot report)."""
@@ -288,7 +383,10 @@ class SweepTracker:
 
         now = int(time.time() * 1000)
         prefix = metric_prefix(config_label)
-        ms = [Metric(f"{prefix}/{k}", float(v), now, 0) for k, v in metrics.items() if k in POOLED]
+        have = with_retry(self.client.get_run, parent_id).data.metrics
+        # a pooled metric is logged once: a second value would make the parent's number ambiguous
+        ms = [Metric(f"{prefix}/{k}", float(v), now, 0) for k, v in metrics.items()
+              if k in POOLED and f"{prefix}/{k}" not in have]
         if ms:
             with_retry(self.client.log_batch, parent_id, metrics=ms)
 
@@ -350,6 +448,63 @@ def experiment_tags(job: "Job") -> dict[str, str]:
                 "fdp.test_dataset": d.test_dataset}
     return {"fdp.experiment": e.key, "fdp.dataset": e.dataset, "fdp.setting": e.setting,
             "fdp.protocol": e.protocol, "fdp.test_dataset": e.test_dataset, "fdp.smoke": str(e.smoke).lower()}
+
+
+def run_name(job: "Job") -> str:
+    """'fold=01 fdp seed0' ('fold=006 samm/3 fdp seed0'): the fold first, where the UI's run
+    name column cuts long names off."""
+    return f"fold={job.fold} " + job.config_label.replace("|", " ")
+
+
+def data_tags(job: "Job") -> dict[str, str]:
+    """The caches a job reads: path, content fingerprint, source root, real or synthetic."""
+    out: dict[str, str] = {}
+    for prefix, ref in (("fdp.", job.data), ("fdp.test_", job.test_data)):
+        if ref is not None:
+            out.update({f"{prefix}data_fingerprint": ref.fingerprint, f"{prefix}cache_dir": ref.path,
+                        f"{prefix}data_root": ref.root, f"{prefix}data_synthetic": str(ref.synthetic).lower()})
+    return out
+
+
+def dataset_name(dataset: str, setting: str) -> str:
+    """'casme2/5' for the setting casme2/5 of casme2, 'casme2/cross/samm' for a cross setting."""
+    return setting if setting.startswith(dataset + "/") else f"{dataset}/{setting}"
+
+
+def dataset_inputs(job: "Job") -> list[dict[str, Any]]:
+    """A job's data as MLflow dataset inputs (the UI's Dataset column), as plain data for the
+    worker: name `dataset/setting`, digest = content fingerprint, source = the dataset folder,
+    context training / test (one input `training+test` under LOSO, whose folds split one cache)."""
+    d = job.cfg.data
+    pairs = [(job.data, "training"), (job.test_data, "test")] if job.test_data is not None \
+        else [(job.data, "training+test")]
+    return [{"name": dataset_name(ref.dataset, d.setting if ctx != "test" else f"{d.setting}/{ref.dataset}"),
+             "digest": ref.fingerprint, "source_type": "local", "source": json.dumps({"uri": ref.root}),
+             "profile": json.dumps({"clips": ref.clips, "cache": ref.path, "prepared": ref.created,
+                                    "synthetic": ref.synthetic}), "context": ctx}
+            for ref, ctx in pairs if ref is not None]
+
+
+def open_job_run(uri: str, experiment_id: str, tags: dict[str, str], name: str,
+                 inputs: list[dict[str, Any]] | None = None) -> str:
+    """The run of one job (`tags` hold its parent and job key): the one an earlier attempt of
+    the job opened (a worker that died and was retried), else a new one with its dataset inputs.
+    Called on the worker as the job starts, so the run's start time is the job's."""
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+
+    c = client(uri)
+    found = with_retry(c.search_runs, [experiment_id],
+                       f"tags.`mlflow.parentRunId` = '{tags['mlflow.parentRunId']}' and "
+                       f"tags.`fdp.job_key` = '{tags['fdp.job_key']}'", max_results=1)
+    if found:
+        return found[0].info.run_id
+    run = with_retry(c.create_run, experiment_id, tags=tags, run_name=name)
+    if inputs:
+        ds = [DatasetInput(Dataset(name=i["name"], digest=i["digest"], source_type=i["source_type"],
+                                   source=i["source"], profile=i.get("profile")),
+                           [InputTag("mlflow.data.context", i["context"])]) for i in inputs]
+        with_retry(c.log_inputs, run.info.run_id, datasets=ds)
+    return run.info.run_id
 
 
 def pool_predictions(predictions: list[dict[str, Any]]) -> dict[str, float]:
@@ -482,7 +637,10 @@ class RunLogger:
         values = dict(result.metrics)
         values.update(wall_time_s=result.wall_time_s, steps_per_s=result.steps_per_s,
                       peak_mem_mb=result.peak_mem_mb)
-        ms = [Metric(k, float(v), now, int(result.steps)) for k, v in values.items()]
+        have = with_retry(self.client.get_run, self.run_id).data.metrics
+        # a final metric has exactly one value: an attempt that died after logging them is not
+        # allowed to add a second
+        ms = [Metric(k, float(v), now, int(result.steps)) for k, v in values.items() if k not in have]
         with_retry(self.client.log_batch, self.run_id, metrics=ms,
                    tags=[RunTag("fdp.selection_detail", result.selection[:5000]),
                          RunTag("fdp.device", result.device),

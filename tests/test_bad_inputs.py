@@ -12,6 +12,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -45,6 +46,8 @@ class Bad:
     cache: bool = False  # the command needs the prepared synthetic cache ($FDP_CACHE_DIR)
     regex: str = ""  # a pattern the error line must also match
     marks: list = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)  # environment for the command ("{tmp}" expanded)
+    within_s: float | None = None  # the error line must come this fast (issue #13: 15 s)
 
 
 def spec(text: str, *extra: str) -> Callable[[Path], list[str]]:
@@ -147,6 +150,25 @@ def merge_with_list(second_row: str) -> Callable[[Path], list[str]]:
     return build
 
 
+def a_file_named(name: str, then: Callable[[Path], list[str]]) -> Callable[[Path], list[str]]:
+    def build(tmp: Path) -> list[str]:
+        (tmp / name).write_text("not a folder")
+        return then(tmp)
+    return build
+
+
+def _closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+DOWN = f"http://127.0.0.1:{_closed_port()}"
+
+
 S = "{tmp}/spec.yaml: "
 CORPUS = [
     # --- sweep YAML mistakes (`fdp-sweep run`): caught before Ray or MLflow start
@@ -190,6 +212,22 @@ CORPUS = [
          "feature width 384 is not a multiple of model.temporal_map^2 = 256"]),
     Bad("run-set-width-the-temporal-map-cannot-take", spec(SPEC, "--dry-run", "--set", "model.encoder.dims=[32,64,128,384]"),
         [S + "fdp|seed0: model.encoder.dims: feature width 384 is not a multiple of model.temporal_map^2 = 256"]),
+    Bad("spec-duplicate-key", spec(SPEC + "overrides: {train.steps: 3}\noverrides: {train.lr: 0.1}\n"),
+        ["{tmp}/spec.yaml:6: key 'overrides' given twice (first at {tmp}/spec.yaml:5)"], within_s=15),
+    Bad("spec-duplicate-nested-key", spec(SPEC + "overrides:\n  train.steps: 3\n  train.lr: 0.1\n  train.steps: 500\n"),
+        ["{tmp}/spec.yaml:8: key 'train.steps' given twice (first at {tmp}/spec.yaml:6)"]),
+    # --- the tracking store and the folders a run writes to (issue #13): one line before Ray starts
+    Bad("run-tracking-server-unreachable", spec(SPEC + "steps: 1\n", "--tracking-uri", DOWN),
+        [f"tracking server {DOWN} unreachable", "pass another --tracking-uri"], cache=True, within_s=15),
+    Bad("run-tracking-server-unreachable-env", spec(SPEC + "steps: 1\n"), [f"tracking server {DOWN} unreachable"],
+        cache=True, env={"MLFLOW_TRACKING_URI": DOWN}, within_s=15),
+    Bad("run-cache-dir-env-is-a-file", a_file_named("cachefile", spec(SPEC + "steps: 1\n")),
+        ["FDP_CACHE_DIR={tmp}/cachefile: is a file, not a folder"], env={"FDP_CACHE_DIR": "{tmp}/cachefile"},
+        within_s=15),
+    Bad("prepare-cache-dir-env-is-a-file", a_file_named("cachefile", lambda tmp: [
+        "prepare", "casme2", "--root", str(make_casme2(tmp / "data").root), "--no-align"]),
+        ["FDP_CACHE_DIR={tmp}/cachefile: is a file, not a folder"], env={"FDP_CACHE_DIR": "{tmp}/cachefile"},
+        within_s=15),
     Bad("run-set-unknown-choice", spec(SPEC, "--set", "model.encoder.kind=vitt"),
         ["--set: model.encoder.kind: unknown value 'vitt' (did you mean 'vit'?); known: lgfat, vit, resnet18"]),
     # --- annotations and frames (`fdp-sweep prepare`)
@@ -301,9 +339,15 @@ def test_bad_input_gives_one_clear_line_and_writes_nothing(case: Bad, project, t
         monkeypatch.setenv("FDP_CACHE_DIR", str(Path(cache).parent))
         roots.append(Path(cache).parent)
     argv = case.build(tmp_path)
+    for k, v in case.env.items():
+        monkeypatch.setenv(k, v.format(tmp=tmp_path))
     before = listing(*roots)
+    t0 = time.monotonic()
     res = CliRunner().invoke(main, argv)
+    elapsed = time.monotonic() - t0
     line = error_line(res)
+    if case.within_s is not None:
+        assert elapsed < case.within_s, f"{elapsed:.1f} s"
     for needle in case.needles:
         assert needle.format(tmp=tmp_path) in line, line
     if case.regex:
@@ -343,3 +387,82 @@ def test_bad_rows_of_one_pass_are_printed_one_line_each(tmp_path, project):
         f"bad row: {name}:row 8: clip spNO.4_d_60: offset is 0 (missing)",
         f"bad row: {name}:row 9: clip spNO.4_e_70: missing frames on disk in spNO.4/e/color: 72-73 (2 of 70..73)",
     ]
+# --- read-only folders and unreadable files (issue #13, item 6). Permission bits do not stop root,
+# so as root these commands run without the capabilities that override them (`setpriv`).
+
+def _unprivileged() -> list[str]:
+    import shutil
+
+    if os.geteuid() != 0:
+        return []
+    if shutil.which("setpriv") is None:
+        pytest.skip("running as root without setpriv: permission bits cannot be made to apply")
+    return ["setpriv", "--bounding-set", "-dac_override,-dac_read_search,-fowner"]
+
+
+@pytest.fixture
+def open_dir(tmp_path):
+    yield tmp_path
+    for p in [tmp_path, *tmp_path.rglob("*")]:  # so that the tmp folder can be removed
+        p.chmod(0o700)
+
+
+def _cli(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[subprocess.CompletedProcess, float]:
+    full = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "RAY_USAGE_STATS_ENABLED": "0", **env}
+    full.pop("MLFLOW_TRACKING_URI", None)
+    t0 = time.monotonic()
+    proc = subprocess.run([*_unprivileged(), sys.executable, "-m", "orchestrator.cli", *argv], capture_output=True,
+                          text=True, env=full, cwd=cwd, timeout=120)
+    return proc, time.monotonic() - t0
+
+
+def _one_line(proc: subprocess.CompletedProcess) -> str:
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    lines = [ln.replace("\x1b[K", "").strip("\r ") for ln in proc.stderr.split("\n") if ln.strip()]
+    lines = [ln for ln in lines if not ln.startswith(INFO_PREFIXES)]
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("what", ["project-folder", "mlflow-db"])
+def test_read_only_project_or_store_is_one_line_fast(open_dir, synth_cache, what):
+    import sqlite3
+
+    proj = open_dir / "proj"
+    proj.mkdir()
+    (open_dir / "spec.yaml").write_text(SPEC + "steps: 1\n")
+    if what == "mlflow-db":
+        con = sqlite3.connect(proj / "mlflow.db")  # an existing store the user cannot write
+        con.execute("create table t (x)")
+        con.commit()
+        con.close()
+        (proj / "mlflow.db").chmod(0o444)
+        want = f"{proj / 'mlflow.db'}: MLflow store not writable"
+    else:
+        proj.chmod(0o555)
+        want = f"{proj}: not writable (read-only)"
+    before = listing(open_dir)
+    proc, seconds = _cli(["run", str(open_dir / "spec.yaml")], proj,
+                         {"FDP_PROJECT_ROOT": str(proj), "FDP_CACHE_DIR": str(Path(synth_cache).parent)})
+    line = _one_line(proc)
+    assert want in line and seconds < 15, (line, seconds)
+    assert listing(open_dir) == before
+
+
+def test_unreadable_frame_is_one_line_or_skipped_and_recorded(open_dir):
+    import json
+
+    argv = casme2()(open_dir)
+    frame = open_dir / "data" / FRAMES / "img10.jpg"
+    frame.chmod(0o000)
+    env = {"FDP_CACHE_DIR": str(open_dir / "out")}
+    proc, seconds = _cli(argv, open_dir, env)
+    line = _one_line(proc)
+    assert f"{ANNOTATION}:row 3: " in line and f"{FRAMES}/img10.jpg: frame file not readable" in line, line
+    assert seconds < 15 and list((open_dir / "out").iterdir()) == []
+    proc, _ = _cli(argv + ["--skip-bad"], open_dir, env)
+    assert proc.returncode == 0, proc.stderr
+    assert "skipped: 1" in proc.stdout and "img10.jpg: frame file not readable" in proc.stdout
+    (cache,) = (open_dir / "out").iterdir()
+    skipped = json.loads((cache / "index.json").read_text())["skipped"]
+    assert [s["source"].endswith("row 3") for s in skipped] == [True] and "not readable" in skipped[0]["reason"]

@@ -161,3 +161,48 @@ def test_cli_synth_prepare_and_errors(tmp_path):
     r = runner.invoke(prepare_cmd, ["casme2", "--root", str(tmp_path / "empty"), "--out", str(tmp_path / "c")])
     assert r.exit_code == 2 and r.output.startswith("error: ") and "Traceback" not in r.output
     assert len(r.output.strip().splitlines()) == 1
+
+
+def test_fingerprint_is_content_stored_once_and_found_by(tmp_path, monkeypatch):
+    """The fingerprint names the content (annotation rows, labels, frame bytes): the same data
+    from another folder has the same one, a changed label or a changed frame another; it is
+    stored in the index (no re-hash per job) and computed lazily for an older cache."""
+    from fdp.data.cache import AmbiguousCacheError, cache_fingerprint, content_fingerprint, resolve_cache_dir
+
+    a = prepare("casme2", make_casme2(tmp_path / "a", ROWS).root, tmp_path / "c", align=False)
+    b = prepare("casme2", make_casme2(tmp_path / "b", ROWS).root, tmp_path / "c", align=False)
+    relabelled = [dict(r) for r in ROWS]
+    relabelled[2]["emotion"] = "disgust"
+    c = prepare("casme2", make_casme2(tmp_path / "r", relabelled).root, tmp_path / "c", align=False)
+    index = json.loads((a / "index.json").read_text())
+    fa, fb, fc = (json.loads((p / "index.json").read_text())["fingerprint"] for p in (a, b, c))
+    assert a != b and fa == fb != fc and len(fa) == 16 and index["synthetic"] is False
+    frames = np.load(a / "frames.npy").copy()
+    assert content_fingerprint("casme2", index["clips"], frames) == fa
+    frames[0, 0, 0, 0] ^= 1  # one bit of one frame
+    assert content_fingerprint("casme2", index["clips"], frames) != fa
+    # several caches, none named: refused with each listed; named (path, folder, fingerprint): found
+    with pytest.raises(AmbiguousCacheError) as e:
+        find_cache("casme2", tmp_path / "c")
+    msg = str(e.value)
+    assert "\n" not in msg and msg.startswith(f"3 prepared caches of casme2 under {tmp_path / 'c'}, none named: ")
+    for p, fp in ((a, fa), (c, fc)):
+        assert f"{p} (fingerprint {fp}, from {tmp_path}/" in msg
+    assert "--set data.cache_dir=PATH" in msg and "3 clips" in msg
+    assert find_cache("casme2", tmp_path / "c", newest=True) == c
+    assert find_cache("casme2", tmp_path / "c", fingerprint=fc[:8]) == c
+    monkeypatch.setenv("FDP_CACHE_DIR", str(tmp_path / "c"))
+    assert resolve_cache_dir("casme2", fc) == c and resolve_cache_dir("casme2", str(a)) == a
+    with pytest.raises(AmbiguousCacheError):
+        resolve_cache_dir("casme2", fa)  # two caches share that content: still a choice to make
+    # an index from before fingerprints: computed on first use and written back
+    del index["fingerprint"]
+    (a / "index.json").write_text(json.dumps(index))
+    assert cache_fingerprint(a) == fa and json.loads((a / "index.json").read_text())["fingerprint"] == fa
+
+
+def test_cache_dir_env_that_is_a_file(tmp_path, monkeypatch):
+    (tmp_path / "f").write_text("x")
+    monkeypatch.setenv("FDP_CACHE_DIR", str(tmp_path / "f"))
+    with pytest.raises(DataError, match=rf"^FDP_CACHE_DIR={tmp_path / 'f'}: is a file, not a folder"):
+        find_cache("casme2")

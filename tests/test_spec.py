@@ -138,8 +138,15 @@ def test_job_keys_are_deterministic_and_order_independent(cache_env):
     assert {j.key: j.label for j in one.jobs} == {j.key: j.label for j in two.jobs}
     assert len({j.key for j in one.jobs}) == len(one.jobs)
     job = one.jobs[0]
-    assert job.label == "fdp|lambda_r=0.1|lr=0.0001|seed0|fold=01"  # grid keys sorted in labels and job.key == job_key(job.cfg, "01")
-    assert job_key(job.cfg, "02") != job.key
+    assert job.label == "fdp|lambda_r=0.1|lr=0.0001|seed0|fold=01"  # grid keys sorted in labels
+    fp = job.data.fingerprint
+    assert job.key == job_key(job.cfg, "01", data=fp)
+    assert job_key(job.cfg, "02", data=fp) != job.key
+    # the data's content, not its path, is in the key: other data at the same path is another job
+    from fdp.config import apply_overrides
+
+    moved = apply_overrides(job.cfg, {"data.cache_dir": "/elsewhere/casme2-copy"})
+    assert job_key(moved, "01", data=fp) == job.key != job_key(job.cfg, "01", data="0" * 16)
 
 
 def test_configurations_that_resolve_alike_run_once(cache_env):
@@ -290,7 +297,8 @@ def test_experiment_jobs_have_unique_keys_even_on_the_same_data(cache_env):
     assert len({j.key for j in plan.jobs}) == len(plan.jobs)
     assert len({j.config_label for j in plan.jobs}) == 6
     for j in plan.jobs:
-        assert j.key == job_key(j.cfg, j.fold, j.experiment.key) != job_key(j.cfg, j.fold)
+        fp = j.data.fingerprint
+        assert j.key == job_key(j.cfg, j.fold, j.experiment.key, data=fp) != job_key(j.cfg, j.fold, data=fp)
         assert j.label == f"{j.experiment.key}|{j.variant}|seed0|fold={j.fold}"
     assert {j.fold for j in plan.jobs} == {"01", "02", "03"}
     # without --smoke (own data, own seeds and folds): 2 seeds x 3 folds + 2 seeds x ... per experiment
@@ -302,7 +310,7 @@ def test_experiment_jobs_have_unique_keys_even_on_the_same_data(cache_env):
         ("casme2/3", 7, "02"), ("casme2/3", 7, "04")]
     # a single-form spec keeps the job keys it had before experiments existed
     single = expand(parse_spec(_raw(folds=1)))
-    assert single.jobs[0].key == job_key(single.jobs[0].cfg, "01")
+    assert single.jobs[0].key == job_key(single.jobs[0].cfg, "01", data=single.jobs[0].data.fingerprint)
 
 
 def test_dry_run_lists_each_experiment(cache_env, tmp_path):

@@ -4,8 +4,8 @@ variant and trial.
 Layout of one cache, `<cache_root>/<dataset>-<key>/`:
 
     frames.npy   uint8 (F, 3, 72, 72): the frames onset..offset of every clip, clip after clip
-    index.json   {"dataset", "root", "annotation", "settings", "key", "clips": [...], "skipped": [...],
-                  "repaired": [...]}
+    index.json   {"dataset", "root", "annotation", "settings", "key", "fingerprint", "synthetic",
+                  "clips": [...], "skipped": [...], "repaired": [...]}
 
 `skipped` lists the rows left out with `skip_bad` (source, clip_id, reason); `repaired` the values
 a documented rule changed (source, clip_id, field, original, value, reason), so a count that
@@ -14,6 +14,11 @@ differs from the paper's can be traced to its rows.
 `key` is a short hash of the preprocessing settings, the dataset root and a fingerprint of the
 annotations read, so a different alignment, another copy of the data or an edited spreadsheet
 never reuses a stale cache, while re-running the same `prepare` does (idempotent).
+
+`fingerprint` identifies the *content* (`content_fingerprint`: the annotation rows as read, their
+class labels and every stored frame byte), computed once when the cache is assembled. Job keys
+include it (`orchestrator.jobs.job_key`), so re-prepared data that changed trains again instead
+of reporting old numbers; `find_cache` refuses to choose between several caches of one dataset.
 
 While preparing, each clip is written as a shard into `<dataset>-<key>.partial/` (each shard
 itself written to a temporary name and renamed), so an interrupted run resumes from the shards it
@@ -46,8 +51,13 @@ Progress = Callable[[int, int, str], None]  # (clips done, clips total, clip id)
 
 
 def default_cache_root() -> Path:
-    """`$FDP_CACHE_DIR`, else `./.cache/clips` (relative to the working directory)."""
-    return Path(os.environ.get(ENV_CACHE_DIR) or Path.cwd() / ".cache" / "clips")
+    """`$FDP_CACHE_DIR`, else `./.cache/clips` (relative to the working directory). A
+    `$FDP_CACHE_DIR` that exists but is not a folder is a one-line DataError."""
+    env = os.environ.get(ENV_CACHE_DIR)
+    if env and os.path.exists(env) and not os.path.isdir(env):
+        raise DataError(f"{ENV_CACHE_DIR}={env}: is a file, not a folder; point it at the folder that holds "
+                        f"the clip caches (or unset it for ./.cache/clips)")
+    return Path(env or Path.cwd() / ".cache" / "clips")
 
 
 def preprocessing_settings(align: bool = True, size: int = ALIGNED_SIZE, max_frames: int | None = None
@@ -122,6 +132,85 @@ def _fingerprint(samples: list[Sample], skipped: list[dict[str, Any]]) -> str:
     return h.hexdigest()
 
 
+FINGERPRINT_HEX = 16  # digits of sha256 shown and stored: a data version's short name
+# the per-clip fields that come from the annotation row (what a corrected spreadsheet changes)
+_ROW_FIELDS = ("subject", "clip_id", "emotion", "fps", "onset", "apex", "offset", "action_units", "length")
+
+
+def content_fingerprint(dataset: str, clips: list[dict[str, Any]], frames: np.ndarray) -> str:
+    """16 hex of sha256 over what a model is trained and tested on: the annotation rows as read
+    (subject, clip, onset/apex/offset, AUs), their class labels (the emotion each setting maps)
+    and every stored frame byte, in order. Unlike the cache key it ignores where the data came
+    from: two copies of the same data have one fingerprint; a fixed row or a redrawn frame
+    gives another. Computed once per cache (`prepare`), read back from the index afterwards."""
+    h = hashlib.sha256()
+    rows = [{k: c.get(k) for k in _ROW_FIELDS} for c in clips]
+    h.update(json.dumps({"dataset": dataset, "clips": rows}, sort_keys=True, default=str).encode())
+    flat = frames.reshape(-1)
+    step = 1 << 26  # 64 MB at a time: a memory-mapped real dataset is not read into memory at once
+    for i in range(0, flat.shape[0], step):
+        h.update(np.ascontiguousarray(flat[i:i + step]).data)
+    return h.hexdigest()[:FINGERPRINT_HEX]
+
+
+def is_synthetic_root(root: str | os.PathLike[str]) -> bool:
+    """Whether a dataset folder holds the synthetic benchmark (`fdp.data.synth` leaves
+    `synthetic.json` beside its spreadsheet): tables say "synthetic" for data that is not real."""
+    return (Path(root) / "synthetic.json").is_file()
+
+
+def cache_fingerprint(path: str | os.PathLike[str]) -> str:
+    """The content fingerprint of a prepared cache, from its index. A cache prepared before
+    fingerprints were stored gets it computed now (once: it is written back to the index when
+    the folder is writable)."""
+    p = Path(path)
+    index_path = p / "index.json"
+    try:
+        index = json.loads(index_path.read_text())
+    except (OSError, ValueError) as e:
+        raise DataError(f"{p}: not a prepared clip cache ({e})") from None
+    fp = index.get("fingerprint")
+    if fp:
+        return str(fp)
+    fp = content_fingerprint(index["dataset"], index["clips"], np.load(p / "frames.npy", mmap_mode="r"))
+    index["fingerprint"] = fp
+    index.setdefault("synthetic", is_synthetic_root(index.get("root", "")) if index.get("root") else False)
+    try:
+        atomic_write_text(index_path, json.dumps(index, indent=1))
+    except OSError:  # a read-only shared cache: computed again next time, still correct
+        pass
+    return fp
+
+
+@dataclass(frozen=True)
+class CacheInfo:
+    """What identifies a prepared cache to a reader: where, which content, from where, when."""
+
+    path: Path
+    dataset: str
+    fingerprint: str
+    root: str  # the dataset folder it was prepared from
+    clips: int
+    created: str  # when it was prepared (index "created")
+    synthetic: bool
+
+    def line(self) -> str:
+        return (f"{self.path} (fingerprint {self.fingerprint}, from {self.root}, {self.clips} clips, "
+                f"prepared {self.created or '?'}{', synthetic' if self.synthetic else ''})")
+
+
+def cache_info(path: str | os.PathLike[str]) -> CacheInfo:
+    p = Path(path)
+    fp = cache_fingerprint(p)
+    index = json.loads((p / "index.json").read_text())
+    root = index.get("root", "")
+    synthetic = index.get("synthetic")
+    if synthetic is None:
+        synthetic = bool(root) and is_synthetic_root(root)
+    return CacheInfo(p, index.get("dataset", ""), fp, root, len(index.get("clips", [])), index.get("created", ""),
+                     bool(synthetic))
+
+
 def cache_key(dataset: str, root: Path, settings: dict[str, Any], fingerprint: str) -> str:
     """10 hex digits of sha1 over dataset, resolved root, settings and annotation fingerprint."""
     blob = json.dumps({"dataset": dataset, "root": str(root), "settings": settings, "fp": fingerprint},
@@ -145,7 +234,14 @@ def read_frames(paths: tuple[str, ...] | list[str]) -> list[np.ndarray]:
     for p in paths:
         if not os.path.isfile(p):
             raise DataError(f"{p}: frame file missing")
-        if _truncated_jpeg(p):
+        if not os.access(p, os.R_OK):
+            # cv2.imread would return None and hide why; an OSError in _truncated_jpeg is a traceback
+            raise DataError(f"{p}: frame file not readable (permission denied)")
+        try:
+            truncated = _truncated_jpeg(p)
+        except OSError as e:
+            raise DataError(f"{p}: frame file not readable ({e.strerror or e})") from None
+        if truncated:
             raise DataError(f"{p}: truncated JPEG (no end-of-image marker; {os.path.getsize(p)} bytes)")
         img = cv2.imread(p, cv2.IMREAD_COLOR)  # grey JPEGs (SAMM) come back as 3 equal channels
         if img is None:
@@ -275,10 +371,12 @@ def prepare(name: str, root: str | os.PathLike[str], out_dir: str | os.PathLike[
         c["start"] = start
         start += c["length"]
     frames.flush()
+    fingerprint = content_fingerprint(name, clips, frames)  # once, while the bytes are at hand
     del frames
     index = {"dataset": name, "root": str(root_path), "annotation": result.annotation, "key": key,
-             "settings": settings, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "n_frames": n_frames,
-             "clips": clips, "skipped": skipped, "repaired": [dict(r) for r in result.repaired]}
+             "settings": settings, "fingerprint": fingerprint, "synthetic": is_synthetic_root(root_path),
+             "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "n_frames": n_frames, "clips": clips,
+             "skipped": skipped, "repaired": [dict(r) for r in result.repaired]}
     (tmp / "index.json").write_text(json.dumps(index, indent=1))
     try:
         os.rename(tmp, final)
@@ -304,15 +402,26 @@ def load_cache(path: str | os.PathLike[str]) -> ClipCache:
                      annotation=index.get("annotation", ""), index=index)
 
 
+class AmbiguousCacheError(DataError):
+    """Several prepared caches of one dataset and none named: which one is meant is the user's call."""
+
+
 def find_cache(dataset: str, cache_root: str | os.PathLike[str] | None = None,
-               root: str | os.PathLike[str] | None = None) -> Path:
+               root: str | os.PathLike[str] | None = None, fingerprint: str | None = None,
+               newest: bool = False) -> Path:
     """The prepared cache of `dataset` under `cache_root` (default `default_cache_root()`).
 
-    With several (e.g. prepared from two roots or with and without alignment) the one prepared
-    from `root` if given, else the most recently prepared one. None: a one-line DataError that
-    says which command makes it.
+    Exactly one cache must match: the only one there, the one prepared from `root`, or the one
+    whose content fingerprint starts with `fingerprint`. Several matching and none named is an
+    AmbiguousCacheError listing each (path, fingerprint, source root, clips, prepared date) and
+    how to pick one -- never a silent choice (a synthetic "casme2" prepared into the default
+    root must not stand in for the real CASME II). `newest=True` (the synthetic --smoke runs
+    only) takes the most recently prepared one instead. None: a one-line DataError that says
+    which command makes it.
     """
     base = Path(cache_root) if cache_root is not None else default_cache_root()
+    if base.exists() and not base.is_dir():
+        raise DataError(f"{base}: the clip cache root is a file, not a folder")
     found = []
     if base.is_dir():
         for d in base.glob(f"{dataset}-*"):
@@ -321,9 +430,34 @@ def find_cache(dataset: str, cache_root: str | os.PathLike[str] | None = None,
                 if root is not None:
                     if json.loads(index.read_text()).get("root") != str(Path(root).resolve()):
                         continue
+                if fingerprint is not None and not cache_fingerprint(d).startswith(fingerprint):
+                    continue
                 found.append((index.stat().st_mtime, d))
     if not found:
         where = f" from {root}" if root is not None else ""
-        raise DataError(f"no prepared cache for {dataset}{where} under {base}: run "
+        which = f" with fingerprint {fingerprint}" if fingerprint is not None else ""
+        raise DataError(f"no prepared cache for {dataset}{where}{which} under {base}: run "
                         f"`fdp-sweep prepare {dataset} --root {root if root is not None else '...'}`")
+    if len(found) > 1 and not newest:
+        listed = "; ".join(cache_info(d).line() for _, d in sorted(found, reverse=True))
+        raise AmbiguousCacheError(
+            f"{len(found)} prepared caches of {dataset} under {base}, none named: {listed}; pick one with "
+            f"--set data.cache_dir=PATH (or its fingerprint), `overrides: {{data.cache_dir: PATH}}` in the spec, "
+            f"or {ENV_CACHE_DIR} pointing at a folder that holds only that one")
     return max(found)[1]
+
+
+def resolve_cache_dir(dataset: str, value: str = "", newest: bool = False) -> Path:
+    """`data.cache_dir` as a config gives it: a cache folder, a folder holding exactly one cache
+    of `dataset`, a content fingerprint (or its prefix, >= 6 hex) of a cache under the default
+    root, or empty (`find_cache`)."""
+    if not value:
+        return find_cache(dataset, newest=newest)
+    p = Path(value).expanduser()
+    if (p / "index.json").is_file():
+        return p
+    if p.is_dir():
+        return find_cache(dataset, cache_root=p, newest=newest)
+    if len(value) >= 6 and all(ch in "0123456789abcdef" for ch in value.lower()):
+        return find_cache(dataset, fingerprint=value.lower())
+    return p  # not there: the caller reports the missing cache with its path
