@@ -8,6 +8,7 @@ Published numbers (orchestrator/reference/megc2019.yaml) are printed beside ours
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -107,7 +108,7 @@ def collect_megc(tracker: Any, children: list[Any]) -> list[MegcRow]:
 def render_megc(tracking_uri: str, sweep: str | None = None, fmt: str = "md",
                 include_smoke: bool = False) -> tuple[str, list[str]]:
     """(rendered MEGC table, notes) from the latest composite sweep (`table: megc`), or `sweep`."""
-    from orchestrator.summarize import SummaryError, find_parent
+    from orchestrator.summarize import SummaryError, find_parent, provenance
     from orchestrator.tracking import SweepTracker
 
     tracker = SweepTracker(tracking_uri)
@@ -122,4 +123,8 @@ def render_megc(tracking_uri: str, sweep: str | None = None, fmt: str = "md",
         raise SummaryError(f"sweep {found.name} (parent run {found.parent.info.run_id}) has no finished composite run")
     notes.append(f"sweep {found.name}, parent run {found.parent.info.run_id}"
                  + (" (smoke: a pipeline check, not a result)" if found.parent.data.tags.get("fdp.smoke") == "true" else ""))
-    return render(build_megc_table(rows), fmt), notes
+    lines, used = provenance([found])  # the same provenance lines as under the paper's tables
+    table = build_megc_table(rows)
+    table = dataclasses.replace(table, notes=table.notes + lines,
+                                caption=table.caption + (f" Ours on {used}." if used else ""))
+    return render(table, fmt), notes

@@ -262,3 +262,6 @@ def test_composite_smoke_sweep_and_megc_table(tmp_path: Path) -> None:
     assert {"LBP-TOP (baseline)", "fdp (ours)", "no_dic (ours)", "no_local_global (ours)"} <= set(rows)
     assert "| 58.82 | 57.85 |" in rows["LBP-TOP (baseline)"]
     assert "smoke: a pipeline check" in r.stderr
+    # where the numbers come from, under the table as under the paper's tables (issue #13)
+    assert "Ours on synthetic composite/3." in r.stdout
+    assert "- provenance: data composite/3 (synthetic), fingerprint " in r.stdout and "smoke: yes" in r.stdout

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from fdp.data.cache import ClipCache, default_cache_root, load_cache
+from fdp.data.cache import ClipCache, content_fingerprint, default_cache_root, load_cache
 from fdp.data.samples import DataError
 
 MEGC_FILE = Path(__file__).with_name("megc2019_combined_3class_gt.csv")
@@ -200,10 +200,12 @@ def _write(kind: str, caches: dict[str, ClipCache], chosen: list[tuple[str, int,
         clips.append(c)
         start += c["length"]
     frames.flush()
+    # the content fingerprint of any cache (fdp.data.cache), over the merged rows, classes and frames
+    fingerprint = content_fingerprint(kind, clips, frames)
     del frames
-    fingerprint = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+    synthetic = all(caches[db].index.get("synthetic", False) for db in caches)
     index = {"dataset": kind, "root": "merged: " + ", ".join(str(caches[db].path) for db in sorted(caches)),
-             "key": key, "fingerprint": fingerprint, "settings": first.settings,
+             "key": key, "fingerprint": fingerprint, "synthetic": synthetic, "settings": first.settings,
              "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "n_frames": n_frames, "clips": clips,
              "skipped": skipped, "merged": identity}
     (tmp / "index.json").write_text(json.dumps(index, indent=1))
