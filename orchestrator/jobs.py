@@ -429,7 +429,7 @@ def open_run(payload: JobPayload) -> JobPayload:
     """Give the payload its MLflow run, opened now -- after the worker's imports, just before the
     job trains -- so the run's Duration in the UI is the job's own time, not its time in Ray's
     queue or a fresh worker's start. A retried attempt finds the run its predecessor opened."""
-    if payload.run_id:
+    if payload.run_id or not payload.run_spec:  # opened already, or an untracked job (tests, benches)
         return payload
     # a fresh worker's imports (torch; matplotlib for the run's figures) are its start-up, not the job
     import matplotlib.figure  # noqa: F401
