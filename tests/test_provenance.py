@@ -54,7 +54,8 @@ def _summary_line(output: str) -> str:
 def _ours(csv_text: str) -> dict[str, tuple[str, str]]:
     rows = [r for r in csv.reader(io.StringIO(csv_text)) if r and not r[0].startswith("#")]
     head = rows[0]
-    return {r[0]: (r[head.index("Ours Acc")], r[head.index("Ours F1")]) for r in rows[1:]}
+    # a cell is "value [95 % interval]" (issue #14): the pooled value is what is compared
+    return {r[0]: (r[head.index("Ours Acc")].split(" [")[0], r[head.index("Ours F1")].split(" [")[0]) for r in rows[1:]}
 
 
 @pytest.mark.integration
