@@ -5,6 +5,7 @@ casme2/5 and still fills its own cell of Tables 4-7 / both directions of Table 8
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -131,8 +132,12 @@ def test_multi_experiment_sweeps_fill_tables_4_to_8_from_their_own_runs(multi_st
                 want = _pooled_from_predictions(tracker, runs)  # pooled over both folds (SPEC §5)
                 for m in ("acc", "uf1", "uar"):
                     assert ours.get(key).metrics[m] == [pytest.approx(want[m])]
-            # each of our cells is a number: none of them is the missing mark
-            assert cells and all(c.replace(".", "").isdigit() for c in cells), res.output
+            # each of our cells is a number, pooled ones with their subject-bootstrap interval (Table 8's
+            # averages of two directions carry none): none is the missing mark
+            num = r"\d+\.\d+"
+            assert cells and all(re.fullmatch(rf"{num}( \[{num}, {num}\])?", c) for c in cells), res.output
+            assert sum(" [" in c for c in cells) >= len(CELLS[table]), res.output
+            cells = [c.split(" [")[0] for c in cells]
             if table == 4:  # columns: CASME II Acc, F1, SAMM Acc, F1
                 assert cells == [f"{100 * ours.get(k).metrics[m][0]:.2f}" for k in CELLS[4] for m in ("acc", "uf1")]
             if table == 8:  # WAR, UAR per direction, then their average
