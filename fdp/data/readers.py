@@ -1106,14 +1106,15 @@ _SMIC_E_COLUMNS = {
 }
 
 
-def _smic_subject(value: Any) -> str:
-    """`s1`, `s01`, 1 -> "s01" (disk writes s1, the MEGC list s01: one form everywhere)."""
+def _s_subject(value: Any, prefix: str = "s") -> str:
+    """`s1`, `s01`, `S1`, 1 -> prefix + two digits: SMIC's disk writes s1 where the MEGC list writes
+    s01, MMEW S01 (and sometimes 1): one form everywhere."""
     number = _lenient_number(value)
     text = _text(value)
     m = re.fullmatch(r"s0*(\d+)", text, re.IGNORECASE) if number is None and text else None
     if number is None and m is None:
         raise _BadRow(f"bad Subject {text!r}" if text else "missing Subject")
-    return f"s{number if number is not None else int(m.group(1)):02d}"  # type: ignore[union-attr]
+    return f"{prefix}{number if number is not None else int(m.group(1)):02d}"  # type: ignore[union-attr]
 
 
 def _smic_clip(name: str, subject: str) -> str:
@@ -1169,7 +1170,7 @@ def _read_smic_cropped(root: Path, skip_bad: bool, name: str) -> ReadResult:
                     shown = _rel(clip_path, root)
                     clip_id = clip_dir
                     try:
-                        subject = _smic_subject(subject_dir)
+                        subject = _s_subject(subject_dir)
                         emotion = _smic_emotion(cls_dir)
                         clip_id = _smic_clip(clip_dir, subject)
                         out.check_new(clip_id)
@@ -1208,7 +1209,7 @@ def _read_smic_e(root: Path, skip_bad: bool, annotations: Path | None, name: str
         filename = _text(_cell(values, col["filename"]))
         clip_id = filename or _guess(_cell(values, col["subject"]), "?")
         try:
-            subject = _smic_subject(_cell(values, col["subject"]))
+            subject = _s_subject(_cell(values, col["subject"]))
             if not filename:
                 raise _BadRow("missing Filename")
             clip_id = _smic_clip(filename, subject)
@@ -1242,16 +1243,6 @@ _MMEW_COLUMNS = {
 }
 
 
-def _mmew_subject(value: Any, filename: str) -> str:
-    """"S01" from the Subject cell (S01, s1, 1) or, when blank, from the clip name `Sxx-yy-zzz`."""
-    text = _text(value) or filename.split("-")[0]
-    number = _lenient_number(text)
-    m = re.fullmatch(r"s0*(\d+)", text, re.IGNORECASE) if number is None and text else None
-    if number is None and m is None:
-        raise _BadRow(f"bad Subject {text!r}" if text else "missing Subject")
-    return f"S{number if number is not None else int(m.group(1)):02d}"  # type: ignore[union-attr]
-
-
 def read_mmew(root: Path, skip_bad: bool = False, annotations: Path | None = None) -> ReadResult:
     """MMEW (micro part): `MMEW_Micro_Exp.xlsx` + `Micro_Expression/<emotion>/<Filename>/<k>.jpg`,
     frames numbered from 1 within the clip's folder. There is no subject folder: the subject is the
@@ -1274,7 +1265,8 @@ def read_mmew(root: Path, skip_bad: bool = False, annotations: Path | None = Non
         try:
             if not filename:
                 raise _BadRow("missing Filename")
-            subject = _mmew_subject(_cell(values, col["subject"]), filename)
+            # the Subject cell, or when blank the first part of the clip name Sxx-yy-zzz
+            subject = _s_subject(_cell(values, col["subject"]) or filename.split("-")[0], "S")
             onset = _frame_index(_cell(values, col["onset"]), "OnsetFrame")
             apex = _apex_index(_cell(values, col["apex"]), "ApexFrame")
             offset = _frame_index(_cell(values, col["offset"]), "OffsetFrame")
