@@ -411,21 +411,40 @@ def _write_frames(folder: Path, names: list[str], frames: np.ndarray, jpeg_quali
             raise DataError(f"{folder}: could not write frame {name}")
 
 
-class _Casme2Layout:
-    """`CASME2-coding-synthetic.xlsx` + `CASME2_RAW_selected/subXX/<Filename>/img<N>.jpg`."""
+class _SheetLayout:
+    """A layout with an annotation workbook: its file and sheet name, note rows above the header,
+    the header, and the dataset's words for the generated deformations (`WORDS`; identity if empty).
+    Subclasses write each clip's frames and its row (`clip`)."""
 
     classes = CLASSES
+    FILE = ""
+    SHEET = "Sheet1"
+    NOTES: tuple[str | None, ...] = ()
+    HEADER: list[str | None] = []
+    WORDS: dict[str, str] = {}
 
     def __init__(self) -> None:
         from openpyxl import Workbook
 
         self.wb = Workbook()
         self.ws = self.wb.active
-        self.ws.title = "Sheet1"
-        self.ws.append(HEADER)
+        self.ws.title = self.SHEET
+        for note in self.NOTES:
+            self.ws.append([note])
+        self.ws.append(self.HEADER)
 
     def word(self, emotion: str) -> str:
-        return emotion
+        return self.WORDS[emotion] if self.WORDS else emotion
+
+    def finish(self, out: Path) -> None:
+        self.wb.save(out / self.FILE)
+
+
+class _Casme2Layout(_SheetLayout):
+    """`CASME2-coding-synthetic.xlsx` + `CASME2_RAW_selected/subXX/<Filename>/img<N>.jpg`."""
+
+    FILE = ANNOTATION_NAME
+    HEADER = HEADER
 
     def clip(self, out: Path, subject: int, j: int, first: int, take: int, clip: SynthClip, q: int) -> None:
         sub = f"{subject:02d}"
@@ -435,32 +454,21 @@ class _Casme2Layout:
         self.ws.append([sub, filename, None, first + clip.onset, first + clip.apex, first + clip.offset, None,
                         clip.action_units, clip.emotion])
 
-    def finish(self, out: Path) -> None:
-        self.wb.save(out / ANNOTATION_NAME)
 
 
-class _SammLayout(_Casme2Layout):
+class _SammLayout(_SheetLayout):
     """`SAMM_Micro_FACS_Codes_v2.xlsx` (sheet MICRO_ONLY, notes above the header, subjects as bare
     integers) + `SAMM/<006>/<006_1_2>/006_<frame:05d>.jpg`; the five generated deformations carry
     the samm/5 words."""
 
-    SAMM_WORDS = {"happiness": "Happiness", "disgust": "Anger", "repression": "Contempt", "surprise": "Surprise",
-                  "others": "Other"}
-
-    def __init__(self) -> None:
-        from openpyxl import Workbook
-
-        self.wb = Workbook()
-        self.ws = self.wb.active
-        self.ws.title = "MICRO_ONLY"
-        for note in ("SAMM micro-movement codes (synthetic stand-in written by fdp.data.synth)", None,
-                     "Rows below: one micro-expression each", None):
-            self.ws.append([note])
-        self.ws.append(["Subject", "Filename", "Inducement Code", "Onset Frame", "Apex Frame", "Offset Frame",
-                        "Duration", "Micro", "Action Units", "Estimated Emotion", "Objective Classes", "Notes"])
-
-    def word(self, emotion: str) -> str:
-        return self.SAMM_WORDS[emotion]
+    FILE = "SAMM_Micro_FACS_Codes_v2.xlsx"
+    SHEET = "MICRO_ONLY"
+    NOTES = ("SAMM micro-movement codes (synthetic stand-in written by fdp.data.synth)", None,
+             "Rows below: one micro-expression each", None)
+    HEADER = ["Subject", "Filename", "Inducement Code", "Onset Frame", "Apex Frame", "Offset Frame", "Duration",
+              "Micro", "Action Units", "Estimated Emotion", "Objective Classes", "Notes"]
+    WORDS = {"happiness": "Happiness", "disgust": "Anger", "repression": "Contempt", "surprise": "Surprise",
+             "others": "Other"}
 
     def clip(self, out: Path, subject: int, j: int, first: int, take: int, clip: SynthClip, q: int) -> None:
         sub = f"{subject + 5:03d}"  # SAMM numbers its subjects from 006
@@ -470,8 +478,6 @@ class _SammLayout(_Casme2Layout):
         self.ws.append([int(sub), filename, take, first + clip.onset, first + clip.apex, first + clip.offset,
                         clip.offset - clip.onset + 1, "Micro", clip.action_units, self.word(clip.emotion), "", ""])
 
-    def finish(self, out: Path) -> None:
-        self.wb.save(out / "SAMM_Micro_FACS_Codes_v2.xlsx")
 
 
 class _SmicLayout:
@@ -502,24 +508,15 @@ class _SmicLayout:
         pass
 
 
-class _MmewLayout(_Casme2Layout):
+class _MmewLayout(_SheetLayout):
     """`MMEW_Micro_Exp.xlsx` + `Micro_Expression/<emotion>/<Sxx-yy-zzz>/<k>.jpg` (frames from 1 in
     each clip folder, no subject folder; the seventh class's folder is `others`)."""
 
-    MMEW_WORDS = {"happiness": "happiness", "disgust": "disgust", "repression": "others", "surprise": "surprise",
-                  "others": "fear"}
-
-    def __init__(self) -> None:
-        from openpyxl import Workbook
-
-        self.wb = Workbook()
-        self.ws = self.wb.active
-        self.ws.title = "Sheet1"
-        self.ws.append(["Subject", "Filename", "OnsetFrame", "ApexFrame", "OffsetFrame", "Estimated Emotion",
-                        "Action Units", "remarks"])
-
-    def word(self, emotion: str) -> str:
-        return self.MMEW_WORDS[emotion]
+    FILE = "MMEW_Micro_Exp.xlsx"
+    HEADER = ["Subject", "Filename", "OnsetFrame", "ApexFrame", "OffsetFrame", "Estimated Emotion", "Action Units",
+              "remarks"]
+    WORDS = {"happiness": "happiness", "disgust": "disgust", "repression": "others", "surprise": "surprise",
+             "others": "fear"}
 
     def clip(self, out: Path, subject: int, j: int, first: int, take: int, clip: SynthClip, q: int) -> None:
         name = f"S{subject:02d}-{take:02d}-{j + 1:03d}"
@@ -528,27 +525,16 @@ class _MmewLayout(_Casme2Layout):
         self.ws.append([f"S{subject:02d}", name, clip.onset + 1, clip.apex + 1, clip.offset + 1,
                         self.word(clip.emotion), clip.action_units, ""])
 
-    def finish(self, out: Path) -> None:
-        self.wb.save(out / "MMEW_Micro_Exp.xlsx")
 
 
-class _FourdLayout(_MmewLayout):
+class _FourdLayout(_SheetLayout):
     """`4DME_Labelling_Micro_release v1.xlsx` (sub_ID, fold_name, Emotion, Onset, Apex, Offset, AUs) +
     `gray_micro/<S1>/<fold_name>/<frame>.jpg` with absolute numbers; grey frames, as released."""
 
-    FOURD_WORDS = {"happiness": "Positive", "disgust": "Negative", "repression": "Repression",
-                   "surprise": "Surprise", "others": "Others"}
-
-    def __init__(self) -> None:
-        from openpyxl import Workbook
-
-        self.wb = Workbook()
-        self.ws = self.wb.active
-        self.ws.title = "Sheet1"
-        self.ws.append(["sub_ID", "fold_name", "Emotion", "Onset", "Apex", "Offset", "AUs"])
-
-    def word(self, emotion: str) -> str:
-        return self.FOURD_WORDS[emotion]
+    FILE = "4DME_Labelling_Micro_release v1.xlsx"
+    HEADER = ["sub_ID", "fold_name", "Emotion", "Onset", "Apex", "Offset", "AUs"]
+    WORDS = {"happiness": "Positive", "disgust": "Negative", "repression": "Repression", "surprise": "Surprise",
+             "others": "Others"}
 
     def clip(self, out: Path, subject: int, j: int, first: int, take: int, clip: SynthClip, q: int) -> None:
         name = f"S{subject}_T{take}_{j + 1:02d}"
@@ -558,8 +544,6 @@ class _FourdLayout(_MmewLayout):
         self.ws.append([f"S{subject}", name, self.word(clip.emotion), first + clip.onset, first + clip.apex,
                         first + clip.offset, clip.action_units])
 
-    def finish(self, out: Path) -> None:
-        self.wb.save(out / "4DME_Labelling_Micro_release v1.xlsx")
 
 
 # layout name (the reader that reads it) -> writer
