@@ -21,6 +21,15 @@ import pytest
 from fixtures_runs import run_smoke_sweep
 
 
+def _stop(proc: subprocess.Popen) -> None:
+    """End a server the test started: terminate, then kill if it does not exit in 20 s."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -65,11 +74,7 @@ def served(synth_cache, tmp_path_factory):
                 time.sleep(1)
         yield base, uri, root
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        _stop(proc)
         mp.undo()
 
 
@@ -217,11 +222,7 @@ def test_runs_table_and_child_run_in_a_real_browser(served, tmp_path):
     try:
         text = asyncio.run(drive())
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        _stop(proc)
     for name in ("runs_table.png", "child_run.png"):
         assert (shots / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     table = text["table"]
