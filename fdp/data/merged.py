@@ -148,7 +148,7 @@ def _key(blob: dict[str, Any]) -> str:
 
 def _part_identity(cache: ClipCache) -> dict[str, Any]:
     """What identifies a part: its database, path and content key (fingerprint where stored)."""
-    index = json.loads((cache.path / "index.json").read_text())
+    index = cache.index  # already read by load_cache
     return {"database": cache.dataset, "path": str(cache.path.resolve()),
             "key": index.get("fingerprint") or index.get("key", ""), "clips": len(cache.clips)}
 
