@@ -27,11 +27,13 @@ from orchestrator.clitools import fail_on_errors, parse_sets
 @click.option("--storage", default=None,
               help="Optuna storage URL (default: search.storage, else sqlite:///<project>/optuna.db).")
 @click.option("--max-parallel", type=click.IntRange(min=1), default=None, help="At most N folds at once.")
+@click.option("--wait", is_flag=True, help="If another driver runs this study, wait for it to finish instead of refusing.")
 @fail_on_errors
 def search_cmd(spec_path: str, smoke: bool, sets: tuple[str, ...], trials: int | None, address: str | None,
-               tracking_uri: str | None, storage: str | None, max_parallel: int | None) -> None:
+               tracking_uri: str | None, storage: str | None, max_parallel: int | None, wait: bool) -> None:
     """Search the `search:` space of SPEC with Optuna; the objective never sees the holdout subjects
-    (docs/search.md). Re-running resumes the study."""
+    (docs/search.md). Re-running the same command resumes the study, also after a crash: folds
+    finished earlier are reused, interrupted ones resume from their checkpoints."""
     from orchestrator.scheduler import SchedulerError
     from orchestrator.search import SearchError, SearchOptions, parse_search, run_search
     from orchestrator.spec import SpecError, load_spec
@@ -47,13 +49,14 @@ def search_cmd(spec_path: str, smoke: bool, sets: tuple[str, ...], trials: int |
     try:
         uri = resolve_tracking_uri(tracking_uri)
         report = run_search(spec, settings, SearchOptions(address=address, tracking_uri=uri, storage=storage,
-                                                          max_parallel=max_parallel))
+                                                          max_parallel=max_parallel, wait=wait))
     except (SearchError, SchedulerError, ValueError) as e:
         click.echo(f"error: {' '.join(str(e).split())}", err=True)
         sys.exit(2)
     n = {s: sum(t.state == s for t in report.trials) for s in ("COMPLETE", "PRUNED", "FAIL")}
     click.echo(f"search {report.study}: {n['COMPLETE']} complete, {n['PRUNED']} pruned, {n['FAIL']} failed "
-               f"in this run ({report.wall_s:.0f} s); study in {report.storage}, MLflow run {report.study_run_id}")
+               f"in this run ({report.wall_s:.0f} s; {len(report.trained)} fold(s) trained, {len(report.reused)} "
+               f"reused from earlier runs); study in {report.storage}, MLflow run {report.study_run_id}")
     if report.best_trial is None:
         click.echo("no completed trial yet: no best configuration")
     else:

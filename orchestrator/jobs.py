@@ -423,6 +423,9 @@ class JobPayload:
     # without run_id: the run is opened on the worker as the job starts (`open_run`), from these
     experiment_id: str = ""
     run_spec: dict[str, Any] = field(default_factory=dict)  # tags, name, dataset inputs
+    # a search's objective fold (`fdp.objective`): {"val_subject", "search_subjects", "metric",
+    # "step"}; empty for a LOSO/cross fold of a sweep
+    objective: dict[str, Any] = field(default_factory=dict)
 
 
 def open_run(payload: JobPayload) -> JobPayload:
@@ -453,10 +456,16 @@ class JobOutcome:
     metrics: dict[str, float] = field(default_factory=dict)
     pid: int = 0
     run_id: str = ""  # the run the job logged into (opened on the worker)
+    value: float = float("nan")  # an objective fold's value (`payload.objective["metric"]`)
+    train_subjects: list[str] = field(default_factory=list)  # an objective fold's training subjects
+    val_subjects: list[str] = field(default_factory=list)  # ... and the subjects it evaluated
 
 
 def run_job(payload: JobPayload) -> JobOutcome:
-    """Train one fold into its MLflow run; never raises for failures inside the job."""
+    """Train one fold into its MLflow run, resuming from its checkpoint; never raises for
+    failures inside the job. A search's objective fold (`payload.objective`) trains on the other
+    search subjects only and also logs its objective value (metric `objective_<metric>` at the
+    fold's step) and the subjects it used."""
     from fdp.train import run_fold
     from orchestrator.tracking import RunLogger
 
@@ -464,12 +473,23 @@ def run_job(payload: JobPayload) -> JobOutcome:
     ckpt = Path(payload.checkpoint_path)
     resumed = _checkpoint_step(ckpt)
     log = RunLogger(payload.tracking_uri, payload.run_id, flush_every=payload.flush_every)
+    obj = payload.objective
+    value, train_subjects, val_subjects = float("nan"), [], []
     try:
         cfg = from_dict(ExperimentConfig, payload.cfg)
         log.start(resumed_from_step=resumed)
         log.log_config(cfg, payload.git_commit, payload.git_dirty)
-        result = run_fold(cfg, payload.fold, callback=log.log_terms, checkpoint_path=ckpt)
+        if obj:
+            from fdp.objective import fold_value, objective_fold
+
+            result, train_subjects = objective_fold(cfg, obj["val_subject"], obj["search_subjects"],
+                                                    callback=log.log_terms, checkpoint_path=ckpt)
+            value, val_subjects = fold_value(result, obj["metric"]), sorted(set(result.subjects))
+        else:
+            result = run_fold(cfg, payload.fold, callback=log.log_terms, checkpoint_path=ckpt)
         log.log_result(result, cfg)
+        if obj:
+            log.log_objective(obj["metric"], value, int(obj["step"]), train_subjects, val_subjects)
         log.finish()
     except Exception as e:  # noqa: BLE001 - any failure inside the job is reported, not retried
         reason = _one_line(e)
@@ -478,7 +498,7 @@ def run_job(payload: JobPayload) -> JobOutcome:
     # only a finished, logged job gives up its checkpoint: anything earlier may still resume
     ckpt.unlink(missing_ok=True)
     return JobOutcome(payload.key, True, "", time.perf_counter() - t0, resumed, dict(result.metrics),
-                      pid=os.getpid())
+                      pid=os.getpid(), value=value, train_subjects=train_subjects, val_subjects=val_subjects)
 
 
 def _checkpoint_step(path: Path) -> int:

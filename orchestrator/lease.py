@@ -49,8 +49,8 @@ def _now_iso(t: float | None = None) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t if t is not None else time.time()))
 
 
-def _busy_line(sweep: str, holder: dict[str, Any], where: str) -> str:
-    return (f"sweep {sweep} is already being run by pid {holder.get('pid', '?')} on host "
+def _busy_line(sweep: str, holder: dict[str, Any], where: str, kind: str = "sweep") -> str:
+    return (f"{kind} {sweep} is already being run by pid {holder.get('pid', '?')} on host "
             f"{holder.get('host', '?')} since {holder.get('since', '?')} ({where}); nothing started: wait for "
             f"it with --wait, or stop that driver first")
 
@@ -60,8 +60,10 @@ class DriverLease:
     the store is open, `release()` at the end (also on errors)."""
 
     def __init__(self, sweep: str, instance_key: str, tracking_uri: str, wait: bool = False,
-                 echo: Callable[[str], None] | None = None) -> None:
+                 echo: Callable[[str], None] | None = None, kind: str = "sweep") -> None:
+        """`kind`: what the lease guards, for the messages (a `sweep`, or a `search` study)."""
         self.sweep, self.instance_key, self.uri, self.wait = sweep, instance_key, tracking_uri, wait
+        self.kind = kind
         self.echo = echo or (lambda _line: None)
         self.host, self.pid, self.token = socket.gethostname(), os.getpid(), uuid.uuid4().hex
         self.since = _now_iso()
@@ -85,8 +87,8 @@ class DriverLease:
             holder = self._read_holder(f)
             if not self.wait:
                 f.close()
-                raise DriverBusy(_busy_line(self.sweep, holder, "this host")) from None
-            self.echo(f"waiting for the driver of sweep {self.sweep} (pid {holder.get('pid', '?')} on "
+                raise DriverBusy(_busy_line(self.sweep, holder, "this host", self.kind)) from None
+            self.echo(f"waiting for the driver of {self.kind} {self.sweep} (pid {holder.get('pid', '?')} on "
                       f"{holder.get('host', '?')} since {holder.get('since', '?')}) to finish ...")
             fcntl.flock(f.fileno(), fcntl.LOCK_EX)  # blocks until that driver exits
             self.since = _now_iso()
@@ -141,9 +143,9 @@ class DriverLease:
                     break
             assert holder is not None
             if not self.wait:
-                raise DriverBusy(_busy_line(self.sweep, holder, f"lease in {self.uri}"))
+                raise DriverBusy(_busy_line(self.sweep, holder, f"lease in {self.uri}", self.kind))
             if not announced:
-                self.echo(f"waiting for the driver of sweep {self.sweep} (pid {holder.get('pid', '?')} on "
+                self.echo(f"waiting for the driver of {self.kind} {self.sweep} (pid {holder.get('pid', '?')} on "
                           f"{holder.get('host', '?')}) to finish ...")
                 announced = True
             time.sleep(WAIT_POLL_S)

@@ -28,7 +28,7 @@ class Progress:
     """Counts of a sweep's jobs and the display of them. Call the event methods; `tick()` redraws
     when due."""
 
-    total: int  # jobs to run in this invocation (skipped ones excluded)
+    total: int  # jobs to run in this invocation (skipped ones excluded; a search adds as it asks trials)
     parallel: int = 1  # jobs the cluster runs at once (for the ETA)
     skipped: int = 0  # jobs already FINISHED in an earlier invocation
     stream: TextIO = field(default_factory=lambda: sys.stderr)
@@ -41,6 +41,7 @@ class Progress:
     durations: list[float] = field(default_factory=list)  # driver-side seconds of finished jobs
     metrics: dict[str, str] = field(default_factory=dict)  # config label -> "uf1=0.512 uar=0.498"
     t0: float = field(default_factory=time.monotonic)
+    name: str = "sweep"  # what the status line is about ("sweep", "search")
     _last: float = float("-inf")  # first event always draws
     _drawn_lines: int = 0
 
@@ -90,7 +91,7 @@ class Progress:
             parts.append(f"{self.skipped} skipped")
         parts.append(f"elapsed {format_duration(time.monotonic() - self.t0)}")
         parts.append(f"eta {format_duration(eta)}" if eta is not None else "eta ?")
-        return "sweep: " + ", ".join(parts)
+        return f"{self.name}: " + ", ".join(parts)
 
     def tick(self, force: bool = False) -> None:
         now = time.monotonic()

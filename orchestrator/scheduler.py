@@ -129,8 +129,60 @@ def capacity(cluster: Cluster, res: Resources, max_parallel: int | None = None) 
     return n
 
 
+class JobSource:
+    """What feeds the scheduler: a sweep's static plan (`PlanSource`) or a search's Optuna study
+    (`orchestrator.search.StudySource`). The scheduler asks for jobs while it has free slots and
+    tells the source what became of each; the source may answer with jobs to cancel."""
+
+    def next_job(self) -> JobPayload | None:
+        """A job to start now, or None (nothing ready: wait for a running job to finish)."""
+        raise NotImplementedError
+
+    def started(self, payload: JobPayload) -> None:
+        """`payload` was handed to Ray."""
+
+    def done(self, payload: JobPayload, outcome: JobOutcome, seconds: float) -> list[str]:
+        """A job ended (ok or not); returns the keys of running jobs to cancel (e.g. the rest
+        of a pruned trial)."""
+        return []
+
+    def cancelled(self, payload: JobPayload) -> None:
+        """A job cancelled on the source's request has stopped (its slot is free again)."""
+
+    def exhausted(self) -> bool:
+        """No job will come any more (checked when none is running)."""
+        return True
+
+
+class PlanSource(JobSource):
+    """A sweep's unfinished jobs, in plan order; `on_done` is told each outcome."""
+
+    def __init__(self, payloads: list[JobPayload], on_start: Callable[[JobPayload], None] | None = None,
+                 on_done: Callable[[JobPayload, JobOutcome, float], None] | None = None) -> None:
+        self.queue = deque(payloads)
+        self.on_start, self.on_done = on_start, on_done
+
+    def next_job(self) -> JobPayload | None:
+        return self.queue.popleft() if self.queue else None
+
+    def started(self, payload: JobPayload) -> None:
+        if self.on_start:
+            self.on_start(payload)
+
+    def done(self, payload: JobPayload, outcome: JobOutcome, seconds: float) -> list[str]:
+        if self.on_done:
+            self.on_done(payload, outcome, seconds)
+        return []
+
+    def exhausted(self) -> bool:
+        return not self.queue
+
+
 class Scheduler:
-    """Runs payloads as Ray tasks, at most `parallel` at once; never raises for a failed job."""
+    """THE loop that runs fold jobs on Ray, for sweeps and searches alike: at most `parallel` in
+    flight (cancelled jobs still count until they stop), a worker that dies is retried by Ray
+    (`max_retries`; the retry resumes from the job's checkpoint into the same run), a job that
+    fails inside is reported, never retried. Never raises for a failed job."""
 
     def __init__(self, res: Resources, retries: int, parallel: int, job_fn: JobFn = run_job) -> None:
         import ray
@@ -147,40 +199,66 @@ class Scheduler:
         self.remote = ray.remote(task).options(num_cpus=res.cpus, num_gpus=res.gpus, max_retries=retries,
                                                  retry_exceptions=False)
 
-    def run(self, payloads: list[JobPayload], on_start: Callable[[JobPayload], None] | None = None,
-            on_done: Callable[[JobPayload, JobOutcome, float], None] | None = None,
-            on_tick: Callable[[], None] | None = None, tick_s: float = 1.0) -> dict[str, JobOutcome]:
+    def run(self, source: JobSource | list[JobPayload], on_tick: Callable[[], None] | None = None,
+            tick_s: float = 1.0) -> dict[str, JobOutcome]:
         import ray
-        from ray.exceptions import RayError, RayTaskError, WorkerCrashedError
 
-        queue = deque(payloads)
+        if isinstance(source, list):
+            source = PlanSource(source)
         inflight: dict[Any, tuple[JobPayload, float]] = {}
+        by_key: dict[str, Any] = {}
+        orphans: dict[Any, JobPayload] = {}  # cancelled, not yet stopped: they hold their slot
         outcomes: dict[str, JobOutcome] = {}
-        while queue or inflight:
-            while queue and len(inflight) < self.parallel:
-                p = queue.popleft()
-                inflight[self.remote.remote(p)] = (p, time.monotonic())
-                if on_start:
-                    on_start(p)
-            ready, _ = ray.wait(list(inflight), num_returns=1, timeout=tick_s)
+        while True:
+            while len(inflight) + len(orphans) < self.parallel:
+                p = source.next_job()
+                if p is None:
+                    break
+                ref = self.remote.remote(p)
+                inflight[ref], by_key[p.key] = (p, time.monotonic()), ref
+                source.started(p)
+            if not inflight and not orphans:
+                if source.exhausted():
+                    return outcomes
+                raise SchedulerError("the job source has jobs left but hands none out")  # a bug, not a hang
+            ready, _ = ray.wait(list(inflight) + list(orphans), num_returns=1, timeout=tick_s)
             for ref in ready:
+                if ref in orphans:
+                    p = orphans.pop(ref)
+                    _outcome(ref, p)  # whatever it says: the job was cancelled
+                    source.cancelled(p)
+                    continue
                 p, t0 = inflight.pop(ref)
-                try:
-                    out = ray.get(ref)
-                except WorkerCrashedError as e:
-                    out = JobOutcome(p.key, False, f"worker died after all retries: {_first_line(e)}")
-                except RayTaskError as e:
-                    # only a job function that raises gets here (run_job reports instead)
-                    cause = e.cause if e.cause is not None else e
-                    out = JobOutcome(p.key, False, f"{type(cause).__name__}: {_first_line(cause)}")
-                except RayError as e:
-                    out = JobOutcome(p.key, False, f"{type(e).__name__}: {_first_line(e)}")
-                outcomes[p.key] = out
-                if on_done:
-                    on_done(p, out, time.monotonic() - t0)
+                by_key.pop(p.key, None)
+                outcomes[p.key] = out = _outcome(ref, p)
+                for key in source.done(p, out, time.monotonic() - t0):
+                    victim = by_key.pop(key, None)
+                    if victim is not None and victim in inflight:
+                        # force: a KeyboardInterrupt (the default cancel) landing inside the
+                        # worker's MLflow write can leave its SQLite write transaction open in a
+                        # live worker (seen: 4 min of "database is locked"); killing the process
+                        # releases the lock and SQLite rolls back
+                        ray.cancel(victim, force=True)
+                        orphans[victim] = inflight.pop(victim)[0]
             if on_tick:
                 on_tick()
-        return outcomes
+
+
+def _outcome(ref: Any, p: JobPayload) -> JobOutcome:
+    """The job's outcome, also for a worker that died after all retries or a cancelled task."""
+    import ray
+    from ray.exceptions import RayError, RayTaskError, WorkerCrashedError
+
+    try:
+        return ray.get(ref)
+    except WorkerCrashedError as e:
+        return JobOutcome(p.key, False, f"worker died after all retries: {_first_line(e)}")
+    except RayTaskError as e:
+        # only a job function that raises gets here (run_job reports instead)
+        cause = e.cause if e.cause is not None else e
+        return JobOutcome(p.key, False, f"{type(cause).__name__}: {_first_line(cause)}")
+    except RayError as e:
+        return JobOutcome(p.key, False, f"{type(e).__name__}: {_first_line(e)}")
 
 
 def _first_line(e: BaseException) -> str:
@@ -408,7 +486,7 @@ def _run_leased(plan: Plan, opts: SweepOptions, root: Path, uri: str, data: str,
     try:
         if payloads:
             Scheduler(spec.resources, spec.retries, par, opts.job_fn).run(
-                payloads, on_start=lambda p: progress.started(), on_done=on_done, on_tick=progress.tick)
+                PlanSource(payloads, on_start=lambda p: progress.started(), on_done=on_done), on_tick=progress.tick)
     finally:
         report.wall_s = time.monotonic() - t0
         if cluster is not None and cluster.started_here:

@@ -14,44 +14,50 @@ recorded on the study (user attrs) and on the study's MLflow run; a study never 
 split when resumed; `resolve_from_search` turns a LOSO spec's `from_search: <study>` into the best
 configuration and restricts its folds to the holdout subjects.
 
-Execution: `parallel` trials are asked at once; each trial's folds are Ray tasks (at most as many
-in flight as the cluster fits, the oldest trial's folds first). As a fold finishes its value is
-reported to Optuna with the fold's fixed index as the step (so WilcoxonPruner pairs the same
-validation subject across trials); a trial the pruner calls clearly worse is told PRUNED and its
-queued folds are dropped, its running ones stopped (`ray.cancel(force=True)`: the worker process
-exits, so a fold interrupted inside an MLflow write cannot leave a SQLite transaction open; the
-driver marks the fold's run KILLED).
+Execution: the search is a job source (`StudySource`) of the one fold scheduler that also runs
+sweeps (`orchestrator.scheduler.Scheduler`): `parallel` trials are open at once; each trial's
+folds are fold jobs (`orchestrator.jobs.run_job`, the sweep's worker: checkpoints, curves,
+predictions), at most as many in flight as the cluster fits, the oldest trial's first. As a fold
+finishes its value is reported to Optuna with the fold's fixed index as the step (so
+WilcoxonPruner pairs the same validation subject across trials); a trial the pruner calls clearly
+worse is told PRUNED and its running folds are cancelled (forced: the worker process exits; the
+fold run is marked KILLED). Faults as in a sweep: a killed worker is retried by Ray and resumes
+from the fold's checkpoint; after a killed driver the same command continues the study -- trials
+the dead driver left RUNNING are told FAIL and their parameters asked again, and the new trial's
+folds (same config, fold and data: the same job keys) reuse the finished fold runs and resume the
+others from their checkpoints, so no fold is trained twice.
 
 MLflow layout: a study run (`fdp.role=study`) -> one run per trial (`fdp.role=trial`, params =
-sampled values, metric = objective) -> one run per fold (`fdp.role=search_fold`, the full job
-record of `orchestrator.tracking.RunLogger`). Search folds are never `fdp.role=job`, so tables
+sampled values, metric = objective) -> one run per fold (`fdp.role=search_fold`, tag `fdp.job_key`,
+the full job record of `orchestrator.tracking.RunLogger` plus `objective_<metric>`). Search folds are never `fdp.role=job`, so tables
 cannot mistake them for LOSO results.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import sys
 import time
-import traceback
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence, TextIO
+from typing import Any, Callable, TextIO
 
 import numpy as np
 
-from fdp.config import ConfigError, ExperimentConfig, from_dict, to_dict
+from fdp.config import ConfigError, ExperimentConfig, to_dict
+from fdp.objective import ObjectiveError, SubjectSplit, split_subjects
+from orchestrator.jobs import JobOutcome, JobPayload, run_job
+from orchestrator.progress import Progress
 from orchestrator.spec import SpecError, SweepSpec, configurations, pinned_keys
+from orchestrator.tracking import with_retry
 
 METRICS = {"nll": "minimize", "di_mse": "minimize", "acc": "maximize", "uf1": "maximize", "uar": "maximize"}
 SEARCH_KEYS = ("space", "trials", "parallel", "sampler", "seed", "startup_trials", "metric", "direction",
                "holdout", "holdout_seed", "folds", "pruner", "study", "storage", "enqueue", "smoke_trials")
 SAMPLERS = ("tpe", "random")
-NLL_FLOOR = 1e-12  # probabilities are clipped here: a confident miss costs 27.6 nats, never inf
 
 
 class SearchError(RuntimeError):
@@ -224,158 +230,6 @@ def _num(x: Any) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------
-# the honest split
-
-
-@dataclass(frozen=True)
-class SubjectSplit:
-    """Who may feed the objective (search) and who is reported (holdout); disjoint, sorted."""
-
-    search: tuple[str, ...]
-    holdout: tuple[str, ...]
-
-
-def split_subjects(subjects: Sequence[str], holdout: int | float | list[str], seed: int = 0) -> SubjectSplit:
-    """Holdout = the named subjects, or `holdout` of them (a count, or a fraction rounded, at least
-    one) chosen with `seed`; search = the rest."""
-    subjects = sorted(set(subjects))
-    if isinstance(holdout, list):
-        unknown = [s for s in holdout if s not in subjects]
-        if unknown:
-            raise SearchError(f"search.holdout: unknown subject(s) {', '.join(unknown)}; known: {', '.join(subjects)}")
-        held = sorted(holdout)
-    else:
-        n = holdout if isinstance(holdout, int) else max(1, round(holdout * len(subjects)))
-        rng = np.random.default_rng(seed)
-        held = sorted(rng.choice(subjects, size=min(n, len(subjects)), replace=False).tolist())
-    search = [s for s in subjects if s not in held]
-    if len(search) < 2:
-        raise SearchError(f"search.holdout: {len(held)} of {len(subjects)} subjects held out leaves "
-                          f"{len(search)} search subject(s); inner validation folds need at least 2")
-    return SubjectSplit(tuple(search), tuple(held))
-
-
-def inner_split(subjects: Sequence[str], val_subject: str, search_subjects: Sequence[str]):
-    """Inner LOSO fold over the search subjects: train = search subjects other than
-    `val_subject`, test (= validation) = `val_subject`. Defined by whitelist, so a subject that
-    is not a search subject (the holdout, or one added to the data later) is never used."""
-    from fdp.train import FoldSplit
-
-    allowed = set(search_subjects)
-    if val_subject not in allowed:
-        raise SearchError(f"validation subject {val_subject!r} is not a search subject")
-    subj = np.asarray(list(subjects))
-    usable = np.isin(subj, sorted(allowed))
-    return FoldSplit(f"val:{val_subject}", np.flatnonzero(usable & (subj != val_subject)),
-                     np.flatnonzero(subj == val_subject))
-
-
-def objective_fold(cfg: ExperimentConfig, val_subject: str, search_subjects: Sequence[str], bank=None):
-    """Train on the other search subjects, evaluate on `val_subject`: one objective fold.
-    Returns (FoldResult, sorted training subjects). `bank` defaults to the config's clips."""
-    import copy
-
-    from fdp.train import TrainingError, load_bank, train_fold, with_validation
-
-    if bank is None:
-        bank, _ = load_bank(cfg)
-    subjects = list(bank.subjects)
-    split = inner_split(subjects, val_subject, search_subjects)
-    if cfg.train.selection == "early_stop_val":  # early-stopping subjects: drawn from split.train only
-        split = with_validation(split, subjects, cfg.train.val_subjects, cfg.train.seed)
-    used = {subjects[i] for part in (split.train, split.val, split.test) for i in part}
-    if not used <= set(search_subjects):  # defence in depth: the whitelist above makes this unreachable
-        raise TrainingError(f"objective fold {val_subject}: would use non-search subject(s) "
-                            f"{', '.join(sorted(used - set(search_subjects)))}")
-    if cfg.model.num_classes != len(bank.class_names):
-        cfg = copy.deepcopy(cfg)
-        cfg.model.num_classes = len(bank.class_names)
-    result = train_fold(cfg, split, bank)
-    return result, sorted({subjects[i] for i in split.train})
-
-
-def fold_value(result, metric: str) -> float:
-    """The objective's value on one fold."""
-    if metric == "nll":
-        if result.probs is None:
-            raise SearchError("metric nll needs the MER head (this variant has none)")
-        p = np.asarray(result.probs, dtype=np.float64)
-        y = np.asarray(result.labels)
-        return float(-np.log(np.clip(p[np.arange(len(y)), y], NLL_FLOOR, 1.0)).mean())
-    if metric not in result.metrics:
-        raise SearchError(f"metric {metric} is not produced by this variant (has {', '.join(result.metrics)})")
-    return float(result.metrics[metric])
-
-
-# ---------------------------------------------------------------------------------------------
-# the worker side
-
-
-@dataclass
-class FoldPayload:
-    """One objective fold of one trial, as plain data (workers run elsewhere)."""
-
-    study: str
-    trial: int
-    step: int  # fold index in the sorted search subjects (Optuna step; pairs folds across trials)
-    val_subject: str
-    search_subjects: list[str]
-    metric: str
-    cfg: dict[str, Any]  # to_dict of the runtime config
-    run_id: str  # the MLflow fold run the driver created
-    tracking_uri: str
-    git_commit: str = ""
-    git_dirty: bool = False
-
-
-@dataclass
-class FoldOutcome:
-    trial: int
-    step: int
-    ok: bool
-    value: float = math.nan
-    error: str = ""
-    train_subjects: list[str] = field(default_factory=list)
-    val_subjects: list[str] = field(default_factory=list)  # subjects whose clips were evaluated
-    wall_time_s: float = 0.0
-
-
-def run_search_fold(p: FoldPayload) -> FoldOutcome:
-    """Train and evaluate one objective fold into its MLflow run; never raises for failures
-    inside the fold. An interrupted fold marks its run KILLED and re-raises; a pruned trial's folds
-    are force-cancelled and marked KILLED by the driver."""
-    from mlflow.entities import Metric, RunTag
-
-    from orchestrator.tracking import RunLogger, with_retry
-
-    t0 = time.perf_counter()
-    log = RunLogger(p.tracking_uri, p.run_id)
-    try:
-        cfg = from_dict(ExperimentConfig, p.cfg)
-        log.start()
-        log.log_config(cfg, p.git_commit, p.git_dirty)
-        result, train_subjects = objective_fold(cfg, p.val_subject, p.search_subjects)
-        value = fold_value(result, p.metric)
-        log.log_result(result, cfg)
-        with_retry(log.client.log_batch, p.run_id,
-                   metrics=[Metric(f"objective_{p.metric}", value, int(time.time() * 1000), p.step)],
-                   tags=[RunTag("fdp.train_subjects", ",".join(train_subjects)),
-                         RunTag("fdp.val_subjects", ",".join(sorted(set(result.subjects))))])
-        log.finish()
-    except KeyboardInterrupt:  # Ctrl-C, or a non-force ray.cancel (the driver's cancel is forced)
-        try:
-            with_retry(log.client.set_terminated, p.run_id, "KILLED")
-        finally:
-            raise
-    except Exception as e:  # noqa: BLE001 - reported to the driver, which fails the trial
-        reason = f"{type(e).__name__}: {' '.join(str(e).split())}"[:500]
-        log.fail(reason, traceback.format_exc())
-        return FoldOutcome(p.trial, p.step, False, error=reason, wall_time_s=time.perf_counter() - t0)
-    return FoldOutcome(p.trial, p.step, True, value, "", train_subjects, sorted(set(result.subjects)),
-                       time.perf_counter() - t0)
-
-
-# ---------------------------------------------------------------------------------------------
 # Optuna
 
 
@@ -449,16 +303,21 @@ def decode_params(params: dict[str, Any], space: dict[str, dict[str, Any]]) -> d
 
 
 def make_study(s: SearchSettings, storage_url: str):
+    """Create or load the study. A resumed study's sampler is seeded with (seed, trials so far): a
+    sampler re-created with the bare seed would replay the first run's draws and ask parameters
+    that were tried already."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    if s.sampler == "tpe":
-        # explicit, since Optuna 5 changed TPE defaults (SPEC §7): joint model of the space, and
-        # the constant liar so that trials asked while others run do not all land in one spot
-        sampler = optuna.samplers.TPESampler(seed=s.seed, n_startup_trials=s.startup_trials, multivariate=True,
-                                             constant_liar=True)
-    else:
-        sampler = optuna.samplers.RandomSampler(seed=s.seed)
+
+    def sampler(seed: int):
+        if s.sampler == "tpe":
+            # explicit, since Optuna 5 changed TPE defaults (SPEC §7): joint model of the space, and
+            # the constant liar so that trials asked while others run do not all land in one spot
+            return optuna.samplers.TPESampler(seed=seed, n_startup_trials=s.startup_trials, multivariate=True,
+                                              constant_liar=True)
+        return optuna.samplers.RandomSampler(seed=seed)
+
     if s.p_threshold is None:
         pruner = optuna.pruners.NopPruner()
     else:
@@ -467,8 +326,12 @@ def make_study(s: SearchSettings, storage_url: str):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             pruner = optuna.pruners.WilcoxonPruner(p_threshold=s.p_threshold, n_startup_steps=s.n_startup_steps)
-    return optuna.create_study(study_name=s.study, storage=_storage(storage_url), sampler=sampler, pruner=pruner,
-                               direction=s.direction, load_if_exists=True)
+    study = optuna.create_study(study_name=s.study, storage=_storage(storage_url), sampler=sampler(s.seed),
+                                pruner=pruner, direction=s.direction, load_if_exists=True)
+    n = len(study.trials)
+    if n:
+        study.sampler = sampler(int(np.random.SeedSequence([s.seed, n]).generate_state(1)[0]))
+    return study
 
 
 # ---------------------------------------------------------------------------------------------
@@ -568,7 +431,7 @@ def load_spec_from_search(path: str | Path, sets: dict[str, Any] | None = None, 
 
 
 # ---------------------------------------------------------------------------------------------
-# the driver
+# the driver: a job source for the one scheduler (orchestrator.scheduler)
 
 
 @dataclass
@@ -579,8 +442,10 @@ class SearchOptions:
     num_cpus: int | None = None  # CPUs of a local cluster
     max_parallel: int | None = None  # cap on folds in flight
     storage: str | None = None  # Optuna storage URL (beats the spec's)
-    fold_fn: Callable[[FoldPayload], FoldOutcome] = run_search_fold  # tests may swap it
+    job_fn: Callable[[JobPayload], JobOutcome] = run_job  # what a fold task runs; tests may wrap it
     stream: TextIO | None = None  # progress lines (default stderr)
+    progress_interval: float = 10.0  # seconds between progress lines when not on a terminal
+    wait: bool = False  # another driver runs this study: wait for it instead of refusing
 
 
 @dataclass
@@ -606,6 +471,8 @@ class SearchReport:
     best_value: float | None = None
     best_overrides: dict[str, Any] = field(default_factory=dict)
     fold_subjects: list[tuple[list[str], list[str]]] = field(default_factory=list)  # (train, val) per fold
+    trained: list[str] = field(default_factory=list)  # job keys of the folds trained in this invocation
+    reused: list[str] = field(default_factory=list)  # job keys of folds finished earlier, values read back
     wall_s: float = 0.0
 
     @property
@@ -617,244 +484,400 @@ class SearchReport:
 class _Active:
     trial: Any  # optuna.trial.Trial
     overrides: dict[str, Any]
-    cfg: dict[str, Any]
+    cfg: dict[str, Any]  # to_dict of the runtime config
+    key_cfg: ExperimentConfig
     run_id: str
-    queue: deque  # (step, subject) not yet submitted
+    queue: deque  # (step, subject) not yet handed out
     values: dict[int, float] = field(default_factory=dict)
-    running: set = field(default_factory=set)  # object refs
+    running: set[str] = field(default_factory=set)  # job keys in flight
     t0: float = field(default_factory=time.monotonic)
 
 
-def run_search(spec: SweepSpec, settings: SearchSettings, opts: SearchOptions | None = None) -> SearchReport:
-    """Create or resume the study, run trials until it has `settings.trials` finished ones."""
-    import ray
-    from mlflow.entities import Metric, Param, RunTag
+REQUEUED = "requeued_trials"  # study user attr: trial numbers whose parameters were asked again
+
+
+class StudySource:
+    """The search as a job source: asks Optuna for trials (at most `parallel` open), hands out
+    each trial's objective folds as jobs (key: config + validation subject + data, so the same
+    parameters find the same folds again), reports each finished fold to the trial (WilcoxonPruner
+    may prune: the trial's running folds are cancelled), reads folds finished by an earlier driver
+    back instead of training them again."""
+
+    def __init__(self, study, settings: SearchSettings, conf, split: SubjectSplit, val_subjects: list[str],
+                 tracker, exp_id: str, study_run: str, data, ckpt_dir: Path, commit: str, dirty: bool,
+                 budget: int, report: SearchReport, progress: Progress, stream: TextIO) -> None:
+        self.study, self.s, self.conf, self.split, self.vals = study, settings, conf, split, val_subjects
+        self.tracker, self.exp_id, self.study_run, self.data = tracker, exp_id, study_run, data
+        self.ckpt_dir, self.commit, self.dirty = ckpt_dir, commit, dirty
+        self.budget, self.report, self.progress, self.stream = budget, report, progress, stream
+        self.asked = 0
+        self.active: list[_Active] = []
+        self.of_key: dict[str, tuple[_Active, int, str]] = {}  # running job key -> (trial, step, subject)
+        self.folds = self._fold_runs()  # job key -> run of an earlier attempt (FINISHED preferred)
+        self.values: dict[str, float] = {}  # job key -> value, of the folds trained by this driver
+        self.requeued = set(study.user_attrs.get(REQUEUED, []))  # trials whose parameters were asked again
+
+    # -- the scheduler's side
+
+    def next_job(self) -> JobPayload | None:
+        while True:
+            for a in list(self.active):
+                for _ in range(len(a.queue)):
+                    if a not in self.active:  # closed by a value read back
+                        break
+                    step, subject = a.queue.popleft()
+                    key = self._key(a, subject)
+                    if key in self.of_key:  # this fold of these parameters runs for another trial: after it
+                        a.queue.append((step, subject))
+                        continue
+                    job = self._fold(a, step, subject, key)
+                    if job is not None:
+                        return job
+            if len(self.active) < self.s.parallel and self.asked < self.budget:
+                self._ask()
+                continue
+            return None
+
+    def started(self, payload: JobPayload) -> None:
+        self.progress.started()
+
+    def done(self, p: JobPayload, out: JobOutcome, seconds: float) -> list[str]:
+        a, step, subject = self.of_key.pop(p.key)
+        a.running.discard(p.key)
+        self.progress.finished(seconds, out.ok)
+        if not out.ok:
+            rid = out.run_id or self._run_of(a, p.key)
+            if rid:  # also when the worker did it: a worker that died cannot, and this is idempotent
+                self.tracker.mark_failed(rid, out.error)
+            return self._close(a, "FAIL", f"fold {subject}: {out.error}")
+        self.report.trained.append(p.key)
+        self.values[p.key] = out.value
+        self.report.fold_subjects.append((out.train_subjects, out.val_subjects))
+        return self._value(a, step, out.value)
+
+    def cancelled(self, p: JobPayload) -> None:
+        a, _, _ = self.of_key.pop(p.key)
+        rid = self._run_of(a, p.key)
+        if rid and with_retry(self.tracker.client.get_run, rid).info.status not in ("FINISHED", "KILLED"):
+            with_retry(self.tracker.client.set_terminated, rid, "KILLED")
+
+    def exhausted(self) -> bool:
+        return not self.active and self.asked >= self.budget
+
+    # -- trials
+
+    def _ask(self) -> None:
+        from mlflow.entities import Param
+        from optuna.trial import TrialState
+
+        from fdp.variants import build_config
+        from orchestrator.jobs import runtime_config
+
+        trial = self.study.ask()
+        self.asked += 1
+        try:
+            over = suggest(trial, self.s.space)
+            cfg = runtime_config(build_config(self.conf.variant, {**self.conf.overrides, **over}))
+        except (ConfigError, ValueError) as e:
+            self.study.tell(trial, state=TrialState.FAIL)
+            self.report.trials.append(TrialRecord(trial.number, "FAIL", None, dict(trial.params), 0, "", str(e)))
+            self.stream.write(f"trial {trial.number}: FAIL before training: {e}\n")
+            return
+        tags = {"mlflow.parentRunId": self.study_run, "fdp.role": "trial", "fdp.study": self.s.study,
+                "fdp.trial": str(trial.number), "fdp.variant": self.conf.variant, "fdp.metric": self.s.metric,
+                "fdp.selection": _selection_text(self.s, self.split)}
+        again = trial.user_attrs.get("fdp_continues_trial")
+        if again is not None:
+            tags["fdp.continues_trial"] = str(again)
+        run = with_retry(self.tracker.client.create_run, self.exp_id, tags=tags,
+                         run_name=f"{self.s.study}/trial{trial.number}")
+        rid = run.info.run_id
+        if over:
+            with_retry(self.tracker.client.log_batch, rid, params=[Param(k, _text(v)) for k, v in over.items()])
+        trial.set_user_attr("mlflow_run_id", rid)
+        # WilcoxonPruner advice: shuffle the evaluation order per trial (steps stay the fold ids)
+        order = np.random.default_rng([self.s.seed, trial.number]).permutation(len(self.vals))
+        self.active.append(_Active(trial, over, to_dict(cfg), cfg, rid,
+                                   deque((int(i), self.vals[i]) for i in order)))
+        self.progress.total += len(self.vals)
+
+    def _key(self, a: _Active, subject: str) -> str:
+        from orchestrator.jobs import job_key
+
+        return job_key(a.key_cfg, f"val:{subject}", f"search:{self.s.study}", data=self.data.fingerprint)
+
+    def _fold(self, a: _Active, step: int, subject: str, key: str) -> JobPayload | None:
+        """The job of one objective fold, or None when it was finished already -- by an earlier
+        driver, or for an earlier trial of the same parameters -- and its value is reported now."""
+        from orchestrator.jobs import Job
+        from orchestrator.tracking import control_tags, data_tags
+
+        if key in self.values:
+            self.report.reused.append(key)
+            self._value(a, step, self.values[key])
+            return None
+        run = self.folds.get(key)
+        if run is not None and int(run.data.tags.get("fdp.trial", -1)) in self.requeued:
+            self._adopt(run, a)  # a fold of a trial whose driver died: the new trial carries it on
+        if run is not None and run.info.status == "FINISHED" and f"objective_{self.s.metric}" in run.data.metrics:
+            self.report.reused.append(key)
+            self._value(a, step, float(run.data.metrics[f"objective_{self.s.metric}"]))
+            return None
+        job = Job(key, f"trial{a.trial.number}|val={subject}", f"trial{a.trial.number}", subject,
+                  self.conf.variant, a.key_cfg.train.seed, a.key_cfg, data=self.data)
+        tags = {"mlflow.parentRunId": a.run_id, "fdp.role": "search_fold", "fdp.study": self.s.study,
+                "fdp.trial": str(a.trial.number), "fdp.fold": subject, "fdp.fold_step": str(step),
+                "fdp.job_key": key, "fdp.variant": self.conf.variant,
+                "fdp.selection": a.key_cfg.train.selection, **data_tags(job), **control_tags(a.key_cfg)}
+        ckpt = self.ckpt_dir / f"{key}.pt"
+        if run is None:
+            ckpt.unlink(missing_ok=True)  # no run of this key: a checkpoint left behind is not one to resume
+        a.running.add(key)
+        self.of_key[key] = (a, step, subject)
+        return JobPayload(key, job.label, job.config_label, subject, a.cfg, run.info.run_id if run else "",
+                          self.tracker.uri, str(ckpt), self.commit, self.dirty, 50, self.exp_id,
+                          {"tags": tags, "name": f"trial{a.trial.number}|val={subject}", "inputs": []},
+                          {"val_subject": subject, "search_subjects": list(self.split.search),
+                           "metric": self.s.metric, "step": step})
+
+    def _adopt(self, run, a: _Active) -> None:
+        """A fold run of a trial that was asked again now belongs to the new trial `a` (the same
+        fold of the same parameters: continued, or its value reused); `fdp.first_trial` keeps
+        where it began."""
+        from mlflow.entities import RunTag
+
+        rid = run.info.run_id
+        tags = [RunTag("mlflow.parentRunId", a.run_id), RunTag("fdp.trial", str(a.trial.number))]
+        if "fdp.first_trial" not in run.data.tags:
+            tags.append(RunTag("fdp.first_trial", run.data.tags.get("fdp.trial", "")))
+        with_retry(self.tracker.client.log_batch, rid, tags=tags)
+        if run.info.status != "FINISHED" and "fdp.error" in run.data.tags:
+            with_retry(self.tracker.client.delete_tag, rid, "fdp.error")
+
+    def _value(self, a: _Active, step: int, value: float) -> list[str]:
+        a.values[step] = value
+        a.trial.report(value, step)
+        if len(a.values) == len(self.vals):
+            return self._close(a, "COMPLETE")
+        if self.s.p_threshold is not None and a.trial.should_prune():
+            return self._close(a, "PRUNED")
+        return []
+
+    def _close(self, a: _Active, state: str, error: str = "") -> list[str]:
+        """Tell Optuna and MLflow how trial `a` ended; returns its running folds (to cancel)."""
+        from mlflow.entities import Metric, RunTag
+        from optuna.trial import TrialState
+
+        self.active.remove(a)
+        a.queue.clear()
+        mean = float(np.mean(list(a.values.values()))) if a.values else None
+        if state == "COMPLETE":
+            self.study.tell(a.trial, mean)
+        else:
+            self.study.tell(a.trial, state=TrialState.PRUNED if state == "PRUNED" else TrialState.FAIL)
+        now = int(time.time() * 1000)
+        ms = [Metric(f"fold_{self.s.metric}", v, now, s) for s, v in sorted(a.values.items())]
+        if mean is not None:
+            ms.append(Metric(self.s.metric if state == "COMPLETE" else f"{self.s.metric}_so_far", mean, now, 0))
+        tags = [RunTag("fdp.trial_state", state), RunTag("fdp.folds_done", str(len(a.values)))]
+        if error:
+            tags.append(RunTag("fdp.error", error[:5000]))
+        with_retry(self.tracker.client.log_batch, a.run_id, metrics=ms, tags=tags)
+        with_retry(self.tracker.client.set_terminated, a.run_id,
+                   {"COMPLETE": "FINISHED", "PRUNED": "KILLED"}.get(state, "FAILED"))
+        rec = TrialRecord(a.trial.number, state, mean, dict(a.overrides), len(a.values), a.run_id, error)
+        self.report.trials.append(rec)
+        self.stream.write(_trial_line(rec, self.study, self.s, len(self.vals), finished_trials(self.study),
+                                      time.monotonic() - a.t0) + "\n")
+        self.stream.flush()
+        return sorted(a.running)
+
+    def interrupted(self) -> None:
+        """Ctrl-C: the open trials end FAIL, their parameters are asked again by the next run
+        (whose folds then find this run's finished folds and checkpoints by key)."""
+        for a in list(self.active):
+            try:
+                self.active.remove(a)
+                requeue(self.study, a.trial.number, a.trial.params, self.tracker, a.run_id, "search interrupted")
+            except Exception:  # noqa: BLE001 - best effort on the way out
+                pass
+
+    # -- the store
+
+    def _fold_runs(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        flt = f"tags.`fdp.role` = 'search_fold' and tags.`fdp.study` = '{self.s.study}'"
+        for run in self.tracker.search(self.exp_id, flt):
+            key = run.data.tags.get("fdp.job_key")
+            if key and (key not in out or run.info.status == "FINISHED"):
+                out[key] = run
+        return out
+
+    def _run_of(self, a: _Active, key: str) -> str:
+        """The fold run a worker opened for `key` under trial `a` ("" if it never started)."""
+        run = self.folds.get(key)
+        if run is not None:
+            return run.info.run_id
+        found = self.tracker.search(self.exp_id, f"tags.`mlflow.parentRunId` = '{a.run_id}' and "
+                                                 f"tags.`fdp.job_key` = '{key}'", max_results=1)
+        return found[0].info.run_id if found else ""
+
+
+def finished_trials(study) -> int:
     from optuna.trial import TrialState
-    from ray.exceptions import RayError, TaskCancelledError
+
+    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
+
+
+def requeue(study, number: int, params: dict[str, Any], tracker, run_id: str, reason: str) -> None:
+    """End trial `number` FAIL (`reason`) and ask its parameters again as a new trial: Optuna
+    cannot reopen a trial, and the new one's folds have the same job keys, so they find what
+    this one finished (and its checkpoints)."""
+    from mlflow.entities import RunTag
+    from optuna.trial import TrialState
+
+    study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
+    study.enqueue_trial(params, user_attrs={"fdp_continues_trial": number})
+    study.set_user_attr(REQUEUED, sorted({*study.user_attrs.get(REQUEUED, []), number}))
+    if run_id:
+        with_retry(tracker.client.log_batch, run_id, tags=[
+            RunTag("fdp.trial_state", "FAIL"), RunTag("fdp.error", f"{reason}; its parameters were queued again")])
+        with_retry(tracker.client.set_terminated, run_id, "KILLED")
+
+
+def run_search(spec: SweepSpec, settings: SearchSettings, opts: SearchOptions | None = None) -> SearchReport:
+    """Create or resume the study, run trials until it has `settings.trials` finished ones, on
+    the one fold scheduler. Resumable like a sweep: a killed worker's fold resumes from its
+    checkpoint; after a killed driver the same command continues (its open trials' parameters
+    are asked again and find their finished folds by job key)."""
+    from optuna.trial import TrialState
 
     from fdp.train import fold_names
-    from fdp.variants import build_config
-    from orchestrator.jobs import cache_path, runtime_config
-    from orchestrator.scheduler import capacity, start_ray
-    from orchestrator.tracking import SweepTracker, git_info, project_root, resolve_tracking_uri, with_retry
+    from orchestrator.jobs import DataRef, cache_path, runtime_config
+    from orchestrator.lease import DriverBusy, DriverLease
+    from orchestrator.scheduler import SchedulerError, Scheduler, capacity, checkpoint_dir, start_ray
+    from orchestrator.tracking import StoreError, SweepTracker, check_store, git_info, project_root, \
+        resolve_tracking_uri
 
     opts = opts or SearchOptions()
     stream = opts.stream or sys.stderr
     root = (opts.root or project_root()).resolve()
     uri = resolve_tracking_uri(opts.tracking_uri, root)
     storage_url = resolve_storage(opts.storage or settings.storage, root)
-    from orchestrator.tracking import StoreError, check_store
-
     try:
         check_store(uri, root)  # one line now, not minutes of the client's retries
     except StoreError as e:
         raise SearchError(str(e)) from None
     (conf,) = configurations(spec)
     base = runtime_config(conf.cfg)
-    _, why = cache_path(base)
+    path, why = cache_path(base)
     if why:
         raise SearchError(why)
-    split = split_subjects(fold_names(base), settings.holdout, settings.holdout_seed)
+    try:
+        split = split_subjects(fold_names(base), settings.holdout, settings.holdout_seed)
+    except ObjectiveError as e:
+        raise SearchError(str(e)) from None
     val_subjects = list(split.search[:settings.folds] if settings.folds else split.search)
     if not base.model.use_mer and settings.metric != "di_mse":
         raise SearchError(f"metric {settings.metric} needs the MER head; variant {conf.variant} has none (use di_mse)")
+    lease = DriverLease(settings.study, f"search|{settings.study}|{storage_url}", uri, wait=opts.wait,
+                        echo=lambda line: (stream.write(line + "\n"), stream.flush()), kind="search")
+    try:
+        lease.acquire_local()
+    except DriverBusy as e:
+        raise SearchError(str(e)) from None
+    try:
+        # --- the study: created once, its honest split fixed for life
+        study = make_study(settings, storage_url)
+        _check_identity(study, settings, spec, conf, split, val_subjects, storage_url, stream)
+        tracker = SweepTracker(uri, root)
+        exp_id = tracker.experiment_id(spec.experiment)
+        try:
+            lease.acquire_remote(tracker, exp_id)  # a driver on another host that shares this store
+        except DriverBusy as e:
+            raise SearchError(str(e)) from None
+        study_run = _study_run(tracker, exp_id, study, settings, split, storage_url, spec)
+        commit, dirty = git_info(root)
+        report = SearchReport(settings.study, storage_url, exp_id, study_run, split)
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            # left by a driver that died (one driver per study): asked again, its folds found by key
+            requeue(study, t.number, t.params, tracker, t.user_attrs.get("mlflow_run_id", ""), "its driver died")
+            stream.write(f"note: trial {t.number} was left running by a driver that died; its parameters are "
+                         "asked again (finished folds are reused, the others resume)\n")
+        budget = max(settings.trials - finished_trials(study), 0)
+        if budget == 0:
+            stream.write(f"search {settings.study}: already has {finished_trials(study)} finished trial(s) (asked "
+                         f"for {settings.trials}); raise --trials to run more\n")
+            _finish(report, study, tracker, study_run, settings)
+            return report
+        cluster = start_ray(opts.address, opts.num_cpus)
+        slots = max(capacity(cluster, spec.resources, opts.max_parallel), 0)
+        if slots < 1:
+            raise SearchError(f"no node of the cluster ({cluster.cpus:g} cpus, {cluster.gpus:g} gpus) fits one "
+                              f"fold ({spec.resources.cpus:g} cpus, {spec.resources.gpus:g} gpus)")
+        stream.write(f"search {settings.study}: {budget} trial(s) to run ({finished_trials(study)} done earlier), "
+                     f"{len(val_subjects)} validation folds each over search subjects {','.join(split.search)}; "
+                     f"holdout (never used) {','.join(split.holdout)}; objective mean {settings.metric} "
+                     f"({settings.direction}); {settings.parallel} trial(s) / {slots} fold(s) at a time\n"
+                     f"  optuna: {storage_url}  mlflow: {uri} (study run {study_run})\n")
+        stream.flush()
+        ckpts = checkpoint_dir(root, f"search-{settings.study}")
+        ckpts.mkdir(parents=True, exist_ok=True)
+        progress = Progress(total=0, parallel=slots, stream=stream, interval=opts.progress_interval, name="search")
+        source = StudySource(study, settings, conf, split, val_subjects, tracker, exp_id, study_run, DataRef.of(path),
+                             ckpts, commit, dirty, budget, report, progress, stream)
+        t0 = time.monotonic()
+        try:
+            Scheduler(spec.resources, spec.retries, slots, opts.job_fn).run(source, on_tick=progress.tick)
+        except BaseException:
+            source.interrupted()
+            raise
+        finally:
+            report.wall_s = time.monotonic() - t0
+            if cluster.started_here:
+                import ray
 
-    # --- the study: created once, its honest split fixed for life
-    study = make_study(settings, storage_url)
+                ray.shutdown()
+        progress.close()
+        _finish(report, study, tracker, study_run, settings)
+        return report
+    except (DriverBusy, SchedulerError) as e:
+        raise SearchError(str(e)) from None
+    finally:
+        lease.release()
+
+
+def _check_identity(study, s: SearchSettings, spec: SweepSpec, conf, split: SubjectSplit, val_subjects: list[str],
+                    storage_url: str, stream: TextIO) -> None:
+    """A study never changes who feeds its objective; a new one records its split and space."""
     identity = {"holdout_subjects": list(split.holdout), "search_subjects": list(split.search),
-                "validation_subjects": val_subjects, "metric": settings.metric, "dataset": spec.dataset,
+                "validation_subjects": val_subjects, "metric": s.metric, "dataset": spec.dataset,
                 "setting": spec.setting, "variant": conf.variant}
     attrs = study.user_attrs
     if attrs:
         changed = [k for k, v in identity.items() if attrs.get(k) != v]
         if changed:
-            raise SearchError(f"study {settings.study!r} in {storage_url} was run with other "
+            raise SearchError(f"study {s.study!r} in {storage_url} was run with other "
                               f"{', '.join(changed)} ({'; '.join(f'{k}={attrs.get(k)}' for k in changed)}); "
                               "a study never changes who feeds its objective: name a new `search.study`")
         if attrs.get("spec_hash") != spec.spec_hash:
-            stream.write(f"note: study {settings.study!r} continues with a changed spec (hash "
+            stream.write(f"note: study {s.study!r} continues with a changed spec (hash "
                          f"{attrs.get('spec_hash')} -> {spec.spec_hash})\n")
     elif study.trials:
-        raise SearchError(f"study {settings.study!r} in {storage_url} was not made by fdp-sweep search "
+        raise SearchError(f"study {s.study!r} in {storage_url} was not made by fdp-sweep search "
                           "(no subject split recorded); name a new `search.study`")
     else:
         for k, v in identity.items():
             study.set_user_attr(k, v)
-        study.set_user_attr("space", settings.space)
-        for params in settings.enqueue:
-            study.enqueue_trial(encode_params(params, settings.space), skip_if_exists=True)
+        study.set_user_attr("space", s.space)
+        for params in s.enqueue:
+            study.enqueue_trial(encode_params(params, s.space), skip_if_exists=True)
     study.set_user_attr("spec_hash", spec.spec_hash)
-
-    # --- tracking: the study run first (SPEC §7: the driver creates runs, workers get ids)
-    tracker = SweepTracker(uri, root)
-    exp_id = tracker.experiment_id(spec.experiment)
-    study_run = _study_run(tracker, exp_id, study, settings, split, storage_url, spec)
-    commit, dirty = git_info(root)
-    report = SearchReport(settings.study, storage_url, exp_id, study_run, split)
-
-    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        # left by a driver that died (one driver per study): its folds are gone
-        study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
-        rid = t.user_attrs.get("mlflow_run_id")
-        if rid:
-            with_retry(tracker.client.set_tag, rid, "fdp.trial_state", "FAIL")
-            with_retry(tracker.client.set_terminated, rid, "KILLED")
-
-    finished = lambda: len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
-    budget = max(settings.trials - finished(), 0)
-    if budget == 0:
-        stream.write(f"search {settings.study}: already has {finished()} finished trial(s) (asked for "
-                     f"{settings.trials}); raise --trials to run more\n")
-        _finish(report, study, tracker, study_run, settings)
-        return report
-
-    cluster = start_ray(opts.address, opts.num_cpus)
-    slots = max(capacity(cluster, spec.resources, opts.max_parallel), 0)
-    if slots < 1:
-        raise SearchError(f"no node of the cluster ({cluster.cpus:g} cpus, {cluster.gpus:g} gpus) fits one fold "
-                          f"({spec.resources.cpus:g} cpus, {spec.resources.gpus:g} gpus)")
-    remote = ray.remote(opts.fold_fn).options(num_cpus=spec.resources.cpus, num_gpus=spec.resources.gpus,
-                                              max_retries=spec.retries, retry_exceptions=False)
-    stream.write(f"search {settings.study}: {budget} trial(s) to run ({finished()} done earlier), "
-                 f"{len(val_subjects)} validation folds each over search subjects {','.join(split.search)}; "
-                 f"holdout (never used) {','.join(split.holdout)}; objective mean {settings.metric} "
-                 f"({settings.direction}); {settings.parallel} trial(s) / {slots} fold(s) at a time\n"
-                 f"  optuna: {storage_url}  mlflow: {uri} (study run {study_run})\n")
-    stream.flush()
-
-    active: list[_Active] = []
-    inflight: dict[Any, tuple[_Active, int, str, str]] = {}  # ref -> (trial, step, subject, fold run)
-    orphans: dict[Any, str] = {}  # cancelled refs -> fold run (they still hold a slot until they stop)
-    asked = 0
-    t_start = time.monotonic()
-
-    def ask() -> None:
-        nonlocal asked
-        trial = study.ask()
-        asked += 1
-        try:
-            over = suggest(trial, settings.space)
-            cfg = runtime_config(build_config(conf.variant, {**conf.overrides, **over}))
-        except (ConfigError, ValueError) as e:
-            study.tell(trial, state=TrialState.FAIL)
-            report.trials.append(TrialRecord(trial.number, "FAIL", None, dict(trial.params), 0, "", str(e)))
-            stream.write(f"trial {trial.number}: FAIL before training: {e}\n")
-            return
-        tags = {"mlflow.parentRunId": study_run, "fdp.role": "trial", "fdp.study": settings.study,
-                "fdp.trial": str(trial.number), "fdp.variant": conf.variant, "fdp.metric": settings.metric,
-                "fdp.selection": _selection_text(settings, split)}
-        run = with_retry(tracker.client.create_run, exp_id, tags=tags, run_name=f"{settings.study}/trial{trial.number}")
-        rid = run.info.run_id
-        params = [Param(k, _text(v)) for k, v in over.items()]
-        if params:
-            with_retry(tracker.client.log_batch, rid, params=params)
-        trial.set_user_attr("mlflow_run_id", rid)
-        # WilcoxonPruner advice: shuffle the evaluation order per trial (steps stay the fold ids)
-        order = np.random.default_rng([settings.seed, trial.number]).permutation(len(val_subjects))
-        active.append(_Active(trial, over, to_dict(cfg), rid, deque((int(i), val_subjects[i]) for i in order)))
-
-    def submit(a: _Active, step: int, subject: str) -> None:
-        tags = {"mlflow.parentRunId": a.run_id, "fdp.role": "search_fold", "fdp.study": settings.study,
-                "fdp.trial": str(a.trial.number), "fdp.fold": subject, "fdp.fold_step": str(step),
-                "fdp.variant": conf.variant, "fdp.selection": a.cfg["train"]["selection"]}
-        run = with_retry(tracker.client.create_run, exp_id, tags=tags,
-                         run_name=f"trial{a.trial.number}|val={subject}")
-        with_retry(tracker.client.update_run, run.info.run_id, status="SCHEDULED")
-        payload = FoldPayload(settings.study, a.trial.number, step, subject, list(split.search), settings.metric,
-                              a.cfg, run.info.run_id, uri, commit, dirty)
-        ref = remote.remote(payload)
-        a.running.add(ref)
-        inflight[ref] = (a, step, subject, run.info.run_id)
-
-    def close(a: _Active, state: str, error: str = "") -> None:
-        active.remove(a)
-        for ref in list(a.running):  # pruned or failed: stop what still runs
-            # force: a KeyboardInterrupt (the default cancel) that lands inside the worker's MLflow
-            # write can leave its SQLite write transaction open in a live worker, and every later
-            # write waits on that lock until it times out (seen once in `make test`: 4 min of
-            # "database is locked"); killing the process releases the lock, SQLite rolls back
-            ray.cancel(ref, force=True)
-            orphans[ref] = inflight.pop(ref)[3]
-        a.queue.clear()
-        mean = float(np.mean(list(a.values.values()))) if a.values else None
-        if state == "COMPLETE":
-            study.tell(a.trial, mean)
-        else:
-            study.tell(a.trial, state=TrialState.PRUNED if state == "PRUNED" else TrialState.FAIL)
-        now = int(time.time() * 1000)
-        ms = [Metric(f"fold_{settings.metric}", v, now, s) for s, v in sorted(a.values.items())]
-        if mean is not None:
-            ms.append(Metric(settings.metric if state == "COMPLETE" else f"{settings.metric}_so_far", mean, now, 0))
-        tags = [RunTag("fdp.trial_state", state), RunTag("fdp.folds_done", str(len(a.values)))]
-        if error:
-            tags.append(RunTag("fdp.error", error[:5000]))
-        with_retry(tracker.client.log_batch, a.run_id, metrics=ms, tags=tags)
-        with_retry(tracker.client.set_terminated, a.run_id,
-                   {"COMPLETE": "FINISHED", "PRUNED": "KILLED"}.get(state, "FAILED"))
-        rec = TrialRecord(a.trial.number, state, mean, dict(a.overrides), len(a.values), a.run_id, error)
-        report.trials.append(rec)
-        stream.write(_trial_line(rec, study, settings, len(val_subjects), finished(), time.monotonic() - a.t0) + "\n")
-        stream.flush()
-
-    try:
-        while True:
-            while len(active) < settings.parallel and asked < budget:
-                ask()
-            for a in list(active):
-                while a.queue and len(inflight) + len(orphans) < slots:
-                    submit(a, *a.queue.popleft())
-            if not inflight and not orphans:
-                if not active and asked >= budget:
-                    break
-                continue
-            ready, _ = ray.wait(list(inflight) + list(orphans), num_returns=1, timeout=1.0)
-            for ref in ready:
-                if ref in orphans:
-                    rid = orphans.pop(ref)
-                    try:
-                        ray.get(ref)
-                    except (TaskCancelledError, RayError):
-                        pass
-                    if with_retry(tracker.client.get_run, rid).info.status not in ("FINISHED", "KILLED"):
-                        with_retry(tracker.client.set_terminated, rid, "KILLED")
-                    continue
-                a, step, subject, rid = inflight.pop(ref)
-                a.running.discard(ref)
-                try:
-                    out = ray.get(ref)
-                except RayError as e:
-                    out = FoldOutcome(a.trial.number, step, False, error=f"{type(e).__name__}: {_first_line(e)}")
-                    tracker.mark_failed(rid, out.error)
-                if not out.ok:
-                    close(a, "FAIL", f"fold {subject}: {out.error}")
-                    continue
-                report.fold_subjects.append((out.train_subjects, out.val_subjects))
-                a.values[step] = out.value
-                a.trial.report(out.value, step)
-                if len(a.values) == len(val_subjects):
-                    close(a, "COMPLETE")
-                elif settings.p_threshold is not None and a.trial.should_prune():
-                    close(a, "PRUNED")
-    except BaseException:
-        for a in list(active):  # Ctrl-C: do not leave RUNNING trials behind
-            try:
-                close(a, "FAIL", "search interrupted")
-            except Exception:  # noqa: BLE001 - best effort on the way out
-                pass
-        raise
-    finally:
-        report.wall_s = time.monotonic() - t_start
-        if cluster.started_here:
-            ray.shutdown()
-    _finish(report, study, tracker, study_run, settings)
-    return report
 
 
 def _study_run(tracker, exp_id: str, study, s: SearchSettings, split: SubjectSplit, storage_url: str,
                spec: SweepSpec) -> str:
     """The MLflow run of the study: found again on resume (same store), else created."""
-    from orchestrator.tracking import with_retry
-
     rid = study.user_attrs.get("mlflow_study_run_id")
     if rid and study.user_attrs.get("mlflow_tracking_uri") == tracker.uri:
         with_retry(tracker.client.update_run, rid, status="RUNNING")
@@ -881,8 +904,6 @@ def _finish(report: SearchReport, study, tracker, study_run: str, s: SearchSetti
     """Best trial -> the report, the study run (tags, metric, best.json) and stdout of the caller."""
     import yaml
     from mlflow.entities import Metric, RunTag
-
-    from orchestrator.tracking import with_retry
 
     try:
         best = study.best_trial
@@ -930,8 +951,3 @@ def _short(v: Any) -> str:
 
 def _text(v: Any) -> str:
     return json.dumps(v) if isinstance(v, (list, dict)) else str(v)
-
-
-def _first_line(e: BaseException) -> str:
-    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-    return (lines[0] if lines else type(e).__name__)[:500]

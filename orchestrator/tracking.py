@@ -665,6 +665,18 @@ class RunLogger:
             # one directory copy, not one call per file: fewer store round trips
             with_retry(self.client.log_artifacts, self.run_id, str(d))
 
+    def log_objective(self, metric: str, value: float, step: int, train_subjects: list[str],
+                      val_subjects: list[str]) -> None:
+        """An objective fold's value (once: a retried attempt does not add a second) and the
+        subjects it trained and validated on (the search's honesty, checkable per run)."""
+        from mlflow.entities import Metric, RunTag
+
+        have = with_retry(self.client.get_run, self.run_id).data.metrics
+        ms = [] if f"objective_{metric}" in have else [Metric(f"objective_{metric}", value, int(time.time() * 1000), step)]
+        with_retry(self.client.log_batch, self.run_id, metrics=ms,
+                   tags=[RunTag("fdp.train_subjects", ",".join(train_subjects)),
+                         RunTag("fdp.val_subjects", ",".join(val_subjects))])
+
     def finish(self) -> None:
         self.flush()
         with_retry(self.client.set_terminated, self.run_id, "FINISHED")

@@ -20,9 +20,9 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from fdp.objective import ObjectiveError, fold_value, inner_split, objective_fold, split_subjects
 from orchestrator.search import (SearchError, SearchOptions, best_overrides, decode_params, encode_params,
-                                 fold_value, inner_split, objective_fold, parse_search, reported_subjects,
-                                 resolve_from_search, run_search, split_subjects, suggest)
+                                 parse_search, reported_subjects, resolve_from_search, run_search, suggest)
 from orchestrator.spec import SpecError, parse_spec
 
 HOLDOUT = ["03", "06"]  # the subjects a table would report
@@ -172,14 +172,14 @@ def test_subject_split_and_inner_folds():
     s = split_subjects(subjects, HOLDOUT)
     assert s.holdout == ("03", "06") and set(s.search).isdisjoint(s.holdout) and len(s.search) == 6
     assert split_subjects(subjects, 0.25, seed=3) == split_subjects(subjects, 2, seed=3)  # seeded, fraction
-    with pytest.raises(SearchError, match="unknown subject"):
+    with pytest.raises(ObjectiveError, match="unknown subject"):
         split_subjects(subjects, ["99"])
-    with pytest.raises(SearchError, match="at least 2"):
+    with pytest.raises(ObjectiveError, match="at least 2"):
         split_subjects(subjects, 7)
     clips = ["01", "03", "02", "06", "04", "01", "09"]  # "09": a subject in neither list
     f = inner_split(clips, "02", s.search)
     assert f.test.tolist() == [2] and f.train.tolist() == [0, 4, 5]  # holdout and unknown subjects: never
-    with pytest.raises(SearchError):
+    with pytest.raises(ObjectiveError):
         inner_split(clips, "03", s.search)  # a holdout subject is never a validation fold
 
 
