@@ -6,7 +6,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export RAY_USAGE_STATS_ENABLED := 0
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install demo demo-full test test-slow test-browser bench gpu-check confirm clean
+.PHONY: install demo demo-full test test-slow test-browser bench gpu-check confirm docs clean
 
 $(BIN)/fdp-sweep: pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
@@ -41,6 +41,10 @@ test-slow: install
 SHOTS ?= figures/screenshots
 test-browser: install
 	FDP_SCREENSHOTS=$(abspath $(SHOTS)) $(BIN)/python -m pytest -q -m browser tests/test_mlflow_ui.py
+
+# the table of sweep-file keys in docs/sweeps.md, from orchestrator/schema.py
+docs: install
+	$(BIN)/fdp-sweep schema --docs docs/sweeps.md
 
 bench: install
 	$(BIN)/python bench/model.py --quick

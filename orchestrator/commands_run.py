@@ -35,7 +35,8 @@ def run_cmd(spec_path: str, dry_run: bool, smoke: bool, fresh: bool, address: st
     """Run the sweep SPEC (a YAML file, see docs/sweeps.md); re-running resumes it."""
     from orchestrator.jobs import expand, format_plan
     from orchestrator.scheduler import SchedulerError, SweepOptions, run_sweep
-    from orchestrator.spec import SpecError, load_spec
+    from orchestrator.search import load_spec_from_search as load_spec
+    from orchestrator.spec import SpecError
     from orchestrator.tracking import resolve_tracking_uri
 
     try:

@@ -36,7 +36,8 @@ def search_cmd(spec_path: str, smoke: bool, sets: tuple[str, ...], trials: int |
     finished earlier are reused, interrupted ones resume from their checkpoints."""
     from orchestrator.scheduler import SchedulerError
     from orchestrator.search import SearchError, SearchOptions, parse_search, run_search
-    from orchestrator.spec import SpecError, load_spec
+    from orchestrator.search import load_spec_from_search as load_spec
+    from orchestrator.spec import SpecError
     from orchestrator.tracking import resolve_tracking_uri
 
     try:

@@ -51,182 +51,13 @@ from fdp.config import ConfigError, ExperimentConfig, to_dict
 from fdp.objective import ObjectiveError, SubjectSplit, split_subjects
 from orchestrator.jobs import JobOutcome, JobPayload, run_job
 from orchestrator.progress import Progress
-from orchestrator.spec import SpecError, SweepSpec, configurations, pinned_keys
+from orchestrator.schema import METRICS  # noqa: F401 - the search block's schema, where callers found it
+from orchestrator.spec import SearchSettings, SpecError, SweepSpec, configurations, parse_search  # noqa: F401
 from orchestrator.tracking import with_retry
-
-METRICS = {"nll": "minimize", "di_mse": "minimize", "acc": "maximize", "uf1": "maximize", "uar": "maximize"}
-SEARCH_KEYS = ("space", "trials", "parallel", "sampler", "seed", "startup_trials", "metric", "direction",
-               "holdout", "holdout_seed", "folds", "pruner", "study", "storage", "enqueue", "smoke_trials")
-SAMPLERS = ("tpe", "random")
 
 
 class SearchError(RuntimeError):
     """A search that cannot start or continue; one line."""
-
-
-# ---------------------------------------------------------------------------------------------
-# the search block
-
-
-@dataclass
-class SearchSettings:
-    """The validated `search:` block of a spec (docs/search.md)."""
-
-    space: dict[str, dict[str, Any]]  # dotted config key -> {type, low, high, log, step | choices}
-    holdout: int | float | list[str]  # reported subjects: N or a fraction (seeded choice), or their names
-    trials: int = 20  # finished (complete or pruned) trials the study should reach
-    parallel: int = 2  # trials in flight at once (their folds share the cluster)
-    sampler: str = "tpe"  # tpe | random
-    seed: int = 0  # sampler seed (and the per-trial fold order)
-    startup_trials: int = 10  # TPE: random trials before the model takes over
-    metric: str = "nll"  # per-fold validation metric: nll | acc | uf1 | uar | di_mse
-    direction: str = "minimize"  # from the metric unless given
-    holdout_seed: int = 0  # seed of the choice of N holdout subjects
-    folds: int | None = None  # inner validation folds: all search subjects, or the first N
-    p_threshold: float | None = 0.1  # WilcoxonPruner p-value; None: no pruning
-    n_startup_steps: int = 2  # WilcoxonPruner: folds before a trial may be pruned
-    study: str = ""  # Optuna study name (default: the spec name; "-smoke" appended with --smoke)
-    storage: str = ""  # Optuna storage URL (default: sqlite:///<root>/optuna.db)
-    enqueue: list[dict[str, Any]] = field(default_factory=list)  # trials to run first (a new study only)
-    smoke_trials: int = 3  # trials with --smoke
-
-
-def parse_search(spec: SweepSpec, trials: int | None = None) -> SearchSettings:
-    """The search block of `spec`, with everything spec.py's shape check leaves to us; raises
-    SpecError with one line per mistake."""
-    src = spec.path
-    block = spec.search
-    if block is None:
-        raise SpecError([f"{src}: no `search:` block; see docs/search.md"])
-    problems: list[str] = []
-
-    def bad(msg: str) -> None:
-        problems.append(f"{src}: search: {msg}")
-
-    for k in block:
-        if k not in SEARCH_KEYS:
-            from fdp.config import suggest
-
-            bad(f"unknown key {k!r}{suggest(str(k), list(SEARCH_KEYS))}")
-    if spec.multi:
-        bad(f"experiments: a search tunes one dataset/setting, the spec lists {len(spec.experiments)}; "
-            "give dataset: and setting: at the top level")
-    if len(spec.variants) != 1:
-        bad(f"a search tunes one variant; the spec lists {len(spec.variants)} ({', '.join(spec.variants)})")
-    if spec.grid:
-        bad("grid: a search samples its `space`; drop the grid (or move its keys into the space)")
-    if len(spec.seeds) != 1:
-        bad("seeds: a search uses one seed")
-    if spec.protocol != "loso":
-        bad("the search's inner validation folds are leave-one-subject-out: use protocol: loso")
-
-    space = block.get("space") or {}
-    for k, d in space.items():
-        if isinstance(d, dict):
-            if d.get("type") == "float" and d.get("log") and _num(d.get("low")) and d["low"] <= 0:
-                bad(f"space: {k}: a log-scale range needs low > 0")
-            if d.get("type") == "int" and not all(isinstance(d.get(x), int) for x in ("low", "high")):
-                bad(f"space: {k}: an int parameter needs integer low/high")
-            for x in d:
-                if x not in ("type", "low", "high", "log", "step", "choices"):
-                    bad(f"space: {k}: unknown field {x!r} (type, low, high, log, step, choices)")
-
-    metric = block.get("metric", "nll")
-    if metric not in METRICS:
-        bad(f"metric: expected one of {', '.join(METRICS)}, got {metric!r}")
-        metric = "nll"
-    direction = block.get("direction", METRICS[metric])
-    if direction != METRICS[metric]:
-        bad(f"direction: {metric} is to {METRICS[metric]}, not {direction}")
-
-    holdout = block.get("holdout")
-    if holdout is None:
-        bad("holdout: required -- the subjects a table will report, which the search never sees: "
-            "a number (seeded choice) or a list of subject names")
-        holdout = 1
-    elif isinstance(holdout, list):
-        holdout = [str(s) for s in holdout]
-        if not holdout or len(set(holdout)) != len(holdout):
-            bad("holdout: expected a non-empty list of distinct subject names")
-    elif not (_pos_int(holdout) or (isinstance(holdout, float) and 0 < holdout < 1)):
-        bad(f"holdout: expected a positive integer, a fraction in (0, 1) or a list of subject names, got {holdout!r}")
-        holdout = 1
-
-    ints = {}
-    for key, default, lo in (("trials", 20, 1), ("parallel", 2, 1), ("seed", 0, 0), ("startup_trials", 10, 0),
-                             ("holdout_seed", 0, 0), ("smoke_trials", 3, 1)):
-        v = block.get(key, default)
-        if not (isinstance(v, int) and not isinstance(v, bool) and v >= lo):
-            bad(f"{key}: expected an integer >= {lo}, got {v!r}")
-            v = default
-        ints[key] = v
-    folds = block.get("folds")
-    if folds is not None and not (_pos_int(folds) and folds >= 2):
-        bad(f"folds: expected an integer >= 2 (inner validation folds), got {folds!r}")
-        folds = None
-    sampler = block.get("sampler", "tpe")
-    if sampler not in SAMPLERS:
-        bad(f"sampler: expected one of {', '.join(SAMPLERS)}, got {sampler!r}")
-
-    pruner = block.get("pruner", {})
-    p_threshold: float | None = 0.1
-    n_startup = 2
-    if pruner in ("none", None, False):
-        p_threshold = None
-    elif isinstance(pruner, dict):
-        for k in pruner:
-            if k not in ("p_threshold", "n_startup_steps"):
-                bad(f"pruner: unknown key {k!r} (p_threshold, n_startup_steps; or `pruner: none`)")
-        p_threshold = pruner.get("p_threshold", 0.1)
-        n_startup = pruner.get("n_startup_steps", 2)
-        if not (_num(p_threshold) and 0 < p_threshold < 1):
-            bad(f"pruner.p_threshold: expected a number in (0, 1), got {p_threshold!r}")
-            p_threshold = 0.1
-        if not (isinstance(n_startup, int) and not isinstance(n_startup, bool) and n_startup >= 0):
-            bad(f"pruner.n_startup_steps: expected a non-negative integer, got {n_startup!r}")
-            n_startup = 2
-    else:
-        bad(f"pruner: expected {{p_threshold: p, n_startup_steps: n}} or none, got {pruner!r}")
-
-    study = block.get("study", "")
-    if study and not (isinstance(study, str) and re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", study)):
-        bad(f"study: expected a word of letters, digits, '_', '.', '-', got {study!r}")
-    storage = block.get("storage", "")
-    if not isinstance(storage, str):
-        bad(f"storage: expected an Optuna storage URL, got {storage!r}")
-        storage = ""
-
-    enqueue = block.get("enqueue") or []
-    if not isinstance(enqueue, list) or not all(isinstance(e, dict) for e in enqueue):
-        bad("enqueue: expected a list of {dotted key: value} mappings")
-        enqueue = []
-    for e in enqueue:
-        for k in e:
-            if k not in space:
-                bad(f"enqueue: {k!r} is not a key of the space")
-
-    if problems:
-        raise SpecError(list(dict.fromkeys(problems)))
-    # keys the smoke block or --set pin are not searched: a sampled value that the config then
-    # replaces would be logged as a parameter it never was
-    pinned = pinned_keys(spec)
-    space = {k: d for k, d in space.items() if k not in pinned}
-    enqueue = [{k: v for k, v in e.items() if k not in pinned} for e in enqueue]
-    n_trials = trials if trials is not None else (ints["smoke_trials"] if spec.is_smoke else ints["trials"])
-    return SearchSettings(
-        space=space, holdout=holdout, trials=n_trials, parallel=ints["parallel"], sampler=sampler,
-        seed=ints["seed"], startup_trials=ints["startup_trials"], metric=metric, direction=direction,
-        holdout_seed=ints["holdout_seed"], folds=folds, p_threshold=p_threshold, n_startup_steps=n_startup,
-        study=(study or spec.name) + ("-smoke" if spec.is_smoke else ""), storage=storage, enqueue=enqueue,
-    )
-
-
-def _pos_int(x: Any) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool) and x > 0
-
-
-def _num(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -416,18 +247,10 @@ def resolve_from_search(raw: dict[str, Any], storage: str | None = None, root: P
 
 def load_spec_from_search(path: str | Path, sets: dict[str, Any] | None = None, smoke: bool = False,
                           storage: str | None = None, root: Path | None = None) -> SweepSpec:
-    """`orchestrator.spec.load_spec` for a spec that may name `from_search:` (until spec.py knows it)."""
-    import yaml
+    """`orchestrator.spec.load_spec` that also resolves `from_search: <study>` (what the CLI reads with)."""
+    from orchestrator.spec import load_spec
 
-    from orchestrator.spec import parse_spec
-
-    try:
-        raw = yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError) as e:
-        raise SpecError([f"{path}: cannot read the spec ({e})"]) from None
-    if isinstance(raw, dict):
-        raw = resolve_from_search(raw, storage, root)
-    return parse_spec(raw, sets=sets, smoke=smoke, source=str(path))
+    return load_spec(path, sets, smoke, resolve=lambda raw: resolve_from_search(raw, storage, root))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -23,16 +23,18 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import yaml
 
-from fdp.config import ConfigError, ExperimentConfig, all_keys, apply_overrides, suggest
+from fdp.config import ConfigError, ExperimentConfig
 from fdp.profiles import PROFILES
-from fdp.variants import VARIANTS, build_config
+from fdp.variants import build_config
+from orchestrator import schema
+from orchestrator.schema import (DATA_KEYS, MERGED_PROTOCOL, NAME_RE, PROTOCOLS, RESERVED_KEYS,  # noqa: F401
+                                 SweepFile, experiment_key)
 
 
 class SpecError(ValueError):
@@ -43,26 +45,6 @@ class SpecError(ValueError):
         self.problems = problems
 
 
-# Top-level keys, in the order docs/sweeps.md documents them.
-TOP_KEYS = ("name", "table", "dataset", "setting", "protocol", "test_dataset", "experiments", "variants",
-            "profile", "grid", "overrides", "seeds", "steps", "folds", "resources", "retries", "tracking", "smoke",
-            "search")
-REQUIRED = ("name", "variants")  # and dataset + setting, unless the spec lists `experiments:`
-# what selects the data of an experiment (top level, an `experiments:` item, or the smoke block)
-DATA_KEYS = ("dataset", "setting", "protocol", "test_dataset")
-# keys of one `experiments:` item: its data, and its own seeds / folds (default: the top-level ones)
-EXPERIMENT_KEYS = DATA_KEYS + ("seeds", "folds")
-RESOURCE_KEYS = ("cpus", "gpus")
-TRACKING_KEYS = ("experiment",)
-PROTOCOLS = ("loso", "cross", "composite", "leave-one-dataset-out")
-# merged datasets (fdp.data.merged) and the protocol each one is evaluated under
-MERGED_PROTOCOL = {"composite": "composite", "lodo": "leave-one-dataset-out"}
-# A name becomes a directory (checkpoints) and an MLflow tag: keep it path- and shell-safe.
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-# Keys the spec sets through its own fields; a grid or override naming them would be ambiguous.
-RESERVED_KEYS = {"train.seed": "seeds", "data.dataset": "dataset", "data.setting": "setting",
-                 "data.test_dataset": "test_dataset", "data.fold_by": "protocol", "variant": "variants"}
-SEARCH_PARAM_TYPES = ("float", "int", "categorical")
 # smoke-block keys that are not config overrides: the data every experiment trains on under
 # --smoke (so any table's sweep smoke-tests on the synthetic benchmark), its seeds and folds
 SMOKE_TOP_KEYS = DATA_KEYS + ("seeds", "folds", "profile")
@@ -120,12 +102,6 @@ class Experiment:
     def where(self) -> str:
         """How messages name it: "experiments[2] (samm/3)"; "" for a spec's top-level experiment."""
         return f"experiments[{self.index}] ({self.key})" if self.listed else ""
-
-
-def experiment_key(dataset: str, setting: str, protocol: str, test_dataset: str) -> str:
-    """An experiment's identity, as `orchestrator.tables.row_keys` reads it: the setting (LOSO)
-    or the direction "<dataset>-><test_dataset>" (cross-dataset, Table 8)."""
-    return f"{dataset}->{test_dataset}" if protocol == "cross" else setting
 
 
 @dataclass
@@ -213,8 +189,11 @@ class UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def load_spec(path: str | Path, sets: dict[str, Any] | None = None, smoke: bool = False) -> SweepSpec:
-    """Read and validate a spec file; raises SpecError with one line per mistake."""
+def load_spec(path: str | Path, sets: dict[str, Any] | None = None, smoke: bool = False,
+              resolve: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> SweepSpec:
+    """Read and validate a spec file; raises SpecError with one line per mistake. `resolve` turns
+    a spec naming `from_search: <study>` into the study's best configuration on its holdout
+    subjects -- `orchestrator.search.load_spec_from_search` passes it: the spec layer knows no study."""
     p = Path(path)
     try:
         text = p.read_text()
@@ -229,179 +208,52 @@ def load_spec(path: str | Path, sets: dict[str, Any] | None = None, smoke: bool 
         mark = getattr(e, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""
         raise SpecError([f"{path}{where}: not valid YAML ({getattr(e, 'problem', None) or e})"]) from None
-    if isinstance(raw, dict) and "from_search" in raw:
-        # the study's best values and its never-searched holdout subjects (docs/search.md)
-        from orchestrator.search import resolve_from_search
-
-        raw = resolve_from_search(raw)
+    if isinstance(raw, dict) and "from_search" in raw and resolve is not None:
+        raw = resolve(raw)  # the study's best values and its never-searched holdout subjects (docs/search.md)
     return parse_spec(raw, sets=sets, smoke=smoke, source=str(p))
 
 
 def parse_spec(raw: Any, sets: dict[str, Any] | None = None, smoke: bool = False,
                source: str = "<spec>") -> SweepSpec:
-    """Validate parsed YAML; collects all mistakes, then raises SpecError if there are any."""
-    problems: list[str] = []
-
-    def bad(msg: str) -> None:
-        problems.append(f"{source}: {msg}")
-
+    """Validate parsed YAML against the schema (orchestrator.schema); collects all mistakes, then
+    raises SpecError if there are any."""
     if not isinstance(raw, dict):
         raise SpecError([f"{source}: a sweep spec is a YAML mapping (name:, dataset:, variants:, ...)"])
-    multi = "experiments" in raw
-    for k in raw:
-        if k not in TOP_KEYS:
-            bad(f"unknown key {k!r}{suggest(str(k), list(TOP_KEYS))}")
-    for k in REQUIRED + (() if multi else ("dataset", "setting")):
-        if k not in raw:
-            bad(f"missing required key {k!r}")
-
-    name = raw.get("name", "")
-    if "name" in raw and (not isinstance(name, str) or not NAME_RE.match(name)):
-        bad(f"name: expected a word of letters, digits, '_', '.', '-' (used in paths), got {name!r}")
-    table = raw.get("table")
-    if isinstance(table, list) and table and all(isinstance(t, (int, str)) and not isinstance(t, bool)
-                                                 for t in table):
-        table = ",".join(str(t) for t in table)
-    elif table is not None and (not isinstance(table, (int, str)) or isinstance(table, bool)):
-        bad(f"table: expected a table number or a list of them, got {table!r}")
-        table = None
-
-    # seeds / folds: the spec's own (single form), or the default of every listed experiment
-    seeds = _seeds(raw.get("seeds", [0]), "seeds", bad)
-    folds = raw.get("folds")
-    if folds is not None:
-        problems.extend(f"{source}: folds: {m}" for m in _check_folds(folds))
-
-    smoke_block = raw.get("smoke") or {}
-    if not isinstance(smoke_block, dict):
-        bad(f"smoke: expected a mapping of dotted config key -> value (and `folds`), got {smoke_block!r}")
-        smoke_block = {}
-    smoke_data = {k: v for k, v in smoke_block.items() if k in DATA_KEYS} if smoke else {}
-    smoke_seeds = _seeds(smoke_block["seeds"], "smoke.seeds", bad) if smoke and "seeds" in smoke_block else None
-    smoke_folds = smoke_block.get("folds") if smoke else None
-
-    if multi:
-        for k in DATA_KEYS:
-            if k in raw:
-                bad(f"{k}: with `experiments:`, give {k} in each experiment")
-        items = raw.get("experiments")
-        if not isinstance(items, list) or not items:
-            bad("experiments: expected a non-empty list of mappings {dataset:, setting:, protocol:, "
-                f"test_dataset:, seeds:, folds:}}, got {items!r}")
-            items = []
-    else:
-        items = [{k: raw[k] for k in DATA_KEYS if k in raw}]
-    experiments: list[Experiment] = []
-    for i, item in enumerate(items):
-        exp = _parse_experiment(item, i, multi, seeds, folds, bad)
-        if exp is None:
-            continue
-        twin = next((e for e in experiments if e.key == exp.key), None)
-        if twin is not None:
-            bad(f"experiments[{i}]: the same experiment as experiments[{twin.index}] ({exp.key}); "
-                "list each dataset/setting once")
-            continue
-        if smoke:
-            _smoke_map(exp, smoke_data, smoke_seeds, smoke_folds, bad)
-        experiments.append(exp)
-
-    variants = raw.get("variants", [])
-    if isinstance(variants, str):
-        variants = [variants]
-    if not isinstance(variants, list) or ("variants" in raw and not variants):
-        bad(f"variants: expected a non-empty list of variant names, got {raw.get('variants')!r}")
-        variants = []
-    for v in variants:
-        if not isinstance(v, str) or v not in VARIANTS:
-            bad(f"variants: unknown variant {v!r}{suggest(str(v), sorted(VARIANTS))}; "
-                f"list them with `fdp-sweep list-variants`")
-    if len(set(map(str, variants))) != len(variants):
-        bad("variants: a variant is listed twice")
-
-    keys = all_keys()
-    grid = raw.get("grid") or {}
-    if not isinstance(grid, dict):
-        bad(f"grid: expected a mapping of dotted config key -> list of values, got {grid!r}")
-        grid = {}
-    for k, vals in grid.items():
-        if not isinstance(vals, list) or not vals:
-            bad(f"grid: {k}: expected a non-empty list of values, got {vals!r}")
-            vals = []
-        problems.extend(f"{source}: grid: {m}" for m in _check_key(str(k), keys, *vals))
-    overrides = raw.get("overrides") or {}
-    if not isinstance(overrides, dict):
-        bad(f"overrides: expected a mapping of dotted config key -> value, got {overrides!r}")
-        overrides = {}
-    for k, v in overrides.items():
-        problems.extend(f"{source}: overrides: {m}" for m in _check_key(str(k), keys, v))
-
-    steps = raw.get("steps")
-    if steps is not None and not _pos_int(steps):
-        bad(f"steps: expected a positive integer (optimizer steps per fold), got {steps!r}")
-    if steps is not None and "train.steps" in overrides:
-        # the overrides layer would silently win; one budget, said once
-        bad(f"steps: {steps!r} and overrides: train.steps: {overrides['train.steps']!r} both set the step budget; "
-            "keep one")
-
-    resources = Resources()
-    res = _mapping(raw, "resources", RESOURCE_KEYS, "{cpus: N, gpus: fraction}", bad)
-    cpus, gpus = res.get("cpus", 1.0), res.get("gpus", 0.0)
-    if not _number(cpus) or cpus <= 0:
-        bad(f"resources.cpus: expected a positive number, got {cpus!r}")
-        cpus = 1.0
-    if not _number(gpus) or gpus < 0 or (gpus > 1 and not float(gpus).is_integer()):
-        bad(f"resources.gpus: expected a fraction in [0, 1] or a whole number of GPUs, got {gpus!r}")
-        gpus = 0.0
-    resources = Resources(float(cpus), float(gpus))
-    retries = raw.get("retries", 2)
-    if not (isinstance(retries, int) and not isinstance(retries, bool) and retries >= 0):
-        bad(f"retries: expected a non-negative integer, got {retries!r}")
-        retries = 2
-
-    tracking = _mapping(raw, "tracking", TRACKING_KEYS, "{experiment: name}", bad)
-    experiment = tracking.get("experiment", name if isinstance(name, str) else "")
-    if not isinstance(experiment, str) or not experiment.strip():
-        bad(f"tracking.experiment: expected a non-empty name, got {experiment!r}")
-
-    profile_name = raw.get("profile", "")
-    for where, v in (("profile", profile_name), ("smoke.profile", smoke_block.get("profile", ""))):
-        if v and (not isinstance(v, str) or v not in PROFILES):
-            bad(f"{where}: unknown profile {v!r}{suggest(str(v), sorted(PROFILES))}; known: {', '.join(PROFILES)}")
-    for k, v in smoke_block.items():
-        if k in DATA_KEYS or k in ("seeds", "profile"):
-            continue  # checked as the data / seeds of every experiment when --smoke applies them
-        if k == "folds":
-            problems.extend(f"{source}: smoke.folds: {m}" for m in _check_folds(v))
-        else:
-            problems.extend(f"{source}: smoke: {m}" for m in _check_key(str(k), keys, v))
-
-    search = raw.get("search")
-    if search is not None:
-        problems.extend(f"{source}: search: {m}" for m in _check_search(search, keys))
-
+    problems = [f"{source}: {line}" for line in schema.problems(SweepFile, raw)]
+    if "from_search" in raw and not problems:
+        problems.append(f"{source}: from_search: a study is resolved when the file is read (`fdp-sweep run`, orchestrator.search.load_spec_from_search)")
     sets = dict(sets or {})
-    for k, v in sets.items():
-        problems.extend(f"--set: {m}" for m in _check_key(str(k), keys, v))
-
-    # A single-experiment spec exposes the data it trains on as its own fields (the search
-    # command and older callers read them); a listed spec has them per experiment only.
-    first = experiments[0].runs_on if experiments and not multi else {}
+    problems += [f"--set: {m}" for k, v in sets.items() for m in schema.config_problems(str(k), v)]
+    if problems:
+        raise SpecError(_unique(problems))
+    f = SweepFile.model_validate(raw)
+    multi = f.experiments is not None
+    items = f.experiments if multi else [f]
+    smoke_data = {k: getattr(f.smoke, k) for k in DATA_KEYS if k in (raw.get("smoke") or {})} if smoke else {}
+    experiments = []
+    for i, item in enumerate(items):
+        data = {"dataset": item.dataset, "setting": item.setting, "protocol": item.protocol,
+                "test_dataset": item.test_dataset if item.protocol == "cross" else ""}
+        seeds = _seeds(item.seeds if multi and item.seeds is not None else f.seeds)
+        folds = item.folds if multi and item.folds is not None else f.folds
+        exp = Experiment(experiment_key(**data), **data, seeds=seeds, folds=folds, runs_on=dict(data), index=i,
+                         listed=multi)
+        if smoke:
+            problems += _smoke_map(exp, smoke_data, f.smoke, source)
+        experiments.append(exp)
+    first = experiments[0].runs_on if not multi else {}
     spec = SweepSpec(
-        name=name if isinstance(name, str) else "", dataset=first.get("dataset", ""),
-        setting=first.get("setting", ""), variants=[v for v in variants if isinstance(v, str)],
-        table=str(table) if table is not None else None, protocol=first.get("protocol", "loso"),
-        test_dataset=first.get("test_dataset", ""), experiments=experiments, multi=multi, grid=grid,
-        overrides=overrides, seeds=experiments[0].seeds if experiments and not multi else seeds,
-        steps=steps if _pos_int(steps) else None,
-        folds=experiments[0].folds if experiments and not multi else folds, resources=resources,
-        retries=retries, experiment=experiment if isinstance(experiment, str) else "",
-        smoke=smoke_block, search=search, sets=sets, is_smoke=smoke, raw=raw, path=source,
-        profile=profile_name if isinstance(profile_name, str) and profile_name in PROFILES else "",
+        name=f.name, dataset=first.get("dataset", ""), setting=first.get("setting", ""), variants=list(f.variants),
+        table=",".join(map(str, f.table)) if isinstance(f.table, list) else None if f.table is None else str(f.table),
+        protocol=first.get("protocol", "loso"), test_dataset=first.get("test_dataset", ""), experiments=experiments,
+        multi=multi, grid=dict(f.grid), overrides=dict(f.overrides),
+        seeds=experiments[0].seeds if not multi else _seeds(f.seeds), steps=f.steps,
+        folds=experiments[0].folds if not multi else f.folds,
+        # --smoke is a CPU run by definition: no GPU request that would leave jobs pending forever on a laptop
+        resources=Resources(f.resources.cpus, 0.0 if smoke else float(f.resources.gpus)), retries=f.retries,
+        experiment=f.tracking.experiment or f.name, smoke=raw.get("smoke") or {}, search=raw.get("search"),
+        sets=sets, is_smoke=smoke, raw=raw, path=source, profile=f.profile,
     )
-    if smoke:
-        # --smoke is a CPU run by definition: no GPU request that would leave jobs pending forever
-        # on a laptop.
-        spec.resources = Resources(spec.resources.cpus, 0.0)
     if not problems:
         # Only now are the pieces sound enough to build every configuration; that catches what
         # the key check cannot: bad value types and inconsistent combinations.
@@ -410,205 +262,104 @@ def parse_spec(raw: Any, sets: dict[str, Any] | None = None, smoke: bool = False
         except SpecError as e:
             problems.extend(e.problems)
         else:
-            if isinstance(search, dict):
+            if spec.search is not None:
                 problems.extend(_check_space_values(spec, confs))
     if problems:
         raise SpecError(_unique(problems))
     return spec
 
 
-def _seeds(seeds: Any, where: str, bad: Callable[[str], None]) -> list[int]:
-    """A validated seed list (an int is a list of one); [0] after reporting a mistake."""
-    original = seeds
-    if isinstance(seeds, int) and not isinstance(seeds, bool):
-        seeds = [seeds]
-    if (not isinstance(seeds, list) or not seeds
-            or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)):
-        bad(f"{where}: expected a non-empty list of non-negative integers, got {original!r}")
-        return [0]
-    if len(set(seeds)) != len(seeds):
-        bad(f"{where}: a seed is listed twice")
-    return seeds
+def _seeds(seeds: int | list[int]) -> list[int]:
+    return [seeds] if isinstance(seeds, int) else list(seeds)
 
 
-def _check_data(data: dict[str, Any], where: str) -> list[str]:
-    """Problems of one experiment's data (dataset, protocol, test_dataset, setting), each line
-    starting with `where` + the key ("experiments[2].setting: ...", or "setting: ...")."""
-    datasets = _known_datasets()
-    out = []
-    dataset = data.get("dataset", "")
-    if "dataset" in data and dataset not in datasets:
-        out.append(f"{where}dataset: unknown dataset {dataset!r}{suggest(str(dataset), datasets)}; "
-                   f"known: {', '.join(datasets)}")
-    protocol = data.get("protocol", "loso")
-    if protocol not in PROTOCOLS:
-        out.append(f"{where}protocol: expected one of {', '.join(PROTOCOLS)}, got {protocol!r}")
-    test_dataset = data.get("test_dataset", "")
-    if protocol == "cross":
-        if not test_dataset:
-            out.append(f"{where}test_dataset: the cross protocol needs the dataset it tests on")
-        elif test_dataset not in datasets:
-            out.append(f"{where}test_dataset: unknown dataset {test_dataset!r}"
-                       f"{suggest(str(test_dataset), datasets)}")
-        elif test_dataset == dataset:
-            out.append(f"{where}test_dataset: the cross protocol tests on another dataset than {dataset!r}")
-    elif "test_dataset" in data and protocol != "cross":
-        out.append(f"{where}test_dataset: only with protocol: cross (LOSO tests on the subjects of `dataset`)")
-    wanted = MERGED_PROTOCOL.get(dataset)
-    if protocol in MERGED_PROTOCOL.values() and dataset in datasets and wanted != protocol:
-        need = next(k for k, v in MERGED_PROTOCOL.items() if v == protocol)
-        out.append(f"{where}dataset: protocol {protocol} runs on the merged dataset {need!r} "
-                   f"(`fdp-sweep merge {need}`), got {dataset!r}")
-    elif wanted and protocol != wanted:
-        out.append(f"{where}protocol: the merged dataset {dataset!r} is evaluated with protocol: {wanted}")
-    if "setting" in data:  # (against an unknown dataset nothing more to say: one mistake, one line)
-        known = dataset if dataset in datasets else ""
-        out.extend(f"{where}{m}" for m in _check_setting(data["setting"], known, protocol))
-    return out
-
-
-def _parse_experiment(item: Any, index: int, listed: bool, seeds: list[int], folds: Any,
-                      bad: Callable[[str], None]) -> Experiment | None:
-    """One experiment (an `experiments:` item, or the spec's top-level data); None if it has
-    mistakes (each reported through `bad`, prefixed "experiments[i]." when listed)."""
-    at = f"experiments[{index}]"
-    if not isinstance(item, dict):
-        bad(f"{at}: expected a mapping {{dataset:, setting:, protocol:, test_dataset:, seeds:, folds:}}, "
-            f"got {item!r}")
-        return None
-    problems: list[str] = []
-    if listed:
-        for k in item:
-            if k not in EXPERIMENT_KEYS:
-                problems.append(f"{at}: unknown key {k!r}{suggest(str(k), list(EXPERIMENT_KEYS))}")
-        problems.extend(f"{at}: missing required key {k!r}" for k in ("dataset", "setting") if k not in item)
-    problems.extend(_check_data(item, f"{at}." if listed else ""))
-    if listed and "seeds" in item:
-        seeds = _seeds(item["seeds"], f"{at}.seeds", problems.append)
-    if listed and "folds" in item:
-        folds = item["folds"]
-        problems.extend(f"{at}.folds: {m}" for m in _check_folds(folds))
-    for m in problems:
-        bad(m)
-    if problems or "dataset" not in item or "setting" not in item:
-        return None
-    protocol = item.get("protocol", "loso")
-    data = {"dataset": item["dataset"], "setting": item["setting"], "protocol": protocol,
-            "test_dataset": item.get("test_dataset", "") if protocol == "cross" else ""}
-    return Experiment(experiment_key(**data), **data, seeds=list(seeds), folds=folds, runs_on=dict(data),
-                      index=index, listed=listed)
-
-
-def _smoke_map(exp: Experiment, smoke_data: dict[str, Any], seeds: list[int] | None, folds: Any,
-               bad: Callable[[str], None]) -> None:
+def _smoke_map(exp: Experiment, smoke_data: dict[str, Any], block: Any, source: str) -> list[str]:
     """Under --smoke: the smoke block's data, seeds and folds replace what `exp` runs on; its key
-    (the table cell it fills) stays. `protocol: loso` there also drops the test dataset."""
+    (the table cell it fills) stays. `protocol: loso` there also drops the test dataset. The
+    problems of data that cannot stand in for the experiment's, one line each."""
     exp.smoke = True
     data = {**exp.runs_on, **smoke_data}
     if data.get("protocol") == "loso":
         data["test_dataset"] = ""
     where = f"smoke: {exp.where}: " if exp.listed else "smoke: "
     checked = {k: v for k, v in data.items() if k != "test_dataset" or data.get("protocol") == "cross"}
-    problems = _check_data(checked, "")
-    for m in problems:
-        bad(where + m)
+    problems = [f"{source}: {where}{k}: {m}" for k, m in schema.data_problems(checked)]
     if not problems:
         exp.runs_on = {k: data[k] for k in DATA_KEYS}
-    if seeds is not None:
-        exp.seeds = list(seeds)
-    if folds is not None:
-        exp.folds = folds
+    if block.seeds is not None:
+        exp.seeds = _seeds(block.seeds)
+    if block.folds is not None:
+        exp.folds = block.folds
+    return problems
 
 
-def _mapping(raw: dict[str, Any], key: str, known: tuple[str, ...], example: str,
-             bad: Callable[[str], None]) -> dict[str, Any]:
-    """raw[key] as a mapping whose keys are all in `known`; each mistake reported through `bad`."""
-    value = raw.get(key) or {}
-    if not isinstance(value, dict):
-        bad(f"{key}: expected a mapping {example}, got {value!r}")
-        return {}
-    for k in value:
-        if k not in known:
-            bad(f"{key}: unknown key {k!r}{suggest(str(k), list(known))}")
-    return value
+@dataclass
+class SearchSettings:
+    """The validated `search:` block of a spec (docs/search.md; its schema: orchestrator.schema.Search)."""
+
+    space: dict[str, dict[str, Any]]  # dotted config key -> {type, low, high, log, step | choices}
+    holdout: int | float | list[str]  # reported subjects: N or a fraction (seeded choice), or their names
+    trials: int = 20  # finished (complete or pruned) trials the study should reach
+    parallel: int = 2  # trials in flight at once (their folds share the cluster)
+    sampler: str = "tpe"  # tpe | random
+    seed: int = 0  # sampler seed (and the per-trial fold order)
+    startup_trials: int = 10  # TPE: random trials before the model takes over
+    metric: str = "nll"  # per-fold validation metric: nll | acc | uf1 | uar | di_mse
+    direction: str = "minimize"  # from the metric unless given
+    holdout_seed: int = 0  # seed of the choice of N holdout subjects
+    folds: int | None = None  # inner validation folds: all search subjects, or the first N
+    p_threshold: float | None = 0.1  # WilcoxonPruner p-value; None: no pruning
+    n_startup_steps: int = 2  # WilcoxonPruner: folds before a trial may be pruned
+    study: str = ""  # Optuna study name (default: the spec name; "-smoke" appended with --smoke)
+    storage: str = ""  # Optuna storage URL (default: sqlite:///<root>/optuna.db)
+    enqueue: list[dict[str, Any]] = field(default_factory=list)  # trials to run first (a new study only)
+    smoke_trials: int = 3  # trials with --smoke
 
 
-def _known_datasets() -> list[str]:
-    from fdp.data.readers import READERS
+def parse_search(spec: SweepSpec, trials: int | None = None) -> SearchSettings:
+    """The search block of `spec` (validated against the schema), with what a search asks of the
+    spec around it; raises SpecError with one line per mistake."""
+    src, block = spec.path, spec.search
+    if block is None:
+        raise SpecError([f"{src}: no `search:` block; see docs/search.md"])
+    if not isinstance(block, dict):
+        raise SpecError([f"{src}: search: expected a mapping (space:, trials:, metric:, ...), got {block!r}"])
+    problems = [f"{src}: search: {line}" for line in schema.problems(schema.Search, block)]
 
-    return sorted([*READERS, *MERGED_PROTOCOL])
+    def bad(msg: str) -> None:
+        problems.append(f"{src}: search: {msg}")
 
-
-def _check_setting(setting: Any, dataset: Any, protocol: Any) -> list[str]:
-    from fdp.data.settings import SETTINGS
-
-    if not isinstance(setting, str) or setting not in SETTINGS:
-        return [f"setting: unknown class setting {setting!r}{suggest(str(setting), list(SETTINGS))}; "
-                f"known: {', '.join(SETTINGS)}"]
-    s = SETTINGS[setting]
-    out = []
-    if protocol == "cross" and not setting.startswith("cross/"):
-        out.append(f"setting: the cross protocol uses a cross/<dataset> setting, got {setting!r}")
-    if protocol != "cross" and setting.startswith("cross/"):
-        out.append(f"setting: {setting!r} is a cross-dataset setting; use protocol: cross")
-    if isinstance(dataset, str) and dataset and s.dataset != dataset:
-        out.append(f"setting: {setting!r} is a setting of {s.dataset}, not of dataset {dataset!r}")
-    return out
-
-
-def _check_key(key: str, keys: list[str], *values: Any) -> list[str]:
-    """Problems with one dotted override: unknown or reserved key, or a value of the wrong type
-    (each checked on its own so that every bad value gets its own line)."""
-    if key in RESERVED_KEYS:
-        return [f"{key}: set it with the spec's `{RESERVED_KEYS[key]}:` key"]
-    if key not in keys:
-        return [f"unknown config key {key!r}{suggest(key, keys)}"]
-    out = []
-    for v in values:
-        try:
-            apply_overrides(ExperimentConfig(), {key: v})
-        except ConfigError as e:
-            out.append(str(e))
-    return out
-
-
-def _check_folds(folds: Any) -> list[str]:
-    if _pos_int(folds):
-        return []
-    if isinstance(folds, list) and folds and all(isinstance(f, (str, int)) and not isinstance(f, bool)
-                                                 for f in folds):
-        return []
-    return [f"expected a positive integer (the first N folds) or a list of fold names, got {folds!r}"]
-
-
-def _check_search(search: Any, keys: list[str]) -> list[str]:
-    """Shape of the search block only; its meaning belongs to the search command."""
-    if not isinstance(search, dict):
-        return [f"expected a mapping (space:, trials:, metric:, ...), got {search!r}"]
-    out = []
-    space = search.get("space")
-    if not isinstance(space, dict) or not space:
-        out.append("space: expected a mapping of dotted config key -> {type, low, high | choices}")
-        space = {}
-    for k, d in space.items():
-        out.extend(f"space: {m}" for m in _check_key(str(k), keys))
-        if not isinstance(d, dict):
-            out.append(f"space: {k}: expected a mapping with type: {' | '.join(SEARCH_PARAM_TYPES)}")
-            continue
-        t = d.get("type")
-        if t not in SEARCH_PARAM_TYPES:
-            out.append(f"space: {k}: type must be one of {', '.join(SEARCH_PARAM_TYPES)}, got {t!r}")
-        elif t == "categorical":
-            if not isinstance(d.get("choices"), list) or not d["choices"]:
-                out.append(f"space: {k}: a categorical parameter needs a non-empty `choices` list")
-        elif not (_number(d.get("low")) and _number(d.get("high")) and d["low"] < d["high"]):
-            out.append(f"space: {k}: a {t} parameter needs numbers low < high, got {d.get('low')!r}, "
-                       f"{d.get('high')!r}")
-    if "trials" in search and not _pos_int(search["trials"]):
-        out.append(f"trials: expected a positive integer, got {search['trials']!r}")
-    if "direction" in search and search["direction"] not in ("maximize", "minimize"):
-        out.append(f"direction: expected maximize or minimize, got {search['direction']!r}")
-    return out
+    if spec.multi:
+        bad(f"experiments: a search tunes one dataset/setting, the spec lists {len(spec.experiments)}; "
+            "give dataset: and setting: at the top level")
+    if len(spec.variants) != 1:
+        bad(f"a search tunes one variant; the spec lists {len(spec.variants)} ({', '.join(spec.variants)})")
+    if spec.grid:
+        bad("grid: a search samples its `space`; drop the grid (or move its keys into the space)")
+    if len(spec.seeds) != 1:
+        bad("seeds: a search uses one seed")
+    if spec.protocol != "loso":
+        bad("the search's inner validation folds are leave-one-subject-out: use protocol: loso")
+    if block.get("holdout") is None:
+        bad("holdout: required -- the subjects a table will report, which the search never sees: "
+            "a number (seeded choice) or a list of subject names")
+    if problems:
+        raise SpecError(_unique(problems))
+    b = schema.Search.model_validate(block)
+    # keys the smoke block or --set pin are not searched: a sampled value that the config then
+    # replaces would be logged as a parameter it never was
+    pinned = pinned_keys(spec)
+    pruner = b.pruner if isinstance(b.pruner, schema.Pruner) else None
+    return SearchSettings(
+        space={k: d for k, d in block["space"].items() if k not in pinned},
+        holdout=[str(s) for s in b.holdout] if isinstance(b.holdout, list) else b.holdout,
+        trials=trials if trials is not None else (b.smoke_trials if spec.is_smoke else b.trials),
+        parallel=b.parallel, sampler=b.sampler, seed=b.seed, startup_trials=b.startup_trials, metric=b.metric,
+        direction=b.direction or schema.METRICS[b.metric], holdout_seed=b.holdout_seed, folds=b.folds,
+        p_threshold=pruner.p_threshold if pruner else None, n_startup_steps=pruner.n_startup_steps if pruner else 2,
+        study=(b.study or spec.name) + ("-smoke" if spec.is_smoke else ""), storage=b.storage,
+        enqueue=[{k: v for k, v in e.items() if k not in pinned} for e in block.get("enqueue") or []],
+    )
 
 
 def pinned_keys(spec: SweepSpec) -> set[str]:
@@ -632,14 +383,6 @@ def _check_space_values(spec: SweepSpec, confs: list[Configuration]) -> list[str
                 except ConfigError as e:
                     out.append(f"{spec.path}: search: space: {k}: {v!r} cannot be built: {e}")
     return _unique(out)
-
-
-def _pos_int(x: Any) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool) and x > 0
-
-
-def _number(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
 def _unique(lines: list[str]) -> list[str]:
