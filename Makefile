@@ -42,7 +42,7 @@ SHOTS ?= figures/screenshots
 test-browser: install
 	FDP_SCREENSHOTS=$(abspath $(SHOTS)) $(BIN)/python -m pytest -q -m browser tests/test_mlflow_ui.py
 
-# the table of sweep-file keys in docs/sweeps.md, from orchestrator/schema.py
+# the table of sweep-file keys in docs/sweeps.md, from orchestrator/spec/schema.py
 docs: install
 	$(BIN)/fdp-sweep schema --docs docs/sweeps.md
 

@@ -110,9 +110,9 @@ def run_bench_sweep(raw: dict[str, Any], root: Path, max_parallel: int | None = 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     from mlflow import MlflowClient
 
-    from orchestrator.jobs import expand
-    from orchestrator.scheduler import SweepOptions, run_sweep
-    from orchestrator.spec import parse_spec
+    from orchestrator.plan.jobs import expand
+    from orchestrator.run.scheduler import SweepOptions, run_sweep
+    from orchestrator.spec.sweep import parse_spec
 
     plan = expand(parse_spec(raw))
     if not plan.complete:

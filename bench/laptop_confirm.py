@@ -27,7 +27,7 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from orchestrator.demo import DEMO_DATA, DEMO_SPEC, prepare_demo_data  # noqa: E402
+from orchestrator.cli.demo import DEMO_DATA, DEMO_SPEC, prepare_demo_data  # noqa: E402
 
 
 def main() -> None:
@@ -38,10 +38,10 @@ def main() -> None:
     a = ap.parse_args()
     if a.draw == DEMO_DATA["seed"]:
         sys.exit(f"--draw {a.draw} is the demo's draw; the confirmation needs a fresh one")
-    from orchestrator.jobs import expand
-    from orchestrator.scheduler import SweepOptions, run_sweep
-    from orchestrator.spec import parse_spec
-    from orchestrator.summarize import render_summary
+    from orchestrator.plan.jobs import expand
+    from orchestrator.run.scheduler import SweepOptions, run_sweep
+    from orchestrator.spec.sweep import parse_spec
+    from orchestrator.report.summarize import render_summary
 
     t0 = time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix="fdp-confirm-"))

@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 
 from bench.common import md_table, publish, run_bench_sweep, synthetic_benchmark  # noqa: E402
-from orchestrator.commands_train import SMOKE_OVERRIDES  # noqa: E402
+from orchestrator.cli.train import SMOKE_OVERRIDES  # noqa: E402
 
 HEADER = ["run", "device", "precision", "folds", "clips", "steps/fold", "wall s", "s/fold", "steps/s per job",
           "peak MB per job", "estimated MB per job", "fold jobs/h", "UF1", "Acc"]
@@ -146,7 +146,7 @@ def main() -> None:
             rows.append(packed(a, cache, root, n))
             print(" | ".join(str(c) for c in rows[-1]), flush=True)
     table = md_table(HEADER, rows)
-    model = "tiny smoke model (orchestrator.commands_train.SMOKE_OVERRIDES)" if a.quick else "full model"
+    model = "tiny smoke model (orchestrator.cli.train.SMOKE_OVERRIDES)" if a.quick else "full model"
     folds = f"first {a.folds} folds" if a.folds else "all folds"
     note = (f"{a.variant}, {model}, batch {a.batch}, t = 8, {a.steps} steps per fold, {folds}, fresh model per fold; "
             f"synthetic benchmark {a.subjects} subjects / {a.clips} clips (casme2/5). steps/s: training loop only; "

@@ -18,7 +18,7 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import md_table, publish, run_bench_sweep, synthetic_benchmark  # noqa: E402
-from orchestrator.commands_train import SMOKE_OVERRIDES  # noqa: E402
+from orchestrator.cli.train import SMOKE_OVERRIDES  # noqa: E402
 
 
 def main() -> None:

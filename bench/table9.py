@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 
 from bench.common import md_table, publish, run_bench_sweep, synthetic_benchmark  # noqa: E402
-from orchestrator.commands_train import SMOKE_OVERRIDES  # noqa: E402
+from orchestrator.cli.train import SMOKE_OVERRIDES  # noqa: E402
 
 ABLATION = Path(__file__).resolve().parent.parent / "sweeps" / "ablation.yaml"
 

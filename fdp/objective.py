@@ -1,6 +1,6 @@
 """The honest split of a hyper-parameter search and one objective fold (SPEC §5: never select on
-the test subject). No Ray, MLflow or Optuna here: `orchestrator.search` drives the study, the
-fold worker (`orchestrator.jobs.run_job`) trains a fold with `objective_fold`.
+the test subject). No Ray, MLflow or Optuna here: `orchestrator.search.study` drives the study, the
+fold worker (`orchestrator.run.worker.run_job`) trains a fold with `objective_fold`.
 
 The subjects of a dataset are split ONCE into **holdout** subjects -- the ones a LOSO table fed
 with the search result reports -- and **search** subjects. An objective fold v trains on the

@@ -1,1 +1,2 @@
-"""orchestrator — sweep specs, Ray scheduling, Optuna search, MLflow tracking, tables, CLI."""
+"""orchestrator -- many folds of the fdp model, run and turned into tables, in layers:
+spec -> plan -> track -> run -> search | report -> cli (imports only go down: docs/architecture.md)."""

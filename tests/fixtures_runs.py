@@ -10,7 +10,7 @@ def run_smoke_sweep(synth_cache, root, monkeypatch) -> str:
 
     from click.testing import CliRunner
 
-    from orchestrator.commands_run import run_cmd
+    from orchestrator.cli.run import run_cmd
 
     monkeypatch.setenv("FDP_CACHE_DIR", str(Path(synth_cache).parent))
     monkeypatch.setenv("FDP_PROJECT_ROOT", str(root))

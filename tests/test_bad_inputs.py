@@ -22,7 +22,7 @@ import pytest
 from click.testing import CliRunner, Result
 from fixtures_data import CASME3_BAD_CLIPS, make_casme2, make_casme3_release
 
-from orchestrator.cli import main
+from orchestrator.cli.main import main
 
 # Lines a command may print on stderr before its error: progress, the train header, click's usage,
 # and the bad rows a pass found (one line each, the error line then names them by row and clip).
@@ -364,7 +364,7 @@ def test_truncated_frame_in_a_real_process(tmp_path):
     truncated frame that reached the decoder would show up here as an extra stderr line."""
     argv = casme2(frame=truncate)(tmp_path)
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "RAY_USAGE_STATS_ENABLED": "0"}
-    proc = subprocess.run([sys.executable, "-m", "orchestrator.cli", *argv], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "orchestrator.cli.main", *argv], capture_output=True, text=True,
                           env=env, timeout=120)
     assert proc.returncode == 2
     assert "\r" not in proc.stderr and "\x1b" not in proc.stderr  # not a terminal: plain lines
@@ -411,7 +411,7 @@ def _cli(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[subprocess.Co
     full = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "RAY_USAGE_STATS_ENABLED": "0", **env}
     full.pop("MLFLOW_TRACKING_URI", None)
     t0 = time.monotonic()
-    proc = subprocess.run([*_unprivileged(), sys.executable, "-m", "orchestrator.cli", *argv], capture_output=True,
+    proc = subprocess.run([*_unprivileged(), sys.executable, "-m", "orchestrator.cli.main", *argv], capture_output=True,
                           text=True, env=full, cwd=cwd, timeout=120)
     return proc, time.monotonic() - t0
 

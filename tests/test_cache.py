@@ -13,7 +13,7 @@ from fixtures_data import frame_value, make_casme2
 import fdp.data.cache as cache_mod
 from fdp.data.cache import find_cache, load_cache, prepare
 from fdp.data.samples import BadRowsError, DataError
-from orchestrator.commands_data import prepare_cmd, synth_cmd
+from orchestrator.cli.data import prepare_cmd, synth_cmd
 
 ROWS = [
     {"subject": "01", "filename": "EP02_01f", "onset": 8, "apex": 9, "offset": 11, "emotion": "happiness",

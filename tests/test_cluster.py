@@ -187,9 +187,9 @@ def ray_temp() -> Iterator[Path]:
 def test_ray_job_submit_runs_a_tracked_sweep_on_a_cluster(synth_cache, tmp_path, ray_temp, monkeypatch):
     from mlflow.tracking import MlflowClient
 
-    from orchestrator.jobs import expand
-    from orchestrator.spec import load_spec
-    from orchestrator.tracking import SweepTracker, metric_prefix
+    from orchestrator.plan.jobs import expand
+    from orchestrator.spec.sweep import load_spec
+    from orchestrator.track.tracking import SweepTracker, metric_prefix
 
     token = secrets.token_hex(32)
     cache_root = Path(synth_cache).parent  # FDP_CACHE_DIR: where `fdp-sweep prepare` put the clip cache
@@ -216,7 +216,7 @@ def test_ray_job_submit_runs_a_tracked_sweep_on_a_cluster(synth_cache, tmp_path,
         # what `--working-dir .` shipped: the project, not its environment or local results
         (pkg,) = {p.resolve() for p in ray_temp.glob("session_*/runtime_resources/working_dir_files/_ray_pkg_*")
                   if p.is_dir()}  # session_latest links to the one session
-        assert (pkg / "pyproject.toml").is_file() and (pkg / "orchestrator" / "scheduler.py").is_file()
+        assert (pkg / "pyproject.toml").is_file() and (pkg / "orchestrator" / "run" / "scheduler.py").is_file()
         for local in (".venv", ".git", "mlflow.db", "fdp_sweep.egg-info", ".pytest_cache"):
             assert not (pkg / local).exists(), local
         assert [p.name for p in (pkg / "mlruns").iterdir()] in ([], [".gitkeep"])

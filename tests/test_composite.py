@@ -147,8 +147,8 @@ def test_composite_has_442_clips_and_68_folds(megc_parts, tmp_path: Path) -> Non
 
 def test_composite_plan_from_the_sweep_file(megc_parts, tmp_path: Path) -> None:
     """sweeps/composite.yaml on fixture caches: exactly 68 folds per configuration."""
-    from orchestrator.jobs import expand
-    from orchestrator.spec import load_spec
+    from orchestrator.plan.jobs import expand
+    from orchestrator.spec.sweep import load_spec
 
     path = build_composite(megc_parts, tmp_path)
     plan = expand(load_spec(ROOT / "sweeps" / "composite.yaml", sets={"data.cache_dir": str(path)}))
@@ -175,7 +175,7 @@ def test_a_listed_clip_not_on_disk_is_named(megc_parts, tmp_path: Path) -> None:
 
 
 def test_per_database_metrics_equal_the_pooled_predictions_split_by_database() -> None:
-    from orchestrator.megc import per_database
+    from orchestrator.report.megc import per_database
 
     # two folds of predictions; clips of casme2 and samm
     f1 = {"labels": [0, 1, 2, 0], "preds": [0, 1, 1, 0], "subjects": ["casme2/01"] * 2 + ["samm/006"] * 2,
@@ -212,8 +212,8 @@ def test_lodo_folds_are_datasets(tmp_path: Path) -> None:
     assert {subjects[i].split("/")[0] for i in split.test} == {"samm"}
     assert {subjects[i].split("/")[0] for i in split.train} == {"casme2"}
     # the protocol in a sweep file: folds are the datasets, the config says so
-    from orchestrator.jobs import expand
-    from orchestrator.spec import parse_spec
+    from orchestrator.plan.jobs import expand
+    from orchestrator.spec.sweep import parse_spec
 
     spec = parse_spec({"name": "lodo", "dataset": "lodo", "setting": "lodo/3", "protocol": "leave-one-dataset-out",
                        "variants": ["fdp"], "overrides": {"data.cache_dir": str(path)}})

@@ -27,8 +27,8 @@ from fixtures_data import (
 from fdp.data.cache import load_cache, subsample
 from fdp.data.progress import CountProgress
 from fdp.data.settings import SETTINGS
-from orchestrator.cli import main
-from orchestrator.datasets import dataset_reference
+from orchestrator.cli.main import main
+from orchestrator.report.datasets import dataset_reference
 
 DATASETS = ["casme2", "samm", "casme_sq", "casme3"]
 
@@ -193,7 +193,7 @@ def test_a_log_of_prepare_has_no_carriage_returns_or_escape_sequences(tmp_path: 
     log = tmp_path / "prepare.log"
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "RAY_USAGE_STATS_ENABLED": "0"}
     with open(log, "w") as err:
-        proc = subprocess.run([sys.executable, "-m", "orchestrator.cli", "prepare", "casme_sq", "--root", str(ds.root),
+        proc = subprocess.run([sys.executable, "-m", "orchestrator.cli.main", "prepare", "casme_sq", "--root", str(ds.root),
                                "--out", str(tmp_path / "cache"), "--no-align"], stdout=subprocess.PIPE, stderr=err,
                               text=True, env=env, timeout=120)
     assert proc.returncode == 0, log.read_text()

@@ -10,10 +10,10 @@ import yaml
 from click.testing import CliRunner
 
 from fdp.profiles import PROFILES, profile
-from orchestrator.commands_run import run_cmd
-from orchestrator.commands_summarize import summarize_cmd
-from orchestrator.commands_train import SMOKE_OVERRIDES
-from orchestrator.spec import SpecError, configurations, load_spec, parse_spec
+from orchestrator.cli.run import run_cmd
+from orchestrator.cli.summarize import summarize_cmd
+from orchestrator.cli.train import SMOKE_OVERRIDES
+from orchestrator.spec.sweep import SpecError, configurations, load_spec, parse_spec
 
 SWEEPS = Path(__file__).resolve().parents[1] / "sweeps"
 
@@ -87,7 +87,7 @@ def test_demo_benchmark_single_frame_stays_near_chance(tmp_path):
     from fdp.data.cache import load_cache, prepare
     from fdp.data.synth import write_synthetic
     from fdp.profiles import LAPTOP, LAPTOP_ALIGNED
-    from orchestrator.demo import DEMO_DATA
+    from orchestrator.cli.demo import DEMO_DATA
 
     root = write_synthetic(tmp_path / "s", **DEMO_DATA)
     cache = load_cache(prepare("casme2", root, tmp_path / "cache", size=LAPTOP_ALIGNED))

@@ -21,9 +21,9 @@ import pytest
 import ray
 import torch
 
-from orchestrator.jobs import JobOutcome, JobPayload
-from orchestrator.scheduler import Cluster, SchedulerError, Scheduler, SweepOptions, capacity, run_sweep, start_ray
-from orchestrator.spec import Resources, parse_spec
+from orchestrator.run.worker import JobOutcome, JobPayload
+from orchestrator.run.scheduler import (Cluster, SchedulerError, Scheduler, SweepOptions, capacity, run_sweep, start_ray)
+from orchestrator.spec.sweep import Resources, parse_spec
 
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
@@ -116,7 +116,7 @@ def test_a_job_bigger_than_any_gpu_is_refused_before_anything_starts(fake_gpu_cl
     spec = parse_spec({"name": "too-big", "dataset": "casme2", "setting": "casme2/5", "variants": ["fdp"],
                        "steps": 1, "overrides": {"data.cache_dir": str(synth_cache), "train.device": "cpu"},
                        "resources": {"cpus": 1, "gpus": 3}, "tracking": {"experiment": "too-big"}})
-    from orchestrator.jobs import expand
+    from orchestrator.plan.jobs import expand
 
     with pytest.raises(SchedulerError) as e:
         run_sweep(expand(spec), SweepOptions(root=tmp_path, tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
@@ -130,7 +130,7 @@ def test_gpu_fraction_above_one_is_refused_in_one_line(tmp_path):
     """gpus 1.5 cannot be placed on GPUs of 1 (a fraction must fit on one GPU): the spec says so."""
     from click.testing import CliRunner
 
-    from orchestrator.commands_run import run_cmd
+    from orchestrator.cli.run import run_cmd
 
     spec = tmp_path / "s.yaml"
     spec.write_text("name: s\ndataset: casme2\nsetting: casme2/5\nvariants: [fdp]\nresources: {cpus: 1, gpus: 1.5}\n")

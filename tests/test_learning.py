@@ -25,7 +25,7 @@ from fdp.data.synth import CLASSES, write_synthetic
 from fdp.metrics import pooled_metrics
 from fdp.train import fold_names, run_fold
 from fdp.variants import build_config
-from orchestrator.commands_train import SMOKE_OVERRIDES
+from orchestrator.cli.train import SMOKE_OVERRIDES
 
 
 @pytest.mark.slow

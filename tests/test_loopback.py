@@ -23,7 +23,7 @@ def test_local_cluster_listens_on_loopback_only():
     import ray
     from ray._private import ray_constants
 
-    from orchestrator.scheduler import LOOPBACK_ENV, start_ray
+    from orchestrator.run.scheduler import LOOPBACK_ENV, start_ray
 
     assert not _loopback("0.0.0.0") and not _loopback("::") and _loopback("::ffff:127.0.0.1")
     if ray.is_initialized():

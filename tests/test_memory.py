@@ -17,10 +17,11 @@ from fdp.data.settings import SETTINGS
 from fdp.memory import MB, bank_frames, estimate_memory, saved_bytes
 from fdp.model import build_model, count_parameters
 from fdp.variants import build_config
-from orchestrator.commands_run import run_cmd
-from orchestrator.commands_train import SMOKE_OVERRIDES
-from orchestrator.jobs import expand, format_plan
-from orchestrator.spec import parse_spec
+from orchestrator.cli.run import run_cmd
+from orchestrator.cli.train import SMOKE_OVERRIDES
+from orchestrator.plan.jobs import expand
+from orchestrator.plan.dry_run import format_plan
+from orchestrator.spec.sweep import parse_spec
 
 REPO_SWEEPS = Path(__file__).resolve().parents[1] / "sweeps"
 TINY = {k: v for k, v in SMOKE_OVERRIDES.items() if k.startswith("model.")}

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from orchestrator.cli import main
+from orchestrator.cli.main import main
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = str(REPO / "sweeps" / "smoke.yaml")
@@ -62,7 +62,7 @@ def _ours(csv_text: str) -> dict[str, tuple[str, str]]:
 def test_re_prepared_data_trains_again_and_tables_report_the_new_draw(project, tmp_path):
     from fdp.data.cache import cache_fingerprint
     from fdp.metrics import pooled_metrics
-    from orchestrator.tracking import SweepTracker, read_predictions
+    from orchestrator.track.tracking import SweepTracker, read_predictions
 
     uri = f"sqlite:///{project / 'mlflow.db'}"
     run = ["run", SMOKE, "--smoke", "--max-parallel", "2"]
@@ -132,12 +132,12 @@ def _env(project: Path, cache_root: Path) -> dict[str, str]:
 
 @pytest.mark.integration
 def test_two_drivers_of_one_sweep_train_once(synth_cache, tmp_path):
-    from orchestrator.tracking import SweepTracker
+    from orchestrator.track.tracking import SweepTracker
 
     project = tmp_path / "project"
     project.mkdir()
     env = _env(project, Path(synth_cache).parent)
-    argv = [sys.executable, "-m", "orchestrator.cli", "run", SMOKE, "--smoke", "--max-parallel", "2",
+    argv = [sys.executable, "-m", "orchestrator.cli.main", "run", SMOKE, "--smoke", "--max-parallel", "2",
             "--set", "train.steps=2"]
     procs = []
     for _ in range(2):  # within one second of each other
@@ -190,8 +190,8 @@ def test_lease_local_remote_expiry_and_wait(tmp_path, monkeypatch):
     import json
     import threading
 
-    from orchestrator import lease as L
-    from orchestrator.tracking import SweepTracker
+    from orchestrator.run import lease as L
+    from orchestrator.track.tracking import SweepTracker
 
     monkeypatch.setattr(L, "SETTLE_S", 0.0)
     monkeypatch.setattr(L.tempfile, "gettempdir", lambda: str(tmp_path))

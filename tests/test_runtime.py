@@ -118,7 +118,7 @@ def test_compiled_forward_on_cpu_matches_eager(bank):
 
 
 def test_fold_result_records_precision_and_memory_format(synth_cache):
-    from orchestrator.commands_train import SMOKE_OVERRIDES
+    from orchestrator.cli.train import SMOKE_OVERRIDES
 
     over = {**SMOKE_OVERRIDES, **GPU_SETTINGS, "data.cache_dir": str(synth_cache), "train.steps": 2,
             "train.batch_size": 2, "train.checkpoint_every": 0}
@@ -196,7 +196,7 @@ def test_inductor_compiled_forward_on_cuda_matches_eager(cuda_bank):
 
 @pytest.mark.gpu
 def test_cuda_fold_records_its_gpu_and_settings(synth_cache):
-    from orchestrator.commands_train import SMOKE_OVERRIDES
+    from orchestrator.cli.train import SMOKE_OVERRIDES
 
     cfg = build_config("fdp", {**SMOKE_OVERRIDES, "data.cache_dir": str(synth_cache), "train.device": "auto",
                                "train.steps": 4, "train.checkpoint_every": 0})

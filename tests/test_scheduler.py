@@ -22,11 +22,12 @@ import yaml
 import ray
 
 from fdp.train import FoldResult
-from orchestrator.jobs import JobOutcome, JobPayload, expand, run_job
-from orchestrator.progress import Progress, format_duration
-from orchestrator.scheduler import Cluster, SweepOptions, capacity, run_sweep
-from orchestrator.spec import Resources, parse_spec
-from orchestrator.tracking import RunLogger, SweepTracker
+from orchestrator.run.worker import JobOutcome, JobPayload, run_job
+from orchestrator.plan.jobs import expand
+from orchestrator.run.progress import Progress, format_duration
+from orchestrator.run.scheduler import Cluster, SweepOptions, capacity, run_sweep
+from orchestrator.spec.sweep import Resources, parse_spec
+from orchestrator.track.tracking import RunLogger, SweepTracker
 
 # Workers cannot import this test module: ship its functions by value.
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -216,7 +217,7 @@ def test_cli_smoke_sweep_with_a_diverging_configuration(ray_cluster, synth_cache
     its jobs are FAILED with the reason, the other configuration finishes and is pooled; exit 1."""
     from click.testing import CliRunner
 
-    from orchestrator.commands_run import run_cmd
+    from orchestrator.cli.run import run_cmd
 
     spec = _write_spec(tmp_path / "lr.yaml", {
         "name": "lr", "dataset": "casme2", "setting": "casme2/5", "variants": ["fdp"],
@@ -274,7 +275,7 @@ def test_killed_worker_is_retried_from_its_checkpoint(ray_cluster, synth_cache, 
     assert not ckpt.exists()  # removed once the job finished
 
 
-DRIVER = "from orchestrator.commands_run import run_cmd; run_cmd()"
+DRIVER = "from orchestrator.cli.run import run_cmd; run_cmd()"
 
 
 def _sweep_file(tmp: Path, cache: Path) -> Path:

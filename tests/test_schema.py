@@ -1,4 +1,4 @@
-"""The sweep schema (orchestrator.schema): every sweep file resolves to the configurations and job
+"""The sweep schema (orchestrator.spec.schema): every sweep file resolves to the configurations and job
 keys it resolved to before the schema existed, the JSON Schema `fdp-sweep schema` prints accepts
 every file in sweeps/ and rejects the bad specs of the corpus, and docs/sweeps.md's table of keys
 is the one the schema generates."""
@@ -15,12 +15,12 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from orchestrator.cli import main
-from orchestrator.commands_schema import BEGIN, END
-from orchestrator.jobs import job_key
-from orchestrator.schema import keys_markdown
-from orchestrator.search import parse_search
-from orchestrator.spec import SpecError, configurations, load_spec, parse_spec
+from orchestrator.cli.main import main
+from orchestrator.cli.schema import BEGIN, END
+from orchestrator.plan.jobs import job_key
+from orchestrator.spec.schema import keys_markdown
+from orchestrator.search.study import parse_search
+from orchestrator.spec.sweep import SpecError, configurations, load_spec, parse_spec
 
 REPO = Path(__file__).resolve().parents[1]
 SWEEPS = sorted((REPO / "sweeps").glob("*.yaml"))

@@ -21,9 +21,8 @@ import torch
 from click.testing import CliRunner
 
 from fdp.objective import ObjectiveError, fold_value, inner_split, objective_fold, split_subjects
-from orchestrator.search import (SearchError, SearchOptions, best_overrides, decode_params, encode_params,
-                                 parse_search, reported_subjects, resolve_from_search, run_search, suggest)
-from orchestrator.spec import SpecError, parse_spec
+from orchestrator.search.study import (SearchError, SearchOptions, best_overrides, decode_params, encode_params, parse_search, reported_subjects, resolve_from_search, run_search, suggest)
+from orchestrator.spec.sweep import SpecError, parse_spec
 
 HOLDOUT = ["03", "06"]  # the subjects a table would report
 TINY = {
@@ -143,7 +142,7 @@ def test_every_combination_of_the_sweep_search_spaces_builds(smoke):
     from fdp.config import feature_dim, to_dict
     from fdp.model import build_model
     from fdp.variants import build_config
-    from orchestrator.spec import configurations, load_spec
+    from orchestrator.spec.sweep import configurations, load_spec
 
     sweeps = sorted((Path(__file__).resolve().parents[1] / "sweeps").glob("*.yaml"))
     specs = [load_spec(p, smoke=smoke) for p in sweeps if load_spec(p).search is not None]
@@ -320,7 +319,7 @@ def test_search_prunes_and_never_uses_holdout(caches, tmp_path):
 
 
 def test_cli_errors_are_one_line(tmp_path):
-    from orchestrator.commands_search import search_cmd
+    from orchestrator.cli.search import search_cmd
 
     bad = tmp_path / "s.yaml"
     bad.write_text("name: s\ndataset: casme2\nsetting: casme2/5\nvariants: [fdp]\n"
@@ -334,7 +333,7 @@ def test_cli_errors_are_one_line(tmp_path):
 
 @pytest.mark.parametrize("smoke", [False, True])
 def test_every_sweep_search_block_parses(smoke):
-    from orchestrator.spec import load_spec
+    from orchestrator.spec.sweep import load_spec
 
     sweeps = sorted((Path(__file__).resolve().parents[1] / "sweeps").glob("*.yaml"))
     with_search = [p for p in sweeps if load_spec(p).search is not None]

@@ -19,9 +19,9 @@ import pytest
 import ray
 import yaml
 
-from orchestrator.jobs import JobOutcome, JobPayload, run_job
-from orchestrator.search import SearchOptions, parse_search, run_search
-from orchestrator.spec import parse_spec
+from orchestrator.run.worker import JobOutcome, JobPayload, run_job
+from orchestrator.search.study import SearchOptions, parse_search, run_search
+from orchestrator.spec.sweep import parse_spec
 
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import tests/
 
@@ -116,7 +116,7 @@ def test_killed_worker_resumes_its_search_fold(ray_cluster, synth_cache, tmp_pat
     assert values["killed"] == values["clean"]
 
 
-DRIVER = "from orchestrator.commands_search import search_cmd; search_cmd()"
+DRIVER = "from orchestrator.cli.search import search_cmd; search_cmd()"
 
 
 def _driver(root: Path, spec: Path) -> subprocess.Popen:

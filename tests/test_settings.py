@@ -129,7 +129,7 @@ def test_count_by_class_takes_cache_clip_dicts_and_refuses_another_dataset() -> 
 def test_reference_counts_are_the_papers() -> None:
     """`orchestrator/reference/datasets.yaml` (what `fdp-sweep datasets` prints as the paper's
     counts) agrees with this file's independent transcription of Tables 1-2, class by class."""
-    from orchestrator.datasets import dataset_reference
+    from orchestrator.report.datasets import dataset_reference
 
     ref = dataset_reference()["settings"]
     assert set(ref) == set(PUBLISHED) | {"smic/3"}

@@ -32,11 +32,12 @@ import ray
 import torch
 
 from fdp.train import run_fold
-from orchestrator.commands_train import SMOKE_OVERRIDES
-from orchestrator.jobs import JobOutcome, JobPayload, expand, run_job, runtime_config
-from orchestrator.scheduler import SweepOptions, run_sweep
-from orchestrator.spec import parse_spec
-from orchestrator.tracking import SweepTracker, metric_prefix
+from orchestrator.cli.train import SMOKE_OVERRIDES
+from orchestrator.run.worker import JobOutcome, JobPayload, run_job
+from orchestrator.plan.jobs import expand, runtime_config
+from orchestrator.run.scheduler import SweepOptions, run_sweep
+from orchestrator.spec.sweep import parse_spec
+from orchestrator.track.tracking import SweepTracker, metric_prefix
 
 # Workers cannot import this test module: ship its functions by value.
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])

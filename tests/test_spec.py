@@ -9,9 +9,10 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from orchestrator.commands_run import run_cmd
-from orchestrator.jobs import expand, format_plan, job_key
-from orchestrator.spec import SpecError, load_spec, parse_spec, short_keys
+from orchestrator.cli.run import run_cmd
+from orchestrator.plan.jobs import expand, job_key
+from orchestrator.plan.dry_run import format_plan
+from orchestrator.spec.sweep import SpecError, load_spec, parse_spec, short_keys
 
 SWEEPS = sorted((Path(__file__).resolve().parents[1] / "sweeps").glob("*.yaml"))
 
@@ -104,7 +105,7 @@ def test_configurations_labels_and_layer_order():
     spec = parse_spec(_raw(variants=["fdp", "no_rank"], grid={"loss.lambda_d": [1, 10.0]}, seeds=[0, 1],
                            steps=30, overrides={"train.lr": 0.001},
                            smoke={"train.steps": 3}), sets={"train.lr": 0.002})
-    from orchestrator.spec import configurations
+    from orchestrator.spec.sweep import configurations
 
     configs = configurations(spec)
     assert [c.label for c in configs] == [
@@ -204,7 +205,7 @@ def test_experiments_list_parses_with_own_seeds_folds_and_labels():
     cross = spec.experiments[2]
     assert (cross.dataset, cross.setting, cross.protocol, cross.test_dataset) == ("casme2", "cross/casme2",
                                                                                    "cross", "samm")
-    from orchestrator.spec import configurations
+    from orchestrator.spec.sweep import configurations
 
     configs = configurations(spec)
     assert [c.label for c in configs] == [
@@ -277,7 +278,7 @@ def test_smoke_maps_every_experiment_onto_the_smoke_data_and_keeps_its_key():
                    source="s.yaml")
     assert e.value.problems == ["s.yaml: smoke: experiments[1] (casme2->samm): setting: the cross protocol uses "
                                 "a cross/<dataset> setting, got 'casme2/5'"]
-    from orchestrator.search import parse_search
+    from orchestrator.search.study import parse_search
 
     with pytest.raises(SpecError) as e:
         parse_search(parse_spec(_multi(CASME2_5, SAMM_3, search={"space": {"loss.lambda_d": {

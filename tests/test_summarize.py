@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from orchestrator.commands_summarize import summarize_cmd
-from orchestrator.summarize import collect, find_parent, table_input
-from orchestrator.tracking import SweepTracker, pooled_artifact_dir, read_predictions
+from orchestrator.cli.summarize import summarize_cmd
+from orchestrator.report.summarize import collect, find_parent, table_input
+from orchestrator.track.tracking import SweepTracker, pooled_artifact_dir, read_predictions
 from fixtures_runs import run_smoke_sweep
 
 @pytest.fixture(scope="module")

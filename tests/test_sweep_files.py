@@ -12,10 +12,10 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from orchestrator.commands_run import run_cmd
-from orchestrator.commands_summarize import summarize_cmd
-from orchestrator.summarize import find_parent, merge_runs, table_input
-from orchestrator.tracking import SweepTracker, read_predictions
+from orchestrator.cli.run import run_cmd
+from orchestrator.cli.summarize import summarize_cmd
+from orchestrator.report.summarize import find_parent, merge_runs, table_input
+from orchestrator.track.tracking import SweepTracker, read_predictions
 
 SWEEPS = Path(__file__).resolve().parents[1] / "sweeps"
 TABLES = {"ablation.yaml": 9, "backbones.yaml": 10, "loss_weights.yaml": 11, "dic.yaml": 14}
@@ -71,7 +71,7 @@ def multi_store(synth_cache, tmp_path_factory):
     into one tracking store, on one Ray session for the module (each `run` attaches to it)."""
     import ray
 
-    from orchestrator.scheduler import start_ray
+    from orchestrator.run.scheduler import start_ray
 
     root = tmp_path_factory.mktemp("multi")
     mp = pytest.MonkeyPatch()

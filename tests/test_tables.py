@@ -12,9 +12,8 @@ import pytest
 from scipy import stats as st
 
 from fdp.stats import paired_wilcoxon, paper_rank_sum
-from orchestrator.reference import load_reference, reference
-from orchestrator.tables import (FORMATS, MISSING, TABLES, ConfigResult, TableInput, build_table,
-                                 loss_key, render_table, reproduce_significance, row_keys)
+from orchestrator.report.reference import load_reference, reference
+from orchestrator.report.tables import (FORMATS, MISSING, TABLES, ConfigResult, TableInput, build_table, loss_key, render_table, reproduce_significance, row_keys)
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER_CANDIDATES = [ROOT.parent / "shared" / "paper" / "fdp-paper.md",

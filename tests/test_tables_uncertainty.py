@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from fdp.stats import SeedPredictions, holm, paired_wilcoxon
-from orchestrator.tables import ConfigResult, TableInput, build_table, comparisons, render_table
+from orchestrator.report.tables import ConfigResult, TableInput, build_table, comparisons, render_table
 
 SUBJECTS = [f"s{i}" for i in range(6)]
 

@@ -8,10 +8,9 @@ import pytest
 from fdp.metrics import pooled_metrics
 from fdp.train import FoldResult
 from fdp.variants import build_config
-from orchestrator.jobs import Job, job_key
-from orchestrator.spec import parse_spec
-from orchestrator.tracking import (RunLogger, SweepTracker, artifact_location, metric_prefix, predictions_csv,
-                                   read_predictions, resolve_tracking_uri, with_retry)
+from orchestrator.plan.jobs import Job, job_key
+from orchestrator.spec.sweep import parse_spec
+from orchestrator.track.tracking import (RunLogger, SweepTracker, artifact_location, metric_prefix, predictions_csv, read_predictions, resolve_tracking_uri, with_retry)
 
 
 def _spec(name="trk", **extra):

@@ -11,7 +11,7 @@ from fdp.model import build_model
 from fdp.train import (FoldResult, TrainingError, batch_indices, evaluate, fold_names, load_bank, loso_splits,
                        make_split, run_fold, train_fold, train_step, with_validation)
 from fdp.variants import build_config
-from orchestrator.commands_train import SMOKE_OVERRIDES
+from orchestrator.cli.train import SMOKE_OVERRIDES
 
 
 def _cfg(cache, **over):
@@ -145,7 +145,7 @@ def test_no_mer_variant_reports_only_di(synth_cache):
 def test_train_cli_out_keeps_finished_folds_and_resumes(synth_cache, tmp_path):
     from click.testing import CliRunner
 
-    from orchestrator.commands_train import train_cmd
+    from orchestrator.cli.train import train_cmd
 
     out = tmp_path / "out"
     argv = ["--smoke", "--cache", str(synth_cache), "--folds", "2", "--steps", "6", "--set", "train.batch_size=4",

@@ -17,7 +17,7 @@ never reuses a stale cache, while re-running the same `prepare` does (idempotent
 
 `fingerprint` identifies the *content* (`content_fingerprint`: the annotation rows as read, their
 class labels and every stored frame byte), computed once when the cache is assembled. Job keys
-include it (`orchestrator.jobs.job_key`), so re-prepared data that changed trains again instead
+include it (`orchestrator.plan.jobs.job_key`), so re-prepared data that changed trains again instead
 of reporting old numbers; `find_cache` refuses to choose between several caches of one dataset.
 
 While preparing, each clip is written as a shard into `<dataset>-<key>.partial/` (each shard

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 
 from fdp.stats import (RankSumResult, SeedPredictions, WilcoxonResult, detectable_difference, holm, mean_std,
                        paired_subject_bootstrap, paired_wilcoxon, paper_rank_sum, subject_bootstrap_ci)
-from orchestrator.reference import RefTable, Reference, reference
+from orchestrator.report.reference import RefTable, Reference, reference
 
 TABLES: tuple[int, ...] = (4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14)
 FORMATS: tuple[str, ...] = ("md", "latex", "csv")
@@ -93,7 +93,7 @@ class TableInput:
     """Our results for all tables: configuration key (see the module docstring) -> result."""
 
     results: dict[str, ConfigResult] = field(default_factory=dict)
-    # where the numbers come from (orchestrator.summarize.provenance): printed under the table
+    # where the numbers come from (orchestrator.report.summarize.provenance): printed under the table
     provenance: list[str] = field(default_factory=list)
     # the data ours were computed on when it is not the paper's ("synthetic casme2/5"): named in the caption
     data_used: str | None = None

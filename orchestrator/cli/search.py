@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from orchestrator.clitools import fail_on_errors, parse_sets
+from orchestrator.cli.tools import fail_on_errors, parse_sets
 
 
 @click.command("search")
@@ -34,11 +34,11 @@ def search_cmd(spec_path: str, smoke: bool, sets: tuple[str, ...], trials: int |
     """Search the `search:` space of SPEC with Optuna; the objective never sees the holdout subjects
     (docs/search.md). Re-running the same command resumes the study, also after a crash: folds
     finished earlier are reused, interrupted ones resume from their checkpoints."""
-    from orchestrator.scheduler import SchedulerError
-    from orchestrator.search import SearchError, SearchOptions, parse_search, run_search
-    from orchestrator.search import load_spec_from_search as load_spec
-    from orchestrator.spec import SpecError
-    from orchestrator.tracking import resolve_tracking_uri
+    from orchestrator.run.scheduler import SchedulerError
+    from orchestrator.search.study import SearchError, SearchOptions, parse_search, run_search
+    from orchestrator.search.study import load_spec_from_search as load_spec
+    from orchestrator.spec.sweep import SpecError
+    from orchestrator.track.tracking import resolve_tracking_uri
 
     try:
         spec = load_spec(spec_path, sets=parse_sets(sets), smoke=smoke)

@@ -20,7 +20,7 @@ import yaml
 from fdp.data.merged import database_of
 from fdp.metrics import pooled_metrics
 from fdp.stats import mean_std
-from orchestrator.tables import MISSING, Table, render
+from orchestrator.report.tables import MISSING, Table, render
 
 MEGC_COLUMNS = ("composite", "smic", "casme2", "samm")
 _TITLES = {"composite": "Composite", "smic": "SMIC", "casme2": "CASME II", "samm": "SAMM"}
@@ -108,8 +108,8 @@ def collect_megc(tracker: Any, children: list[Any]) -> list[MegcRow]:
 def render_megc(tracking_uri: str, sweep: str | None = None, fmt: str = "md",
                 include_smoke: bool = False) -> tuple[str, list[str]]:
     """(rendered MEGC table, notes) from the latest composite sweep (`table: megc`), or `sweep`."""
-    from orchestrator.summarize import SummaryError, find_parent, provenance
-    from orchestrator.tracking import SweepTracker
+    from orchestrator.report.summarize import SummaryError, find_parent, provenance
+    from orchestrator.track.tracking import SweepTracker
 
     tracker = SweepTracker(tracking_uri)
     notes: list[str] = []

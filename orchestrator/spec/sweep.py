@@ -32,9 +32,9 @@ import yaml
 from fdp.config import ConfigError, ExperimentConfig
 from fdp.profiles import PROFILES
 from fdp.variants import build_config
-from orchestrator import schema
-from orchestrator.schema import (DATA_KEYS, MERGED_PROTOCOL, NAME_RE, PROTOCOLS, RESERVED_KEYS,  # noqa: F401
-                                 SweepFile, experiment_key)
+from orchestrator.spec import schema
+from orchestrator.spec.schema import (DATA_KEYS, MERGED_PROTOCOL, NAME_RE, PROTOCOLS,  # noqa: F401
+                                      RESERVED_KEYS, SweepFile, experiment_key)
 
 
 class SpecError(ValueError):
@@ -193,7 +193,7 @@ def load_spec(path: str | Path, sets: dict[str, Any] | None = None, smoke: bool 
               resolve: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> SweepSpec:
     """Read and validate a spec file; raises SpecError with one line per mistake. `resolve` turns
     a spec naming `from_search: <study>` into the study's best configuration on its holdout
-    subjects -- `orchestrator.search.load_spec_from_search` passes it: the spec layer knows no study."""
+    subjects -- `orchestrator.search.study.load_spec_from_search` passes it: the spec layer knows no study."""
     p = Path(path)
     try:
         text = p.read_text()
@@ -215,13 +215,13 @@ def load_spec(path: str | Path, sets: dict[str, Any] | None = None, smoke: bool 
 
 def parse_spec(raw: Any, sets: dict[str, Any] | None = None, smoke: bool = False,
                source: str = "<spec>") -> SweepSpec:
-    """Validate parsed YAML against the schema (orchestrator.schema); collects all mistakes, then
+    """Validate parsed YAML against the schema (orchestrator.spec.schema); collects all mistakes, then
     raises SpecError if there are any."""
     if not isinstance(raw, dict):
         raise SpecError([f"{source}: a sweep spec is a YAML mapping (name:, dataset:, variants:, ...)"])
     problems = [f"{source}: {line}" for line in schema.problems(SweepFile, raw)]
     if "from_search" in raw and not problems:
-        problems.append(f"{source}: from_search: a study is resolved when the file is read (`fdp-sweep run`, orchestrator.search.load_spec_from_search)")
+        problems.append(f"{source}: from_search: a study is resolved when the file is read (`fdp-sweep run`, orchestrator.search.study.load_spec_from_search)")
     sets = dict(sets or {})
     problems += [f"--set: {m}" for k, v in sets.items() for m in schema.config_problems(str(k), v)]
     if problems:
@@ -295,7 +295,7 @@ def _smoke_map(exp: Experiment, smoke_data: dict[str, Any], block: Any, source: 
 
 @dataclass
 class SearchSettings:
-    """The validated `search:` block of a spec (docs/search.md; its schema: orchestrator.schema.Search)."""
+    """The validated `search:` block of a spec (docs/search.md; its schema: orchestrator.spec.schema.Search)."""
 
     space: dict[str, dict[str, Any]]  # dotted config key -> {type, low, high, log, step | choices}
     holdout: int | float | list[str]  # reported subjects: N or a fraction (seeded choice), or their names

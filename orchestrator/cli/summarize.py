@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from orchestrator.clitools import fail_on_errors
+from orchestrator.cli.tools import fail_on_errors
 
 
 class _TableChoice(click.ParamType):
@@ -46,8 +46,8 @@ def summarize_cmd(table: int | None, figure: str | None, sweeps: tuple[str, ...]
 
     Without --sweep: the latest complete sweep for the table (Tables 4-7 and 8 read every
     experiment of it, one cell per dataset/setting)."""
-    from orchestrator.summarize import NO_RUNS_OK, SWEEP_FILES, SummaryError, figure4, render_summary
-    from orchestrator.tracking import resolve_tracking_uri
+    from orchestrator.report.summarize import NO_RUNS_OK, SWEEP_FILES, SummaryError, figure4, render_summary
+    from orchestrator.track.tracking import resolve_tracking_uri
 
     if (table is None) == (figure is None):
         click.echo("error: give exactly one of --table N or --figure 4", err=True)
@@ -55,7 +55,7 @@ def summarize_cmd(table: int | None, figure: str | None, sweeps: tuple[str, ...]
     try:
         uri = resolve_tracking_uri(tracking_uri)
         if table == "megc":
-            from orchestrator.megc import render_megc
+            from orchestrator.report.megc import render_megc
 
             if len(sweeps) > 1:
                 raise SummaryError("--table megc reads one sweep; give --sweep once")

@@ -4,7 +4,7 @@ Faults, and who handles them:
 * a worker process dies (OOM kill, node loss, kill -9): Ray re-runs the task (`max_retries` =
   the spec's `retries`); the new attempt logs into the same MLflow run and continues from the
   job's checkpoint;
-* the job itself fails (non-finite loss, bad data): `orchestrator.jobs.run_job` catches it, the
+* the job itself fails (non-finite loss, bad data): `orchestrator.run.worker.run_job` catches it, the
   run is marked FAILED with `fdp.error`, and the sweep goes on (`retry_exceptions=False`: a
   deterministic failure would fail again);
 * the driver dies: re-running the same command finds the parent run by spec hash, skips FINISHED
@@ -28,12 +28,12 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from fdp.config import to_dict
-from orchestrator.jobs import JobOutcome, JobPayload, Plan, open_run, run_job, runtime_config
-from orchestrator.progress import Progress
-from orchestrator.spec import Resources
-from orchestrator.lease import DriverBusy, DriverLease
-from orchestrator.tracking import (StoreError, SweepTracker, check_store, git_info, pool_predictions, project_root,
-                                   resolve_tracking_uri)
+from orchestrator.run.worker import JobOutcome, JobPayload, open_run, run_job
+from orchestrator.plan.jobs import Plan, runtime_config
+from orchestrator.run.progress import Progress
+from orchestrator.spec.sweep import Resources
+from orchestrator.run.lease import DriverBusy, DriverLease
+from orchestrator.track.tracking import (StoreError, SweepTracker, check_store, git_info, pool_predictions, project_root, resolve_tracking_uri)
 
 JobFn = Callable[[JobPayload], JobOutcome]
 QUIET_ENV = {"MLFLOW_DISABLE_TELEMETRY": "true", "RAY_USAGE_STATS_ENABLED": "0"}
@@ -131,7 +131,7 @@ def capacity(cluster: Cluster, res: Resources, max_parallel: int | None = None) 
 
 class JobSource:
     """What feeds the scheduler: a sweep's static plan (`PlanSource`) or a search's Optuna study
-    (`orchestrator.search.StudySource`). The scheduler asks for jobs while it has free slots and
+    (`orchestrator.search.study.StudySource`). The scheduler asks for jobs while it has free slots and
     tells the source what became of each; the source may answer with jobs to cancel."""
 
     def next_job(self) -> JobPayload | None:
@@ -502,6 +502,6 @@ def _run_leased(plan: Plan, opts: SweepOptions, root: Path, uri: str, data: str,
 
 
 def _prefix(config_label: str) -> str:
-    from orchestrator.tracking import metric_prefix
+    from orchestrator.track.tracking import metric_prefix
 
     return metric_prefix(config_label) + "/"

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from fdp.profiles import profile
-from orchestrator.clitools import fail_on_errors, parse_sets
+from orchestrator.cli.tools import fail_on_errors, parse_sets
 
 
 @click.command("train")

@@ -15,8 +15,8 @@ split when resumed; `resolve_from_search` turns a LOSO spec's `from_search: <stu
 configuration and restricts its folds to the holdout subjects.
 
 Execution: the search is a job source (`StudySource`) of the one fold scheduler that also runs
-sweeps (`orchestrator.scheduler.Scheduler`): `parallel` trials are open at once; each trial's
-folds are fold jobs (`orchestrator.jobs.run_job`, the sweep's worker: checkpoints, curves,
+sweeps (`orchestrator.run.scheduler.Scheduler`): `parallel` trials are open at once; each trial's
+folds are fold jobs (`orchestrator.run.worker.run_job`, the sweep's worker: checkpoints, curves,
 predictions), at most as many in flight as the cluster fits, the oldest trial's first. As a fold
 finishes its value is reported to Optuna with the fold's fixed index as the step (so
 WilcoxonPruner pairs the same validation subject across trials); a trial the pruner calls clearly
@@ -29,7 +29,7 @@ others from their checkpoints, so no fold is trained twice.
 
 MLflow layout: a study run (`fdp.role=study`) -> one run per trial (`fdp.role=trial`, params =
 sampled values, metric = objective) -> one run per fold (`fdp.role=search_fold`, tag `fdp.job_key`,
-the full job record of `orchestrator.tracking.RunLogger` plus `objective_<metric>`). Search folds are never `fdp.role=job`, so tables
+the full job record of `orchestrator.track.tracking.RunLogger` plus `objective_<metric>`). Search folds are never `fdp.role=job`, so tables
 cannot mistake them for LOSO results.
 """
 
@@ -49,11 +49,11 @@ import numpy as np
 
 from fdp.config import ConfigError, ExperimentConfig, to_dict
 from fdp.objective import ObjectiveError, SubjectSplit, split_subjects
-from orchestrator.jobs import JobOutcome, JobPayload, run_job
-from orchestrator.progress import Progress
-from orchestrator.schema import METRICS  # noqa: F401 - the search block's schema, where callers found it
-from orchestrator.spec import SearchSettings, SpecError, SweepSpec, configurations, parse_search  # noqa: F401
-from orchestrator.tracking import with_retry
+from orchestrator.run.worker import JobOutcome, JobPayload, run_job
+from orchestrator.run.progress import Progress
+from orchestrator.spec.schema import METRICS  # noqa: F401 - the search block's schema, where callers found it
+from orchestrator.spec.sweep import SearchSettings, SpecError, SweepSpec, configurations, parse_search  # noqa: F401
+from orchestrator.track.tracking import with_retry
 
 
 class SearchError(RuntimeError):
@@ -171,7 +171,7 @@ def make_study(s: SearchSettings, storage_url: str):
 
 def _load(study_name: str, storage: str | None, root: Path | None = None):
     import optuna
-    from orchestrator.tracking import project_root
+    from orchestrator.track.tracking import project_root
 
     url = resolve_storage(storage, (root or project_root()).resolve())
     if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).is_file():
@@ -247,14 +247,14 @@ def resolve_from_search(raw: dict[str, Any], storage: str | None = None, root: P
 
 def load_spec_from_search(path: str | Path, sets: dict[str, Any] | None = None, smoke: bool = False,
                           storage: str | None = None, root: Path | None = None) -> SweepSpec:
-    """`orchestrator.spec.load_spec` that also resolves `from_search: <study>` (what the CLI reads with)."""
-    from orchestrator.spec import load_spec
+    """`orchestrator.spec.sweep.load_spec` that also resolves `from_search: <study>` (what the CLI reads with)."""
+    from orchestrator.spec.sweep import load_spec
 
     return load_spec(path, sets, smoke, resolve=lambda raw: resolve_from_search(raw, storage, root))
 
 
 # ---------------------------------------------------------------------------------------------
-# the driver: a job source for the one scheduler (orchestrator.scheduler)
+# the driver: a job source for the one scheduler (orchestrator.run.scheduler)
 
 
 @dataclass
@@ -394,7 +394,7 @@ class StudySource:
         from optuna.trial import TrialState
 
         from fdp.variants import build_config
-        from orchestrator.jobs import runtime_config
+        from orchestrator.plan.jobs import runtime_config
 
         trial = self.study.ask()
         self.asked += 1
@@ -425,15 +425,15 @@ class StudySource:
         self.progress.total += len(self.vals)
 
     def _key(self, a: _Active, subject: str) -> str:
-        from orchestrator.jobs import job_key
+        from orchestrator.plan.jobs import job_key
 
         return job_key(a.key_cfg, f"val:{subject}", f"search:{self.s.study}", data=self.data.fingerprint)
 
     def _fold(self, a: _Active, step: int, subject: str, key: str) -> JobPayload | None:
         """The job of one objective fold, or None when it was finished already -- by an earlier
         driver, or for an earlier trial of the same parameters -- and its value is reported now."""
-        from orchestrator.jobs import Job
-        from orchestrator.tracking import control_tags, data_tags
+        from orchestrator.plan.jobs import Job
+        from orchestrator.track.tracking import control_tags, data_tags
 
         if key in self.values:
             self.report.reused.append(key)
@@ -576,10 +576,10 @@ def run_search(spec: SweepSpec, settings: SearchSettings, opts: SearchOptions | 
     from optuna.trial import TrialState
 
     from fdp.train import fold_names
-    from orchestrator.jobs import DataRef, cache_path, runtime_config
-    from orchestrator.lease import DriverBusy, DriverLease
-    from orchestrator.scheduler import SchedulerError, Scheduler, capacity, checkpoint_dir, start_ray
-    from orchestrator.tracking import StoreError, SweepTracker, check_store, git_info, project_root, \
+    from orchestrator.plan.jobs import DataRef, cache_path, runtime_config
+    from orchestrator.run.lease import DriverBusy, DriverLease
+    from orchestrator.run.scheduler import SchedulerError, Scheduler, capacity, checkpoint_dir, start_ray
+    from orchestrator.track.tracking import StoreError, SweepTracker, check_store, git_info, project_root, \
         resolve_tracking_uri
 
     opts = opts or SearchOptions()

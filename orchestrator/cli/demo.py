@@ -21,7 +21,7 @@ from pathlib import Path
 
 import click
 
-from orchestrator.clitools import fail_on_errors
+from orchestrator.cli.tools import fail_on_errors
 
 DEMO_SPEC = "sweeps/demo.yaml"
 # the demo's benchmark: fixed here, written down in docs/learnability.md before the confirming run;
@@ -54,7 +54,7 @@ def prepare_demo_data(root: Path, echo=click.echo, data_args: dict | None = None
 
 
 def demo_spec(path: str | Path, cache: Path, smoke: bool = False):
-    from orchestrator.spec import load_spec
+    from orchestrator.spec.sweep import load_spec
 
     return load_spec(path, sets={"data.cache_dir": str(cache)}, smoke=smoke)
 
@@ -68,11 +68,11 @@ def demo_spec(path: str | Path, cache: Path, smoke: bool = False):
 def demo_cmd(tracking_uri: str | None, smoke: bool) -> None:
     """Synthetic data -> sweeps/demo.yaml (FDP, an ablation, a shuffled-label control and a
     single-frame baseline; full LOSO, Ray + MLflow) -> Table 9 with intervals and paired tests."""
-    from orchestrator.jobs import expand
-    from orchestrator.scheduler import SchedulerError, SweepOptions, run_sweep
-    from orchestrator.spec import SpecError
-    from orchestrator.summarize import render_summary
-    from orchestrator.tracking import project_root, resolve_tracking_uri
+    from orchestrator.plan.jobs import expand
+    from orchestrator.run.scheduler import SchedulerError, SweepOptions, run_sweep
+    from orchestrator.spec.sweep import SpecError
+    from orchestrator.report.summarize import render_summary
+    from orchestrator.track.tracking import project_root, resolve_tracking_uri
 
     t0 = time.perf_counter()
     root = project_root()

@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fdp.stats import SeedPredictions
-from orchestrator.tables import ConfigResult, TableInput, all_row_keys, loss_key, row_keys
-from orchestrator.tracking import SweepTracker, pool_predictions, with_retry
+from orchestrator.report.tables import ConfigResult, TableInput, all_row_keys, loss_key, row_keys
+from orchestrator.track.tracking import SweepTracker, pool_predictions, with_retry
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 SWEEP_FILES = {4: "sota", 5: "sota", 6: "sota", 7: "sota", 8: "cross_dataset", 9: "ablation",
                10: "backbones", 11: "loss_weights", 12: "sota", 13: "ablation", 14: "dic"}
 # tables printed from the published data alone when nothing of ours fills them: none (Tables
-# 12-13 recomputed from the paper's F1 lists are `orchestrator.tables.render_table(12)`; the
+# 12-13 recomputed from the paper's F1 lists are `orchestrator.report.tables.render_table(12)`; the
 # command says there is nothing of ours, like every other table)
 NO_RUNS_OK: tuple[int, ...] = ()
 # the data the paper's numbers are on, per table whose rows are variants (Tables 4-8 and 12: each
@@ -319,7 +319,7 @@ def table_input(tracker: SweepTracker, table: int, sweep: str | Sequence[str] | 
 
 def _data_of(run: "Run") -> tuple[str, bool, str]:
     """(dataset/setting label as trained on, synthetic, fingerprint) of a child run."""
-    from orchestrator.tracking import dataset_name
+    from orchestrator.track.tracking import dataset_name
 
     p, t = run.data.params, run.data.tags
     label = dataset_name(p.get("data.dataset", "?"), p.get("data.setting", "?"))
@@ -370,7 +370,7 @@ def _cross_label(key: str) -> str:
 def render_summary(table: int, tracking_uri: str, sweep: str | Sequence[str] | None = None, fmt: str = "md",
                    include_smoke: bool = False) -> tuple[str, list[str]]:
     """(rendered table, notes) for `fdp-sweep summarize --table N [--sweep A --sweep B]`."""
-    from orchestrator.tables import render_table
+    from orchestrator.report.tables import render_table
 
     tracker = SweepTracker(tracking_uri)
     notes: list[str] = []

@@ -1,7 +1,7 @@
 """The sweep file, declared once as types (STYLE.md: "Declare a schema once"; docs/sweeps.md).
 
 From these pydantic models come: the validation of a spec (`problems`: one line per mistake, each
-naming its key path, all of them at once), the defaults `orchestrator.spec` builds a `SweepSpec`
+naming its key path, all of them at once), the defaults `orchestrator.spec.sweep` builds a `SweepSpec`
 from, the table of keys in docs/sweeps.md (`keys_markdown`) and the JSON Schema `fdp-sweep schema`
 prints for editors (`json_schema`).
 
@@ -269,7 +269,7 @@ class Smoke(Block):
 
     @classmethod
     def checks(cls, raw: dict[str, Any], ok: dict[str, Any]) -> Iterator[Problem]:
-        # its data go with each experiment's: checked as --smoke applies them (orchestrator.spec)
+        # its data go with each experiment's: checked as --smoke applies them (orchestrator.spec.sweep)
         for k, v in raw.items():
             if k not in cls.model_fields:
                 yield from (((k,), m, 2) for m in config_problems(str(k), v))
@@ -441,7 +441,7 @@ class SweepFile(Block):
 
 
 def experiment_key(dataset: str, setting: str, protocol: str, test_dataset: str) -> str:
-    """An experiment's identity, as `orchestrator.tables.row_keys` reads it: the setting (LOSO)
+    """An experiment's identity, as `orchestrator.report.tables.row_keys` reads it: the setting (LOSO)
     or the direction "<dataset>-><test_dataset>" (cross-dataset, Table 8)."""
     return f"{dataset}->{test_dataset}" if protocol == "cross" else setting
 

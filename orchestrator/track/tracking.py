@@ -55,8 +55,8 @@ if TYPE_CHECKING:  # the worker imports these lazily; the driver gets them the s
 
     from fdp.config import ExperimentConfig
     from fdp.train import FoldResult
-    from orchestrator.jobs import Job
-    from orchestrator.spec import SweepSpec
+    from orchestrator.plan.jobs import Job
+    from orchestrator.spec.sweep import SweepSpec
 
 T = TypeVar("T")
 MAX_PARAM_CHARS = 6000  # MLflow's limit on one param value
@@ -439,7 +439,7 @@ def experiment_tags(job: "Job") -> dict[str, str]:
     the smoke block's data, e.g. the synthetic casme2/5, not the declared one)."""
     e = job.experiment
     if e is None:  # a job built without a spec: its own data is the experiment
-        from orchestrator.spec import experiment_key
+        from orchestrator.spec.sweep import experiment_key
 
         d = job.cfg.data
         protocol = "cross" if d.test_dataset else "loso"

@@ -27,13 +27,13 @@ def list_variants_cmd() -> None:
 
 def _register() -> None:
     # commands live beside the code they drive; the CLI module only assembles them
-    from orchestrator.commands_data import datasets_cmd, merge_cmd, prepare_cmd, synth_cmd
-    from orchestrator.commands_run import run_cmd
-    from orchestrator.commands_schema import schema_cmd
-    from orchestrator.commands_search import search_cmd
-    from orchestrator.commands_summarize import summarize_cmd
-    from orchestrator.demo import demo_cmd
-    from orchestrator.commands_train import train_cmd
+    from orchestrator.cli.data import datasets_cmd, merge_cmd, prepare_cmd, synth_cmd
+    from orchestrator.cli.run import run_cmd
+    from orchestrator.cli.schema import schema_cmd
+    from orchestrator.cli.search import search_cmd
+    from orchestrator.cli.summarize import summarize_cmd
+    from orchestrator.cli.demo import demo_cmd
+    from orchestrator.cli.train import train_cmd
 
     for cmd in (synth_cmd, prepare_cmd, datasets_cmd, merge_cmd, train_cmd, run_cmd, search_cmd, schema_cmd,
                 summarize_cmd, demo_cmd):

@@ -33,7 +33,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from orchestrator.tracking import SweepTracker, with_retry
+from orchestrator.track.tracking import SweepTracker, with_retry
 
 TTL_S = 90.0  # a lease not refreshed for this long is a dead driver's
 HEARTBEAT_S = 15.0  # how often the holder refreshes it

@@ -1,4 +1,4 @@
-"""`fdp-sweep schema`: the JSON Schema of a sweep file, from the types in orchestrator/schema.py."""
+"""`fdp-sweep schema`: the JSON Schema of a sweep file, from the types in orchestrator/spec/schema.py."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def schema_cmd(out: str | None, markdown: bool, docs: str | None) -> None:
 
     after `fdp-sweep schema --out sweep.schema.json`. `fdp-sweep run` checks more than the schema
     can say (values that need the code, such as a width the model cannot be built with)."""
-    from orchestrator.schema import json_schema, keys_markdown
+    from orchestrator.spec.schema import json_schema, keys_markdown
 
     if docs:
         path = Path(docs)

@@ -96,7 +96,7 @@ def prepare_cmd(dataset: str, root: Path, out: Path | None, no_align: bool, skip
     align every clip once and store the clip cache; then print
     what it holds beside the paper's counts (as `fdp-sweep datasets` does)."""
     from fdp.data.cache import load_cache, prepare
-    from orchestrator.datasets import summary_lines
+    from orchestrator.report.datasets import summary_lines
 
     t0 = time.time()
     progress = CountProgress("prepare")  # a live line on a terminal, plain lines in a log
@@ -131,7 +131,7 @@ def datasets_cmd(target: str | None, cache_root: Path | None, root: Path | None,
     subjects, frame sizes, clip lengths, per-setting class counts beside the paper's Tables 1-3,
     repairs, skipped rows and the known differences from the paper."""
     from fdp.data.cache import default_cache_root, find_cache, load_cache
-    from orchestrator.datasets import cache_line, list_caches, summary_lines
+    from orchestrator.report.datasets import cache_line, list_caches, summary_lines
 
     base = cache_root if cache_root is not None else default_cache_root()
     try:

@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from orchestrator.clitools import fail_on_errors, parse_sets
+from orchestrator.cli.tools import fail_on_errors, parse_sets
 
 
 @click.command("run")
@@ -33,11 +33,12 @@ from orchestrator.clitools import fail_on_errors, parse_sets
 def run_cmd(spec_path: str, dry_run: bool, smoke: bool, fresh: bool, address: str | None, sets: tuple[str, ...],
             max_parallel: int | None, tracking_uri: str | None, wait: bool, gpu_mem: float | None = None) -> None:
     """Run the sweep SPEC (a YAML file, see docs/sweeps.md); re-running resumes it."""
-    from orchestrator.jobs import expand, format_plan
-    from orchestrator.scheduler import SchedulerError, SweepOptions, run_sweep
-    from orchestrator.search import load_spec_from_search as load_spec
-    from orchestrator.spec import SpecError
-    from orchestrator.tracking import resolve_tracking_uri
+    from orchestrator.plan.jobs import expand
+    from orchestrator.plan.dry_run import format_plan
+    from orchestrator.run.scheduler import SchedulerError, SweepOptions, run_sweep
+    from orchestrator.search.study import load_spec_from_search as load_spec
+    from orchestrator.spec.sweep import SpecError
+    from orchestrator.track.tracking import resolve_tracking_uri
 
     try:
         spec = load_spec(spec_path, sets=parse_sets(sets), smoke=smoke)

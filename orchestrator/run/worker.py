@@ -1,0 +1,130 @@
+"""What one fold job does on a worker -- the same for a sweep's LOSO/cross folds and a search's
+objective folds: rebuild the config, log into the job's MLflow run (opened on the worker as the
+job starts: `open_run`; `orchestrator.track.tracking.RunLogger`), train the fold with
+`fdp.train.run_fold` (or `fdp.objective.objective_fold`) from its checkpoint, log the result and
+close the run. An exception inside the job (non-finite loss, bad data) is *caught* and reported as
+a failed outcome with the run marked FAILED: retrying a deterministic failure is pointless, and
+Ray's own retries are kept for dying worker processes."""
+
+from __future__ import annotations
+
+import os
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fdp.config import ExperimentConfig, from_dict
+
+
+@dataclass
+class JobPayload:
+    """Everything a worker needs, as plain data with absolute paths (workers run elsewhere)."""
+
+    key: str
+    label: str
+    config_label: str
+    fold: str
+    cfg: dict[str, Any]  # to_dict of the runtime config
+    run_id: str  # the MLflow run the driver created for this job
+    tracking_uri: str
+    checkpoint_path: str  # absolute; resumed from when it exists, removed on success
+    git_commit: str = ""
+    git_dirty: bool = False
+    flush_every: int = 50  # buffered step metrics per log_batch
+    # without run_id: the run is opened on the worker as the job starts (`open_run`), from these
+    experiment_id: str = ""
+    run_spec: dict[str, Any] = field(default_factory=dict)  # tags, name, dataset inputs
+    # a search's objective fold (`fdp.objective`): {"val_subject", "search_subjects", "metric",
+    # "step"}; empty for a LOSO/cross fold of a sweep
+    objective: dict[str, Any] = field(default_factory=dict)
+
+
+def open_run(payload: JobPayload) -> JobPayload:
+    """Give the payload its MLflow run, opened now -- after the worker's imports, just before the
+    job trains -- so the run's Duration in the UI is the job's own time, not its time in Ray's
+    queue or a fresh worker's start. A retried attempt finds the run its predecessor opened."""
+    if payload.run_id or not payload.run_spec:  # opened already, or an untracked job (tests, benches)
+        return payload
+    # a fresh worker's imports (torch; matplotlib for the run's figures) are its start-up, not the job
+    import matplotlib.figure  # noqa: F401
+    import fdp.train  # noqa: F401
+    from orchestrator.track.tracking import open_job_run
+
+    s = payload.run_spec
+    payload.run_id = open_job_run(payload.tracking_uri, payload.experiment_id, s["tags"], s["name"], s["inputs"])
+    return payload
+
+
+@dataclass
+class JobOutcome:
+    """What a worker reports back; the MLflow run holds the full record."""
+
+    key: str
+    ok: bool
+    error: str = ""  # one line when not ok
+    wall_time_s: float = 0.0  # time inside the job, start to end (includes data loading)
+    resumed_from_step: int = 0  # >0 when the job continued from a checkpoint
+    metrics: dict[str, float] = field(default_factory=dict)
+    pid: int = 0
+    run_id: str = ""  # the run the job logged into (opened on the worker)
+    value: float = float("nan")  # an objective fold's value (`payload.objective["metric"]`)
+    train_subjects: list[str] = field(default_factory=list)  # an objective fold's training subjects
+    val_subjects: list[str] = field(default_factory=list)  # ... and the subjects it evaluated
+
+
+def run_job(payload: JobPayload) -> JobOutcome:
+    """Train one fold into its MLflow run, resuming from its checkpoint; never raises for
+    failures inside the job. A search's objective fold (`payload.objective`) trains on the other
+    search subjects only and also logs its objective value (metric `objective_<metric>` at the
+    fold's step) and the subjects it used."""
+    from fdp.train import run_fold
+    from orchestrator.track.tracking import RunLogger
+
+    t0 = time.perf_counter()
+    ckpt = Path(payload.checkpoint_path)
+    resumed = _checkpoint_step(ckpt)
+    log = RunLogger(payload.tracking_uri, payload.run_id, flush_every=payload.flush_every)
+    obj = payload.objective
+    value, train_subjects, val_subjects = float("nan"), [], []
+    try:
+        cfg = from_dict(ExperimentConfig, payload.cfg)
+        log.start(resumed_from_step=resumed)
+        log.log_config(cfg, payload.git_commit, payload.git_dirty)
+        if obj:
+            from fdp.objective import fold_value, objective_fold
+
+            result, train_subjects = objective_fold(cfg, obj["val_subject"], obj["search_subjects"],
+                                                    callback=log.log_terms, checkpoint_path=ckpt)
+            value, val_subjects = fold_value(result, obj["metric"]), sorted(set(result.subjects))
+        else:
+            result = run_fold(cfg, payload.fold, callback=log.log_terms, checkpoint_path=ckpt)
+        log.log_result(result, cfg)
+        if obj:
+            log.log_objective(obj["metric"], value, int(obj["step"]), train_subjects, val_subjects)
+        log.finish()
+    except Exception as e:  # noqa: BLE001 - any failure inside the job is reported, not retried
+        reason = _one_line(e)
+        log.fail(reason, traceback.format_exc())
+        return JobOutcome(payload.key, False, reason, time.perf_counter() - t0, resumed, pid=os.getpid())
+    # only a finished, logged job gives up its checkpoint: anything earlier may still resume
+    ckpt.unlink(missing_ok=True)
+    return JobOutcome(payload.key, True, "", time.perf_counter() - t0, resumed, dict(result.metrics),
+                      pid=os.getpid(), value=value, train_subjects=train_subjects, val_subjects=val_subjects)
+
+
+def _checkpoint_step(path: Path) -> int:
+    if not path.exists():
+        return 0
+    try:
+        import torch
+
+        return int(torch.load(path, map_location="cpu", weights_only=True, mmap=True)["step"])
+    except Exception:  # noqa: BLE001 - an unreadable checkpoint is the trainer's to report
+        return 0
+
+
+def _one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split()) or "(no message)"
+    return f"{type(e).__name__}: {text}"[:500]
