@@ -129,6 +129,24 @@ def capacity(cluster: Cluster, res: Resources, max_parallel: int | None = None) 
     return n
 
 
+def fit(cluster: Cluster, res: Resources, max_parallel: int | None = None) -> int:
+    """`capacity`, or SchedulerError (one line naming the biggest node) when no node fits one job;
+    a local cluster started for nothing is shut down first."""
+    par = capacity(cluster, res, max_parallel)
+    if par >= 1:
+        return par
+    if cluster.started_here:
+        import ray
+
+        ray.shutdown()
+    nodes = cluster.nodes or [(cluster.cpus, cluster.gpus)]
+    biggest = max(nodes, key=lambda n: (n[1], n[0]))
+    raise SchedulerError(
+        f"no node of the cluster ({cluster.cpus:g} cpus, {cluster.gpus:g} gpus"
+        + (f" on {len(nodes)} nodes, at most {biggest[0]:g} cpus / {biggest[1]:g} gpus on one" if len(nodes) > 1
+           else "") + f") fits one job ({res.cpus:g} cpus, {res.gpus:g} gpus); lower `resources:` in the spec")
+
+
 class JobSource:
     """What feeds the scheduler: a sweep's static plan (`PlanSource`) or a search's Optuna study
     (`orchestrator.search.study.StudySource`). The scheduler asks for jobs while it has free slots and
@@ -373,19 +391,7 @@ def _run_leased(plan: Plan, opts: SweepOptions, root: Path, uri: str, data: str,
     spec = plan.spec
     # --- resources first: a sweep whose jobs no node can run creates no store, run or checkpoint
     cluster = start_ray(opts.address, opts.num_cpus, opts.num_gpus) if plan.jobs else None
-    par = capacity(cluster, spec.resources, opts.max_parallel) if cluster else 1
-    if cluster is not None and par < 1:
-        if cluster.started_here:
-            import ray
-
-            ray.shutdown()
-        nodes = cluster.nodes or [(cluster.cpus, cluster.gpus)]
-        biggest = max(nodes, key=lambda n: (n[1], n[0]))
-        raise SchedulerError(
-            f"no node of the cluster ({cluster.cpus:g} cpus, {cluster.gpus:g} gpus"
-            + (f" on {len(nodes)} nodes, at most {biggest[0]:g} cpus / {biggest[1]:g} gpus on one" if len(nodes) > 1
-               else "") + f") fits one job ({spec.resources.cpus:g} cpus, {spec.resources.gpus:g} gpus); "
-            "lower `resources:` in the spec")
+    par = fit(cluster, spec.resources, opts.max_parallel) if cluster else 1
 
     # --- tracking: everything a worker needs exists before the first worker starts (SPEC §7)
     tracker = SweepTracker(uri, root)

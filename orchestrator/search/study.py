@@ -578,7 +578,7 @@ def run_search(spec: SweepSpec, settings: SearchSettings, opts: SearchOptions | 
     from fdp.train import fold_names
     from orchestrator.plan.jobs import DataRef, cache_path, runtime_config
     from orchestrator.run.lease import DriverBusy, DriverLease
-    from orchestrator.run.scheduler import SchedulerError, Scheduler, capacity, checkpoint_dir, start_ray
+    from orchestrator.run.scheduler import SchedulerError, Scheduler, checkpoint_dir, fit, start_ray
     from orchestrator.track.tracking import StoreError, SweepTracker, check_store, git_info, project_root, \
         resolve_tracking_uri
 
@@ -634,10 +634,7 @@ def run_search(spec: SweepSpec, settings: SearchSettings, opts: SearchOptions | 
             _finish(report, study, tracker, study_run, settings)
             return report
         cluster = start_ray(opts.address, opts.num_cpus)
-        slots = max(capacity(cluster, spec.resources, opts.max_parallel), 0)
-        if slots < 1:
-            raise SearchError(f"no node of the cluster ({cluster.cpus:g} cpus, {cluster.gpus:g} gpus) fits one "
-                              f"fold ({spec.resources.cpus:g} cpus, {spec.resources.gpus:g} gpus)")
+        slots = fit(cluster, spec.resources, opts.max_parallel)
         stream.write(f"search {settings.study}: {budget} trial(s) to run ({finished_trials(study)} done earlier), "
                      f"{len(val_subjects)} validation folds each over search subjects {','.join(split.search)}; "
                      f"holdout (never used) {','.join(split.holdout)}; objective mean {settings.metric} "
