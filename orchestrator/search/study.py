@@ -313,6 +313,7 @@ class _Active:
     queue: deque  # (step, subject) not yet handed out
     values: dict[int, float] = field(default_factory=dict)
     running: set[str] = field(default_factory=set)  # job keys in flight
+    reused: int = 0  # folds whose value was read back from an earlier run of the same key
     t0: float = field(default_factory=time.monotonic)
 
 
@@ -437,13 +438,16 @@ class StudySource:
 
         if key in self.values:
             self.report.reused.append(key)
+            a.reused += 1
             self._value(a, step, self.values[key])
             return None
         run = self.folds.get(key)
-        if run is not None and int(run.data.tags.get("fdp.trial", -1)) in self.requeued:
+        adopted = run is not None and int(run.data.tags.get("fdp.trial", -1)) in self.requeued
+        if adopted:
             self._adopt(run, a)  # a fold of a trial whose driver died: the new trial carries it on
         if run is not None and run.info.status == "FINISHED" and f"objective_{self.s.metric}" in run.data.metrics:
             self.report.reused.append(key)
+            a.reused += 1
             self._value(a, step, float(run.data.metrics[f"objective_{self.s.metric}"]))
             return None
         job = Job(key, f"trial{a.trial.number}|val={subject}", f"trial{a.trial.number}", subject,
@@ -455,9 +459,13 @@ class StudySource:
         ckpt = self.ckpt_dir / f"{key}.pt"
         if run is None:
             ckpt.unlink(missing_ok=True)  # no run of this key: a checkpoint left behind is not one to resume
+        # an adopted run continues (from its checkpoint); a fold of another trial that did not finish
+        # (pruned, failed) keeps its run, this trial's attempt gets its own (its checkpoint, of the same
+        # config, fold and data, is still the same training)
+        rid = run.info.run_id if adopted else ""
         a.running.add(key)
         self.of_key[key] = (a, step, subject)
-        return JobPayload(key, job.label, job.config_label, subject, a.cfg, run.info.run_id if run else "",
+        return JobPayload(key, job.label, job.config_label, subject, a.cfg, rid,
                           self.tracker.uri, str(ckpt), self.commit, self.dirty, 50, self.exp_id,
                           {"tags": tags, "name": f"trial{a.trial.number}|val={subject}", "inputs": []},
                           {"val_subject": subject, "search_subjects": list(self.split.search),
@@ -502,7 +510,8 @@ class StudySource:
         ms = [Metric(f"fold_{self.s.metric}", v, now, s) for s, v in sorted(a.values.items())]
         if mean is not None:
             ms.append(Metric(self.s.metric if state == "COMPLETE" else f"{self.s.metric}_so_far", mean, now, 0))
-        tags = [RunTag("fdp.trial_state", state), RunTag("fdp.folds_done", str(len(a.values)))]
+        tags = [RunTag("fdp.trial_state", state), RunTag("fdp.folds_done", str(len(a.values))),
+                RunTag("fdp.folds_reused", str(a.reused))]
         if error:
             tags.append(RunTag("fdp.error", error[:5000]))
         with_retry(self.tracker.client.log_batch, a.run_id, metrics=ms, tags=tags)
@@ -537,10 +546,7 @@ class StudySource:
         return out
 
     def _run_of(self, a: _Active, key: str) -> str:
-        """The fold run a worker opened for `key` under trial `a` ("" if it never started)."""
-        run = self.folds.get(key)
-        if run is not None:
-            return run.info.run_id
+        """The fold run of `key` under trial `a`: adopted, or opened by a worker ("" if it never started)."""
         found = self.tracker.search(self.exp_id, f"tags.`mlflow.parentRunId` = '{a.run_id}' and "
                                                  f"tags.`fdp.job_key` = '{key}'", max_results=1)
         return found[0].info.run_id if found else ""
