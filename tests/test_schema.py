@@ -68,6 +68,19 @@ def test_schema_accepts_every_sweep_file(path, validator):
     assert [e.message for e in validator.iter_errors(yaml.safe_load(path.read_text()))] == []
 
 
+def test_schema_takes_what_the_validator_takes(validator):
+    """One variant as a bare name and `smoke:` with nothing under it are valid files: an editor
+    must not flag them; an unknown name or an empty list still is."""
+    from orchestrator.spec.sweep import parse_spec
+
+    base = {"name": "x", "dataset": "casme2", "setting": "casme2/5"}
+    for ok in ({**base, "variants": "fdp"}, {**base, "variants": ["fdp"], "smoke": None, "overrides": None}):
+        parse_spec(dict(ok))  # the validator takes it
+        assert [e.message for e in validator.iter_errors(ok)] == []
+    for bad in ({**base, "variants": "nope"}, {**base, "variants": []}, {**base, "variants": ["fdp"], "smoke": 3}):
+        assert list(validator.iter_errors(bad))
+
+
 # Bad specs of the corpus no JSON Schema can refuse: they stay caught by the loader / validator.
 NOT_IN_SCHEMA = {
     "spec-malformed-yaml": "not YAML at all: the loader refuses it",

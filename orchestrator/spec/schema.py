@@ -557,7 +557,24 @@ def _expect_of(annotation: Any) -> Expect:
 
 
 def json_schema() -> dict[str, Any]:
-    """The JSON Schema of a sweep file (draft 2020-12), for editors (`fdp-sweep schema`)."""
+    """The JSON Schema of a sweep file (draft 2020-12), for editors (`fdp-sweep schema`); it takes
+    what the validator takes before its own types: one variant as a bare name, an empty block."""
+    out = _schema()
+    props = out["properties"]
+    props["variants"] = {**{k: v for k, v in props["variants"].items() if k not in ("type", "items", "minItems",
+                                                                                   "uniqueItems")},
+                         "anyOf": [{k: v for k, v in props["variants"].items() if k in ("type", "items", "minItems",
+                                                                                        "uniqueItems")},
+                                   props["variants"]["items"]]}
+    for key in ("grid", "overrides", "resources", "tracking", "smoke"):  # `key:` with nothing under it
+        inner = {k: v for k, v in props[key].items() if k not in ("description", "default", "title")}
+        props[key] = {**{k: v for k, v in props[key].items() if k in ("description", "default", "title")},
+                      "anyOf": [inner, {"type": "null"}]}
+    return out
+
+
+def _schema() -> dict[str, Any]:
+    """The schema as the types declare it (the docs table reads it)."""
     out = SweepFile.model_json_schema()
     out["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     out["title"] = "fdp-sweep sweep file"
@@ -576,8 +593,8 @@ def json_schema() -> dict[str, Any]:
 
 
 def keys_markdown() -> str:
-    """The table of the keys of a sweep file, read off `json_schema` (docs/sweeps.md)."""
-    schema = json_schema()
+    """The table of the keys of a sweep file, read off the schema (docs/sweeps.md)."""
+    schema = _schema()
     defs = schema["$defs"]
     rows = ["| key | type | default | what it does |", "|---|---|---|---|"]
 
