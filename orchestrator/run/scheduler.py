@@ -1,4 +1,6 @@
-"""Running a sweep's jobs on Ray core tasks, with MLflow bookkeeping, resume and fault handling.
+"""Running fold jobs on Ray core tasks -- a sweep's plan (`run_sweep`) or a search's study
+(`orchestrator.search.study.StudySource`), both through the one `Scheduler` loop -- with MLflow
+bookkeeping, resume and fault handling.
 
 Faults, and who handles them:
 * a worker process dies (OOM kill, node loss, kill -9): Ray re-runs the task (`max_retries` =
