@@ -25,10 +25,10 @@ import torch  # noqa: E402
 
 from fdp.metrics import pooled_metrics  # noqa: E402
 from fdp.model import build_model  # noqa: E402
+from fdp.profiles import PROFILES, profile  # noqa: E402
 from fdp.train import evaluate, load_bank, train_step  # noqa: E402
 from fdp.variants import build_config  # noqa: E402
 from orchestrator.clitools import parse_sets  # noqa: E402
-from fdp.profiles import PROFILES, profile  # noqa: E402
 
 
 def main() -> None:
