@@ -19,7 +19,7 @@ install: $(BIN)/fdp-sweep
 # synthetic benchmark -> clip cache -> sweeps/demo.yaml (fdp, no_dic, shuffled control, single frame;
 # Ray + MLflow) -> Table 9 with intervals and paired tests. `demo`: the full-LOSO laptop experiment of
 # issue #14 (README: its output and time); `demo-smoke`: its smoke size (2 folds, 4 steps: the whole
-# chain in a minute, numbers at chance; what CI runs)
+# chain in a minute, numbers at chance; CI runs the sweep at this size in tests/test_demo.py)
 demo: install
 	$(BIN)/fdp-sweep demo
 

@@ -28,7 +28,7 @@ DEMO_SPEC = "sweeps/demo.yaml"
 # was never used to choose anything (profile and benchmark were chosen on dev draws 10, 11; draw 5 was
 # the first demo's, seen). Amplitude 0.12 with the default static range 4: single frames at chance.
 DEMO_DATA = {"subjects": 6, "clips_per_subject": 25, "seed": 7, "amplitude": 0.12, "difficulty": 0.0}
-# `demo --smoke` (CI, `make demo-smoke`): the same benchmark, fewer clips; a pipeline check of a minute
+# `demo --smoke` (`make demo-smoke`, CI's size): the same benchmark, fewer clips; a pipeline check of a minute
 SMOKE_DATA = {**DEMO_DATA, "subjects": 4, "clips_per_subject": 10}
 
 
