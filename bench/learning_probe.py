@@ -25,10 +25,10 @@ import torch  # noqa: E402
 
 from fdp.metrics import pooled_metrics  # noqa: E402
 from fdp.model import build_model  # noqa: E402
+from fdp.profiles import PROFILES, profile  # noqa: E402
 from fdp.train import evaluate, load_bank, train_step  # noqa: E402
 from fdp.variants import build_config  # noqa: E402
 from orchestrator.cli.tools import parse_sets  # noqa: E402
-from orchestrator.cli.train import SMOKE_OVERRIDES  # noqa: E402
 
 
 def main() -> None:
@@ -38,10 +38,12 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=600)
     ap.add_argument("--every", type=int, default=100)
     ap.add_argument("--dev", type=int, default=2, help="held-out dev subjects (the last ones by name)")
-    ap.add_argument("--full-size", action="store_true", help="the paper-sized model instead of the smoke size")
+    ap.add_argument("--full-size", action="store_true", help="the paper-sized model instead of the profile's size")
+    ap.add_argument("--profile", default="smoke", choices=sorted(PROFILES),
+                    help="size profile (fdp/profiles.py); the probe's batch is 16 unless --set says otherwise")
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
     a = ap.parse_args()
-    over = {} if a.full_size else dict(SMOKE_OVERRIDES)
+    over = {} if a.full_size else profile(a.profile)
     over.update({"data.cache_dir": a.cache, "train.device": "cpu", "train.batch_size": 16})
     over.update(parse_sets(a.sets))
     cfg = build_config(a.variant, over)
