@@ -153,9 +153,13 @@ def test_killed_search_driver_is_continued_by_the_same_command(synth_cache, tmp_
     while time.monotonic() < deadline and proc.poll() is None and _finished_folds(tmp_path / "mlflow.db") < 2:
         time.sleep(0.2)
     assert proc.poll() is None, proc.communicate()[0]
-    os.killpg(proc.pid, signal.SIGKILL)  # the driver and everything its session started (Ray)
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver and its local Ray (each Ray worker is its own process group)
     proc.wait()
-    done_before = _finished_folds(tmp_path / "mlflow.db")
+    done_before, stable_since = _finished_folds(tmp_path / "mlflow.db"), time.monotonic()
+    while time.monotonic() - stable_since < 3:  # an orphaned worker stops at its next step (run.worker)
+        time.sleep(0.2)
+        if (n := _finished_folds(tmp_path / "mlflow.db")) != done_before:
+            done_before, stable_since = n, time.monotonic()
     assert 2 <= done_before < 6  # killed in the middle of the study
 
     again = _driver(tmp_path, spec)
@@ -187,3 +191,42 @@ def test_killed_search_driver_is_continued_by_the_same_command(synth_cache, tmp_
     for r in folds:  # every fold hangs under a finished trial, the carried-over ones under the continuation
         assert trials[r.data.tags["fdp.trial"]].info.status == "FINISHED"
     assert trials[str(failed.number)].data.tags["fdp.trial_state"] == "FAIL"
+
+
+ORPHAN = r"""
+import os, sys, time
+from pathlib import Path
+out = Path(sys.argv[1])
+if os.fork():  # the "raylet": gone once its worker is guarded
+    while not (out / "guarded").exists():
+        time.sleep(0.01)
+    os._exit(0)
+from orchestrator.run import worker  # the "worker"
+worker.guard_parent()
+(out / "guarded").write_text(str(os.getpid()))
+for _ in range(600):  # a job's steps
+    worker.stop_if_orphaned()
+    time.sleep(0.01)
+(out / "survived").write_text("trained on without its raylet")
+"""
+
+
+def test_a_worker_whose_raylet_died_stops_at_its_next_step(tmp_path):
+    """Killing a driver kills its local raylet, but a Ray worker is its own process group and would
+    train on, finish its run, and race the re-run that resumes the same job: it stops instead."""
+    import psutil
+
+    subprocess.run([sys.executable, "-c", ORPHAN, str(tmp_path)], check=True, timeout=60, cwd=Path(__file__).parents[1])
+    pid = int((tmp_path / "guarded").read_text())
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                break
+        except psutil.NoSuchProcess:
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail("the orphaned worker is still running")
+    time.sleep(0.2)
+    assert not (tmp_path / "survived").exists()

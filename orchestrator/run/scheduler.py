@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from fdp.config import to_dict
-from orchestrator.run.worker import JobOutcome, JobPayload, open_run, run_job
+from orchestrator.run.worker import JobOutcome, JobPayload, guard_parent, open_run, run_job
 from orchestrator.plan.jobs import Plan, runtime_config
 from orchestrator.run.progress import Progress
 from orchestrator.spec.sweep import Resources
@@ -210,6 +210,7 @@ class Scheduler:
         self.parallel = parallel
 
         def task(payload: JobPayload) -> JobOutcome:
+            guard_parent()  # a worker whose raylet dies (its driver was killed) stops instead of training on
             payload = open_run(payload)  # on the worker, as the job starts
             out = job_fn(payload)
             out.run_id = out.run_id or payload.run_id

@@ -17,6 +17,25 @@ from typing import Any
 
 from fdp.config import ExperimentConfig, from_dict
 
+ORPHAN_EXIT = 70  # exit status of a worker that stopped because its raylet is gone
+_parent: int | None = None  # pid of the raylet that started this worker process (set by `guard_parent`)
+
+
+def guard_parent() -> None:
+    """Called in a Ray task before the job (the scheduler's task does): from now on the job stops
+    at its next step if the raylet that started this worker is gone (`stop_if_orphaned`)."""
+    global _parent
+    _parent = os.getppid()
+
+
+def stop_if_orphaned() -> None:
+    """A Ray worker is its own process group, so killing a driver with its local cluster leaves the
+    worker training on after its raylet died: nobody can collect its result, and the re-run of the
+    same command resumes this job from its checkpoint -- training on would train the fold twice, at
+    once, into one run. Exit now, writing nothing: the run stays as it is and the checkpoint resumes."""
+    if _parent is not None and os.getppid() != _parent:
+        os._exit(ORPHAN_EXIT)
+
 
 @dataclass
 class JobPayload:
@@ -88,6 +107,11 @@ def run_job(payload: JobPayload) -> JobOutcome:
     log = RunLogger(payload.tracking_uri, payload.run_id, flush_every=payload.flush_every)
     obj = payload.objective
     value, train_subjects, val_subjects = float("nan"), [], []
+
+    def on_step(step: int, terms: dict[str, float]) -> None:
+        stop_if_orphaned()
+        log.log_terms(step, terms)
+
     try:
         cfg = from_dict(ExperimentConfig, payload.cfg)
         log.start(resumed_from_step=resumed)
@@ -96,10 +120,11 @@ def run_job(payload: JobPayload) -> JobOutcome:
             from fdp.objective import fold_value, objective_fold
 
             result, train_subjects = objective_fold(cfg, obj["val_subject"], obj["search_subjects"],
-                                                    callback=log.log_terms, checkpoint_path=ckpt)
+                                                    callback=on_step, checkpoint_path=ckpt)
             value, val_subjects = fold_value(result, obj["metric"]), sorted(set(result.subjects))
         else:
-            result = run_fold(cfg, payload.fold, callback=log.log_terms, checkpoint_path=ckpt)
+            result = run_fold(cfg, payload.fold, callback=on_step, checkpoint_path=ckpt)
+        stop_if_orphaned()  # before the result: a job nobody waits for must not finish its run
         log.log_result(result, cfg)
         if obj:
             log.log_objective(obj["metric"], value, int(obj["step"]), train_subjects, val_subjects)
