@@ -10,7 +10,9 @@ Faults, and who handles them:
   run is marked FAILED with `fdp.error`, and the sweep goes on (`retry_exceptions=False`: a
   deterministic failure would fail again);
 * the driver dies: re-running the same command finds the parent run by spec hash, skips FINISHED
-  jobs and re-submits the others into their existing runs, which resume from their checkpoints.
+  jobs and re-submits the others into their existing runs, which resume from their checkpoints. A
+  worker of a local cluster that died with its driver (Ray workers are their own process groups)
+  stops at its next step (`run.worker.stop_if_orphaned`), so it never races the resumed job.
 
 Concurrency is bounded on the driver (at most `capacity` tasks in flight, `ray.wait` for the next
 to finish), so "running" in the progress display means running, not queued inside Ray.
