@@ -19,9 +19,7 @@ from pathlib import Path
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np  # noqa: E402
-
-from fdp.baselines import loso_predictions, small  # noqa: E402
+from fdp.baselines import draw_readouts  # noqa: E402
 from fdp.data.cache import load_cache, prepare  # noqa: E402
 from fdp.data.synth import write_synthetic  # noqa: E402
 from fdp.metrics import pooled_metrics  # noqa: E402
@@ -45,20 +43,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = write_synthetic(Path(tmp) / "s", **args)
         cache = load_cache(prepare("casme2", root, Path(tmp) / "cache", size=LAPTOP_ALIGNED))
-        classes = sorted({c["emotion"] for c in cache.clips})
-        y = np.array([classes.index(c["emotion"]) for c in cache.clips])
-        subjects = np.array([c["subject"] for c in cache.clips])
-        rng = np.random.default_rng(0)
-        feats: dict[str, list] = {"apex": [], "random": [], "apex-onset": []}
-        for i, c in enumerate(cache.clips):
-            frames = cache.clip_frames(i)
-            apex = small(frames[c["apex"] - c["onset"]], LAPTOP["data.crop"])
-            feats["apex"].append(apex)
-            feats["random"].append(small(frames[rng.integers(len(frames))], LAPTOP["data.crop"]))
-            feats["apex-onset"].append(apex - small(frames[0], LAPTOP["data.crop"]))
+        preds, y, classes = draw_readouts(cache, LAPTOP["data.crop"])
     out = []
-    for k, v in feats.items():
-        m = pooled_metrics(y, loso_predictions(np.asarray(v), y, subjects), len(classes))
+    for k, p in preds.items():
+        m = pooled_metrics(y, p, len(classes))
         out.append(f"{k} acc {m['acc']:.3f} uf1 {m['uf1']:.3f}")
     print(f"{args}: " + " | ".join(out), flush=True)
 

@@ -74,6 +74,25 @@ def frame_features(cache) -> dict[str, np.ndarray]:
     return {k: np.asarray(v) for k, v in out.items()}
 
 
+def draw_readouts(cache, crop: int, seed: int = 0) -> tuple[dict[str, np.ndarray], np.ndarray, list[str]]:
+    """LOSO predictions of the linear read-outs of a prepared (synthetic) draw, each on the
+    `crop` x `crop` centre: the annotated apex frame, a random frame (seeded), and apex - onset (a
+    motion feature given the key frames). Returns ({read-out: predictions}, labels, class names):
+    a benchmark fit for the demo keeps the single-frame read-outs near chance (issue #14)."""
+    classes = sorted({c["emotion"] for c in cache.clips})
+    y = np.array([classes.index(c["emotion"]) for c in cache.clips])
+    subjects = np.array([c["subject"] for c in cache.clips])
+    rng = np.random.default_rng(seed)
+    feats: dict[str, list] = {"apex": [], "random": [], "apex-onset": []}
+    for i, c in enumerate(cache.clips):
+        frames = cache.clip_frames(i)
+        apex = small(frames[c["apex"] - c["onset"]], crop)
+        feats["apex"].append(apex)
+        feats["random"].append(small(frames[rng.integers(len(frames))], crop))
+        feats["apex-onset"].append(apex - small(frames[0], crop))
+    return {k: loso_predictions(np.asarray(v), y, subjects) for k, v in feats.items()}, y, classes
+
+
 def bank_apex_features(bank, cache, positions: np.ndarray, crop: int) -> np.ndarray:
     """(n, 256) apex-frame features of bank positions `positions` (`cache` is the bank's cache)."""
     rows = []
