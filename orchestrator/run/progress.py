@@ -42,6 +42,7 @@ class Progress:
     metrics: dict[str, str] = field(default_factory=dict)  # config label -> "uf1=0.512 uar=0.498"
     t0: float = field(default_factory=time.monotonic)
     name: str = "sweep"  # what the status line is about ("sweep", "search")
+    unit: str = "jobs"  # what it counts ("jobs"; a search's are its objective "folds")
     _last: float = float("-inf")  # first event always draws
     _drawn_lines: int = 0
 
@@ -85,7 +86,7 @@ class Progress:
 
     def status_line(self) -> str:
         eta = self.eta()
-        parts = [f"jobs {self.done}/{self.total} done", f"{self.running} running", f"{self.failed} failed",
+        parts = [f"{self.unit} {self.done}/{self.total} done", f"{self.running} running", f"{self.failed} failed",
                  f"{self.queued} queued"]
         if self.skipped:
             parts.append(f"{self.skipped} skipped")

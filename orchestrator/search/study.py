@@ -649,7 +649,8 @@ def run_search(spec: SweepSpec, settings: SearchSettings, opts: SearchOptions | 
         stream.flush()
         ckpts = checkpoint_dir(root, f"search-{settings.study}")
         ckpts.mkdir(parents=True, exist_ok=True)
-        progress = Progress(total=0, parallel=slots, stream=stream, interval=opts.progress_interval, name="search")
+        progress = Progress(total=0, parallel=slots, stream=stream, interval=opts.progress_interval, name="search",
+                            unit="folds")
         source = StudySource(study, settings, conf, split, val_subjects, tracker, exp_id, study_run, DataRef.of(path),
                              ckpts, commit, dirty, budget, report, progress, stream)
         t0 = time.monotonic()
