@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 import ray
+from fixtures_runs import cli_driver, finished_runs, statuses_by_key
 
 from fdp.train import FoldResult
 from orchestrator.run.worker import JobOutcome, JobPayload, run_job
@@ -286,12 +286,7 @@ def _sweep_file(tmp: Path, cache: Path) -> Path:
 
 
 def _driver(root: Path, spec: Path) -> subprocess.Popen:
-    env = {**os.environ, "FDP_PROJECT_ROOT": str(root), "MLFLOW_DISABLE_TELEMETRY": "true",
-           "RAY_USAGE_STATS_ENABLED": "0"}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    env.pop("RAY_ADDRESS", None)
-    return subprocess.Popen([sys.executable, "-c", DRIVER, str(spec)], cwd=root, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    return cli_driver(root, DRIVER, spec)
 
 
 @pytest.mark.integration
@@ -306,18 +301,10 @@ def test_killed_driver_resumes_to_the_same_result(synth_cache, tmp_path):
     spec_k, spec_c = _sweep_file(killed, synth_cache), _sweep_file(clean, synth_cache)
 
     proc = _driver(killed, spec_k)
-    # poll read-only with sqlite3: an MlflowClient here would race the driver's schema creation
-    db = f"file:{killed / 'mlflow.db'}?mode=ro"
     deadline, finished = time.monotonic() + 240, 0
     while time.monotonic() < deadline and proc.poll() is None and finished < 2:
         time.sleep(0.3)
-        try:
-            with sqlite3.connect(db, uri=True, timeout=1) as con:
-                finished = con.execute("SELECT count(*) FROM runs r JOIN tags t ON t.run_uuid = r.run_uuid "
-                                       "WHERE t.key = 'fdp.role' AND t.value = 'job' "
-                                       "AND r.status = 'FINISHED'").fetchone()[0]
-        except sqlite3.Error:
-            continue  # not created yet, or locked: poll again
+        finished = finished_runs(killed / "mlflow.db", "job")
     assert proc.poll() is None and finished >= 2, proc.communicate()[0] if proc.poll() is not None else finished
     os.killpg(proc.pid, signal.SIGKILL)  # the driver and everything its session started (Ray)
     proc.wait()
@@ -333,10 +320,7 @@ def test_killed_driver_resumes_to_the_same_result(synth_cache, tmp_path):
     def state(root: Path) -> tuple[dict[str, list[str]], dict[str, float]]:
         c = MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
         exp = c.get_experiment_by_name("resume-exp")
-        runs = c.search_runs([exp.experiment_id], "tags.`fdp.role` = 'job'")
-        by_key: dict[str, list[str]] = {}
-        for r in runs:
-            by_key.setdefault(r.data.tags["fdp.job_key"], []).append(r.info.status)
+        by_key = statuses_by_key(c.search_runs([exp.experiment_id], "tags.`fdp.role` = 'job'"))
         (parent,) = c.search_runs([exp.experiment_id], "tags.`fdp.role` = 'parent'")
         return by_key, parent.data.metrics
 

@@ -8,7 +8,6 @@ import io
 import os
 import re
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -18,6 +17,7 @@ from pathlib import Path
 import pytest
 import ray
 import yaml
+from fixtures_runs import cli_driver, finished_runs, statuses_by_key
 
 from orchestrator.run.worker import JobOutcome, JobPayload, run_job
 from orchestrator.search.study import SearchOptions, parse_search, run_search
@@ -120,22 +120,11 @@ DRIVER = "from orchestrator.cli.search import search_cmd; search_cmd()"
 
 
 def _driver(root: Path, spec: Path) -> subprocess.Popen:
-    env = {**os.environ, "FDP_PROJECT_ROOT": str(root), "MLFLOW_DISABLE_TELEMETRY": "true",
-           "RAY_USAGE_STATS_ENABLED": "0"}
-    for k in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS", "FDP_OPTUNA_STORAGE"):
-        env.pop(k, None)
-    return subprocess.Popen([sys.executable, "-c", DRIVER, str(spec), "--max-parallel", "1"], cwd=root, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    return cli_driver(root, DRIVER, spec, "--max-parallel", "1")
 
 
 def _finished_folds(db: Path) -> int:
-    try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as con:
-            return con.execute("SELECT count(*) FROM runs r JOIN tags t ON t.run_uuid = r.run_uuid "
-                               "WHERE t.key = 'fdp.role' AND t.value = 'search_fold' "
-                               "AND r.status = 'FINISHED'").fetchone()[0]
-    except sqlite3.Error:
-        return 0  # not created yet, or locked: poll again
+    return finished_runs(db, "search_fold")
 
 
 @pytest.mark.integration
@@ -178,9 +167,7 @@ def test_killed_search_driver_is_continued_by_the_same_command(synth_cache, tmp_
     c = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     exp = c.get_experiment_by_name("exp-killd")
     folds = c.search_runs([exp.experiment_id], "tags.`fdp.role` = 'search_fold'")
-    by_key: dict[str, list[str]] = {}
-    for r in folds:
-        by_key.setdefault(r.data.tags["fdp.job_key"], []).append(r.info.status)
+    by_key = statuses_by_key(folds)
     assert len(by_key) == 2 * 3  # 2 parameter sets x 3 validation folds
     assert all(v == ["FINISHED"] for v in by_key.values()), by_key  # each trained to completion once
     trained, reused = map(int, re.search(r"(\d+) fold\(s\) trained, (\d+) reused", out).groups())

@@ -25,6 +25,7 @@ import os
 import shutil
 import sys
 import time
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -151,14 +152,14 @@ def fit(cluster: Cluster, res: Resources, max_parallel: int | None = None) -> in
            else "") + f") fits one job ({res.cpus:g} cpus, {res.gpus:g} gpus); lower `resources:` in the spec")
 
 
-class JobSource:
+class JobSource(ABC):
     """What feeds the scheduler: a sweep's static plan (`PlanSource`) or a search's Optuna study
     (`orchestrator.search.study.StudySource`). The scheduler asks for jobs while it has free slots and
     tells the source what became of each; the source may answer with jobs to cancel."""
 
+    @abstractmethod
     def next_job(self) -> JobPayload | None:
         """A job to start now, or None (nothing ready: wait for a running job to finish)."""
-        raise NotImplementedError
 
     def started(self, payload: JobPayload) -> None:
         """`payload` was handed to Ray."""

@@ -51,6 +51,7 @@ from fdp.config import ConfigError, ExperimentConfig, to_dict
 from fdp.objective import ObjectiveError, SubjectSplit, split_subjects
 from orchestrator.run.worker import JobOutcome, JobPayload, run_job
 from orchestrator.run.progress import Progress
+from orchestrator.run.scheduler import JobSource, Scheduler, SchedulerError, checkpoint_dir, fit, start_ray
 from orchestrator.spec.schema import METRICS  # noqa: F401 - the search block's schema, where callers found it
 from orchestrator.spec.sweep import SearchSettings, SpecError, SweepSpec, configurations, parse_search  # noqa: F401
 from orchestrator.track.tracking import with_retry
@@ -320,7 +321,7 @@ class _Active:
 REQUEUED = "requeued_trials"  # study user attr: trial numbers whose parameters were asked again
 
 
-class StudySource:
+class StudySource(JobSource):
     """The search as a job source: asks Optuna for trials (at most `parallel` open), hands out
     each trial's objective folds as jobs (key: config + validation subject + data, so the same
     parameters find the same folds again), reports each finished fold to the trial (WilcoxonPruner
@@ -584,7 +585,6 @@ def run_search(spec: SweepSpec, settings: SearchSettings, opts: SearchOptions | 
     from fdp.train import fold_names
     from orchestrator.plan.jobs import DataRef, cache_path, runtime_config
     from orchestrator.run.lease import DriverBusy, DriverLease
-    from orchestrator.run.scheduler import SchedulerError, Scheduler, checkpoint_dir, fit, start_ray
     from orchestrator.track.tracking import StoreError, SweepTracker, check_store, git_info, project_root, \
         resolve_tracking_uri
 
