@@ -27,7 +27,8 @@ import sys
 import time
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -60,6 +61,13 @@ class Cluster:
     log_dir: str  # where the workers' stdout/stderr files are (Ray's session dir)
     started_here: bool  # a local cluster this process started (and shuts down)
     nodes: list[tuple[float, float]] = field(default_factory=list)  # (cpus, gpus) of each alive node; [] = one node
+
+    def stop(self) -> None:
+        """Shut down a local cluster this process started; an attached one keeps running."""
+        if self.started_here:
+            import ray
+
+            ray.shutdown()
 
 
 def _alive_nodes() -> list[tuple[float, float]]:
@@ -140,10 +148,7 @@ def fit(cluster: Cluster, res: Resources, max_parallel: int | None = None) -> in
     par = capacity(cluster, res, max_parallel)
     if par >= 1:
         return par
-    if cluster.started_here:
-        import ray
-
-        ray.shutdown()
+    cluster.stop()
     nodes = cluster.nodes or [(cluster.cpus, cluster.gpus)]
     biggest = max(nodes, key=lambda n: (n[1], n[0]))
     raise SchedulerError(
@@ -295,19 +300,25 @@ def _first_line(e: BaseException) -> str:
 
 
 @dataclass
-class SweepOptions:
-    fresh: bool = False  # start a new sweep instance even if one with this spec hash exists
+class DriverOptions:
+    """How a driver -- `run_sweep`, or a search's `orchestrator.search.study.run_search` -- runs."""
+
     address: str | None = None  # Ray cluster to attach to (else $RAY_ADDRESS, else local)
-    max_parallel: int | None = None  # cap on jobs at once
     tracking_uri: str | None = None  # else $MLFLOW_TRACKING_URI, else sqlite in the project root
     root: Path | None = None  # project root (else $FDP_PROJECT_ROOT or cwd)
     num_cpus: int | None = None  # CPUs of a local cluster (default: all)
-    num_gpus: int | None = None  # GPUs of a local cluster (default: Ray's detection; tests declare fake ones)
-    job_fn: JobFn = run_job  # what a task runs; tests swap it for orchestration-only checks
+    max_parallel: int | None = None  # cap on jobs at once
+    job_fn: JobFn = run_job  # what a task runs; tests swap or wrap it
     stream: TextIO | None = None  # progress/status output (default stderr)
     progress_interval: float = 10.0  # seconds between progress lines when not on a terminal
+    wait: bool = False  # another driver runs this instance: wait for it instead of refusing
+
+
+@dataclass
+class SweepOptions(DriverOptions):
+    fresh: bool = False  # start a new sweep instance even if one with this spec hash exists
+    num_gpus: int | None = None  # GPUs of a local cluster (default: Ray's detection; tests declare fake ones)
     flush_every: int = 50  # buffered step metrics per log_batch
-    wait: bool = False  # another driver runs this sweep instance: wait for it instead of refusing
 
 
 @dataclass
@@ -344,6 +355,33 @@ def checkpoint_dir(root: Path, sweep: str) -> Path:
     return root / ".cache" / "checkpoints" / sweep
 
 
+@contextmanager
+def driving(name: str, instance_key: str, opts: DriverOptions, root: Path, stream: TextIO,
+            kind: str = "sweep") -> Iterator[tuple[str, DriverLease]]:
+    """What a driver -- a sweep's or a search's -- does first and last: the store checked (a store
+    that cannot record the runs is one line now, nothing written, not minutes of retries later),
+    then one driver per instance: this host's lease taken before anything starts, released at the
+    end (`acquire_remote` once the store is open). Yields (tracking URI, lease); a store or lease
+    problem is a one-line SchedulerError."""
+    def echo(line: str) -> None:
+        stream.write(line + "\n")
+        stream.flush()
+
+    uri = resolve_tracking_uri(opts.tracking_uri, root)
+    lease = DriverLease(name, instance_key, uri, wait=opts.wait, echo=echo, kind=kind)
+    try:
+        check_store(uri, root)
+        lease.acquire_local()
+    except (StoreError, DriverBusy) as e:
+        raise SchedulerError(str(e)) from None
+    try:
+        yield uri, lease
+    except DriverBusy as e:
+        raise SchedulerError(str(e)) from None
+    finally:
+        lease.release()
+
+
 def run_sweep(plan: Plan, opts: SweepOptions | None = None) -> SweepReport:
     """Create the sweep's runs, run its unfinished jobs on Ray, pool metrics per configuration."""
     opts = opts or SweepOptions()
@@ -352,26 +390,9 @@ def run_sweep(plan: Plan, opts: SweepOptions | None = None) -> SweepReport:
     if not plan.complete:
         raise SchedulerError("; ".join(plan.problems))
     root = (opts.root or project_root()).resolve()
-    uri = resolve_tracking_uri(opts.tracking_uri, root)
-    # --- a store that cannot record the sweep is one line now, not minutes of retries later
-    try:
-        check_store(uri, root)
-    except StoreError as e:
-        raise SchedulerError(str(e)) from None
     data = data_identity(plan)
-    # --- one driver per sweep instance: a second one refuses before anything starts
-    lease = DriverLease(spec.name, f"{spec.name}|{spec.spec_hash}|{data}", uri,
-                        wait=opts.wait, echo=lambda line: (stream.write(line + "\n"), stream.flush()))
-    try:
-        lease.acquire_local()
-    except DriverBusy as e:
-        raise SchedulerError(str(e)) from None
-    try:
+    with driving(spec.name, f"{spec.name}|{spec.spec_hash}|{data}", opts, root, stream) as (uri, lease):
         return _run_leased(plan, opts, root, uri, data, lease, stream)
-    except DriverBusy as e:
-        raise SchedulerError(str(e)) from None
-    finally:
-        lease.release()
 
 
 def data_identity(plan: Plan) -> str:
@@ -405,10 +426,8 @@ def _run_leased(plan: Plan, opts: SweepOptions, root: Path, uri: str, data: str,
     try:
         lease.acquire_remote(tracker, exp_id)  # a driver on another host that shares this store
     except DriverBusy:
-        if cluster is not None and cluster.started_here:
-            import ray
-
-            ray.shutdown()
+        if cluster is not None:
+            cluster.stop()
         raise
     n_folds = len({(j.experiment.index if j.experiment else 0, j.fold) for j in plan.jobs})
     parent = tracker.open_parent(exp_id, spec, fresh=opts.fresh, data=data, extra_tags={
@@ -501,10 +520,8 @@ def _run_leased(plan: Plan, opts: SweepOptions, root: Path, uri: str, data: str,
                 PlanSource(payloads, on_start=lambda p: progress.started(), on_done=on_done), on_tick=progress.tick)
     finally:
         report.wall_s = time.monotonic() - t0
-        if cluster is not None and cluster.started_here:
-            import ray
-
-            ray.shutdown()
+        if cluster is not None:
+            cluster.stop()
     progress.close()
     tracker.close_parent(parent.run_id, not report.failed, {
         "done": report.done, "skipped": report.skipped, "failed": report.failed, "pooled": report.pooled})

@@ -37,24 +37,22 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, TextIO
+from typing import Any, TextIO
 
 import numpy as np
 
 from fdp.config import ConfigError, ExperimentConfig, to_dict
 from fdp.objective import ObjectiveError, SubjectSplit, split_subjects
-from orchestrator.run.worker import JobOutcome, JobPayload, run_job
+from orchestrator.run.worker import JobOutcome, JobPayload
 from orchestrator.run.progress import Progress
-from orchestrator.run.scheduler import JobSource, Scheduler, SchedulerError, checkpoint_dir, fit, start_ray
-from orchestrator.spec.schema import METRICS  # noqa: F401 - the search block's schema, where callers found it
+from orchestrator.run.scheduler import DriverOptions, JobSource, Scheduler, SchedulerError, checkpoint_dir, driving, fit, start_ray
 from orchestrator.spec.sweep import SearchSettings, SpecError, SweepSpec, configurations, parse_search  # noqa: F401
-from orchestrator.track.tracking import with_retry
+from orchestrator.track.tracking import absolute_sqlite, with_retry
 
 
 class SearchError(RuntimeError):
@@ -72,11 +70,7 @@ def default_storage(root: Path) -> str:
 def resolve_storage(storage: str | None, root: Path) -> str:
     """An explicit URL, else $FDP_OPTUNA_STORAGE, else optuna.db beside mlflow.db. Relative
     sqlite paths are made absolute against the project root."""
-    url = storage or os.environ.get("FDP_OPTUNA_STORAGE") or default_storage(root)
-    m = re.match(r"^sqlite:///(?!/)(.+)$", url)
-    if m:
-        url = f"sqlite:///{(root / m.group(1)).resolve()}"
-    return url
+    return absolute_sqlite(storage or os.environ.get("FDP_OPTUNA_STORAGE") or default_storage(root), root)
 
 
 def _storage(url: str):
@@ -259,17 +253,8 @@ def load_spec_from_search(path: str | Path, sets: dict[str, Any] | None = None, 
 
 
 @dataclass
-class SearchOptions:
-    address: str | None = None  # Ray cluster (else $RAY_ADDRESS, else a local one)
-    tracking_uri: str | None = None  # else $MLFLOW_TRACKING_URI, else sqlite in the project root
-    root: Path | None = None  # project root
-    num_cpus: int | None = None  # CPUs of a local cluster
-    max_parallel: int | None = None  # cap on folds in flight
+class SearchOptions(DriverOptions):
     storage: str | None = None  # Optuna storage URL (beats the spec's)
-    job_fn: Callable[[JobPayload], JobOutcome] = run_job  # what a fold task runs; tests may wrap it
-    stream: TextIO | None = None  # progress lines (default stderr)
-    progress_interval: float = 10.0  # seconds between progress lines when not on a terminal
-    wait: bool = False  # another driver runs this study: wait for it instead of refusing
 
 
 @dataclass
@@ -538,13 +523,8 @@ class StudySource(JobSource):
     # -- the store
 
     def _fold_runs(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        flt = f"tags.`fdp.role` = 'search_fold' and tags.`fdp.study` = '{self.s.study}'"
-        for run in self.tracker.search(self.exp_id, flt):
-            key = run.data.tags.get("fdp.job_key")
-            if key and (key not in out or run.info.status == "FINISHED"):
-                out[key] = run
-        return out
+        return self.tracker.runs_by_key(self.exp_id, f"tags.`fdp.role` = 'search_fold' and "
+                                                     f"tags.`fdp.study` = '{self.s.study}'")
 
     def _run_of(self, a: _Active, key: str) -> str:
         """The fold run of `key` under trial `a`: adopted, or opened by a worker ("" if it never started)."""
@@ -584,19 +564,12 @@ def run_search(spec: SweepSpec, settings: SearchSettings, opts: SearchOptions | 
 
     from fdp.train import fold_names
     from orchestrator.plan.jobs import DataRef, cache_path, runtime_config
-    from orchestrator.run.lease import DriverBusy, DriverLease
-    from orchestrator.track.tracking import StoreError, SweepTracker, check_store, git_info, project_root, \
-        resolve_tracking_uri
+    from orchestrator.track.tracking import SweepTracker, git_info, project_root
 
     opts = opts or SearchOptions()
     stream = opts.stream or sys.stderr
     root = (opts.root or project_root()).resolve()
-    uri = resolve_tracking_uri(opts.tracking_uri, root)
     storage_url = resolve_storage(opts.storage or settings.storage, root)
-    try:
-        check_store(uri, root)  # one line now, not minutes of the client's retries
-    except StoreError as e:
-        raise SearchError(str(e)) from None
     (conf,) = configurations(spec)
     base = runtime_config(conf.cfg)
     path, why = cache_path(base)
@@ -609,69 +582,56 @@ def run_search(spec: SweepSpec, settings: SearchSettings, opts: SearchOptions | 
     val_subjects = list(split.search[:settings.folds] if settings.folds else split.search)
     if not base.model.use_mer and settings.metric != "di_mse":
         raise SearchError(f"metric {settings.metric} needs the MER head; variant {conf.variant} has none (use di_mse)")
-    lease = DriverLease(settings.study, f"search|{settings.study}|{storage_url}", uri, wait=opts.wait,
-                        echo=lambda line: (stream.write(line + "\n"), stream.flush()), kind="search")
     try:
-        lease.acquire_local()
-    except DriverBusy as e:
-        raise SearchError(str(e)) from None
-    try:
-        # --- the study: created once, its honest split fixed for life
-        study = make_study(settings, storage_url)
-        _check_identity(study, settings, spec, conf, split, val_subjects, storage_url, stream)
-        tracker = SweepTracker(uri, root)
-        exp_id = tracker.experiment_id(spec.experiment)
-        try:
+        with driving(settings.study, f"search|{settings.study}|{storage_url}", opts, root, stream,
+                     kind="search") as (uri, lease):
+            # --- the study: created once, its honest split fixed for life
+            study = make_study(settings, storage_url)
+            _check_identity(study, settings, spec, conf, split, val_subjects, storage_url, stream)
+            tracker = SweepTracker(uri, root)
+            exp_id = tracker.experiment_id(spec.experiment)
             lease.acquire_remote(tracker, exp_id)  # a driver on another host that shares this store
-        except DriverBusy as e:
-            raise SearchError(str(e)) from None
-        study_run = _study_run(tracker, exp_id, study, settings, split, storage_url, spec)
-        commit, dirty = git_info(root)
-        report = SearchReport(settings.study, storage_url, exp_id, study_run, split)
-        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            # left by a driver that died (one driver per study): asked again, its folds found by key
-            requeue(study, t.number, t.params, tracker, t.user_attrs.get("mlflow_run_id", ""), "its driver died")
-            stream.write(f"note: trial {t.number} was left running by a driver that died; its parameters are "
-                         "asked again (finished folds are reused, the others resume)\n")
-        budget = max(settings.trials - finished_trials(study), 0)
-        if budget == 0:
-            stream.write(f"search {settings.study}: already has {finished_trials(study)} finished trial(s) (asked "
-                         f"for {settings.trials}); raise --trials to run more\n")
+            study_run = _study_run(tracker, exp_id, study, settings, split, storage_url, spec)
+            report = SearchReport(settings.study, storage_url, exp_id, study_run, split)
+            for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+                # left by a driver that died (one driver per study): asked again, its folds found by key
+                requeue(study, t.number, t.params, tracker, t.user_attrs.get("mlflow_run_id", ""), "its driver died")
+                stream.write(f"note: trial {t.number} was left running by a driver that died; its parameters are "
+                             "asked again (finished folds are reused, the others resume)\n")
+            budget = max(settings.trials - finished_trials(study), 0)
+            if budget == 0:
+                stream.write(f"search {settings.study}: already has {finished_trials(study)} finished trial(s) "
+                             f"(asked for {settings.trials}); raise --trials to run more\n")
+                _finish(report, study, tracker, study_run, settings)
+                return report
+            cluster = start_ray(opts.address, opts.num_cpus)
+            slots = fit(cluster, spec.resources, opts.max_parallel)
+            stream.write(f"search {settings.study}: {budget} trial(s) to run ({finished_trials(study)} done "
+                         f"earlier), {len(val_subjects)} validation folds each over search subjects "
+                         f"{','.join(split.search)}; holdout (never used) {','.join(split.holdout)}; objective "
+                         f"mean {settings.metric} ({settings.direction}); {settings.parallel} trial(s) / {slots} "
+                         f"fold(s) at a time\n  optuna: {storage_url}  mlflow: {uri} (study run {study_run})\n")
+            stream.flush()
+            ckpts = checkpoint_dir(root, f"search-{settings.study}")
+            ckpts.mkdir(parents=True, exist_ok=True)
+            progress = Progress(total=0, parallel=slots, stream=stream, interval=opts.progress_interval,
+                                name="search", unit="folds")
+            source = StudySource(study, settings, conf, split, val_subjects, tracker, exp_id, study_run,
+                                 DataRef.of(path), ckpts, *git_info(root), budget, report, progress, stream)
+            t0 = time.monotonic()
+            try:
+                Scheduler(spec.resources, spec.retries, slots, opts.job_fn).run(source, on_tick=progress.tick)
+            except BaseException:
+                source.interrupted()
+                raise
+            finally:
+                report.wall_s = time.monotonic() - t0
+                cluster.stop()
+            progress.close()
             _finish(report, study, tracker, study_run, settings)
             return report
-        cluster = start_ray(opts.address, opts.num_cpus)
-        slots = fit(cluster, spec.resources, opts.max_parallel)
-        stream.write(f"search {settings.study}: {budget} trial(s) to run ({finished_trials(study)} done earlier), "
-                     f"{len(val_subjects)} validation folds each over search subjects {','.join(split.search)}; "
-                     f"holdout (never used) {','.join(split.holdout)}; objective mean {settings.metric} "
-                     f"({settings.direction}); {settings.parallel} trial(s) / {slots} fold(s) at a time\n"
-                     f"  optuna: {storage_url}  mlflow: {uri} (study run {study_run})\n")
-        stream.flush()
-        ckpts = checkpoint_dir(root, f"search-{settings.study}")
-        ckpts.mkdir(parents=True, exist_ok=True)
-        progress = Progress(total=0, parallel=slots, stream=stream, interval=opts.progress_interval, name="search",
-                            unit="folds")
-        source = StudySource(study, settings, conf, split, val_subjects, tracker, exp_id, study_run, DataRef.of(path),
-                             ckpts, commit, dirty, budget, report, progress, stream)
-        t0 = time.monotonic()
-        try:
-            Scheduler(spec.resources, spec.retries, slots, opts.job_fn).run(source, on_tick=progress.tick)
-        except BaseException:
-            source.interrupted()
-            raise
-        finally:
-            report.wall_s = time.monotonic() - t0
-            if cluster.started_here:
-                import ray
-
-                ray.shutdown()
-        progress.close()
-        _finish(report, study, tracker, study_run, settings)
-        return report
-    except (DriverBusy, SchedulerError) as e:
+    except SchedulerError as e:
         raise SearchError(str(e)) from None
-    finally:
-        lease.release()
 
 
 def _check_identity(study, s: SearchSettings, spec: SweepSpec, conf, split: SubjectSplit, val_subjects: list[str],

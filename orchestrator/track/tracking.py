@@ -5,27 +5,13 @@ Store (SPEC §7): `sqlite:///<project root>/mlflow.db` with artifacts under `<pr
 everything. `MLFLOW_TRACKING_URI` or `--tracking-uri` replaces it (an http URI for multi-node).
 
 Order of writes (SPEC §7: eight processes creating a SQLite store at once crashed seven): the
-DRIVER creates the store, the experiment (with an explicit absolute artifact location), the
-parent run of the sweep and one child run per job, all before any worker starts; workers only
-write to the run id they are given. Every write goes through `with_retry`, because SQLite
+DRIVER creates the store, the experiment (with an explicit absolute artifact location) and the
+parent run before any worker starts; a worker only opens its job's run (`open_job_run`, found
+again by job key when the job is retried) and writes to it. Every write goes through `with_retry`, because SQLite
 serialises writers and answers "database is locked" under contention instead of waiting long.
 
-Names a reader of the store relies on (also in docs/sweeps.md):
-* parent run tags: `fdp.role=parent`, `fdp.sweep`, `fdp.spec_hash`, `fdp.sweep_instance`, `fdp.table`
-  ("9", or "4,5,6,7" for a spec filling several tables), `fdp.experiments` (the experiment keys);
-  metrics `<config>/acc|war|uf1|uar|di_mse` (`metric_prefix` of the configuration label);
-  artifacts `sweep.yaml`, `summary.json`, and per configuration `pooled/<config>/confusion.json|png`,
-  `per_fold.json|png` (pooled confusion matrix, per-fold Acc/UF1; `pooled_artifact_dir`).
-* child run tags: `mlflow.parentRunId`, `fdp.role=job`, `fdp.job_key`, `fdp.variant`, `fdp.fold`,
-  `fdp.seed`, `fdp.config_label`, `fdp.selection`, `fdp.sweep`, `fdp.sweep_instance`, the
-  experiment (`fdp.experiment`, `fdp.dataset`, `fdp.setting`, `fdp.protocol`, `fdp.test_dataset`,
-  `fdp.smoke`; see `experiment_tags`), the data it read (`fdp.data_fingerprint`, `fdp.cache_dir`,
-  `fdp.data_root`, `fdp.data_synthetic`, and `fdp.test_*` in the cross protocol; also as MLflow
-  dataset inputs, name `dataset/setting`, digest = fingerprint, source = the data root, so the UI's
-  Dataset column shows them), `fdp.error` (failed jobs); params: the flattened resolved
-  config; metrics `train/<term>` per step, then `acc war uf1 uar di_mse wall_time_s steps_per_s
-  peak_mem_mb`; artifacts `config.yaml`, `predictions.csv`, `fold_result.json`, `confusion.json`,
-  `confusion.png`, `examples.png`.
+Names a reader of the store relies on -- tags, params, metrics and artifacts of parent and child
+runs -- are listed in docs/sweeps.md ("Tracking (MLflow)"); a change to a name here changes them there.
 """
 
 from __future__ import annotations
@@ -84,13 +70,16 @@ def resolve_tracking_uri(uri: str | None = None, root: Path | None = None) -> st
     """--tracking-uri, else $MLFLOW_TRACKING_URI, else the project default. A relative sqlite
     path is made absolute against the project root, since workers run in other directories."""
     root = root or project_root()
-    uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri(root)
-    m = re.match(r"^sqlite:///(?!/)(.+)$", uri)
-    if m:
-        uri = f"sqlite:///{(root / m.group(1)).resolve()}"
-    elif "://" not in uri:  # a bare directory/file path: MLflow would take it for a file store
+    uri = absolute_sqlite(uri or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri(root), root)
+    if "://" not in uri:  # a bare directory/file path: MLflow would take it for a file store
         raise ValueError(f"tracking URI {uri!r}: expected sqlite:///path, http(s)://host:port, ...")
     return uri
+
+
+def absolute_sqlite(url: str, root: Path) -> str:
+    """A relative `sqlite:///path` made absolute against `root`; any other URL unchanged."""
+    m = re.match(r"^sqlite:///(?!/)(.+)$", url)
+    return f"sqlite:///{(root / m.group(1)).resolve()}" if m else url
 
 
 def artifact_location(experiment: str, root: Path | None = None) -> str:
@@ -318,8 +307,6 @@ class SweepTracker:
     def log_parent_inputs(self, parent_id: str, jobs: Iterable["Job"]) -> None:
         """The data a sweep's jobs read, once each, as the parent run's dataset inputs: the
         runs table shows it on the parent row too (children are folded under it)."""
-        from mlflow.entities import Dataset, DatasetInput, InputTag
-
         have = {(d.dataset.name, d.dataset.digest) for d in
                 with_retry(self.client.get_run, parent_id).inputs.dataset_inputs}
         out = []
@@ -327,16 +314,18 @@ class SweepTracker:
             for i in dataset_inputs(job):
                 if (i["name"], i["digest"]) not in have:
                     have.add((i["name"], i["digest"]))
-                    out.append(DatasetInput(Dataset(name=i["name"], digest=i["digest"], source_type=i["source_type"],
-                                                    source=i["source"], profile=i.get("profile")),
-                                            [InputTag("mlflow.data.context", i["context"])]))
+                    out.append(i)
         if out:
-            with_retry(self.client.log_inputs, parent_id, datasets=out)
+            with_retry(self.client.log_inputs, parent_id, datasets=mlflow_inputs(out))
 
     def children(self, experiment_id: str, parent_id: str) -> dict[str, "Run"]:
         """job_key -> child run of a parent (the FINISHED one if a key somehow has several)."""
+        return self.runs_by_key(experiment_id, f"tags.`mlflow.parentRunId` = '{parent_id}'")
+
+    def runs_by_key(self, experiment_id: str, filter_string: str) -> dict[str, "Run"]:
+        """job_key -> the run of that key among those matching (a FINISHED one where there are several)."""
         out: dict[str, Run] = {}
-        for run in self.search(experiment_id, f"tags.`mlflow.parentRunId` = '{parent_id}'"):
+        for run in self.search(experiment_id, filter_string):
             key = run.data.tags.get("fdp.job_key")
             if key and (key not in out or run.info.status == "FINISHED"):
                 out[key] = run
@@ -491,8 +480,6 @@ def open_job_run(uri: str, experiment_id: str, tags: dict[str, str], name: str,
     """The run of one job (`tags` hold its parent and job key): the one an earlier attempt of
     the job opened (a worker that died and was retried), else a new one with its dataset inputs.
     Called on the worker as the job starts, so the run's start time is the job's."""
-    from mlflow.entities import Dataset, DatasetInput, InputTag
-
     c = client(uri)
     found = with_retry(c.search_runs, [experiment_id],
                        f"tags.`mlflow.parentRunId` = '{tags['mlflow.parentRunId']}' and "
@@ -501,11 +488,17 @@ def open_job_run(uri: str, experiment_id: str, tags: dict[str, str], name: str,
         return found[0].info.run_id
     run = with_retry(c.create_run, experiment_id, tags=tags, run_name=name)
     if inputs:
-        ds = [DatasetInput(Dataset(name=i["name"], digest=i["digest"], source_type=i["source_type"],
-                                   source=i["source"], profile=i.get("profile")),
-                           [InputTag("mlflow.data.context", i["context"])]) for i in inputs]
-        with_retry(c.log_inputs, run.info.run_id, datasets=ds)
+        with_retry(c.log_inputs, run.info.run_id, datasets=mlflow_inputs(inputs))
     return run.info.run_id
+
+
+def mlflow_inputs(inputs: list[dict[str, Any]]) -> list[Any]:
+    """`dataset_inputs` dicts as MLflow's DatasetInput entities."""
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+
+    return [DatasetInput(Dataset(name=i["name"], digest=i["digest"], source_type=i["source_type"],
+                                 source=i["source"], profile=i.get("profile")),
+                         [InputTag("mlflow.data.context", i["context"])]) for i in inputs]
 
 
 def pool_predictions(predictions: list[dict[str, Any]]) -> dict[str, float]:
