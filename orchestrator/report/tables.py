@@ -267,18 +267,18 @@ def _seed_note(ours: TableInput, keys: Sequence[str]) -> list[str]:
 # significance (Tables 12, 13)
 
 
-def _compared_f1(ref: Reference, table: int, column: str, ours_key: str) -> tuple[float, list[float]]:
-    """(F1 of FDP, F1 of the compared rows) of a published table column."""
-    t = ref.tables[table]
-    i = t.column(column)
-    if ours_key:
-        mine = t.row(ours_key)
+def _compared_f1(ref: Reference, test: RefTestRow) -> tuple[float, list[float]]:
+    """(F1 of FDP, F1 of the compared rows) of the published table column a test row names."""
+    t = ref.tables[test.table]
+    i = t.column(test.column)
+    if test.ours_key:
+        mine = t.row(test.ours_key)
         others = [r.values[i] for r in t.rows if r is not mine and r.values[i] is not None]
     else:
         mine = t.paper_row
-        others = t.values(column, ours=False)
+        others = t.values(test.column, ours=False)
     if mine.values[i] is None:
-        raise ValueError(f"table {table}: FDP has no value in column {column!r}")
+        raise ValueError(f"table {test.table}: FDP has no value in column {test.column!r}")
     return float(mine.values[i]), [float(v) for v in others]
 
 
@@ -310,7 +310,7 @@ def reproduce_significance(ref: Reference | None = None) -> list[SignificanceRow
     out = []
     for n in (12, 13):
         for r in ref.tests[n].rows:
-            mine, others = _compared_f1(ref, r.table, r.column, r.ours_key)
+            mine, others = _compared_f1(ref, r)
             out.append(SignificanceRow(n, r.label, r.key, r.statistic, r.pvalue,
                                        paper_rank_sum(mine, others)))
     return out
@@ -469,7 +469,7 @@ def _stat_cells(res: RankSumResult | WilcoxonResult | None, decimals: int) -> li
 
 def _published_cells(tr: RefTestRow, ref: Reference) -> list[str]:
     """The paper's statistic and P-value of a Table 12/13 row, then both recomputed from the published F1 lists."""
-    again = paper_rank_sum(*_compared_f1(ref, tr.table, tr.column, tr.ours_key))
+    again = paper_rank_sum(*_compared_f1(ref, tr))
     return [f"{tr.statistic:.3f}", _fmt_p(tr.pvalue)] + _stat_cells(again, 3)
 
 
@@ -479,7 +479,7 @@ def _table12(ours: TableInput, ref: Reference) -> Table:
     groups = [("", 1), ("Paper", 2), ("Recomputed from Tables 4-7", 2), ("Ours", 3)]
     rows = []
     for tr in ref.tests[12].rows:
-        _, others = _compared_f1(ref, tr.table, tr.column, tr.ours_key)
+        _, others = _compared_f1(ref, tr)
         f1 = _ours_mean(ours.get(tr.key), "uf1")
         res = paper_rank_sum(f1, others) if f1 is not None else None
         rows.append([tr.label] + _published_cells(tr, ref) + [_fmt(f1, 2)] + _stat_cells(res, 3))
