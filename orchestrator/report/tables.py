@@ -425,8 +425,7 @@ def _comparison_table(n: int, ours: TableInput, ref: Reference) -> Table:
     notes, partial = _missing_notes(ours, keys)
     avg = _avg_result(*map(ours.get, keys)) if n == 8 else None
     cells = [_ours_cell(avg if c.row_key == "avg" else ours.get(c.row_key), c.metric, d) for c in t.columns]
-    label = "FDP (ours)" + ("*" if partial else "")
-    rows.append([label, "this run", t.paper_row.type] + cells)
+    rows.append(["FDP (ours)" + ("*" if partial else ""), "this run", t.paper_row.type] + cells)
     return Table(n, t.caption, header, rows, groups, _seed_note(ours, keys) + notes, n_text=3)
 
 
