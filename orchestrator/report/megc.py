@@ -3,7 +3,7 @@
 One set of predictions gives every cell: the predictions of all folds of one configuration and
 seed are concatenated, then UF1 / UAR (SPEC §5) are computed over all clips (composite) and over
 the clips of each database (the clips' subjects read `<database>/<subject>`, `fdp.data.merged`).
-Published numbers (orchestrator/reference/megc2019.yaml) are printed beside ours.
+Published numbers (orchestrator/report/reference/megc2019.yaml) are printed beside ours.
 """
 
 from __future__ import annotations
