@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import tempfile
 from pathlib import Path
 
 import click
@@ -46,7 +45,8 @@ def summarize_cmd(table: int | None, figure: str | None, sweeps: tuple[str, ...]
 
     Without --sweep: the latest complete sweep for the table (Tables 4-7 and 8 read every
     experiment of it, one cell per dataset/setting)."""
-    from orchestrator.report.summarize import NO_RUNS_OK, SWEEP_FILES, SummaryError, figure4, render_summary
+    from orchestrator.report.megc import render_megc
+    from orchestrator.report.summarize import SWEEP_FILES, SummaryError, figure4, render_summary
     from orchestrator.track.tracking import resolve_tracking_uri
 
     if (table is None) == (figure is None):
@@ -54,36 +54,21 @@ def summarize_cmd(table: int | None, figure: str | None, sweeps: tuple[str, ...]
         sys.exit(2)
     try:
         uri = resolve_tracking_uri(tracking_uri)
-        if table == "megc":
-            from orchestrator.report.megc import render_megc
-
-            if len(sweeps) > 1:
-                raise SummaryError("--table megc reads one sweep; give --sweep once")
-            if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
-                raise SummaryError(f"no tracked runs: no MLflow store at {uri}; run "
-                                   "`fdp-sweep run sweeps/composite.yaml` first (or pass --tracking-uri)")
-            text, notes = render_megc(uri, sweep=sweeps[0] if sweeps else None, fmt=fmt, include_smoke=include_smoke)
-            click.echo(text)
-            for n in notes:
-                click.echo(n, err=True)
-            return
+        if table == "megc" and len(sweeps) > 1:
+            raise SummaryError("--table megc reads one sweep; give --sweep once")
         if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
             # nothing tracked here yet, and a read must not leave an empty store behind
-            if figure or sweeps or table not in NO_RUNS_OK:
-                sweep_file = "dic" if figure else SWEEP_FILES.get(table)
-                run = f"`fdp-sweep run sweeps/{sweep_file}.yaml`" if sweep_file else "a sweep"
-                raise SummaryError(f"no tracked runs: no MLflow store at {uri}; run {run} first "
-                                   "(or pass --tracking-uri)")
-            with tempfile.TemporaryDirectory() as empty:  # tables printed from published data alone
-                uri = f"sqlite:///{empty}/mlflow.db"
-                text, notes = render_summary(table, uri, sweep=list(sweeps) or None, fmt=fmt,
-                                             include_smoke=include_smoke)
-        elif figure:
+            sweep_file = "composite" if table == "megc" else "dic" if figure else SWEEP_FILES[table]
+            raise SummaryError(f"no tracked runs: no MLflow store at {uri}; run `fdp-sweep run "
+                               f"sweeps/{sweep_file}.yaml` first (or pass --tracking-uri)")
+        if figure:
             if len(sweeps) > 1:
                 raise SummaryError("--figure 4 reads one sweep; give --sweep once")
             path = figure4(uri, Path(out), sweep=sweeps[0] if sweeps else None, include_smoke=include_smoke)
             click.echo(f"wrote {path}")
             return
+        if table == "megc":
+            text, notes = render_megc(uri, sweep=sweeps[0] if sweeps else None, fmt=fmt, include_smoke=include_smoke)
         else:
             text, notes = render_summary(table, uri, sweep=list(sweeps) or None, fmt=fmt,
                                          include_smoke=include_smoke)

@@ -116,8 +116,7 @@ def summary_lines(cache: ClipCache, long_clip_s: float = LONG_CLIP_S) -> list[st
     fps = clips[0]["fps"] if clips else 0
     lines.append(f"clip length (onset..offset, frames): {_length_line(annotated)}"
                  + (f"; at {fps:g} fps max {max(annotated) / fps:.2f} s" if fps else ""))
-    long = [(c["offset"] - c["onset"] + 1, c["clip_id"]) for c in clips
-            if c["fps"] and (c["offset"] - c["onset"] + 1) / c["fps"] > long_clip_s]
+    long = [(n, c["clip_id"]) for n, c in zip(annotated, clips) if c["fps"] and n / c["fps"] > long_clip_s]
     max_frames = settings.get("max_frames")
     subsampled = sum(1 for c in clips if c.get("subsampled_from"))
     if max_frames is not None:
@@ -135,11 +134,9 @@ def summary_lines(cache: ClipCache, long_clip_s: float = LONG_CLIP_S) -> list[st
             lines += _counts_table(cache, name, ref["settings"].get(name, {}))
 
     lines.append(f"repaired: {len(cache.repaired)}")
-    for r in cache.repaired:
-        lines.append(f"  {row_line(r)} (original {r.get('field', 'value')} {r.get('original')!r})")
+    lines += [f"  {row_line(r)} (original {r.get('field', 'value')} {r.get('original')!r})" for r in cache.repaired]
     lines.append(f"skipped: {len(cache.skipped)}")
-    for s in cache.skipped:
-        lines.append(f"  {row_line(s)}")
+    lines += [f"  {row_line(s)}" for s in cache.skipped]
     notes = list(ds_ref.get("notes", []))
     if cache.root and (Path(cache.root) / "synthetic.json").is_file():
         notes.insert(0, "synthetic benchmark (fdp-sweep synth): the paper's counts do not apply to it.")

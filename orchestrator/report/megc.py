@@ -3,12 +3,11 @@
 One set of predictions gives every cell: the predictions of all folds of one configuration and
 seed are concatenated, then UF1 / UAR (SPEC §5) are computed over all clips (composite) and over
 the clips of each database (the clips' subjects read `<database>/<subject>`, `fdp.data.merged`).
-Published numbers (orchestrator/reference/megc2019.yaml) are printed beside ours.
+Published numbers (orchestrator/report/reference/megc2019.yaml) are printed beside ours.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -20,7 +19,7 @@ import yaml
 from fdp.data.merged import database_of
 from fdp.metrics import pooled_metrics
 from fdp.stats import mean_std
-from orchestrator.report.tables import MISSING, Table, render
+from orchestrator.report.tables import MISSING, Table, TableInput, render, with_provenance
 
 MEGC_COLUMNS = ("composite", "smic", "casme2", "samm")
 _TITLES = {"composite": "Composite", "smic": "SMIC", "casme2": "CASME II", "samm": "SAMM"}
@@ -56,12 +55,8 @@ class MegcRow:
         return f"{mean:.2f}" if len(vals) == 1 or not math.isfinite(std) else f"{mean:.2f} ± {std:.2f}"
 
 
-def load_megc_reference(path: Path = REFERENCE) -> dict[str, Any]:
-    return yaml.safe_load(path.read_text())
-
-
 def build_megc_table(rows: list[MegcRow], ref: dict[str, Any] | None = None) -> Table:
-    ref = ref or load_megc_reference()
+    ref = ref or yaml.safe_load(REFERENCE.read_text())
     header = ["Method"] + [f"{_TITLES[c]} {m}" for c in MEGC_COLUMNS for m in ("UF1", "UAR")]
     body = []
     for m in ref["methods"]:
@@ -124,7 +119,5 @@ def render_megc(tracking_uri: str, sweep: str | None = None, fmt: str = "md",
     notes.append(f"sweep {found.name}, parent run {found.parent.info.run_id}"
                  + (" (smoke: a pipeline check, not a result)" if found.parent.data.tags.get("fdp.smoke") == "true" else ""))
     lines, used = provenance([found])  # the same provenance lines as under the paper's tables
-    table = build_megc_table(rows)
-    table = dataclasses.replace(table, notes=table.notes + lines,
-                                caption=table.caption + (f" Ours on {used}." if used else ""))
+    table = with_provenance(build_megc_table(rows), TableInput(provenance=lines, data_used=used))
     return render(table, fmt), notes

@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import math
 import tempfile
+import textwrap
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from fdp.stats import SeedPredictions
 from orchestrator.report.tables import ConfigResult, TableInput, all_row_keys, loss_key, row_keys
@@ -38,10 +39,6 @@ if TYPE_CHECKING:
 # the sweep file that fills each table (for the "no sweep found" message)
 SWEEP_FILES = {4: "sota", 5: "sota", 6: "sota", 7: "sota", 8: "cross_dataset", 9: "ablation",
                10: "backbones", 11: "loss_weights", 12: "sota", 13: "ablation", 14: "dic"}
-# tables printed from the published data alone when nothing of ours fills them: none (Tables
-# 12-13 recomputed from the paper's F1 lists are `orchestrator.report.tables.render_table(12)`; the
-# command says there is nothing of ours, like every other table)
-NO_RUNS_OK: tuple[int, ...] = ()
 # the data the paper's numbers are on, per table whose rows are variants (Tables 4-8 and 12: each
 # cell's own experiment key)
 PAPER_DATA = {9: "samm/5", 10: "samm/5", 11: "samm/5", 13: "samm/5", 14: "samm/5"}
@@ -162,21 +159,18 @@ def config_key(table: int, run: "Run") -> str:
     return v
 
 
-def _run_config(tracker: SweepTracker, run: "Run") -> Any:
+def count_params(tracker: SweepTracker, run: "Run") -> int | None:
+    """Trainable parameters of a model built from the run's `config.yaml` artifact."""
     import yaml
 
     from fdp.config import ExperimentConfig, from_dict
-
-    with tempfile.TemporaryDirectory() as tmp:
-        path = with_retry(tracker.client.download_artifacts, run.info.run_id, "config.yaml", tmp)
-        return from_dict(ExperimentConfig, yaml.safe_load(Path(path).read_text()))
-
-
-def count_params(tracker: SweepTracker, run: "Run") -> int | None:
     from fdp.model import build_model, count_parameters
 
     try:
-        return count_parameters(build_model(_run_config(tracker, run).model))
+        with tempfile.TemporaryDirectory() as tmp:
+            path = with_retry(tracker.client.download_artifacts, run.info.run_id, "config.yaml", tmp)
+            cfg = from_dict(ExperimentConfig, yaml.safe_load(Path(path).read_text()))
+        return count_parameters(build_model(cfg.model))
     except Exception:  # noqa: BLE001 - a missing/old config only loses the #params cell
         return None
 
@@ -299,20 +293,19 @@ def table_input(tracker: SweepTracker, table: int, sweep: str | Sequence[str] | 
             notes.append(f"sweep {f.name}{smoke}: parent run {f.parent.info.run_id} ({f.parent.info.status}), "
                          f"{len(f.children)} job run(s){exps}")
         for k, res in collect(tracker, found, table, with_params=(t == 10), notes=notes).items():
-            if k in set(row_keys(table)):
-                results.setdefault(k, res)
-    if table in EXPERIMENT_TABLES and (sources or table not in NO_RUNS_OK):
-        used = ", ".join(f.name for _, found in sources for f in found)
+            results.setdefault(k, res)
+    all_found = [f for _, found in sources for f in found]
+    if table in EXPERIMENT_TABLES:
+        used = ", ".join(f.name for f in all_found)
         for k in row_keys(table):
             if k not in results:
                 notes.append(f"missing: {k}: no job run in sweep(s) {used or '(none)'}; add the experiment to "
                              f"the spec's `experiments:`, or merge a sweep that has it (--sweep A --sweep B)")
     if not results and table in (12, 13):
         raise SummaryError(f"Table {table}: no run of ours in sweep(s) "
-                           f"{', '.join(f.name for _, found in sources for f in found)} fills it (it tests "
+                           f"{', '.join(f.name for f in all_found)} fills it (it tests "
                            f"Tables {', '.join(map(str, SOURCES[table]))}); run `fdp-sweep run sweeps/"
                            f"{SWEEP_FILES[table]}.yaml` first")
-    all_found = [f for _, found in sources for f in found]
     lines, used = provenance(all_found, table)
     return TableInput(results, provenance=lines, data_used=used)
 
@@ -344,7 +337,7 @@ def provenance(sweeps: Sequence[SweepRuns], table: int | None = None) -> tuple[l
             data[(label, synthetic, fp)] = None
             used[("synthetic " if synthetic else "") + label] = None
             paper = PAPER_DATA.get(table or 0) or r.data.tags.get("fdp.experiment", "")
-            if synthetic or (paper and label.replace(" -> ", "->") not in (paper, _cross_label(paper))):
+            if synthetic or (paper and label.replace(" -> ", "->") not in (paper, paper.replace("->", "/cross/"))):
                 off_paper = True
         finished = [r for r in s.children if r.info.status == "FINISHED"]
         folds_run = len({(r.data.tags.get("fdp.experiment", ""), r.data.tags.get("fdp.fold")) for r in finished})
@@ -361,10 +354,6 @@ def provenance(sweeps: Sequence[SweepRuns], table: int | None = None) -> tuple[l
                      f"({s.parent.info.status}) | smoke: {smoke} | steps per fold: {', '.join(steps) or '?'} | "
                      f"folds: {folds_run} run of {expected} expected | seeds: {', '.join(seeds) or '?'} | {code}")
     return lines, (", ".join(used) if off_paper and used else None)
-
-
-def _cross_label(key: str) -> str:
-    return key.replace("->", "/cross/") if "->" in key else key
 
 
 def render_summary(table: int, tracking_uri: str, sweep: str | Sequence[str] | None = None, fmt: str = "md",
@@ -393,17 +382,11 @@ def figure4(tracking_uri: str, out: Path, sweep: str | None = None, include_smok
     from matplotlib.figure import Figure
 
     tracker = SweepTracker(tracking_uri)
-    found = None
     if sweep:
         found = find_parent(tracker, sweep=sweep, include_smoke=True)
-    else:
-        for smoke_too in ((True,) if include_smoke else (False, True)):  # a smoke sweep if that is all
-            for t in (14, 9):
-                found = find_parent(tracker, table=t, include_smoke=smoke_too)
-                if found is not None:
-                    break
-            if found is not None:
-                break
+    else:  # the first of: Table 14's sweep, Table 9's, then (if that is all) a smoke sweep of either
+        tries = [(t, smoke) for smoke in ((True,) if include_smoke else (False, True)) for t in (14, 9)]
+        found = next(filter(None, (find_parent(tracker, table=t, include_smoke=s) for t, s in tries)), None)
     if found is None:
         raise SummaryError(f"no Table 14 or Table 9 sweep in {tracking_uri}; run "
                            f"`fdp-sweep run sweeps/dic.yaml` first")
@@ -422,8 +405,6 @@ def figure4(tracking_uri: str, out: Path, sweep: str | None = None, include_smok
             images.append((v, r.data.tags.get("fdp.fold", "?"), mpimg.imread(p)))
     if not images:
         raise SummaryError(f"sweep {found.name}: no finished job has an examples.png artifact")
-    import textwrap
-
     width = max(img.shape[1] for _, _, img in images) / 100
     heights = [img.shape[0] / 100 for _, _, img in images]
     # the same provenance as under the tables, as a footer: a figure travels without its command
@@ -432,14 +413,14 @@ def figure4(tracking_uri: str, out: Path, sweep: str | None = None, include_smok
     if used:
         footer.insert(0, f"ours on {used} (the paper's Fig. 4: SAMM)")
     foot_h = 0.14 * len(footer) + 0.1
-    fig = Figure(figsize=(width, sum(heights) + 0.3 * len(images) + foot_h), dpi=100)
+    total_h = sum(heights) + 0.3 * len(images) + foot_h
+    fig = Figure(figsize=(width, total_h), dpi=100)
     FigureCanvasAgg(fig)
     for i, (v, fold, img) in enumerate(images):
         ax = fig.add_subplot(len(images), 1, i + 1)
         ax.imshow(img)
         ax.set_axis_off()
         ax.set_title(f"{v} (fold {fold})", fontsize=9)
-    total_h = sum(heights) + 0.3 * len(images) + foot_h
     fig.tight_layout(rect=(0, foot_h / total_h, 1, 1))
     fig.text(0.005, 0.005, "\n".join(footer), fontsize=6, family="monospace", va="bottom", ha="left")
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -34,17 +34,17 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import groupby
 
 from fdp.stats import (RankSumResult, SeedPredictions, WilcoxonResult, detectable_difference, holm, mean_std,
                        paired_subject_bootstrap, paired_wilcoxon, paper_rank_sum, subject_bootstrap_ci)
-from orchestrator.report.reference import RefTable, Reference, reference
+from orchestrator.report.reference import Reference, RefTestRow, reference
 
 TABLES: tuple[int, ...] = (4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14)
 FORMATS: tuple[str, ...] = ("md", "latex", "csv")
 MISSING = "—"
 
 _SCALE = {"acc": 100.0, "war": 100.0, "uf1": 100.0, "uar": 100.0, "di_mse": 1e3}
-_CROSS = ("casme2->samm", "samm->casme2")  # Table 8 directions; "avg" is their mean
 # rows of ours without a paper row (issue #14), printed under Tables 9 and 10 when a sweep ran them:
 # what a model that learns nothing real scores, and what one frame without motion scores
 CONTROL_ROWS = {"fdp_shuffled": "Control: FDP, shuffled training labels",
@@ -145,14 +145,11 @@ def loss_key(lambda_d: float, lambda_r: float) -> str:
 def row_keys(n: int, ref: Reference | None = None) -> list[str]:
     """Configuration keys table `n` reads from a `TableInput`."""
     ref = ref or reference()
-    if n in (4, 5, 6, 7):
-        return list(dict.fromkeys(c.row_key for c in ref.tables[n].columns))
-    if n == 8:
-        return list(_CROSS)
-    if n in (9, 10):
-        return [r.key for r in ref.tables[n].rows] + list(CONTROL_ROWS)
-    if n in (11, 14):
-        return [r.key for r in ref.tables[n].rows]
+    if n in (4, 5, 6, 7, 8):  # Table 8's "avg" is the mean of its two directions, not a run
+        return [k for k in dict.fromkeys(c.row_key for c in ref.tables[n].columns) if k != "avg"]
+    if n in (9, 10, 11, 14):
+        keys = [r.key for r in ref.tables[n].rows]
+        return keys + list(CONTROL_ROWS) if n in (9, 10) else keys
     if n == 12:
         return [r.key for r in ref.tests[12].rows]
     if n == 13:
@@ -207,6 +204,8 @@ def subject_interval(res: ConfigResult | None, metric: str, num_classes: int | N
 def _ours_cell(res: ConfigResult | None, metric: str, decimals: int) -> str:
     if res is None:
         return MISSING
+    if metric == "params":
+        return MISSING if res.n_params is None else f"{res.n_params / 1e6:.2f}M"
     v = res.values(metric)
     if not v:
         return MISSING
@@ -264,30 +263,22 @@ def _seed_note(ours: TableInput, keys: Sequence[str]) -> list[str]:
     return lines
 
 
-def _as_input(ours: TableInput | Mapping[str, ConfigResult] | None) -> TableInput:
-    if ours is None:
-        return TableInput()
-    if isinstance(ours, TableInput):
-        return ours
-    return TableInput(dict(ours))
-
-
 # ---------------------------------------------------------------------------------------------
 # significance (Tables 12, 13)
 
 
-def _compared_f1(ref: Reference, table: int, column: str, ours_key: str) -> tuple[float, list[float]]:
-    """(F1 of FDP, F1 of the compared rows) of a published table column."""
-    t = ref.tables[table]
-    i = t.column(column)
-    if ours_key:
-        mine = t.row(ours_key)
+def _compared_f1(ref: Reference, test: RefTestRow) -> tuple[float, list[float]]:
+    """(F1 of FDP, F1 of the compared rows) of the published table column a test row names."""
+    t = ref.tables[test.table]
+    i = t.column(test.column)
+    if test.ours_key:
+        mine = t.row(test.ours_key)
         others = [r.values[i] for r in t.rows if r is not mine and r.values[i] is not None]
     else:
         mine = t.paper_row
-        others = t.values(column, ours=False)
+        others = t.values(test.column, ours=False)
     if mine.values[i] is None:
-        raise ValueError(f"table {table}: FDP has no value in column {column!r}")
+        raise ValueError(f"table {test.table}: FDP has no value in column {test.column!r}")
     return float(mine.values[i]), [float(v) for v in others]
 
 
@@ -319,20 +310,19 @@ def reproduce_significance(ref: Reference | None = None) -> list[SignificanceRow
     out = []
     for n in (12, 13):
         for r in ref.tests[n].rows:
-            mine, others = _compared_f1(ref, r.table, r.column, r.ours_key)
+            mine, others = _compared_f1(ref, r)
             out.append(SignificanceRow(n, r.label, r.key, r.statistic, r.pvalue,
                                        paper_rank_sum(mine, others)))
     return out
 
 
-def _variant_label(ref: Reference, key: str) -> str:
+def _versus(ref: Reference, key: str) -> str:
+    """"FDP vs ..." of a paired comparison: the variant's name in Tables 9, 14, 10, else the control's label."""
     for n in (9, 14, 10):
         for r in ref.tables[n].rows:
             if r.key == key:
-                if n == 10:
-                    return f"{r.type} backbone" if r.method == "Ours" else r.method
-                return r.method
-    return key
+                return f"FDP vs {r.type} backbone" if n == 10 and r.method == "Ours" else f"FDP vs {r.method}"
+    return f"FDP vs {CONTROL_ROWS.get(key, key)}"
 
 
 @dataclass(frozen=True)
@@ -374,12 +364,10 @@ def comparisons(ours: TableInput, keys: Sequence[str], base: str = "fdp", metric
         except ValueError:  # other subjects: not paired
             continue
         k_seeds = min(len(a.predictions), len(b.predictions))
-        fa = [_per_fold(sp, fn) for sp in a.predictions[:k_seeds]]
-        fb = [_per_fold(sp, fn) for sp in b.predictions[:k_seeds]]
+        fa, fb = ([_per_fold(sp, fn) for sp in r.predictions[:k_seeds]] for r in (a, b))
         folds = sorted(fa[0])
         d = [[fa[j][f] - fb[j][f] for j in range(k_seeds)] for f in folds]  # (folds, seeds)
-        mean_a = {f: float(sum(x[f] for x in fa) / k_seeds) for f in folds}
-        mean_b = {f: float(sum(x[f] for x in fb) / k_seeds) for f in folds}
+        mean_a, mean_b = ({f: float(sum(x[f] for x in per) / k_seeds) for f in folds} for per in (fa, fb))
         w = paired_wilcoxon(mean_a, mean_b, alternative="greater")
         try:
             mdd = detectable_difference(d, ALPHA, POWER).mdd
@@ -399,9 +387,9 @@ def _comparison_subtable(n: int, ours: TableInput, ref: Reference, keys: Sequenc
         return None
     header = ["Comparison", "Folds", "Seeds", "Δ UF1 (pp)", f"{100 * (1 - ALPHA):g} % CI (pp)",
               "Signed-rank W+", "P (one-sided)", "Holm P"]
-    rows = [[f"FDP vs {CONTROL_ROWS.get(c.key) or _variant_label(ref, c.key)}", str(c.n_folds), str(c.n_seeds),
-             f"{100 * c.diff:+.2f}", f"[{100 * c.low:+.2f}, {100 * c.high:+.2f}]", f"{c.wilcoxon.statistic:.1f}",
-             _fmt_p(c.wilcoxon.pvalue), _fmt_p(c.holm_p)] for c in comps]
+    rows = [[_versus(ref, c.key), str(c.n_folds), str(c.n_seeds), f"{100 * c.diff:+.2f}",
+             f"[{100 * c.low:+.2f}, {100 * c.high:+.2f}]"] + _stat_cells(c.wilcoxon, 1) + [_fmt_p(c.holm_p)]
+            for c in comps]
     mdds = [f"vs {c.key} {100 * c.mdd:.1f}" for c in comps if c.mdd is not None]
     notes = [
         "Δ UF1: FDP's pooled UF1 minus the other's (mean over seeds); CI from a paired bootstrap over test "
@@ -428,43 +416,24 @@ def _comparison_table(n: int, ours: TableInput, ref: Reference) -> Table:
     t = ref.tables[n]
     d = t.decimals
     header = ["Method", "Paper", "Type"] + [f"{c.group} {c.header}".strip() for c in t.columns]
-    groups = [("", 3)] + _groups(t)
+    groups = [("", 3)] + [(g, len(list(cs))) for g, cs in groupby(t.columns, key=lambda c: c.group)]
     rows = []
     for r in t.rows:
         name = "FDP (paper)" if r.ours else (f"{r.method} [{r.ref}]" if r.ref else r.method)
         rows.append([name, r.venue, r.type] + [_fmt(v, d) for v in r.values])
     keys = row_keys(n, ref)
     notes, partial = _missing_notes(ours, keys)
-    avg = _avg_result(ours.get(_CROSS[0]), ours.get(_CROSS[1])) if n == 8 else None
-    cells = []
-    for c in t.columns:
-        res = avg if c.row_key == "avg" else ours.get(c.row_key)
-        cells.append(_ours_cell(res, c.metric, d))
-    label = "FDP (ours)" + ("*" if partial else "")
-    rows.append([label, "this run", t.paper_row.type] + cells)
+    avg = _avg_result(*map(ours.get, keys)) if n == 8 else None
+    cells = [_ours_cell(avg if c.row_key == "avg" else ours.get(c.row_key), c.metric, d) for c in t.columns]
+    rows.append(["FDP (ours)" + ("*" if partial else ""), "this run", t.paper_row.type] + cells)
     return Table(n, t.caption, header, rows, groups, _seed_note(ours, keys) + notes, n_text=3)
-
-
-def _groups(t: RefTable) -> list[tuple[str, int]]:
-    groups: list[tuple[str, int]] = []
-    for c in t.columns:
-        if groups and groups[-1][0] == c.group:
-            groups[-1] = (c.group, groups[-1][1] + 1)
-        else:
-            groups.append((c.group, 1))
-    return groups
 
 
 def _side_by_side_table(n: int, ours: TableInput, ref: Reference) -> Table:
     """Tables 9, 10, 11, 14: the paper's columns, then ours, on the paper's rows."""
     t = ref.tables[n]
     d = t.decimals
-    if n == 10:
-        lead = ["Backbone", "Type"]
-    elif n == 11:
-        lead = ["λ_d", "λ_r"]
-    else:
-        lead = ["Method"]
+    lead = {10: ["Backbone", "Type"], 11: ["λ_d", "λ_r"]}.get(n, ["Method"])
     heads = [c.header for c in t.columns]
     header = lead + [f"Paper {h}" for h in heads] + [f"Ours {h}" for h in heads]
     groups = [("", len(lead)), ("Paper", len(heads)), ("Ours", len(heads))]
@@ -473,99 +442,82 @@ def _side_by_side_table(n: int, ours: TableInput, ref: Reference) -> Table:
     rows = []
     for r in t.rows:
         if n == 10:
-            first = [r.method + ("*" if r.key in partial else ""), r.type]
+            first = [r.method, r.type]
         elif n == 11:
-            first = [f"{r.extra['lambda_d']:g}" + ("*" if r.key in partial else ""),
-                     f"{r.extra['lambda_r']:g}"]
+            first = [f"{r.extra['lambda_d']:g}", f"{r.extra['lambda_r']:g}"]
         else:
-            first = [r.method + ("*" if r.key in partial else "")]
-        paper = []
-        for c, v in zip(t.columns, r.values):
-            paper.append(MISSING if v is None else (f"{v:.2f}M" if c.key == "params" else _fmt(v, d)))
-        res = ours.get(r.key)
-        mine = []
-        for c in t.columns:
-            if c.key == "params":
-                mine.append(MISSING if res is None or res.n_params is None else f"{res.n_params / 1e6:.2f}M")
-            else:
-                mine.append(_ours_cell(res, c.metric, d))
-        rows.append(first + paper + mine)
-    if n in (9, 10):  # controls of ours (issue #14), only where a sweep ran them
+            first = [r.method]
+        first[0] += "*" if r.key in partial else ""
+        paper = [_fmt(v, d) if c.key != "params" or v is None else f"{v:.2f}M" for c, v in zip(t.columns, r.values)]
+        rows.append(first + paper + [_ours_cell(ours.get(r.key), c.metric, d) for c in t.columns])
+    if n in (9, 10):  # controls of ours (issue #14), only where a sweep ran them; without #params
         for key, label in CONTROL_ROWS.items():
-            res = ours.get(key)
-            if res is None:
-                continue
-            mine = [MISSING if c.key == "params" else _ours_cell(res, c.metric, d) for c in t.columns]
-            rows.append([label + ("*" if key in partial else "")] + ([""] if n == 10 else [])
-                        + [MISSING] * len(t.columns) + mine)
+            if (res := ours.get(key)) is not None:
+                mine = [MISSING if c.key == "params" else _ours_cell(res, c.metric, d) for c in t.columns]
+                rows.append([label + ("*" if key in partial else "")] + [""] * (len(lead) - 1)
+                            + [MISSING] * len(t.columns) + mine)
     sub = _comparison_subtable(n, ours, ref, keys) if n in (9, 10) else None
     return Table(n, t.caption, header, rows, groups, _seed_note(ours, keys) + notes,
                  n_text=2 if n == 10 else 1, subtables=[sub] if sub else [])
 
 
+def _stat_cells(res: RankSumResult | WilcoxonResult | None, decimals: int) -> list[str]:
+    """A test's statistic and P-value cells ("—" for a test not run)."""
+    return [MISSING, MISSING] if res is None else [f"{res.statistic:.{decimals}f}", _fmt_p(res.pvalue)]
+
+
+def _published_cells(tr: RefTestRow, ref: Reference) -> list[str]:
+    """The paper's statistic and P-value of a Table 12/13 row, then both recomputed from the published F1 lists."""
+    again = paper_rank_sum(*_compared_f1(ref, tr))
+    return [f"{tr.statistic:.3f}", _fmt_p(tr.pvalue)] + _stat_cells(again, 3)
+
+
 def _table12(ours: TableInput, ref: Reference) -> Table:
-    repro = {r.key: r for r in reproduce_significance(ref) if r.table == 12}
     header = ["Benchmark", "Paper statistic", "Paper P-value", "Reproduced statistic",
               "Reproduced P-value", "Ours F1", "Ours statistic", "Ours P-value"]
     groups = [("", 1), ("Paper", 2), ("Recomputed from Tables 4-7", 2), ("Ours", 3)]
     rows = []
     for tr in ref.tests[12].rows:
-        rp = repro[tr.key]
-        _, others = _compared_f1(ref, tr.table, tr.column, tr.ours_key)
+        _, others = _compared_f1(ref, tr)
         f1 = _ours_mean(ours.get(tr.key), "uf1")
         res = paper_rank_sum(f1, others) if f1 is not None else None
-        rows.append([tr.label, f"{tr.statistic:.3f}", _fmt_p(tr.pvalue),
-                     f"{rp.result.statistic:.3f}", _fmt_p(rp.result.pvalue),
-                     _fmt(f1, 2), MISSING if res is None else f"{res.statistic:.3f}",
-                     _fmt_p(None if res is None else res.pvalue)])
-    keys = row_keys(12, ref)
-    notes, _ = _missing_notes(ours, keys)
+        rows.append([tr.label] + _published_cells(tr, ref) + [_fmt(f1, 2)] + _stat_cells(res, 3))
     notes = [
         "One-sided Wilcoxon rank-sum (H1: FDP superior), normal approximation: FDP's F1 repeated "
         "once per compared method vs the distinct published F1 values (fdp.stats.paper_rank_sum). "
         "Ours uses our mean F1 over seeds against the same published lists.",
         "SAMM (Five Categories): the paper prints P = 1.106e-5; 1 - Φ(4.243) is 1.105e-5.",
-    ] + notes
+    ] + _missing_notes(ours, row_keys(12, ref))[0]
     return Table(12, ref.tests[12].caption, header, rows, groups, notes)
 
 
 def _table13(ours: TableInput, ref: Reference, paired_metric: str = "uf1") -> Table:
-    repro = {r.key: r for r in reproduce_significance(ref) if r.table == 13}
     header = ["Comparison", "Test", "Paper statistic", "Paper P-value", "Reproduced statistic",
               "Reproduced P-value", "Ours statistic", "Ours P-value", "Ours n", "Ours Δ UF1 [95 % CI] (pp)",
               "Ours Holm P"]
     groups = [("", 2), ("Paper", 2), ("Recomputed from Tables 9-10", 2), ("Ours", 5)]
-    comps = {c.key: c for c in comparisons(ours, [k for k in row_keys(13, ref) if k != "fdp"])}
+    keys = row_keys(13, ref)
+    comps = {c.key: c for c in comparisons(ours, keys)}
     rows = []
     full = ours.get("fdp")
     full_f1 = _ours_mean(full, "uf1")
     for tr in ref.tests[13].rows:
-        rp = repro[tr.key]
-        t = ref.tables[tr.table]
-        variants = [r.key for r in t.rows if r.key != tr.ours_key]
+        variants = [r.key for r in ref.tables[tr.table].rows if r.key != tr.ours_key]
         f1s = [v for k in variants if (v := _ours_mean(ours.get(k), "uf1")) is not None]
         res = paper_rank_sum(full_f1, f1s) if full_f1 is not None and f1s else None
-        rows.append([tr.label, "rank-sum", f"{tr.statistic:.3f}", _fmt_p(tr.pvalue),
-                     f"{rp.result.statistic:.3f}", _fmt_p(rp.result.pvalue),
-                     MISSING if res is None else f"{res.statistic:.3f}",
-                     _fmt_p(None if res is None else res.pvalue),
-                     MISSING if res is None else f"{res.n_ours} vs {res.n_others}", MISSING, MISSING])
-    for key in row_keys(13, ref):
-        if key == "fdp" or (key in CONTROL_ROWS and ours.get(key) is None):  # controls: only when run
-            continue
+        n = MISSING if res is None else f"{res.n_ours} vs {res.n_others}"
+        rows.append([tr.label, "rank-sum"] + _published_cells(tr, ref) + _stat_cells(res, 3) + [n, MISSING, MISSING])
+    a = full.fold_metrics.get(paired_metric, {}) if full else {}
+    for key in keys:
         other = ours.get(key)
-        a = full.fold_metrics.get(paired_metric, {}) if full else {}
+        if key == "fdp" or (key in CONTROL_ROWS and other is None):  # controls: only when run
+            continue
         b = other.fold_metrics.get(paired_metric, {}) if other else {}
-        common = set(a) & set(b)
-        w = paired_wilcoxon(a, b, alternative="greater") if common else None
+        w = paired_wilcoxon(a, b, alternative="greater") if set(a) & set(b) else None
         c = comps.get(key)
         effect = MISSING if c is None else f"{100 * c.diff:+.2f} [{100 * c.low:+.2f}, {100 * c.high:+.2f}]"
-        rows.append([f"FDP vs {CONTROL_ROWS.get(key) or _variant_label(ref, key)}", "signed-rank", MISSING, MISSING,
-                     MISSING, MISSING, MISSING if w is None else f"{w.statistic:.1f}",
-                     _fmt_p(None if w is None else w.pvalue), MISSING if w is None else str(w.n), effect,
-                     _fmt_p(None if c is None else c.holm_p)])
-    keys = row_keys(13, ref)
-    notes, _ = _missing_notes(ours, keys)
+        rows.append([_versus(ref, key), "signed-rank"] + [MISSING] * 4 + _stat_cells(w, 1)
+                    + [MISSING if w is None else str(w.n), effect, _fmt_p(None if c is None else c.holm_p)])
     notes = [
         "rank-sum: one-sided Wilcoxon rank-sum on F1 as in the paper (fdp.stats.paper_rank_sum); "
         "ours: our FDP mean F1 vs our variants' mean F1.",
@@ -573,7 +525,7 @@ def _table13(ours: TableInput, ref: Reference, paired_metric: str = "uf1") -> Ta
         "paired by LOSO fold (folds both runs have); statistic W+; n = folds.",
         "Δ UF1: our FDP's pooled UF1 minus the other's, interval from a paired bootstrap over test subjects; "
         "Holm P: Holm–Bonferroni across the signed-rank rows with predictions (fdp.stats.holm).",
-    ] + notes
+    ] + _missing_notes(ours, keys)[0]
     return Table(13, ref.tests[13].caption, header, rows, groups, notes, n_text=2)
 
 
@@ -581,7 +533,7 @@ def build_table(n: int, ours: TableInput | Mapping[str, ConfigResult] | None = N
                 ref: Reference | None = None) -> Table:
     """Table `n` (4–14) as a format-independent `Table`."""
     ref = ref or reference()
-    data = _as_input(ours)
+    data = ours if isinstance(ours, TableInput) else TableInput(dict(ours or {}))
     if n in (4, 5, 6, 7, 8):
         table = _comparison_table(n, data, ref)
     elif n in (9, 10, 11, 14):
