@@ -1,15 +1,14 @@
 """`fdp-sweep demo`: the laptop experiment of issue #14, through the whole system.
 
 Synthetic benchmark (`DEMO_DATA`: 6 subjects x 25 clips, CASME II layout, a seed no choice was made on) ->
-clip cache at the laptop profile's frame size, named explicitly (`data.cache_dir`, never a silent
-pick among caches) -> `sweeps/demo.yaml` (fdp, the no_dic ablation, the shuffled-label control,
+clip cache at the laptop profile's frame size, named explicitly (`data.cache_dir`: another cache of
+casme2 -- a real CASME II, another synthetic draw -- is never picked by accident, and the runs record
+which one they read) -> `sweeps/demo.yaml` (fdp, the no_dic ablation, the shuffled-label control,
 the single-frame baseline; full LOSO at the laptop profile) run through the same code as `fdp-sweep
 run` (`load_spec` -> `jobs.expand` -> `scheduler.run_sweep`: Ray + MLflow, progress on stderr) ->
 Table 9 with subject-bootstrap intervals and the paired comparisons.
 
 What was chosen on what (profile, benchmark): docs/learnability.md.
-It names the cache it prepared (`data.cache_dir`), so other caches of casme2 -- a real CASME II,
-another synthetic draw -- are never picked by accident, and its runs record which one they read.
 """
 
 from __future__ import annotations
@@ -91,8 +90,7 @@ def demo_cmd(tracking_uri: str | None, smoke: bool) -> None:
     for line in report.summary_lines():
         click.echo(line)
     text, _ = render_summary(9, uri, sweep=spec.name, include_smoke=True)
-    click.echo("")
-    click.echo(text)
+    click.echo(f"\n{text}")
     click.echo(f"chance: UF1 = Acc = 20.00 (5 classes, balanced). elapsed: {time.perf_counter() - t0:.0f} s")
     if smoke:
         click.echo("this was the pipeline check (2 folds, 4 steps: chance is expected); "
