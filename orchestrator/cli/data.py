@@ -7,7 +7,6 @@ bad rows found together are printed one line each ("bad row: ...") above that li
 from __future__ import annotations
 
 import collections
-import sys
 import time
 from pathlib import Path
 from typing import NoReturn
@@ -16,14 +15,14 @@ import click
 
 from fdp.data.progress import CountProgress
 from fdp.data.samples import BadRowsError, DataError, row_line
+from orchestrator.cli.tools import fail
 
 
 def _fail(e: Exception) -> NoReturn:
     if isinstance(e, BadRowsError) and len(e.rows) > 1:
         for r in e.rows:  # the reasons: the error line names rows and clips only
             click.echo(f"bad row: {row_line(r)}", err=True)
-    click.echo(f"error: {e}", err=True)
-    sys.exit(2)
+    fail(e)
 
 
 @click.command("synth")
@@ -58,8 +57,6 @@ def synth_cmd(out: Path, subjects: int, clips_per_subject: int, seed: int, diffi
         _fail(DataError(f"{out}: folder is not empty and holds no earlier synthetic benchmark (synthetic.json); "
                         "give an empty or new folder"))
     t0 = time.time()
-    total = subjects * clips_per_subject
-
     progress = CountProgress("synth")  # a live line on a terminal, a line per 10 % in a log
     try:
         path = write_synthetic(out, subjects=subjects, clips_per_subject=clips_per_subject, seed=seed,
@@ -70,7 +67,8 @@ def synth_cmd(out: Path, subjects: int, clips_per_subject: int, seed: int, diffi
         _fail(e)
     except OSError as e:
         _fail(DataError(f"{e.filename or out}: cannot write the synthetic benchmark ({e.strerror or e})"))
-    click.echo(f"wrote {total} clips of {subjects} subjects to {path} in {time.time() - t0:.1f} s")
+    click.echo(f"wrote {subjects * clips_per_subject} clips of {subjects} subjects to {path} "
+               f"in {time.time() - t0:.1f} s")
     click.echo(f"next: fdp-sweep prepare {layout} --root {path}")
 
 
@@ -95,7 +93,7 @@ def prepare_cmd(dataset: str, root: Path, out: Path | None, no_align: bool, skip
     """Read DATASET's annotations (casme2, samm, casme_sq, casme3, smic, smic_vis, smic_nir, mmew, fourd),
     align every clip once and store the clip cache; then print
     what it holds beside the paper's counts (as `fdp-sweep datasets` does)."""
-    from fdp.data.cache import load_cache, prepare
+    from fdp.data.cache import cache_fingerprint, load_cache, prepare
     from orchestrator.report.datasets import summary_lines
 
     t0 = time.time()
@@ -110,8 +108,6 @@ def prepare_cmd(dataset: str, root: Path, out: Path | None, no_align: bool, skip
     for line in summary_lines(cache):
         click.echo(line)
     click.echo(f"cache: {path}")
-    from fdp.data.cache import cache_fingerprint
-
     # the data version's name: runs, tables and the MLflow Dataset column show it
     click.echo(f"fingerprint: {cache_fingerprint(path)}")
     click.echo(f"time: {time.time() - t0:.1f} s")

@@ -1,15 +1,14 @@
 """`fdp-sweep demo`: the laptop experiment of issue #14, through the whole system.
 
 Synthetic benchmark (`DEMO_DATA`: 6 subjects x 25 clips, CASME II layout, a seed no choice was made on) ->
-clip cache at the laptop profile's frame size, named explicitly (`data.cache_dir`, never a silent
-pick among caches) -> `sweeps/demo.yaml` (fdp, the no_dic ablation, the shuffled-label control,
+clip cache at the laptop profile's frame size, named explicitly (`data.cache_dir`: another cache of
+casme2 -- a real CASME II, another synthetic draw -- is never picked by accident, and the runs record
+which one they read) -> `sweeps/demo.yaml` (fdp, the no_dic ablation, the shuffled-label control,
 the single-frame baseline; full LOSO at the laptop profile) run through the same code as `fdp-sweep
 run` (`load_spec` -> `jobs.expand` -> `scheduler.run_sweep`: Ray + MLflow, progress on stderr) ->
 Table 9 with subject-bootstrap intervals and the paired comparisons.
 
 What was chosen on what (profile, benchmark): docs/learnability.md.
-It names the cache it prepared (`data.cache_dir`), so other caches of casme2 -- a real CASME II,
-another synthetic draw -- are never picked by accident, and its runs record which one they read.
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ from pathlib import Path
 
 import click
 
-from orchestrator.cli.tools import fail_on_errors
+from orchestrator.cli.tools import fail, fail_on_errors
 
 DEMO_SPEC = "sweeps/demo.yaml"
 # the demo's benchmark: fixed here, written down in docs/learnability.md before the demo run; draw 7
@@ -54,12 +53,6 @@ def prepare_demo_data(root: Path, echo=click.echo, data_args: dict | None = None
     return Path(path)
 
 
-def demo_spec(path: str | Path, cache: Path, smoke: bool = False):
-    from orchestrator.spec.sweep import load_spec
-
-    return load_spec(path, sets={"data.cache_dir": str(cache)}, smoke=smoke)
-
-
 @click.command("demo")
 @click.option("--tracking-uri", default=None,
               help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///<project>/mlflow.db).")
@@ -72,7 +65,7 @@ def demo_cmd(tracking_uri: str | None, smoke: bool) -> None:
     single-frame baseline; full LOSO, Ray + MLflow) -> Table 9 with intervals and paired tests."""
     from orchestrator.plan.jobs import expand
     from orchestrator.run.scheduler import SchedulerError, SweepOptions, run_sweep
-    from orchestrator.spec.sweep import SpecError
+    from orchestrator.spec.sweep import load_spec
     from orchestrator.report.summarize import render_summary
     from orchestrator.track.tracking import project_root, resolve_tracking_uri
 
@@ -80,33 +73,24 @@ def demo_cmd(tracking_uri: str | None, smoke: bool) -> None:
     root = project_root()
     cache = prepare_demo_data(root, data_args=SMOKE_DATA if smoke else None)
     os.environ["FDP_CACHE_DIR"] = str(cache.parent)  # workers inherit it; every job names its cache
-    try:
-        path = root / DEMO_SPEC
-        if not path.exists():  # run from another folder: the spec shipped with the code
-            path = Path(__file__).resolve().parents[1] / DEMO_SPEC
-        spec = demo_spec(path, cache, smoke)
-    except SpecError as e:
-        for line in e.problems:
-            click.echo(f"error: {line}", err=True)
-        sys.exit(2)
+    path = root / DEMO_SPEC
+    if not path.exists():  # run from another folder: the spec shipped with the code
+        path = Path(__file__).resolve().parents[1] / DEMO_SPEC
+    spec = load_spec(path, sets={"data.cache_dir": str(cache)}, smoke=smoke)
     plan = expand(spec)
     if not plan.complete:
-        for p in plan.problems:
-            click.echo(f"error: {p}", err=True)
-        sys.exit(2)
+        fail(*plan.problems)
     uri = resolve_tracking_uri(tracking_uri, root)
     click.echo(f"run: {DEMO_SPEC}{' --smoke' if smoke else ''} on the synthetic casme2/5: {len(plan.jobs)} jobs "
                f"({', '.join(spec.variants)})")
     try:
         report = run_sweep(plan, SweepOptions(tracking_uri=uri, root=root))
     except SchedulerError as e:
-        click.echo(f"error: {e}", err=True)
-        sys.exit(2)
+        fail(e)
     for line in report.summary_lines():
         click.echo(line)
     text, _ = render_summary(9, uri, sweep=spec.name, include_smoke=True)
-    click.echo("")
-    click.echo(text)
+    click.echo(f"\n{text}")
     click.echo(f"chance: UF1 = Acc = 20.00 (5 classes, balanced). elapsed: {time.perf_counter() - t0:.0f} s")
     if smoke:
         click.echo("this was the pipeline check (2 folds, 4 steps: chance is expected); "

@@ -4,8 +4,19 @@ from __future__ import annotations
 
 import click
 
+# commands live beside the code they drive; the CLI module only assembles them
+from orchestrator.cli.data import datasets_cmd, merge_cmd, prepare_cmd, synth_cmd
+from orchestrator.cli.demo import demo_cmd
+from orchestrator.cli.run import run_cmd
+from orchestrator.cli.schema import schema_cmd
+from orchestrator.cli.search import search_cmd
+from orchestrator.cli.summarize import summarize_cmd
+from orchestrator.cli.train import train_cmd
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]},
+             commands=[synth_cmd, prepare_cmd, datasets_cmd, merge_cmd, train_cmd, run_cmd, search_cmd, schema_cmd,
+                       summarize_cmd, demo_cmd])
 @click.version_option(package_name="fdp-sweep")
 def main() -> None:
     """Reproduce and extend the FDP micro-expression paper: prepare data, train folds,
@@ -24,23 +35,6 @@ def list_variants_cmd() -> None:
         n = "—" if cfg.model.baseline else f"{count_parameters(build_model(cfg.model)) / 1e6:.2f}"
         click.echo(f"{v.name:<18} {n:>10}  {v.description}")
 
-
-def _register() -> None:
-    # commands live beside the code they drive; the CLI module only assembles them
-    from orchestrator.cli.data import datasets_cmd, merge_cmd, prepare_cmd, synth_cmd
-    from orchestrator.cli.run import run_cmd
-    from orchestrator.cli.schema import schema_cmd
-    from orchestrator.cli.search import search_cmd
-    from orchestrator.cli.summarize import summarize_cmd
-    from orchestrator.cli.demo import demo_cmd
-    from orchestrator.cli.train import train_cmd
-
-    for cmd in (synth_cmd, prepare_cmd, datasets_cmd, merge_cmd, train_cmd, run_cmd, search_cmd, schema_cmd,
-                summarize_cmd, demo_cmd):
-        main.add_command(cmd)
-
-
-_register()
 
 if __name__ == "__main__":
     main()

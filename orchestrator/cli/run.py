@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from orchestrator.cli.tools import fail_on_errors, parse_sets
+from orchestrator.cli.tools import fail, fail_on_errors, parse_sets
 
 
 @click.command("run")
@@ -37,36 +37,25 @@ def run_cmd(spec_path: str, dry_run: bool, smoke: bool, fresh: bool, address: st
     from orchestrator.plan.dry_run import format_plan
     from orchestrator.run.scheduler import SchedulerError, SweepOptions, run_sweep
     from orchestrator.search.study import load_spec_from_search as load_spec
-    from orchestrator.spec.sweep import SpecError
     from orchestrator.track.tracking import resolve_tracking_uri
 
-    try:
-        spec = load_spec(spec_path, sets=parse_sets(sets), smoke=smoke)
-    except SpecError as e:
-        for line in e.problems:
-            click.echo(f"error: {line}", err=True)
-        sys.exit(2)
-    plan = expand(spec)
+    plan = expand(load_spec(spec_path, sets=parse_sets(sets), smoke=smoke))
     if dry_run:
         click.echo(format_plan(plan, gpu_mem_gb=gpu_mem))
         return
     if not plan.complete:
-        for p in plan.problems:
-            click.echo(f"error: {p}", err=True)
-        sys.exit(2)
+        fail(*plan.problems)
     for d in plan.duplicates + plan.notes:
         click.echo(f"note: {d}", err=True)
     try:
         uri = resolve_tracking_uri(tracking_uri)
     except ValueError as e:
-        click.echo(f"error: {e}", err=True)
-        sys.exit(2)
+        fail(e)
     try:
         report = run_sweep(plan, SweepOptions(fresh=fresh, address=address, max_parallel=max_parallel,
                                               tracking_uri=uri, wait=wait))
     except SchedulerError as e:
-        click.echo(f"error: {e}", err=True)
-        sys.exit(2)
+        fail(e)
     for line in report.summary_lines():
         click.echo(line)
     sys.exit(report.exit_code)

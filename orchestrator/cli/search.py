@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from orchestrator.cli.tools import fail_on_errors, parse_sets
+from orchestrator.cli.tools import fail, fail_on_errors, parse_sets
 
 
 @click.command("search")
@@ -37,23 +37,16 @@ def search_cmd(spec_path: str, smoke: bool, sets: tuple[str, ...], trials: int |
     from orchestrator.run.scheduler import SchedulerError
     from orchestrator.search.study import SearchError, SearchOptions, parse_search, run_search
     from orchestrator.search.study import load_spec_from_search as load_spec
-    from orchestrator.spec.sweep import SpecError
     from orchestrator.track.tracking import resolve_tracking_uri
 
-    try:
-        spec = load_spec(spec_path, sets=parse_sets(sets), smoke=smoke)
-        settings = parse_search(spec, trials=trials)
-    except SpecError as e:
-        for line in e.problems:
-            click.echo(f"error: {line}", err=True)
-        sys.exit(2)
+    spec = load_spec(spec_path, sets=parse_sets(sets), smoke=smoke)
+    settings = parse_search(spec, trials=trials)
     try:
         uri = resolve_tracking_uri(tracking_uri)
         report = run_search(spec, settings, SearchOptions(address=address, tracking_uri=uri, storage=storage,
                                                           max_parallel=max_parallel, wait=wait))
     except (SearchError, SchedulerError, ValueError) as e:
-        click.echo(f"error: {' '.join(str(e).split())}", err=True)
-        sys.exit(2)
+        fail(" ".join(str(e).split()))
     n = {s: sum(t.state == s for t in report.trials) for s in ("COMPLETE", "PRUNED", "FAIL")}
     click.echo(f"search {report.study}: {n['COMPLETE']} complete, {n['PRUNED']} pruned, {n['FAIL']} failed "
                f"in this run ({report.wall_s:.0f} s; {len(report.trained)} fold(s) trained, {len(report.reused)} "

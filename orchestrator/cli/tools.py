@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import sys
-from typing import Any, Callable
+from typing import Any, Callable, NoReturn
 
 import click
 
@@ -15,23 +15,31 @@ def parse_sets(sets: tuple[str, ...]) -> dict[str, Any]:
     return dict(parse_override(s) for s in sets)
 
 
+def fail(*problems: object) -> NoReturn:
+    """`error: <problem>` on stderr, one line each, and exit status 2."""
+    for p in problems:
+        click.echo(f"error: {p}", err=True)
+    sys.exit(2)
+
+
 def expected_errors() -> tuple[type[BaseException], ...]:
-    """Errors whose message is a complete one-line explanation for the user (no traceback)."""
+    """Errors whose message is a complete explanation for the user (no traceback)."""
     from fdp.data.samples import DataError
     from fdp.train import TrainingError
+    from orchestrator.spec.sweep import SpecError
 
-    return (ConfigError, DataError, TrainingError, FileNotFoundError)
+    return (ConfigError, DataError, TrainingError, FileNotFoundError, SpecError)
 
 
 def fail_on_errors(fn: Callable) -> Callable:
-    """Turn expected errors into `error: <one line>` on stderr and exit status 2."""
+    """Turn expected errors into `error: ...` lines on stderr and exit status 2: one line, or one
+    per problem of a sweep spec (`SpecError.problems`)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except expected_errors() as e:
-            click.echo(f"error: {e}", err=True)
-            sys.exit(2)
+            fail(*getattr(e, "problems", [e]))
 
     return wrapper

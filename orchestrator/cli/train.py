@@ -37,9 +37,10 @@ def train_cmd(dataset, setting, variant, cache_dir, fold, max_folds, steps, devi
     stopped: finished folds are read back, the running one resumes from its last checkpoint
     (train.checkpoint_every steps)."""
     from fdp.config import to_dict
+    from fdp.data.cache import cache_fingerprint
     from fdp.data.settings import SETTINGS
     from fdp.metrics import pooled_metrics
-    from fdp.train import FoldResult, fold_names
+    from fdp.train import FoldResult, cache_dir_for, fold_names
     from fdp.variants import build_config
 
     if setting is None:
@@ -53,15 +54,10 @@ def train_cmd(dataset, setting, variant, cache_dir, fold, max_folds, steps, devi
     cfg = build_config(variant, over)
     # the cache is chosen once, here (several and none named: refused; --smoke: the newest), and
     # its content fingerprint is part of what --out's results belong to
-    from fdp.data.cache import cache_fingerprint
-    from fdp.train import cache_dir_for
-
     data_dir = cache_dir_for(cfg.data.dataset, cfg.data.cache_dir, newest=smoke)
     cfg = build_config(variant, {**over, "data.cache_dir": str(data_dir)})
     fingerprint = cache_fingerprint(data_dir) if (data_dir / "index.json").is_file() else ""
-    folds = [fold] if fold else fold_names(cfg)
-    if max_folds and not fold:
-        folds = folds[:max_folds]
+    folds = [fold] if fold else fold_names(cfg)[:max_folds or None]
     kept = {**to_dict(cfg), "data_fingerprint": fingerprint}
     kept["data"] = {k: v for k, v in kept["data"].items() if k != "cache_dir"}  # the content counts, not where
     out = _open_out_dir(Path(out_dir), kept) if out_dir else None

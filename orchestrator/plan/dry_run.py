@@ -13,10 +13,8 @@ from orchestrator.plan.jobs import Plan, runtime_config
 
 def format_plan(plan: Plan, cluster_cpus: float | None = None, cluster_gpus: float | None = None,
                 gpu_mem_gb: float | None = None, memory: bool = True) -> str:
-    """The dry-run table: one row per job (or per configuration when folds are unknown), then
-    the resources the sweep asks for and (`memory`) each job's estimated peak memory beside the
-    jobs that share one GPU, checked against `gpu_mem_gb` (default: the visible GPU's, else
-    ASSUMED_GPU_GB)."""
+    """The dry-run table (rows per configuration when folds are unknown); with `memory`, the memory
+    lines checked against `gpu_mem_gb` (default: the visible GPU's, else ASSUMED_GPU_GB)."""
     spec, res = plan.spec, plan.spec.resources
     lines = [f"sweep {spec.name} ({spec.path}), spec hash {spec.spec_hash}"
              + (" [smoke]" if spec.is_smoke else "")
@@ -25,10 +23,8 @@ def format_plan(plan: Plan, cluster_cpus: float | None = None, cluster_gpus: flo
              + (f", {len(plan.jobs)} job(s)" if plan.complete else "")]
     if spec.multi:
         lines += _experiment_rows(plan)
-    for d in plan.duplicates + plan.notes:
-        lines.append(f"note: {d}")
-    for p in plan.problems:
-        lines.append(f"warning: {p}; showing configurations only")
+    lines += [f"note: {d}" for d in plan.duplicates + plan.notes]
+    lines += [f"warning: {p}; showing configurations only" for p in plan.problems]
     if plan.complete:
         width = max((len(j.label) for j in plan.jobs), default=10)
         lines.append(f"{'#':>4}  {'job':<{width}}  {'job_key':<16}  {'steps':>6}  {'cpus':>4}  {'gpus':>4}")
@@ -40,14 +36,11 @@ def format_plan(plan: Plan, cluster_cpus: float | None = None, cluster_gpus: flo
         lines.append(f"{'#':>4}  {'configuration':<{width}}  {'steps':>6}  {'device':<6}")
         for i, c in enumerate(plan.configurations, 1):
             lines.append(f"{i:>4}  {c.label:<{width}}  {c.cfg.train.steps:>6}  {c.cfg.train.device:<6}")
-    per = f"resources: {res.cpus:g} cpu + {res.gpus:g} gpu per job"
-    if plan.complete:
-        n = len(plan.jobs)
-        lines.append(f"{per}; {n} job(s) -> {n * res.cpus:g} cpu-slots and {n * res.gpus:g} gpu-slots in total; "
-                     f"up to {spec.retries} retries per job on worker death")
-    else:
-        lines.append(f"{per}; {len(plan.configurations)} configuration(s) x (number of folds, unknown without "
-                     f"the cache) jobs; up to {spec.retries} retries per job on worker death")
+    n = len(plan.jobs)
+    total = (f"{n} job(s) -> {n * res.cpus:g} cpu-slots and {n * res.gpus:g} gpu-slots in total" if plan.complete
+             else f"{len(plan.configurations)} configuration(s) x (number of folds, unknown without the cache) jobs")
+    lines.append(f"resources: {res.cpus:g} cpu + {res.gpus:g} gpu per job; {total}; "
+                 f"up to {spec.retries} retries per job on worker death")
     cpus = cluster_cpus if cluster_cpus is not None else float(os.cpu_count() or 1)
     gpus = (cluster_gpus if cluster_gpus is not None else _local_gpus()) if res.gpus else 0.0
     par = res.fit(cpus, gpus)  # GPU fractions counted per GPU, as Ray places them

@@ -45,8 +45,8 @@ class DriverBusy(RuntimeError):
     """Another live driver runs this sweep instance; the message is one line naming it."""
 
 
-def _now_iso(t: float | None = None) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t if t is not None else time.time()))
+def _now_iso() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def _busy_line(sweep: str, holder: dict[str, Any], where: str, kind: str = "sweep") -> str:
@@ -108,18 +108,15 @@ class DriverLease:
 
     # -- the tracking store (drivers on other hosts)
 
-    def _value(self, heartbeat: float | None = None) -> str:
+    def _value(self) -> str:
         return json.dumps({"host": self.host, "pid": self.pid, "since": self.since, "token": self.token,
-                           "heartbeat": heartbeat if heartbeat is not None else time.time()})
+                           "heartbeat": time.time()})
 
     def _holder(self) -> dict[str, Any] | None:
         assert self._tracker is not None
-        exp = with_retry(self._tracker.client.get_experiment, self._exp_id)
-        raw = exp.tags.get(self.tag)
-        if not raw:
-            return None
+        raw = with_retry(self._tracker.client.get_experiment, self._exp_id).tags.get(self.tag)
         try:
-            return json.loads(raw)
+            return json.loads(raw) if raw else None
         except ValueError:
             return None
 

@@ -7,6 +7,7 @@ pooled metric per finished configuration). Elsewhere (CI logs, files): one line 
 
 from __future__ import annotations
 
+import statistics
 import sys
 import time
 from dataclasses import dataclass, field
@@ -80,18 +81,14 @@ class Progress:
         """Seconds left: remaining jobs in waves of `parallel`, at the mean finished-job time."""
         if not self.durations:
             return None
-        mean = sum(self.durations) / len(self.durations)
-        left = self.queued + self.running
-        return mean * left / max(self.parallel, 1)
+        return statistics.fmean(self.durations) * (self.queued + self.running) / max(self.parallel, 1)
 
     def status_line(self) -> str:
         eta = self.eta()
         parts = [f"{self.unit} {self.done}/{self.total} done", f"{self.running} running", f"{self.failed} failed",
-                 f"{self.queued} queued"]
-        if self.skipped:
-            parts.append(f"{self.skipped} skipped")
-        parts.append(f"elapsed {format_duration(time.monotonic() - self.t0)}")
-        parts.append(f"eta {format_duration(eta)}" if eta is not None else "eta ?")
+                 f"{self.queued} queued"] + ([f"{self.skipped} skipped"] if self.skipped else [])
+        parts += [f"elapsed {format_duration(time.monotonic() - self.t0)}",
+                  f"eta {format_duration(eta)}" if eta is not None else "eta ?"]
         return f"{self.name}: " + ", ".join(parts)
 
     def tick(self, force: bool = False) -> None:
@@ -108,8 +105,7 @@ class Progress:
         else:
             if not force and now - self._last < self.interval:
                 return
-            latest = list(self.metrics.items())[-1:] if self.metrics else []
-            tail = f" | {latest[0][0]}: {latest[0][1]}" if latest else ""
+            tail = "".join(f" | {k}: {v}" for k, v in list(self.metrics.items())[-1:])  # the latest one, if any
             self.stream.write(self.status_line() + tail + "\n")
         self.stream.flush()
         self._last = now
