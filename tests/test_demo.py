@@ -93,3 +93,24 @@ def test_demo_benchmark_single_frame_stays_near_chance(tmp_path):
     acc = {k: float((p == y).mean()) for k, p in preds.items()}
     print("LOSO accuracy (chance 0.20):", {k: round(v, 3) for k, v in acc.items()})
     assert acc["apex"] <= 0.30 and acc["random"] <= 0.30
+
+
+def test_demo_finds_its_spec_from_another_folder():
+    """Run outside the repository, the demo reads the spec shipped beside orchestrator/ (it once
+    looked inside orchestrator/ and failed with "cannot read the spec")."""
+    from orchestrator.cli.demo import SHIPPED_SPEC
+
+    assert SHIPPED_SPEC == (Path(__file__).resolve().parents[1] / "sweeps" / "demo.yaml")
+    assert SHIPPED_SPEC.is_file()
+
+
+def test_demo_bad_tracking_uri_is_one_line_before_any_data(tmp_path, monkeypatch):
+    from orchestrator.cli.demo import demo_cmd
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("FDP_PROJECT_ROOT", str(tmp_path))
+    res = CliRunner().invoke(demo_cmd, ["--smoke", "--tracking-uri", "not/a/uri"])
+    assert res.exit_code == 2
+    assert res.output.strip().splitlines() == ["error: tracking URI 'not/a/uri': expected sqlite:///path, "
+                                               "http(s)://host:port, ..."]
+    assert list(tmp_path.iterdir()) == []  # no data prepared, no store created

@@ -23,6 +23,7 @@ import click
 from orchestrator.cli.tools import fail, fail_on_errors
 
 DEMO_SPEC = "sweeps/demo.yaml"
+SHIPPED_SPEC = Path(__file__).resolve().parents[2] / DEMO_SPEC  # beside orchestrator/, for another cwd
 # the demo's benchmark: fixed here, written down in docs/learnability.md before the demo run; draw 7
 # was never used to choose anything (profile and benchmark were chosen on dev draws 10, 11; draw 5 was
 # the first demo's, seen). Amplitude 0.12 with the default static range 4: single frames at chance.
@@ -71,16 +72,19 @@ def demo_cmd(tracking_uri: str | None, smoke: bool) -> None:
 
     t0 = time.perf_counter()
     root = project_root()
+    try:
+        uri = resolve_tracking_uri(tracking_uri, root)  # a bad URI is one line now, not after the data
+    except ValueError as e:
+        fail(e)
     cache = prepare_demo_data(root, data_args=SMOKE_DATA if smoke else None)
     os.environ["FDP_CACHE_DIR"] = str(cache.parent)  # workers inherit it; every job names its cache
     path = root / DEMO_SPEC
     if not path.exists():  # run from another folder: the spec shipped with the code
-        path = Path(__file__).resolve().parents[1] / DEMO_SPEC
+        path = SHIPPED_SPEC
     spec = load_spec(path, sets={"data.cache_dir": str(cache)}, smoke=smoke)
     plan = expand(spec)
     if not plan.complete:
         fail(*plan.problems)
-    uri = resolve_tracking_uri(tracking_uri, root)
     click.echo(f"run: {DEMO_SPEC}{' --smoke' if smoke else ''} on the synthetic casme2/5: {len(plan.jobs)} jobs "
                f"({', '.join(spec.variants)})")
     try:
