@@ -724,6 +724,24 @@ class _Collector:
         return self.result
 
 
+def _data_rows(layout: Layout, label: str) -> Iterator[tuple[str, Sequence[Any]]]:
+    """(source "<file>:row N", cells) of each row of a columnar sheet below its header, blank rows passed over."""
+    for number, values in layout.sheet.rows():
+        if number > layout.header and not _blank(values):
+            yield f"{label}:row {number}", values
+
+
+def _span(values: Sequence[Any], col: dict[str, int], onset: str, apex: str | None,
+          offset: str) -> tuple[int, int | None, int, list[dict[str, Any]]]:
+    """(onset, apex, offset, repairs) from a row's frame columns, named in messages as the file
+    names them; `apex` None: the dataset annotates none."""
+    first = _frame_index(_cell(values, col["onset"]), onset)
+    top = _apex_index(_cell(values, col["apex"]), apex) if apex else None
+    last = _frame_index(_cell(values, col["offset"]), offset)
+    top, repairs = check_span(first, top, last)
+    return first, top, last, repairs
+
+
 def _guess(*parts: Any) -> str:
     """A best-effort clip id from raw cells, for rows too broken to give the real one."""
     return "_".join(_text(p) or "?" for p in parts)
@@ -777,20 +795,14 @@ def read_casme2(root: Path, skip_bad: bool = False, annotations: Path | None = N
     pattern = dict(_CASME2_LAYOUTS)[next(n for n in names if n.lower() == base.name.lower())]
     disk = _Disk()
     out = _Collector(skip_bad, ann)
-    for number, values in layout.sheet.rows():
-        if number <= layout.header or _blank(values):
-            continue
-        source = f"{label}:row {number}"
+    for source, values in _data_rows(layout, label):
         filename = _text(_cell(values, col["filename"]))
         clip_id = f"sub{_subject_or_raw(_cell(values, col['subject']), 2, 'sub')}_{filename or '?'}"
         try:
             subject = _padded_subject(_cell(values, col["subject"]), 2, prefix="sub")
             if not filename:
                 raise _BadRow("missing Filename")
-            onset = _frame_index(_cell(values, col["onset"]), "OnsetFrame")
-            apex = _apex_index(_cell(values, col["apex"]), "ApexFrame")
-            offset = _frame_index(_cell(values, col["offset"]), "OffsetFrame")
-            apex, repairs = check_span(onset, apex, offset)
+            onset, apex, offset, repairs = _span(values, col, "OnsetFrame", "ApexFrame", "OffsetFrame")
             emotion = _emotion(_cell(values, col["emotion"]), "casme2")
             out.check_new(clip_id)
             folder = disk.path(base, [f"sub{subject}", filename])
@@ -840,10 +852,7 @@ def read_samm(root: Path, skip_bad: bool = False, annotations: Path | None = Non
     base = _frame_bases(root, ["SAMM"], r"\d+", TITLES["samm"], "SAMM/")[0]
     disk = _Disk()
     out = _Collector(skip_bad, ann)
-    for number, values in layout.sheet.rows():
-        if number <= layout.header or _blank(values):
-            continue
-        source = f"{label}:row {number}"
+    for source, values in _data_rows(layout, label):
         filename = _text(_cell(values, col["filename"]))
         # SAMM's Filename (006_1_2) starts with the subject: it is the clip id
         clip_id = filename or f"{_subject_or_raw(_cell(values, col['subject']), 3)}_?"
@@ -851,10 +860,7 @@ def read_samm(root: Path, skip_bad: bool = False, annotations: Path | None = Non
             subject = _padded_subject(_cell(values, col["subject"]), 3)
             if not filename:
                 raise _BadRow("missing Filename")
-            onset = _frame_index(_cell(values, col["onset"]), "Onset Frame")
-            apex = _apex_index(_cell(values, col["apex"]), "Apex Frame")
-            offset = _frame_index(_cell(values, col["offset"]), "Offset Frame")
-            apex, repairs = check_span(onset, apex, offset)
+            onset, apex, offset, repairs = _span(values, col, "Onset Frame", "Apex Frame", "Offset Frame")
             emotion = _emotion(_cell(values, col["emotion"]), "samm")
             out.check_new(filename)
             folder = disk.path(base, [subject, filename])
@@ -1040,10 +1046,7 @@ def read_casme3(root: Path, skip_bad: bool = False, annotations: Path | None = N
     bases = _frame_bases(root, None, r"spno\.\d+", TITLES["casme3"], "holding spNO.<k>/ folders")
     disk = _Disk()
     out = _Collector(skip_bad, ann)
-    for number, values in layout.sheet.rows():
-        if number <= layout.header or _blank(values):
-            continue
-        source = f"{label}:row {number}"
+    for source, values in _data_rows(layout, label):
         subject = _text(_cell(values, col["subject"]))
         letter = _text(_cell(values, col["filename"])).lower()  # one row writes a capital
         onset_guess = _lenient_number(_cell(values, col["onset"]))
@@ -1202,10 +1205,7 @@ def _read_smic_e(root: Path, skip_bad: bool, annotations: Path | None, name: str
                          f"SMIC_{modality}_E/ holding s<N>/ folders")
     disk = _Disk()
     out = _Collector(skip_bad, ann)
-    for number, values in layout.sheet.rows():
-        if number <= layout.header or _blank(values):
-            continue
-        source = f"{label}:row {number}"
+    for source, values in _data_rows(layout, label):
         filename = _text(_cell(values, col["filename"]))
         clip_id = filename or _guess(_cell(values, col["subject"]), "?")
         try:
@@ -1213,9 +1213,7 @@ def _read_smic_e(root: Path, skip_bad: bool, annotations: Path | None, name: str
             if not filename:
                 raise _BadRow("missing Filename")
             clip_id = _smic_clip(filename, subject)
-            onset = _frame_index(_cell(values, col["onset"]), "OnsetF")
-            offset = _frame_index(_cell(values, col["offset"]), "OffsetF")
-            check_span(onset, None, offset)
+            onset, _, offset, _ = _span(values, col, "OnsetF", None, "OffsetF")
             emotion = _smic_emotion(_cell(values, col["emotion"]))
             out.check_new(clip_id)
             folder = next((f for f in (disk.path(b, [d, filename]) for b in bases
@@ -1256,10 +1254,7 @@ def read_mmew(root: Path, skip_bad: bool = False, annotations: Path | None = Non
     base = _frame_bases(root, ["Micro_Expression"], rf"(?:{emotions})", TITLES["mmew"], "Micro_Expression/<emotion>/")[0]
     disk = _Disk()
     out = _Collector(skip_bad, ann)
-    for number, values in layout.sheet.rows():
-        if number <= layout.header or _blank(values):
-            continue
-        source = f"{label}:row {number}"
+    for source, values in _data_rows(layout, label):
         filename = _text(_cell(values, col["filename"]))
         clip_id = filename or _guess(_cell(values, col["subject"]), "?")
         try:
@@ -1267,10 +1262,7 @@ def read_mmew(root: Path, skip_bad: bool = False, annotations: Path | None = Non
                 raise _BadRow("missing Filename")
             # the Subject cell, or when blank the first part of the clip name Sxx-yy-zzz
             subject = _s_subject(_cell(values, col["subject"]) or filename.split("-")[0], "S")
-            onset = _frame_index(_cell(values, col["onset"]), "OnsetFrame")
-            apex = _apex_index(_cell(values, col["apex"]), "ApexFrame")
-            offset = _frame_index(_cell(values, col["offset"]), "OffsetFrame")
-            apex, repairs = check_span(onset, apex, offset)
+            onset, apex, offset, repairs = _span(values, col, "OnsetFrame", "ApexFrame", "OffsetFrame")
             emotion = _emotion(_cell(values, col["emotion"]), "mmew")
             out.check_new(clip_id)
             folders = sorted((disk.subfolders(base) or {}).items(), key=lambda kv: kv[0].lower() != emotion)
@@ -1322,10 +1314,7 @@ def read_fourd(root: Path, skip_bad: bool = False, annotations: Path | None = No
     bases = _frame_bases(root, ["gray_micro"], r"s\d+", TITLES["fourd"], "gray_micro/<sub_ID>/")
     disk = _Disk()
     out = _Collector(skip_bad, ann)
-    for number, values in layout.sheet.rows():
-        if number <= layout.header or _blank(values):
-            continue
-        source = f"{label}:row {number}"
+    for source, values in _data_rows(layout, label):
         subject = _text(_cell(values, col["subject"]))
         filename = _text(_cell(values, col["filename"]))
         clip_id = filename or _guess(subject, "?")
@@ -1334,10 +1323,7 @@ def read_fourd(root: Path, skip_bad: bool = False, annotations: Path | None = No
                 raise _BadRow(f"bad sub_ID {subject!r}" if subject else "missing sub_ID")
             if not filename:
                 raise _BadRow("missing fold_name")
-            onset = _frame_index(_cell(values, col["onset"]), "Onset")
-            apex = _apex_index(_cell(values, col["apex"]), "Apex")
-            offset = _frame_index(_cell(values, col["offset"]), "Offset")
-            apex, repairs = check_span(onset, apex, offset)
+            onset, apex, offset, repairs = _span(values, col, "Onset", "Apex", "Offset")
             emotion = _fourd_emotion(_cell(values, col["emotion"]))
             out.check_new(clip_id)
             folder = next((f for f in (disk.path(b, [subject, filename]) for b in bases) if f is not None), None)
