@@ -808,22 +808,9 @@ def read_casme2(root: Path, skip_bad: bool = False, annotations: Path | None = N
             folder = disk.path(base, [f"sub{subject}", filename])
             shown = _rel(base / f"sub{subject}" / filename, root)
             frames = disk.select(folder, shown, pattern, onset, offset)
-            out.add(
-                Sample(
-                    dataset="casme2",
-                    subject=subject,
-                    clip_id=clip_id,
-                    onset=onset,
-                    apex=apex,
-                    offset=offset,
-                    emotion=emotion,
-                    action_units=_text(_cell(values, col["aus"])),
-                    fps=FPS["casme2"],
-                    frames=frames,
-                    source=source,
-                ),
-                repairs,
-            )
+            out.add(Sample(dataset="casme2", subject=subject, clip_id=clip_id, onset=onset, apex=apex, offset=offset,
+                           emotion=emotion, action_units=_text(_cell(values, col["aus"])), fps=FPS["casme2"],
+                           frames=frames, source=source), repairs)
         except _BadRow as exc:
             out.bad(source, clip_id, str(exc))
     return out.finish()
@@ -866,22 +853,9 @@ def read_samm(root: Path, skip_bad: bool = False, annotations: Path | None = Non
             folder = disk.path(base, [subject, filename])
             shown = _rel(base / subject / filename, root)
             frames = disk.select(folder, shown, rf"{re.escape(subject)}_(\d+)\.jpg", onset, offset)
-            out.add(
-                Sample(
-                    dataset="samm",
-                    subject=subject,
-                    clip_id=filename,
-                    onset=onset,
-                    apex=apex,
-                    offset=offset,
-                    emotion=emotion,
-                    action_units=_text(_cell(values, col["aus"])),
-                    fps=FPS["samm"],
-                    frames=frames,
-                    source=source,
-                ),
-                repairs,
-            )
+            out.add(Sample(dataset="samm", subject=subject, clip_id=filename, onset=onset, apex=apex, offset=offset,
+                           emotion=emotion, action_units=_text(_cell(values, col["aus"])), fps=FPS["samm"],
+                           frames=frames, source=source), repairs)
         except _BadRow as exc:
             out.bad(source, clip_id, str(exc))
     return out.finish()
@@ -1001,22 +975,9 @@ def read_casme_sq(root: Path, skip_bad: bool = False, annotations: Path | None =
                 video_dir = candidates[0] if candidates else None
             shown = _rel(base / subject / f"{prefix}*", root)
             frames = disk.select(video_dir, shown, r"img(\d+)\.jpg", onset, offset)
-            out.add(
-                Sample(
-                    dataset="casme_sq",
-                    subject=subject,
-                    clip_id=clip_id,
-                    onset=onset,
-                    apex=apex,
-                    offset=offset,
-                    emotion=emotion,
-                    action_units=_text(_cell(values, _SQ_AUS)),
-                    fps=FPS["casme_sq"],
-                    frames=frames,
-                    source=source,
-                ),
-                repairs,
-            )
+            out.add(Sample(dataset="casme_sq", subject=subject, clip_id=clip_id, onset=onset, apex=apex, offset=offset,
+                           emotion=emotion, action_units=_text(_cell(values, _SQ_AUS)), fps=FPS["casme_sq"],
+                           frames=frames, source=source), repairs)
         except _BadRow as exc:
             out.bad(source, clip_id, str(exc))
     return out.finish()
@@ -1070,22 +1031,9 @@ def read_casme3(root: Path, skip_bad: bool = False, annotations: Path | None = N
             )
             shown = f"{subject}/{letter}/color"
             frames = disk.select(folder, shown, r"(\d+)\.jpg", onset, offset)
-            out.add(
-                Sample(
-                    dataset="casme3",
-                    subject=subject,
-                    clip_id=clip_id,
-                    onset=onset,
-                    apex=apex,
-                    offset=offset,
-                    emotion=emotion,
-                    action_units=_text(_cell(values, col["aus"])),
-                    fps=FPS["casme3"],
-                    frames=frames,
-                    source=source,
-                ),
-                repairs,
-            )
+            out.add(Sample(dataset="casme3", subject=subject, clip_id=clip_id, onset=onset, apex=apex, offset=offset,
+                           emotion=emotion, action_units=_text(_cell(values, col["aus"])), fps=FPS["casme3"],
+                           frames=frames, source=source), repairs)
         except _BadRow as exc:
             out.bad(source, clip_id, str(exc))
     return out.finish()
