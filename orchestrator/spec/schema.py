@@ -461,7 +461,7 @@ def _number(x: Any) -> bool:
 def problems(model: type[Block], raw: dict[str, Any], path: str = "") -> list[str]:
     """Every mistake of `raw` against `model`, one line each ("<key path>: <what>"), in the
     order of the keys (unknown keys, then missing ones, first)."""
-    return [line for _, line in sorted(set(_problems(model, raw, path, ())), key=lambda p: p[0])]
+    return [line for _, line in sorted(dict.fromkeys(_problems(model, raw, path, ())), key=lambda p: p[0])]
 
 
 def _problems(model: type[Block], raw: dict[str, Any], path: str, order: tuple) -> Iterator[tuple[tuple, str]]:
