@@ -18,7 +18,7 @@ import typing
 from dataclasses import dataclass
 from typing import Annotated, Any, Callable, ClassVar, Iterator, Literal, Optional, Union
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from pydantic_core import PydanticCustomError, core_schema
 
 from fdp.config import BOUNDS, CHOICES, ConfigError, ExperimentConfig, all_keys, apply_overrides, suggest
@@ -164,6 +164,7 @@ ConfigKey = Literal[CONFIG_KEYS]
 PosInt = Annotated[int, Field(gt=0)]
 NonNegInt = Annotated[int, Field(ge=0)]
 Seeds = Annotated[Union[NonNegInt, Annotated[list[NonNegInt], Field(min_length=1)]], Unique("a seed is listed twice"),
+                  AfterValidator(lambda v: [v] if isinstance(v, int) else v),  # one seed: a list of one
                   Expect("a non-empty list of non-negative integers")]
 Folds = Annotated[Union[PosInt, Annotated[list[Union[str, int]], Field(min_length=1)]],
                   Expect("a positive integer (the first N folds) or a list of fold names")]
