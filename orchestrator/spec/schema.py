@@ -474,21 +474,20 @@ def _problems(model: type[Block], raw: dict[str, Any], path: str, order: tuple) 
     except ValidationError as e:
         errors = e.errors()
     fields = list(model.model_fields)
-    at = (lambda name: f"{path}{model.SEP}{name}" if path else name)
-    rank = {f: (2, i) for i, f in enumerate(fields)}
+    head = f"{path}: " if path else ""
     bad = set()
     for err in errors:
         name = err["loc"][0] if err["loc"] else None
         if err["type"] == "extra_forbidden" and len(err["loc"]) == 1:
-            yield order + ((0, 0),), f"{path + ': ' if path else ''}unknown key {name!r}{suggest(str(name), fields)}"
+            yield order + ((0, 0),), f"{head}unknown key {name!r}{suggest(str(name), fields)}"
         elif err["type"] == "missing" and len(err["loc"]) == 1:
-            yield order + ((1, fields.index(name)),), f"{path + ': ' if path else ''}missing required key {name!r}"
+            yield order + ((1, fields.index(name)),), f"{head}missing required key {name!r}"
         bad.add(name)
-    for name in fields:
-        if name not in raw or (name not in bad and _block_of(model.model_fields[name].annotation)[0] is None):
+    for i, (name, info) in enumerate(model.model_fields.items()):
+        if name not in raw or (name not in bad and _block_of(info.annotation)[0] is None):
             continue  # (a nested block is walked even when valid: its own checks)
         mine = [e for e in errors if e["loc"][:1] == (name,)]
-        yield from _field(model.model_fields[name], raw[name], mine, at(name), order + (rank[name],))
+        yield from _field(info, raw[name], mine, f"{path}{model.SEP}{name}" if path else name, order + ((2, i),))
     ok = {k: v for k, v in raw.items() if k in fields and k not in bad}
     for where, line, r in model.checks(raw, ok):
         sep = model.SEP if where and where[0] in fields and r != 1 else ": "
@@ -505,33 +504,30 @@ def _field(info: Any, value: Any, errors: list[dict[str, Any]], path: str, order
     if sub is not None and isinstance(value, dict) and container is None:
         yield from _problems(sub, value, path, order)
         return
-    items = (list(value.items()) if isinstance(value, dict) else list(enumerate(value)) if isinstance(value, list)
-             else [])
+    keys = list(value) if isinstance(value, dict) else list(range(len(value))) if isinstance(value, list) else []
+    item = (lambda k: f"{path}[{k}]" if isinstance(k, int) else f"{path}: {k}")  # one item, or a key's value
     whole = False
     for err in errors:
         loc = err["loc"][1:]
         if err["type"] == "spec" and not loc:
             yield order, f"{path}: {err['msg']}"
-        elif loc and items and any(loc[0] == k for k, _ in items) and (expect.each or expect.key or container):
-            k = loc[0]
-            pos = next(i for i, (kk, _) in enumerate(items) if kk == k)
-            name = f"{path}[{k}]" if isinstance(k, int) else f"{path}: {k}"
+        elif loc and loc[0] in keys and (expect.each or expect.key or container):
+            k, at = loc[0], order + ((2, keys.index(loc[0])),)
             if loc[1:2] == ("[key]",):
-                yield order + ((2, pos),), f"{path}: {expect.key(k)}"
+                yield at, f"{path}: {expect.key(k)}"
             elif sub is not None and isinstance(value[k], dict):
                 continue  # walked below
             elif expect.each is not None:
-                label = path if isinstance(k, int) and sub is None else name  # variants: say the name, not [i]
-                yield order + ((2, pos),), f"{label}: {_say(expect.each, value[k])}"
+                label = path if isinstance(k, int) and sub is None else item(k)  # variants: say the name, not [i]
+                yield at, f"{label}: {_say(expect.each, value[k])}"
         else:
             whole = True
     if whole:
         yield order, f"{path}: {_say(expect.text, value)}"
-    if sub is not None and container is not None and items:
-        for pos, (k, v) in enumerate(items):
-            if isinstance(v, dict):
-                yield from _problems(sub, v, f"{path}[{k}]" if isinstance(k, int) else f"{path}: {k}",
-                                     order + ((2, pos),))
+    if sub is not None and container is not None:
+        for pos, k in enumerate(keys):
+            if isinstance(value[k], dict):
+                yield from _problems(sub, value[k], item(k), order + ((2, pos),))
 
 
 def _block_of(annotation: Any) -> tuple[type[Block] | None, type | None]:
