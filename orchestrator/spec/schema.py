@@ -137,11 +137,11 @@ def _value_schema(key: str, typ: Any) -> dict[str, Any]:
 def _config_schemas(cls: type = ExperimentConfig, prefix: str = "") -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for f in dataclasses.fields(cls):
-        typ = typing.get_type_hints(cls)[f.name]
+        typ, key = typing.get_type_hints(cls)[f.name], f"{prefix}{f.name}"
         if dataclasses.is_dataclass(typ):
-            out.update(_config_schemas(typ, f"{prefix}{f.name}."))
-        elif f"{prefix}{f.name}" in CONFIG_KEYS:
-            out[f"{prefix}{f.name}"] = _value_schema(f"{prefix}{f.name}", typ)
+            out.update(_config_schemas(typ, f"{key}."))
+        elif key in CONFIG_KEYS:
+            out[key] = _value_schema(key, typ)
     return out
 
 
@@ -558,15 +558,12 @@ def json_schema() -> dict[str, Any]:
     what the validator takes before its own types: one variant as a bare name, an empty block."""
     out = _schema()
     props = out["properties"]
-    props["variants"] = {**{k: v for k, v in props["variants"].items() if k not in ("type", "items", "minItems",
-                                                                                   "uniqueItems")},
-                         "anyOf": [{k: v for k, v in props["variants"].items() if k in ("type", "items", "minItems",
-                                                                                        "uniqueItems")},
-                                   props["variants"]["items"]]}
+    v = props["variants"]  # a list of names, or one name
+    array = {k: v.pop(k) for k in list(v) if k in ("type", "items", "minItems", "uniqueItems")}
+    v["anyOf"] = [array, array["items"]]
     for key in ("grid", "overrides", "resources", "tracking", "smoke"):  # `key:` with nothing under it
-        inner = {k: v for k, v in props[key].items() if k not in ("description", "default", "title")}
-        props[key] = {**{k: v for k, v in props[key].items() if k in ("description", "default", "title")},
-                      "anyOf": [inner, {"type": "null"}]}
+        inner = {k: props[key].pop(k) for k in list(props[key]) if k not in ("description", "default", "title")}
+        props[key]["anyOf"] = [inner, {"type": "null"}]
     return out
 
 
@@ -603,7 +600,7 @@ def keys_markdown() -> str:
             what = p.get("description") or (defs[ref].get("description", "") if ref else "")
             default = ("required" if name in s.get("required", ()) else "" if ref and not tail or p.get("default") is None
                        else f"`{json.dumps(p['default'])}`")
-            rows.append(f"| `{prefix}{name}{tail}` | {_type_text(p, defs)} | {default} | {' '.join(what.split())} |")
+            rows.append(f"| `{prefix}{name}{tail}` | {_type_text(p)} | {default} | {' '.join(what.split())} |")
             if ref:
                 walk(defs[ref], f"{prefix}{name}{tail}.")
     walk(schema, "")
@@ -620,7 +617,7 @@ def _block_ref(p: dict[str, Any]) -> tuple[str | None, str]:
     return None, ""
 
 
-def _type_text(p: dict[str, Any], defs: dict[str, Any]) -> str:
+def _type_text(p: dict[str, Any]) -> str:
     out = []
     for b in p.get("anyOf", [p]):
         if "enum" in b:
@@ -631,7 +628,7 @@ def _type_text(p: dict[str, Any], defs: dict[str, Any]) -> str:
         elif "$ref" in b or b.get("type") == "object":
             out.append("mapping")
         elif b.get("type") == "array":
-            out.append(f"list of {_type_text(b.get('items', {}), defs) or 'values'}")
+            out.append(f"list of {_type_text(b.get('items', {})) or 'values'}")
         elif b.get("type") in ("integer", "number"):
             bound = next((f" {op} {b[k]:g}" for k, op in (("minimum", ">="), ("exclusiveMinimum", ">")) if k in b), "")
             out.append(f"{b['type']}{bound}" + (f", <= {b['maximum']:g}" if "maximum" in b else ""))
