@@ -30,12 +30,11 @@ def schema_cmd(out: str | None, markdown: bool, docs: str | None) -> None:
     from orchestrator.spec.schema import json_schema, keys_markdown
 
     if docs:
-        path = Path(docs)
-        text = path.read_text()
         pattern = re.compile(re.escape(BEGIN) + r"\n.*?" + re.escape(END), re.S)
-        if not pattern.search(text):
+        text, n = pattern.subn(lambda _: f"{BEGIN}\n{keys_markdown()}{END}", Path(docs).read_text())
+        if not n:
             raise click.ClickException(f"{docs}: no table markers ({BEGIN} ... {END})")
-        path.write_text(pattern.sub(lambda _: f"{BEGIN}\n{keys_markdown()}{END}", text))
+        Path(docs).write_text(text)
         click.echo(f"{docs}: table of keys rewritten")
         return
     text = keys_markdown() if markdown else json.dumps(json_schema(), indent=2) + "\n"

@@ -18,7 +18,7 @@ import typing
 from dataclasses import dataclass
 from typing import Annotated, Any, Callable, ClassVar, Iterator, Literal, Optional, Union
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from pydantic_core import PydanticCustomError, core_schema
 
 from fdp.config import BOUNDS, CHOICES, ConfigError, ExperimentConfig, all_keys, apply_overrides, suggest
@@ -137,11 +137,11 @@ def _value_schema(key: str, typ: Any) -> dict[str, Any]:
 def _config_schemas(cls: type = ExperimentConfig, prefix: str = "") -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for f in dataclasses.fields(cls):
-        typ = typing.get_type_hints(cls)[f.name]
+        typ, key = typing.get_type_hints(cls)[f.name], f"{prefix}{f.name}"
         if dataclasses.is_dataclass(typ):
-            out.update(_config_schemas(typ, f"{prefix}{f.name}."))
-        elif f"{prefix}{f.name}" in CONFIG_KEYS:
-            out[f"{prefix}{f.name}"] = _value_schema(f"{prefix}{f.name}", typ)
+            out.update(_config_schemas(typ, f"{key}."))
+        elif key in CONFIG_KEYS:
+            out[key] = _value_schema(key, typ)
     return out
 
 
@@ -164,6 +164,7 @@ ConfigKey = Literal[CONFIG_KEYS]
 PosInt = Annotated[int, Field(gt=0)]
 NonNegInt = Annotated[int, Field(ge=0)]
 Seeds = Annotated[Union[NonNegInt, Annotated[list[NonNegInt], Field(min_length=1)]], Unique("a seed is listed twice"),
+                  AfterValidator(lambda v: [v] if isinstance(v, int) else v),  # one seed: a list of one
                   Expect("a non-empty list of non-negative integers")]
 Folds = Annotated[Union[PosInt, Annotated[list[Union[str, int]], Field(min_length=1)]],
                   Expect("a positive integer (the first N folds) or a list of fold names")]
@@ -461,7 +462,7 @@ def _number(x: Any) -> bool:
 def problems(model: type[Block], raw: dict[str, Any], path: str = "") -> list[str]:
     """Every mistake of `raw` against `model`, one line each ("<key path>: <what>"), in the
     order of the keys (unknown keys, then missing ones, first)."""
-    return [line for _, line in sorted(set(_problems(model, raw, path, ())), key=lambda p: p[0])]
+    return [line for _, line in sorted(dict.fromkeys(_problems(model, raw, path, ())), key=lambda p: p[0])]
 
 
 def _problems(model: type[Block], raw: dict[str, Any], path: str, order: tuple) -> Iterator[tuple[tuple, str]]:
@@ -473,21 +474,20 @@ def _problems(model: type[Block], raw: dict[str, Any], path: str, order: tuple) 
     except ValidationError as e:
         errors = e.errors()
     fields = list(model.model_fields)
-    at = (lambda name: f"{path}{model.SEP}{name}" if path else name)
-    rank = {f: (2, i) for i, f in enumerate(fields)}
+    head = f"{path}: " if path else ""
     bad = set()
     for err in errors:
         name = err["loc"][0] if err["loc"] else None
         if err["type"] == "extra_forbidden" and len(err["loc"]) == 1:
-            yield order + ((0, 0),), f"{path + ': ' if path else ''}unknown key {name!r}{suggest(str(name), fields)}"
+            yield order + ((0, 0),), f"{head}unknown key {name!r}{suggest(str(name), fields)}"
         elif err["type"] == "missing" and len(err["loc"]) == 1:
-            yield order + ((1, fields.index(name)),), f"{path + ': ' if path else ''}missing required key {name!r}"
+            yield order + ((1, fields.index(name)),), f"{head}missing required key {name!r}"
         bad.add(name)
-    for name in fields:
-        if name not in raw or (name not in bad and _block_of(model.model_fields[name].annotation)[0] is None):
+    for i, (name, info) in enumerate(model.model_fields.items()):
+        if name not in raw or (name not in bad and _block_of(info.annotation)[0] is None):
             continue  # (a nested block is walked even when valid: its own checks)
         mine = [e for e in errors if e["loc"][:1] == (name,)]
-        yield from _field(model.model_fields[name], raw[name], mine, at(name), order + (rank[name],))
+        yield from _field(info, raw[name], mine, f"{path}{model.SEP}{name}" if path else name, order + ((2, i),))
     ok = {k: v for k, v in raw.items() if k in fields and k not in bad}
     for where, line, r in model.checks(raw, ok):
         sep = model.SEP if where and where[0] in fields and r != 1 else ": "
@@ -504,33 +504,30 @@ def _field(info: Any, value: Any, errors: list[dict[str, Any]], path: str, order
     if sub is not None and isinstance(value, dict) and container is None:
         yield from _problems(sub, value, path, order)
         return
-    items = (list(value.items()) if isinstance(value, dict) else list(enumerate(value)) if isinstance(value, list)
-             else [])
+    keys = list(value) if isinstance(value, dict) else list(range(len(value))) if isinstance(value, list) else []
+    item = (lambda k: f"{path}[{k}]" if isinstance(k, int) else f"{path}: {k}")  # one item, or a key's value
     whole = False
     for err in errors:
         loc = err["loc"][1:]
         if err["type"] == "spec" and not loc:
             yield order, f"{path}: {err['msg']}"
-        elif loc and items and any(loc[0] == k for k, _ in items) and (expect.each or expect.key or container):
-            k = loc[0]
-            pos = next(i for i, (kk, _) in enumerate(items) if kk == k)
-            name = f"{path}[{k}]" if isinstance(k, int) else f"{path}: {k}"
+        elif loc and loc[0] in keys and (expect.each or expect.key or container):
+            k, at = loc[0], order + ((2, keys.index(loc[0])),)
             if loc[1:2] == ("[key]",):
-                yield order + ((2, pos),), f"{path}: {expect.key(k)}"
+                yield at, f"{path}: {expect.key(k)}"
             elif sub is not None and isinstance(value[k], dict):
                 continue  # walked below
             elif expect.each is not None:
-                label = path if isinstance(k, int) and sub is None else name  # variants: say the name, not [i]
-                yield order + ((2, pos),), f"{label}: {_say(expect.each, value[k])}"
+                label = path if isinstance(k, int) and sub is None else item(k)  # variants: say the name, not [i]
+                yield at, f"{label}: {_say(expect.each, value[k])}"
         else:
             whole = True
     if whole:
         yield order, f"{path}: {_say(expect.text, value)}"
-    if sub is not None and container is not None and items:
-        for pos, (k, v) in enumerate(items):
-            if isinstance(v, dict):
-                yield from _problems(sub, v, f"{path}[{k}]" if isinstance(k, int) else f"{path}: {k}",
-                                     order + ((2, pos),))
+    if sub is not None and container is not None:
+        for pos, k in enumerate(keys):
+            if isinstance(value[k], dict):
+                yield from _problems(sub, value[k], item(k), order + ((2, pos),))
 
 
 def _block_of(annotation: Any) -> tuple[type[Block] | None, type | None]:
@@ -561,15 +558,12 @@ def json_schema() -> dict[str, Any]:
     what the validator takes before its own types: one variant as a bare name, an empty block."""
     out = _schema()
     props = out["properties"]
-    props["variants"] = {**{k: v for k, v in props["variants"].items() if k not in ("type", "items", "minItems",
-                                                                                   "uniqueItems")},
-                         "anyOf": [{k: v for k, v in props["variants"].items() if k in ("type", "items", "minItems",
-                                                                                        "uniqueItems")},
-                                   props["variants"]["items"]]}
+    v = props["variants"]  # a list of names, or one name
+    array = {k: v.pop(k) for k in list(v) if k in ("type", "items", "minItems", "uniqueItems")}
+    v["anyOf"] = [array, array["items"]]
     for key in ("grid", "overrides", "resources", "tracking", "smoke"):  # `key:` with nothing under it
-        inner = {k: v for k, v in props[key].items() if k not in ("description", "default", "title")}
-        props[key] = {**{k: v for k, v in props[key].items() if k in ("description", "default", "title")},
-                      "anyOf": [inner, {"type": "null"}]}
+        inner = {k: props[key].pop(k) for k in list(props[key]) if k not in ("description", "default", "title")}
+        props[key]["anyOf"] = [inner, {"type": "null"}]
     return out
 
 
@@ -606,7 +600,7 @@ def keys_markdown() -> str:
             what = p.get("description") or (defs[ref].get("description", "") if ref else "")
             default = ("required" if name in s.get("required", ()) else "" if ref and not tail or p.get("default") is None
                        else f"`{json.dumps(p['default'])}`")
-            rows.append(f"| `{prefix}{name}{tail}` | {_type_text(p, defs)} | {default} | {' '.join(what.split())} |")
+            rows.append(f"| `{prefix}{name}{tail}` | {_type_text(p)} | {default} | {' '.join(what.split())} |")
             if ref:
                 walk(defs[ref], f"{prefix}{name}{tail}.")
     walk(schema, "")
@@ -623,7 +617,7 @@ def _block_ref(p: dict[str, Any]) -> tuple[str | None, str]:
     return None, ""
 
 
-def _type_text(p: dict[str, Any], defs: dict[str, Any]) -> str:
+def _type_text(p: dict[str, Any]) -> str:
     out = []
     for b in p.get("anyOf", [p]):
         if "enum" in b:
@@ -634,7 +628,7 @@ def _type_text(p: dict[str, Any], defs: dict[str, Any]) -> str:
         elif "$ref" in b or b.get("type") == "object":
             out.append("mapping")
         elif b.get("type") == "array":
-            out.append(f"list of {_type_text(b.get('items', {}), defs) or 'values'}")
+            out.append(f"list of {_type_text(b.get('items', {})) or 'values'}")
         elif b.get("type") in ("integer", "number"):
             bound = next((f" {op} {b[k]:g}" for k, op in (("minimum", ">="), ("exclusiveMinimum", ">")) if k in b), "")
             out.append(f"{b['type']}{bound}" + (f", <= {b['maximum']:g}" if "maximum" in b else ""))

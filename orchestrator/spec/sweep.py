@@ -33,8 +33,7 @@ from fdp.config import ConfigError, ExperimentConfig
 from fdp.profiles import PROFILES
 from fdp.variants import build_config
 from orchestrator.spec import schema
-from orchestrator.spec.schema import (DATA_KEYS, MERGED_PROTOCOL, NAME_RE, PROTOCOLS,  # noqa: F401
-                                      RESERVED_KEYS, SweepFile, experiment_key)
+from orchestrator.spec.schema import DATA_KEYS, SweepFile, experiment_key
 
 
 class SpecError(ValueError):
@@ -43,11 +42,6 @@ class SpecError(ValueError):
     def __init__(self, problems: list[str]) -> None:
         super().__init__("\n".join(problems))
         self.problems = problems
-
-
-# smoke-block keys that are not config overrides: the data every experiment trains on under
-# --smoke (so any table's sweep smoke-tests on the synthetic benchmark), its seeds and folds
-SMOKE_TOP_KEYS = DATA_KEYS + ("seeds", "folds", "profile")
 
 
 @dataclass(frozen=True)
@@ -136,8 +130,10 @@ class SweepSpec:
     @property
     def spec_hash(self) -> str:
         """Identity of what this spec asks for: the parsed YAML plus --set and --smoke. Re-running
-        the same command gives the same hash, which is how a re-run finds its sweep to resume."""
-        return spec_hash(self.raw, self.sets, self.is_smoke)
+        the same command gives the same hash, which is how a re-run finds its sweep to resume.
+        Order-independent: 12 hex of the sorted JSON."""
+        blob = json.dumps({"spec": self.raw, "sets": self.sets, "smoke": self.is_smoke}, sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
 @dataclass
@@ -151,12 +147,6 @@ class Configuration:
     overrides: dict[str, Any]  # every override applied on top of the variant, in order
     cfg: ExperimentConfig
     experiment: Experiment | None = None  # the experiment whose data it trains on
-
-
-def spec_hash(raw: dict[str, Any], sets: dict[str, Any] | None = None, smoke: bool = False) -> str:
-    """Order-independent hash (12 hex) of the spec content and the command-line layers."""
-    blob = json.dumps({"spec": raw, "sets": sets or {}, "smoke": bool(smoke)}, sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -221,38 +211,35 @@ def parse_spec(raw: Any, sets: dict[str, Any] | None = None, smoke: bool = False
         raise SpecError([f"{source}: a sweep spec is a YAML mapping (name:, dataset:, variants:, ...)"])
     problems = [f"{source}: {line}" for line in schema.problems(SweepFile, raw)]
     if "from_search" in raw and not problems:
-        problems.append(f"{source}: from_search: a study is resolved when the file is read (`fdp-sweep run`, orchestrator.search.study.load_spec_from_search)")
+        problems.append(f"{source}: from_search: a study is resolved when the file is read (`fdp-sweep run`, "
+                        "orchestrator.search.study.load_spec_from_search)")
     sets = dict(sets or {})
     problems += [f"--set: {m}" for k, v in sets.items() for m in schema.config_problems(str(k), v)]
     if problems:
         raise SpecError(_unique(problems))
     f = SweepFile.model_validate(raw)
     multi = f.experiments is not None
-    items = f.experiments if multi else [f]
     smoke_data = {k: getattr(f.smoke, k) for k in DATA_KEYS if k in (raw.get("smoke") or {})} if smoke else {}
     experiments = []
-    for i, item in enumerate(items):
+    for i, item in enumerate(f.experiments if multi else [f]):  # an item's own seeds/folds, else the spec's
         data = {"dataset": item.dataset, "setting": item.setting, "protocol": item.protocol,
                 "test_dataset": item.test_dataset if item.protocol == "cross" else ""}
-        seeds = _seeds(item.seeds if multi and item.seeds is not None else f.seeds)
-        folds = item.folds if multi and item.folds is not None else f.folds
-        exp = Experiment(experiment_key(**data), **data, seeds=seeds, folds=folds, runs_on=dict(data), index=i,
-                         listed=multi)
+        exp = Experiment(experiment_key(**data), **data, seeds=list(f.seeds if item.seeds is None else item.seeds),
+                         folds=f.folds if item.folds is None else item.folds, runs_on=dict(data), index=i, listed=multi)
         if smoke:
             problems += _smoke_map(exp, smoke_data, f.smoke, source)
         experiments.append(exp)
-    first = experiments[0].runs_on if not multi else {}
+    one = None if multi else experiments[0]  # a single-experiment spec shows its data at the top level
     spec = SweepSpec(
-        name=f.name, dataset=first.get("dataset", ""), setting=first.get("setting", ""), variants=list(f.variants),
+        name=f.name, variants=list(f.variants), experiments=experiments, multi=multi,
+        **(one.runs_on if one else {"dataset": "", "setting": "", "protocol": "loso", "test_dataset": ""}),
         table=",".join(map(str, f.table)) if isinstance(f.table, list) else None if f.table is None else str(f.table),
-        protocol=first.get("protocol", "loso"), test_dataset=first.get("test_dataset", ""), experiments=experiments,
-        multi=multi, grid=dict(f.grid), overrides=dict(f.overrides),
-        seeds=experiments[0].seeds if not multi else _seeds(f.seeds), steps=f.steps,
-        folds=experiments[0].folds if not multi else f.folds,
+        grid=dict(f.grid), overrides=dict(f.overrides), steps=f.steps, profile=f.profile,
+        seeds=one.seeds if one else list(f.seeds), folds=one.folds if one else f.folds,
         # --smoke is a CPU run by definition: no GPU request that would leave jobs pending forever on a laptop
         resources=Resources(f.resources.cpus, 0.0 if smoke else float(f.resources.gpus)), retries=f.retries,
         experiment=f.tracking.experiment or f.name, smoke=raw.get("smoke") or {}, search=raw.get("search"),
-        sets=sets, is_smoke=smoke, raw=raw, path=source, profile=f.profile,
+        sets=sets, is_smoke=smoke, raw=raw, path=source,
     )
     if not problems:
         # Only now are the pieces sound enough to build every configuration; that catches what
@@ -269,10 +256,6 @@ def parse_spec(raw: Any, sets: dict[str, Any] | None = None, smoke: bool = False
     return spec
 
 
-def _seeds(seeds: int | list[int]) -> list[int]:
-    return [seeds] if isinstance(seeds, int) else list(seeds)
-
-
 def _smoke_map(exp: Experiment, smoke_data: dict[str, Any], block: Any, source: str) -> list[str]:
     """Under --smoke: the smoke block's data, seeds and folds replace what `exp` runs on; its key
     (the table cell it fills) stays. `protocol: loso` there also drops the test dataset. The
@@ -287,7 +270,7 @@ def _smoke_map(exp: Experiment, smoke_data: dict[str, Any], block: Any, source: 
     if not problems:
         exp.runs_on = {k: data[k] for k in DATA_KEYS}
     if block.seeds is not None:
-        exp.seeds = _seeds(block.seeds)
+        exp.seeds = list(block.seeds)
     if block.folds is not None:
         exp.folds = block.folds
     return problems
@@ -364,16 +347,16 @@ def parse_search(spec: SweepSpec, trials: int | None = None) -> SearchSettings:
 
 def pinned_keys(spec: SweepSpec) -> set[str]:
     """Keys the search does not sample: --set and (with --smoke) the smoke block replace them."""
-    return set(spec.sets) | (set(smoke_overrides(spec)) if spec.is_smoke else set())  # incl. its profile's keys
+    return set(spec.sets) | set(smoke_overrides(spec))  # incl. the smoke profile's keys
 
 
 def _check_space_values(spec: SweepSpec, confs: list[Configuration]) -> list[str]:
     """Each value the search can draw (every choice; a range's both ends), set on its own on top
     of each configuration as a trial sets it, builds: one that cannot would fail every trial
     that draws it. (Combinations of several keys are checked when a trial is asked.)"""
-    out = []
+    out, pinned = [], pinned_keys(spec)
     for k, d in (spec.search.get("space") or {}).items():
-        if k in pinned_keys(spec):
+        if k in pinned:
             continue
         values = d["choices"] if d["type"] == "categorical" else [d["low"], d["high"]]
         for conf in confs:
@@ -393,10 +376,9 @@ def _unique(lines: list[str]) -> list[str]:
 # spec -> configurations
 
 
-def base_overrides(spec: SweepSpec, exp: Experiment | None = None) -> dict[str, Any]:
+def base_overrides(spec: SweepSpec, exp: Experiment) -> dict[str, Any]:
     """The layer the spec's own fields contribute (an experiment's data and the step budget),
-    before `overrides`. `exp` defaults to the spec's first (for a single-form spec: only) one."""
-    exp = exp or spec.experiments[0]
+    before `overrides`."""
     data = exp.runs_on
     over: dict[str, Any] = {"data.dataset": data["dataset"], "data.setting": data["setting"],
                             "data.test_dataset": data["test_dataset"]}
@@ -408,22 +390,20 @@ def base_overrides(spec: SweepSpec, exp: Experiment | None = None) -> dict[str, 
 
 
 def smoke_overrides(spec: SweepSpec) -> dict[str, Any]:
-    """The smoke layer: CPU, then the spec's smoke block (its dotted keys; `folds` is not one)."""
+    """The smoke layer: CPU, its profile, then the smoke block's dotted keys (its own fields -- data,
+    seeds, folds, profile -- are not config keys)."""
     if not spec.is_smoke:
         return {}
     over: dict[str, Any] = {"train.device": "cpu"}
     if spec.smoke.get("profile") in PROFILES:
         over.update(PROFILES[spec.smoke["profile"]])
-    over.update({k: v for k, v in spec.smoke.items() if k not in SMOKE_TOP_KEYS})
+    over.update({k: v for k, v in spec.smoke.items() if k not in schema.Smoke.model_fields})
     return over
 
 
 def grid_points(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
-    """Cartesian product of the grid, in the order the spec lists keys and values."""
-    if not grid:
-        return [{}]
-    keys = list(grid)
-    return [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
+    """Cartesian product of the grid, in the order the spec lists keys and values (no keys: one empty point)."""
+    return [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
 
 
 def short_keys(keys: list[str]) -> dict[str, str]:
