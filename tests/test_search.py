@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 import torch
 from click.testing import CliRunner
 
@@ -341,3 +342,13 @@ def test_every_sweep_search_block_parses(smoke):
     for p in with_search:
         s = parse_search(load_spec(p, smoke=smoke))
         assert s.holdout and s.space and (s.study.endswith("-smoke") == smoke)
+
+
+def test_smoke_trials_are_the_files_and_run_under_smoke():
+    """The file's smoke_trials is what --smoke runs and what the settings record (the record
+    once kept the default 3 whatever the file said)."""
+    raw = yaml.safe_load((Path(__file__).resolve().parents[1] / "sweeps" / "search.yaml").read_text())
+    raw["search"]["smoke_trials"], raw["search"]["trials"] = 5, 17
+    for smoke, trials in ((False, 17), (True, 5)):
+        s = parse_search(parse_spec(raw, smoke=smoke))
+        assert (s.trials, s.smoke_trials) == (trials, 5)

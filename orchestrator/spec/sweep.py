@@ -342,6 +342,7 @@ def parse_search(spec: SweepSpec, trials: int | None = None) -> SearchSettings:
         p_threshold=pruner.p_threshold if pruner else None, n_startup_steps=pruner.n_startup_steps if pruner else 2,
         study=(b.study or spec.name) + ("-smoke" if spec.is_smoke else ""), storage=b.storage,
         enqueue=[{k: v for k, v in e.items() if k not in pinned} for e in block.get("enqueue") or []],
+        smoke_trials=b.smoke_trials,
     )
 
 
