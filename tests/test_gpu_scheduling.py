@@ -55,7 +55,7 @@ def fake_gpu_cluster():
 
 
 def _run(cluster: Cluster, tmp_path: Path, gpus: float, n_jobs: int) -> tuple[int, list[dict]]:
-    res = Resources(0.5, gpus)
+    res = Resources(cpus=0.5, gpus=gpus)
     par = capacity(cluster, res)
     payloads = [JobPayload(f"job{i:02d}", f"job{i}", "c", str(par), {}, "", "", str(tmp_path / f"job{i:02d}.pt"))
                 for i in range(n_jobs)]
@@ -142,15 +142,15 @@ def test_gpu_fraction_above_one_is_refused_in_one_line(tmp_path):
 
 def test_capacity_counts_fractions_per_gpu_and_per_node():
     one = Cluster("local", cpus=16, gpus=2, log_dir="", started_here=True)
-    assert capacity(one, Resources(1, 0.25)) == 8
-    assert capacity(one, Resources(1, 0.4)) == 4  # not floor(2 / 0.4) = 5
-    assert capacity(one, Resources(1, 1 / 3)) == 6  # Ray's 1e-4 units: 0.3333 x 3 fits one GPU
-    assert capacity(one, Resources(1, 2)) == 1 and capacity(one, Resources(1, 3)) == 0
-    assert capacity(one, Resources(4, 0.25)) == 4  # CPUs bound it
+    assert capacity(one, Resources(cpus=1, gpus=0.25)) == 8
+    assert capacity(one, Resources(cpus=1, gpus=0.4)) == 4  # not floor(2 / 0.4) = 5
+    assert capacity(one, Resources(cpus=1, gpus=1 / 3)) == 6  # Ray's 1e-4 units: 0.3333 x 3 fits one GPU
+    assert capacity(one, Resources(cpus=1, gpus=2)) == 1 and capacity(one, Resources(cpus=1, gpus=3)) == 0
+    assert capacity(one, Resources(cpus=4, gpus=0.25)) == 4  # CPUs bound it
     # two nodes of 1 GPU: a 2-GPU job fits neither, though the cluster has 2 GPUs in total
     two = Cluster("ray://head", cpus=32, gpus=2, log_dir="", started_here=False, nodes=[(16, 1), (16, 1)])
-    assert capacity(two, Resources(1, 2)) == 0
-    assert capacity(two, Resources(1, 0.4)) == 4
-    assert Resources(1, 0.15).jobs_per_gpu() == 6 and Resources(1, 0).jobs_per_gpu() == 0
+    assert capacity(two, Resources(cpus=1, gpus=2)) == 0
+    assert capacity(two, Resources(cpus=1, gpus=0.4)) == 4
+    assert Resources(cpus=1, gpus=0.15).jobs_per_gpu() == 6 and Resources(cpus=1, gpus=0).jobs_per_gpu() == 0
     # the reported Ray Tune trap: 0.15 GPU on 8 GPUs is 6 per GPU = 48 jobs, not 53
-    assert capacity(Cluster("x", 64, 8, "", False), Resources(1, 0.15)) == 48
+    assert capacity(Cluster("x", 64, 8, "", False), Resources(cpus=1, gpus=0.15)) == 48

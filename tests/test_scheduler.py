@@ -111,11 +111,11 @@ def orchestration_failing_job(payload: JobPayload) -> JobOutcome:
 
 def test_capacity_and_eta():
     c = Cluster("local", cpus=2, gpus=1, log_dir="", started_here=True)
-    assert capacity(c, Resources(1, 0)) == 2
-    assert capacity(c, Resources(0.125, 0)) == 16
-    assert capacity(c, Resources(0.5, 0.25)) == 4  # GPU fractions only do accounting: 4 share one GPU
-    assert capacity(c, Resources(1, 2)) == 0  # no node fits: the sweep stops with a message
-    assert capacity(c, Resources(0.125, 0), max_parallel=3) == 3
+    assert capacity(c, Resources(cpus=1, gpus=0)) == 2
+    assert capacity(c, Resources(cpus=0.125, gpus=0)) == 16
+    assert capacity(c, Resources(cpus=0.5, gpus=0.25)) == 4  # GPU fractions only do accounting: 4 share one GPU
+    assert capacity(c, Resources(cpus=1, gpus=2)) == 0  # no node fits: the sweep stops with a message
+    assert capacity(c, Resources(cpus=0.125, gpus=0), max_parallel=3) == 3
     out = io.StringIO()
     p = Progress(total=10, parallel=2, stream=out, tty=False, interval=3600)
     for _ in range(4):

@@ -39,7 +39,7 @@ def resolved(path: Path, smoke: bool) -> dict:
     key (fold 01, a fixed data fingerprint), and the settings of its search block."""
     s = load_spec(path, smoke=smoke)
     out = {f.name: getattr(s, f.name) for f in dataclasses.fields(s) if f.name not in ("raw", "path", "experiments")}
-    out["resources"] = dataclasses.asdict(s.resources)
+    out["resources"] = s.resources.model_dump()
     out["experiments"] = [dataclasses.asdict(e) for e in s.experiments]
     out["spec_hash"] = s.spec_hash
     out["configurations"] = [[c.label, job_key(c.cfg, "01", c.experiment.key if s.multi else "", data="f" * 16),

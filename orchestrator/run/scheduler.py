@@ -37,7 +37,7 @@ from fdp.config import to_dict
 from orchestrator.run.worker import JobOutcome, JobPayload, guard_parent, open_run, run_job
 from orchestrator.plan.jobs import Plan, runtime_config
 from orchestrator.run.progress import Progress
-from orchestrator.spec.sweep import Resources
+from orchestrator.spec.schema import Resources
 from orchestrator.run.lease import DriverBusy, DriverLease
 from orchestrator.track.tracking import (StoreError, SweepTracker, check_store, git_info, pool_predictions, project_root, resolve_tracking_uri)
 

@@ -39,6 +39,7 @@ RESERVED_KEYS = {"train.seed": "seeds", "data.dataset": "dataset", "data.setting
                  "data.test_dataset": "test_dataset", "data.fold_by": "protocol", "variant": "variants"}
 ALL_KEYS = all_keys()
 CONFIG_KEYS = tuple(k for k in ALL_KEYS if k not in RESERVED_KEYS)  # what grid/overrides/smoke/space may name
+RAY_UNITS = 10_000  # Ray's fixed-point resolution of resource quantities (1e-4)
 METRICS = {"nll": "minimize", "di_mse": "minimize", "acc": "maximize", "uf1": "maximize", "uar": "maximize"}
 
 
@@ -240,12 +241,31 @@ class Experiment(Block):
 
 
 class Resources(Block):
-    """What one fold job asks the Ray scheduler for."""
+    """What one fold job asks the Ray scheduler for (Ray also sets OMP_NUM_THREADS from `cpus`)."""
 
     cpus: Annotated[float, D(gt=0, description="CPU cores per job"), Expect("a positive number")] = 1.0
     gpus: Annotated[Union[Annotated[float, D(ge=0, le=1)], Annotated[float, D(ge=1, multiple_of=1)]],
                     D(description="GPUs per job; a fraction only does Ray's accounting (jobs share the GPU)"),
                     Expect("a fraction in [0, 1] or a whole number of GPUs")] = 0.0
+
+    def jobs_per_gpu(self) -> int:
+        """Jobs that share one GPU: Ray places a fractional request on a single GPU, so fractions
+        are counted per GPU, not over the node (0.4 on 2 GPUs: 2 per GPU = 4 jobs, not 2 // 0.4 = 5).
+        Ray counts resources in units of 1e-4. 0 for a CPU-only job; 1 for whole GPUs."""
+        if self.gpus <= 0:
+            return 0
+        if self.gpus >= 1:
+            return 1
+        return RAY_UNITS // max(1, round(self.gpus * RAY_UNITS))
+
+    def fit(self, cpus: float, gpus: float) -> int:
+        """How many such jobs one node with `cpus` CPUs and `gpus` GPUs runs at once."""
+        n = int(cpus // self.cpus) if self.cpus > 0 else 10**6
+        if self.gpus >= 1:
+            n = min(n, int(gpus // self.gpus))
+        elif self.gpus > 0:
+            n = min(n, int(gpus) * self.jobs_per_gpu())
+        return n
 
 
 class Tracking(Block):

@@ -33,7 +33,7 @@ from fdp.config import ConfigError, ExperimentConfig
 from fdp.profiles import PROFILES
 from fdp.variants import build_config
 from orchestrator.spec import schema
-from orchestrator.spec.schema import DATA_KEYS, SweepFile, experiment_key
+from orchestrator.spec.schema import DATA_KEYS, Resources, SweepFile, experiment_key
 
 
 class SpecError(ValueError):
@@ -42,36 +42,6 @@ class SpecError(ValueError):
     def __init__(self, problems: list[str]) -> None:
         super().__init__("\n".join(problems))
         self.problems = problems
-
-
-@dataclass(frozen=True)
-class Resources:
-    """What one fold job asks the Ray scheduler for."""
-
-    cpus: float = 1.0  # CPU cores per job (Ray also sets OMP_NUM_THREADS from it)
-    gpus: float = 0.0  # GPU fraction per job; fractions only do accounting, jobs share the device
-
-    def jobs_per_gpu(self) -> int:
-        """Jobs that share one GPU: Ray places a fractional request on a single GPU, so fractions
-        are counted per GPU, not over the node (0.4 on 2 GPUs: 2 per GPU = 4 jobs, not 2 // 0.4 = 5).
-        Ray counts resources in units of 1e-4. 0 for a CPU-only job; 1 for whole GPUs."""
-        if self.gpus <= 0:
-            return 0
-        if self.gpus >= 1:
-            return 1
-        return RAY_UNITS // max(1, round(self.gpus * RAY_UNITS))
-
-    def fit(self, cpus: float, gpus: float) -> int:
-        """How many such jobs one node with `cpus` CPUs and `gpus` GPUs runs at once."""
-        n = int(cpus // self.cpus) if self.cpus > 0 else 10**6
-        if self.gpus >= 1:
-            n = min(n, int(gpus // self.gpus))
-        elif self.gpus > 0:
-            n = min(n, int(gpus) * self.jobs_per_gpu())
-        return n
-
-
-RAY_UNITS = 10_000  # Ray's fixed-point resolution of resource quantities (1e-4)
 
 
 @dataclass
@@ -237,7 +207,7 @@ def parse_spec(raw: Any, sets: dict[str, Any] | None = None, smoke: bool = False
         grid=dict(f.grid), overrides=dict(f.overrides), steps=f.steps, profile=f.profile,
         seeds=one.seeds if one else list(f.seeds), folds=one.folds if one else f.folds,
         # --smoke is a CPU run by definition: no GPU request that would leave jobs pending forever on a laptop
-        resources=Resources(f.resources.cpus, 0.0 if smoke else float(f.resources.gpus)), retries=f.retries,
+        resources=f.resources.model_copy(update={"gpus": 0.0}) if smoke else f.resources, retries=f.retries,
         experiment=f.tracking.experiment or f.name, smoke=raw.get("smoke") or {}, search=raw.get("search"),
         sets=sets, is_smoke=smoke, raw=raw, path=source,
     )
