@@ -50,7 +50,8 @@ from fdp.config import ConfigError, ExperimentConfig, to_dict
 from fdp.objective import ObjectiveError, SubjectSplit, split_subjects
 from orchestrator.run.worker import JobOutcome, JobPayload
 from orchestrator.run.progress import Progress
-from orchestrator.run.scheduler import DriverOptions, JobSource, Scheduler, SchedulerError, checkpoint_dir, driving, fit, start_ray
+from orchestrator.run.scheduler import (DriverOptions, JobSource, Scheduler, SchedulerError, checkpoint_dir, driving,
+                                        fit, start_ray)
 from orchestrator.spec.sweep import SearchSettings, SpecError, SweepSpec, configurations, parse_search  # noqa: F401
 from orchestrator.track.tracking import absolute_sqlite, with_retry
 
