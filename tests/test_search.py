@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 import shutil
+import types
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ import yaml
 import torch
 from click.testing import CliRunner
 
-from fdp.objective import ObjectiveError, fold_value, inner_split, objective_fold, split_subjects
+from fdp.objective import ObjectiveError, SubjectSplit, fold_value, inner_split, objective_fold, split_subjects
 from orchestrator.search.study import (SearchError, SearchOptions, best_overrides, decode_params, encode_params, parse_search, reported_subjects, resolve_from_search, run_search, suggest)
 from orchestrator.spec.sweep import SpecError, parse_spec
 
@@ -352,3 +353,63 @@ def test_smoke_trials_are_the_files_and_run_under_smoke():
     for smoke, trials in ((False, 17), (True, 5)):
         s = parse_search(parse_spec(raw, smoke=smoke))
         assert (s.trials, s.smoke_trials) == (trials, 5)
+
+
+class _FakeClient:
+    """The few MLflow client calls a study source makes, kept in memory."""
+
+    def __init__(self):
+        self.runs, self.terminated = {}, {}
+
+    def create_run(self, experiment_id, tags=None, run_name=None):
+        rid = f"run{len(self.runs)}"
+        self.runs[rid] = tags
+        return types.SimpleNamespace(info=types.SimpleNamespace(run_id=rid))
+
+    def log_batch(self, run_id, metrics=(), params=(), tags=()):
+        pass
+
+    def set_terminated(self, run_id, status):
+        self.terminated[run_id] = status
+
+
+def test_a_trial_pruned_on_a_value_read_back_cancels_its_running_folds(tmp_path):
+    """A fold whose value is read back (trained earlier for the same parameters) can prune its
+    trial while other folds of it run: those are cancelled with the next finished fold, and a
+    fold of the closed trial that finishes is recorded, never reported to the finished trial
+    (Optuna refuses that: UpdateFinishedTrialError ended the driver)."""
+    import dataclasses
+
+    import optuna
+
+    from orchestrator.plan.jobs import DataRef
+    from orchestrator.run.progress import Progress
+    from orchestrator.run.worker import JobOutcome
+    from orchestrator.search.study import SearchReport, StudySource
+    from orchestrator.spec.sweep import configurations, load_spec
+
+    spec = load_spec(Path(__file__).resolve().parents[1] / "sweeps" / "search.yaml", smoke=True)
+    settings = dataclasses.replace(parse_search(spec), parallel=1, p_threshold=0.1)
+    (conf,) = configurations(spec)
+    split = SubjectSplit(search=("01", "02", "04"), holdout=("03",))
+    study = optuna.create_study(direction=settings.direction, sampler=optuna.samplers.RandomSampler(seed=0),
+                                pruner=optuna.pruners.ThresholdPruner(upper=0.0))  # any value > 0: pruned
+    client = _FakeClient()
+    tracker = types.SimpleNamespace(client=client, uri="sqlite:///x", runs_by_key=lambda *a: {},
+                                    search=lambda *a, **k: [], mark_failed=lambda *a: None)
+    data = DataRef("casme2", str(tmp_path), "f" * 16, str(tmp_path), 10, "now", True)
+    report = SearchReport(settings.study, "mem", "0", "study-run", split)
+    source = StudySource(study, settings, conf, split, list(split.search), tracker, "0", "study-run", data,
+                         tmp_path, "", False, 1, report, Progress(total=0, stream=io.StringIO()), io.StringIO())
+    first, second = source.next_job(), source.next_job()  # two folds of trial 0 in flight
+    (trial,) = source.active
+    (_, third), = trial.queue
+    source.values[source._key(trial, third)] = 1.0  # trained earlier for these parameters
+    assert source.next_job() is None  # its value is read back: the trial is pruned, nothing more to ask
+    assert study.trials[0].state == optuna.trial.TrialState.PRUNED and not source.active
+    to_cancel = source.done(first, JobOutcome(first.key, True, value=0.5), 1.0)
+    assert to_cancel == [second.key]  # the pruned trial's other running fold
+    assert first.key in report.trained and source.values[first.key] == 0.5  # recorded for reuse
+    assert study.trials[0].state == optuna.trial.TrialState.PRUNED
+    assert source.done(second, JobOutcome(second.key, False, "boom"), 1.0) == []  # no second close
+    assert source.exhausted() and [t.state for t in report.trials] == ["PRUNED"]

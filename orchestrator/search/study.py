@@ -327,6 +327,7 @@ class StudySource(JobSource):
         self.folds = self._fold_runs()  # job key -> run of an earlier attempt (FINISHED preferred)
         self.values: dict[str, float] = {}  # job key -> value, of the folds trained by this driver
         self.requeued = set(study.user_attrs.get(REQUEUED, []))  # trials whose parameters were asked again
+        self.cancel: list[str] = []  # running folds of trials closed by a value read back (`_reuse`)
 
     # -- the scheduler's side
 
@@ -356,15 +357,17 @@ class StudySource(JobSource):
         a, step, subject = self.of_key.pop(p.key)
         a.running.discard(p.key)
         self.progress.finished(seconds, out.ok)
+        cancel, self.cancel = [k for k in self.cancel if k in self.of_key], []  # those still running
+        open_ = a in self.active  # a trial pruned on a value read back takes no more values
         if not out.ok:
             rid = out.run_id or self._run_of(a, p.key)
             if rid:  # also when the worker did it: a worker that died cannot, and this is idempotent
                 self.tracker.mark_failed(rid, out.error)
-            return self._close(a, "FAIL", f"fold {subject}: {out.error}")
+            return cancel + (self._close(a, "FAIL", f"fold {subject}: {out.error}") if open_ else [])
         self.report.trained.append(p.key)
         self.values[p.key] = out.value
         self.report.fold_subjects.append((out.train_subjects, out.val_subjects))
-        return self._value(a, step, out.value)
+        return cancel + (self._value(a, step, out.value) if open_ else [])
 
     def cancelled(self, p: JobPayload) -> None:
         a, _, _ = self.of_key.pop(p.key)
@@ -424,19 +427,13 @@ class StudySource(JobSource):
         from orchestrator.track.tracking import control_tags, data_tags
 
         if key in self.values:
-            self.report.reused.append(key)
-            a.reused += 1
-            self._value(a, step, self.values[key])
-            return None
+            return self._reuse(a, step, key, self.values[key])
         run = self.folds.get(key)
         adopted = run is not None and int(run.data.tags.get("fdp.trial", -1)) in self.requeued
         if adopted:
             self._adopt(run, a)  # a fold of a trial whose driver died: the new trial carries it on
         if run is not None and run.info.status == "FINISHED" and f"objective_{self.s.metric}" in run.data.metrics:
-            self.report.reused.append(key)
-            a.reused += 1
-            self._value(a, step, float(run.data.metrics[f"objective_{self.s.metric}"]))
-            return None
+            return self._reuse(a, step, key, float(run.data.metrics[f"objective_{self.s.metric}"]))
         job = Job(key, f"trial{a.trial.number}|val={subject}", f"trial{a.trial.number}", subject,
                   self.conf.variant, a.key_cfg.train.seed, a.key_cfg, data=self.data)
         tags = {"mlflow.parentRunId": a.run_id, "fdp.role": "search_fold", "fdp.study": self.s.study,
@@ -457,6 +454,13 @@ class StudySource(JobSource):
                           {"tags": tags, "name": f"trial{a.trial.number}|val={subject}", "inputs": []},
                           {"val_subject": subject, "search_subjects": list(self.split.search),
                            "metric": self.s.metric, "step": step})
+
+    def _reuse(self, a: _Active, step: int, key: str, value: float) -> None:
+        """Report a fold finished earlier instead of training it. Should that close the trial (pruned),
+        its folds in flight are cancelled with the next finished job (the scheduler asks `done`)."""
+        self.report.reused.append(key)
+        a.reused += 1
+        self.cancel += self._value(a, step, value)
 
     def _adopt(self, run, a: _Active) -> None:
         """A fold run of a trial that was asked again now belongs to the new trial `a` (the same
