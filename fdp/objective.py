@@ -10,7 +10,6 @@ evaluated on (`inner_split` whitelists search subjects; `objective_fold` re-chec
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -73,7 +72,7 @@ def objective_fold(cfg: ExperimentConfig, val_subject: str, search_subjects: Seq
                    callback=None, checkpoint_path=None):
     """Train on the other search subjects, evaluate on `val_subject`: one objective fold, resumed
     from `checkpoint_path` when it exists. Returns (FoldResult, sorted training subjects)."""
-    from fdp.train import TrainingError, load_bank, train_fold, with_validation
+    from fdp.train import TrainingError, load_bank, train_fold, with_classes, with_validation
 
     if bank is None:
         bank, _ = load_bank(cfg)
@@ -85,10 +84,8 @@ def objective_fold(cfg: ExperimentConfig, val_subject: str, search_subjects: Seq
     if not used <= set(search_subjects):  # defence in depth: the whitelist above makes this unreachable
         raise TrainingError(f"objective fold {val_subject}: would use non-search subject(s) "
                             f"{', '.join(sorted(used - set(search_subjects)))}")
-    if cfg.model.num_classes != len(bank.class_names):
-        cfg = copy.deepcopy(cfg)
-        cfg.model.num_classes = len(bank.class_names)
-    result = train_fold(cfg, split, bank, callback=callback, checkpoint_path=checkpoint_path)
+    result = train_fold(with_classes(cfg, bank.class_names), split, bank, callback=callback,
+                        checkpoint_path=checkpoint_path)
     return result, sorted({subjects[i] for i in split.train})
 
 
@@ -102,5 +99,4 @@ def fold_value(result, metric: str) -> float:
         return float(-np.log(np.clip(p[np.arange(len(y)), y], NLL_FLOOR, 1.0)).mean())
     if metric not in result.metrics:
         raise ObjectiveError(f"metric {metric} is not produced by this variant (has {', '.join(result.metrics)})")
-    value = float(result.metrics[metric])
-    return value
+    return float(result.metrics[metric])

@@ -20,6 +20,7 @@ import math
 import os
 import resource
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -451,6 +452,15 @@ def make_split(cfg: ExperimentConfig, subjects: list[str], fold: str, n_test: in
     return split
 
 
+def with_classes(cfg: ExperimentConfig, class_names: Sequence[str]) -> ExperimentConfig:
+    """`cfg` whose MER head has one output per class of the data it reads (a copy when that differs)."""
+    if cfg.model.num_classes == len(class_names):
+        return cfg
+    cfg = copy.deepcopy(cfg)
+    cfg.model.num_classes = len(class_names)
+    return cfg
+
+
 def run_fold(cfg: ExperimentConfig, fold: str, callback: Callback | None = None,
              checkpoint_path: str | os.PathLike | None = None) -> FoldResult:
     """Load the prepared clips named by `cfg.data`, build fold `fold` and train it."""
@@ -461,9 +471,7 @@ def run_fold(cfg: ExperimentConfig, fold: str, callback: Callback | None = None,
         split = make_split(cfg, list(sel.subjects), fold, n_test=len(test_sel.subjects))
     else:
         split = make_split(cfg, list(sel.subjects), fold)
-    if cfg.model.num_classes != len(sel.class_names):
-        cfg = copy.deepcopy(cfg)
-        cfg.model.num_classes = len(sel.class_names)
+    cfg = with_classes(cfg, sel.class_names)
     if cfg.model.baseline:  # no network: the single-frame regression on the same split (fdp.baselines)
         from fdp.baselines import single_frame_fold
         from fdp.data.cache import load_cache
