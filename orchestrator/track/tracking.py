@@ -399,9 +399,7 @@ class SweepTracker:
         cm = confusion(labels, preds, len(names))
         with tempfile.TemporaryDirectory() as tmp:
             d = Path(tmp)
-            (d / "confusion.json").write_text(json.dumps(
-                {"class_names": names, "matrix": cm.tolist(), "rows": "true", "cols": "pred"}))
-            plots.confusion_png(cm, names, d / "confusion.png", f"{config_label}: pooled over {len(per_fold)} folds")
+            write_confusion(d, cm, names, f"{config_label}: pooled over {len(per_fold)} folds")
             (d / "per_fold.json").write_text(json.dumps(per_fold))
             plots.per_fold_png(per_fold, d / "per_fold.png", config_label)
             with_retry(self.client.log_artifacts, parent_id, str(d), pooled_artifact_dir(config_label))
@@ -409,6 +407,13 @@ class SweepTracker:
     def close_parent(self, parent_id: str, ok: bool, summary: dict[str, Any]) -> None:
         with_retry(self.client.log_dict, parent_id, summary, "summary.json")
         with_retry(self.client.set_terminated, parent_id, "FINISHED" if ok else "FAILED")
+
+
+def write_confusion(folder: Path, cm: Any, names: list[str], title: str) -> None:
+    """`confusion.json` (rows true, columns predicted) and `confusion.png` in `folder`."""
+    (folder / "confusion.json").write_text(json.dumps(
+        {"class_names": names, "matrix": cm.tolist(), "rows": "true", "cols": "pred"}))
+    plots.confusion_png(cm, names, folder / "confusion.png", title)
 
 
 def control_tags(cfg: Any) -> dict[str, str]:
@@ -651,9 +656,7 @@ class RunLogger:
                 from fdp.metrics import confusion
 
                 cm = confusion(result.labels, result.preds, len(result.class_names))
-                (d / "confusion.json").write_text(json.dumps(
-                    {"class_names": result.class_names, "matrix": cm.tolist(), "rows": "true", "cols": "pred"}))
-                plots.confusion_png(cm, result.class_names, d / "confusion.png", f"fold {result.fold}")
+                write_confusion(d, cm, result.class_names, f"fold {result.fold}")
             if result.examples:
                 plots.examples_png(result.examples, d / "examples.png", f"{cfg.variant} fold {result.fold}")
             # one directory copy, not one call per file: fewer store round trips
