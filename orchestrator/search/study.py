@@ -109,24 +109,21 @@ def suggest(trial, space: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def _json_keys(space: dict[str, dict[str, Any]]) -> set[str]:
+    """The categorical keys whose choices Optuna holds as JSON text (`_encode_choices`)."""
+    return {k for k, d in space.items() if d.get("type") == "categorical" and _encode_choices(d["choices"])[1]}
+
+
 def encode_params(overrides: dict[str, Any], space: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Dotted overrides -> Optuna params (list choices as their JSON text); for enqueue_trial."""
-    out = {}
-    for k, v in overrides.items():
-        d = space.get(k, {})
-        out[k] = json.dumps(v) if d.get("type") == "categorical" and _encode_choices(d["choices"])[1] else v
-    return out
+    text = _json_keys(space)
+    return {k: json.dumps(v) if k in text else v for k, v in overrides.items()}
 
 
 def decode_params(params: dict[str, Any], space: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Optuna's stored params -> dotted overrides (undoing the JSON text of list choices)."""
-    out = {}
-    for k, v in params.items():
-        d = space.get(k, {})
-        if d.get("type") == "categorical" and _encode_choices(d["choices"])[1]:
-            v = json.loads(v)
-        out[k] = v
-    return out
+    text = _json_keys(space)
+    return {k: json.loads(v) if k in text else v for k, v in params.items()}
 
 
 def make_study(s: SearchSettings, storage_url: str):
