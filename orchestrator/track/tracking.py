@@ -136,14 +136,13 @@ def check_store(uri: str, root: Path | None = None, timeout_s: float = 10.0) -> 
         url = uri.rstrip("/") + "/health"
         try:
             with urllib.request.urlopen(url, timeout=timeout_s) as r:
-                if r.status != 200:
-                    raise StoreError(f"tracking server {uri}: /health answered HTTP {r.status}")
-        except StoreError:
-            raise
+                status = r.status
         except (urllib.error.URLError, OSError, ValueError) as e:
             reason = getattr(e, "reason", e)
             raise StoreError(f"tracking server {uri} unreachable ({reason}; waited at most {timeout_s:g} s); start "
                              f"it (`mlflow server ...`) or pass another --tracking-uri") from None
+        if status != 200:
+            raise StoreError(f"tracking server {uri}: /health answered HTTP {status}")
         return
     folders = [root]
     db: Path | None = None
