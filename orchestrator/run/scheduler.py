@@ -39,7 +39,8 @@ from orchestrator.plan.jobs import Plan, runtime_config
 from orchestrator.run.progress import Progress
 from orchestrator.spec.schema import Resources
 from orchestrator.run.lease import DriverBusy, DriverLease
-from orchestrator.track.tracking import (StoreError, SweepTracker, check_store, git_info, pool_predictions, project_root, resolve_tracking_uri)
+from orchestrator.track.tracking import (StoreError, SweepTracker, check_store, git_info, metric_prefix,
+                                         pool_predictions, project_root, resolve_tracking_uri)
 
 JobFn = Callable[[JobPayload], JobOutcome]
 QUIET_ENV = {"MLFLOW_DISABLE_TELEMETRY": "true", "RAY_USAGE_STATS_ENABLED": "0"}
@@ -121,7 +122,6 @@ def start_ray(address: str | None = None, num_cpus: int | None = None, num_gpus:
         ctx = _init_loopback(ray, num_cpus=num_cpus or os.cpu_count() or 1, num_gpus=num_gpus,
                              include_dashboard=False, **common)
     res = ray.cluster_resources()
-    session = ""
     if ctx is not None:
         session = ctx.address_info.get("session_dir", "")
     else:
@@ -445,23 +445,19 @@ def _run_leased(plan: Plan, opts: SweepOptions, root: Path, uri: str, data: str,
     for job in plan.jobs:
         ckpt = ckpts / f"{job.key}.pt"
         run = existing.get(job.key)
+        # no run yet: opened by the worker as the job starts (`worker.open_run`), so its duration is its own
+        rid = run_ids[job.key] = run.info.run_id if run is not None else ""
         if run is not None and run.info.status == "FINISHED":
-            run_ids[job.key] = run.info.run_id
             finished.add(job.key)
             report.skipped.append(job.label)
             continue
-        if run is not None:  # same instance: the same run continues, from its checkpoint
-            rid = run.info.run_id
-            if "fdp.error" in run.data.tags:
-                tracker.client.delete_tag(rid, "fdp.error")
-        else:  # a new run starts from scratch: a checkpoint left by another instance is stale
+        if run is None:  # a new run starts from scratch: a checkpoint left by another instance is stale
             ckpt.unlink(missing_ok=True)
-            rid = ""  # opened by the worker as the job starts (`jobs.open_run`): its duration is its own
-        run_ids[job.key] = rid
+        elif "fdp.error" in run.data.tags:  # same instance: the same run continues, from its checkpoint
+            tracker.client.delete_tag(rid, "fdp.error")
         payloads.append(JobPayload(job.key, job.label, job.config_label, job.fold,
                                    to_dict(runtime_config(job.cfg)), rid, uri, str(ckpt), commit, dirty,
                                    opts.flush_every, exp_id, tracker.child_run_spec(parent, job, spec.name)))
-    by_key = {j.key: j for j in plan.jobs}
     parent_metrics = tracker.client.get_run(parent.run_id).data.metrics if parent.reused else {}
 
     def pool(config_label: str) -> None:
@@ -486,31 +482,30 @@ def _run_leased(plan: Plan, opts: SweepOptions, root: Path, uri: str, data: str,
                      f"tracking: {uri} (experiment {spec.experiment!r}, parent run {parent.run_id})\n")
         stream.flush()
     for c in plan.configurations:  # configurations completed by an earlier invocation
-        prefix_done = any(k.startswith(_prefix(c.label)) for k in parent_metrics)
-        if plan.jobs_of(c.label) and not prefix_done:
+        prefix = metric_prefix(c.label) + "/"
+        pooled_before = {k.rsplit("/", 1)[1]: v for k, v in parent_metrics.items() if k.startswith(prefix)}
+        if pooled_before:
+            report.pooled[c.label] = pooled_before
+        elif plan.jobs_of(c.label):
             pool(c.label)
-        elif prefix_done:
-            report.pooled[c.label] = {k.rsplit("/", 1)[1]: v for k, v in parent_metrics.items()
-                                      if k.startswith(_prefix(c.label))}
 
     def on_done(p: JobPayload, out: JobOutcome, seconds: float) -> None:
-        job = by_key[p.key]
         if out.run_id:
             p.run_id = run_ids[p.key] = out.run_id
         elif not p.run_id:  # the worker died: the run it may have opened is found by its key
             run = tracker.children(exp_id, parent.run_id).get(p.key)
             p.run_id = run_ids[p.key] = run.info.run_id if run is not None else ""
-        report.job_seconds[job.label] = out.wall_time_s
+        report.job_seconds[p.label] = out.wall_time_s
         if out.ok:
             finished.add(p.key)
-            report.done.append(job.label)
+            report.done.append(p.label)
             progress.finished(seconds, True)
-            pool(job.config_label)
+            pool(p.config_label)
         else:
             # also when the worker did it: a worker that died cannot, and this is idempotent
             if p.run_id:
                 tracker.mark_failed(p.run_id, out.error)
-            report.failed[job.label] = out.error
+            report.failed[p.label] = out.error
             progress.finished(seconds, False)
 
     t0 = time.monotonic()
@@ -528,9 +523,3 @@ def _run_leased(plan: Plan, opts: SweepOptions, root: Path, uri: str, data: str,
     if not report.failed and not any(ckpts.iterdir()):
         shutil.rmtree(ckpts, ignore_errors=True)
     return report
-
-
-def _prefix(config_label: str) -> str:
-    from orchestrator.track.tracking import metric_prefix
-
-    return metric_prefix(config_label) + "/"

@@ -136,14 +136,13 @@ def check_store(uri: str, root: Path | None = None, timeout_s: float = 10.0) -> 
         url = uri.rstrip("/") + "/health"
         try:
             with urllib.request.urlopen(url, timeout=timeout_s) as r:
-                if r.status != 200:
-                    raise StoreError(f"tracking server {uri}: /health answered HTTP {r.status}")
-        except StoreError:
-            raise
+                status = r.status
         except (urllib.error.URLError, OSError, ValueError) as e:
             reason = getattr(e, "reason", e)
             raise StoreError(f"tracking server {uri} unreachable ({reason}; waited at most {timeout_s:g} s); start "
                              f"it (`mlflow server ...`) or pass another --tracking-uri") from None
+        if status != 200:
+            raise StoreError(f"tracking server {uri}: /health answered HTTP {status}")
         return
     folders = [root]
     db: Path | None = None
@@ -369,14 +368,9 @@ class SweepTracker:
         return pool_predictions([self.predictions(rid) for rid in run_ids])
 
     def log_pooled(self, parent_id: str, config_label: str, metrics: dict[str, float]) -> None:
-        from mlflow.entities import Metric
-
-        now = int(time.time() * 1000)
         prefix = metric_prefix(config_label)
-        have = with_retry(self.client.get_run, parent_id).data.metrics
         # a pooled metric is logged once: a second value would make the parent's number ambiguous
-        ms = [Metric(f"{prefix}/{k}", float(v), now, 0) for k, v in metrics.items()
-              if k in POOLED and f"{prefix}/{k}" not in have]
+        ms = unlogged_metrics(self.client, parent_id, {f"{prefix}/{k}": v for k, v in metrics.items() if k in POOLED})
         if ms:
             with_retry(self.client.log_batch, parent_id, metrics=ms)
 
@@ -407,6 +401,15 @@ class SweepTracker:
     def close_parent(self, parent_id: str, ok: bool, summary: dict[str, Any]) -> None:
         with_retry(self.client.log_dict, parent_id, summary, "summary.json")
         with_retry(self.client.set_terminated, parent_id, "FINISHED" if ok else "FAILED")
+
+
+def unlogged_metrics(c: "MlflowClient", run_id: str, values: dict[str, float], step: int = 0) -> list[Any]:
+    """`values` as MLflow metrics at `step`, less those the run already has (read from the store)."""
+    from mlflow.entities import Metric
+
+    have = with_retry(c.get_run, run_id).data.metrics
+    now = int(time.time() * 1000)
+    return [Metric(k, float(v), now, int(step)) for k, v in values.items() if k not in have]
 
 
 def write_confusion(folder: Path, cm: Any, names: list[str], title: str) -> None:
@@ -571,17 +574,22 @@ class RunLogger:
             self._client = client(self.uri)
         return self._client
 
-    def start(self, resumed_from_step: int = 0) -> None:
+    def _log_batch(self, tags: dict[str, str], metrics: list[Any] | None = None) -> None:
+        """One log_batch of `tags` (name -> value) and `metrics` (at most METRICS_PER_BATCH)."""
         from mlflow.entities import RunTag
 
+        with_retry(self.client.log_batch, self.run_id, metrics=metrics or [],
+                   tags=[RunTag(k, v) for k, v in tags.items()])
+
+    def start(self, resumed_from_step: int = 0) -> None:
         with_retry(self.client.update_run, self.run_id, status="RUNNING")
-        tags = [RunTag("fdp.host", socket.gethostname()), RunTag("fdp.worker_pid", str(os.getpid()))]
+        tags = {"fdp.host": socket.gethostname(), "fdp.worker_pid": str(os.getpid())}
         if resumed_from_step:
-            tags.append(RunTag("fdp.resumed_from_step", str(resumed_from_step)))
+            tags["fdp.resumed_from_step"] = str(resumed_from_step)
         # a killed attempt may have sent steps past its checkpoint (or before its first one): a
         # retry replays them with the same values, and must not send them twice
         self._logged = self._logged_steps()
-        with_retry(self.client.log_batch, self.run_id, tags=tags)
+        self._log_batch(tags)
 
     def _logged_steps(self) -> dict[str, set[int]]:
         keys = [k for k in with_retry(self.client.get_run, self.run_id).data.metrics if k.startswith("train/")]
@@ -590,7 +598,7 @@ class RunLogger:
     def log_config(self, cfg: "ExperimentConfig", git_commit: str = "", git_dirty: bool = False) -> None:
         """Flattened config as params (only those not logged yet: a resumed attempt re-logs
         nothing, and MLflow refuses to change a param), `config.yaml` and git commit tags."""
-        from mlflow.entities import Param, RunTag
+        from mlflow.entities import Param
 
         have = with_retry(self.client.get_run, self.run_id).data.params
         params = [Param(k, _param_text(v)) for k, v in flatten(to_dict(cfg)).items() if k not in have]
@@ -598,9 +606,7 @@ class RunLogger:
             with_retry(self.client.log_batch, self.run_id, params=params[i:i + PARAMS_PER_BATCH])
         with_retry(self.client.log_text, self.run_id, dump_yaml(cfg), "config.yaml")
         if git_commit:
-            with_retry(self.client.log_batch, self.run_id,
-                       tags=[RunTag("mlflow.source.git.commit", git_commit),
-                             RunTag("fdp.git_dirty", str(git_dirty).lower())])
+            self._log_batch({"mlflow.source.git.commit": git_commit, "fdp.git_dirty": str(git_dirty).lower()})
 
     def log_terms(self, step: int, terms: dict[str, float]) -> None:
         """The trainer's callback: buffer `train/<term>` at `step`, flush when due."""
@@ -622,32 +628,27 @@ class RunLogger:
 
     def log_result(self, result: "FoldResult", cfg: "ExperimentConfig") -> None:
         """Final fold metrics, predictions, fold result, confusion matrix and example grid."""
-        from mlflow.entities import Metric, RunTag
+        from mlflow.entities import Metric
 
         self.flush()
         now = int(time.time() * 1000)
         # complete loss curves: the logging steps a killed attempt buffered but never sent come
         # from the checkpointed curves in `result` (each step once)
         logged, every = self._logged, max(cfg.train.log_every, 1)  # earlier attempts' steps + this one's
-        gaps = [Metric(f"train/{k}", float(v), now, int(s)) for k, pts in result.curves.items() if k != "val_score"
-                for s, v in pts if (s % every == 0 or s == result.steps) and int(s) not in logged.get(f"train/{k}", ())]
-        for i in range(0, len(gaps), METRICS_PER_BATCH):
-            with_retry(self.client.log_batch, self.run_id, metrics=gaps[i:i + METRICS_PER_BATCH])
+        self._buffer = [Metric(f"train/{k}", float(v), now, int(s)) for k, pts in result.curves.items()
+                        if k != "val_score" for s, v in pts
+                        if (s % every == 0 or s == result.steps) and int(s) not in logged.get(f"train/{k}", ())]
+        self.flush()
         values = dict(result.metrics)
         values.update(wall_time_s=result.wall_time_s, steps_per_s=result.steps_per_s,
                       peak_mem_mb=result.peak_mem_mb)
-        have = with_retry(self.client.get_run, self.run_id).data.metrics
         # a final metric has exactly one value: an attempt that died after logging them is not
         # allowed to add a second
-        ms = [Metric(k, float(v), now, int(result.steps)) for k, v in values.items() if k not in have]
-        with_retry(self.client.log_batch, self.run_id, metrics=ms,
-                   tags=[RunTag("fdp.selection_detail", result.selection[:5000]),
-                         RunTag("fdp.device", result.device),
+        self._log_batch({"fdp.selection_detail": result.selection[:5000], "fdp.device": result.device,
                          # what the job ran as, after `auto` was resolved on its device (fdp.runtime)
-                         RunTag("fdp.precision", result.precision),
-                         RunTag("fdp.memory_format", result.memory_format),
-                         RunTag("fdp.compiled", result.compiled or "no"),
-                         RunTag("fdp.gpu", result.gpu or "-")])
+                         "fdp.precision": result.precision, "fdp.memory_format": result.memory_format,
+                         "fdp.compiled": result.compiled or "no", "fdp.gpu": result.gpu or "-"},
+                        unlogged_metrics(self.client, self.run_id, values, result.steps))
         with tempfile.TemporaryDirectory() as tmp:
             d = Path(tmp)
             (d / "predictions.csv").write_text(predictions_csv(result))
@@ -666,13 +667,8 @@ class RunLogger:
                       val_subjects: list[str]) -> None:
         """An objective fold's value (once: a retried attempt does not add a second) and the
         subjects it trained and validated on (the search's honesty, checkable per run)."""
-        from mlflow.entities import Metric, RunTag
-
-        have = with_retry(self.client.get_run, self.run_id).data.metrics
-        ms = [] if f"objective_{metric}" in have else [Metric(f"objective_{metric}", value, int(time.time() * 1000), step)]
-        with_retry(self.client.log_batch, self.run_id, metrics=ms,
-                   tags=[RunTag("fdp.train_subjects", ",".join(train_subjects)),
-                         RunTag("fdp.val_subjects", ",".join(val_subjects))])
+        self._log_batch({"fdp.train_subjects": ",".join(train_subjects), "fdp.val_subjects": ",".join(val_subjects)},
+                        unlogged_metrics(self.client, self.run_id, {f"objective_{metric}": value}, step))
 
     def finish(self) -> None:
         self.flush()
