@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 
 from fdp.stats import SeedPredictions
 from orchestrator.report.tables import ConfigResult, TableInput, all_row_keys, loss_key, row_keys
-from orchestrator.track.tracking import SweepTracker, pool_predictions, with_retry
+from orchestrator.track.tracking import SweepTracker, concat_predictions, pool_predictions, with_retry
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
@@ -232,10 +232,9 @@ def collect(tracker: SweepTracker, sweep: SweepRuns | Sequence[SweepRuns], table
         for seed in sorted(per_seed, key=lambda s: int(s) if s.isdigit() else 0):
             preds = [tracker.predictions(r.info.run_id) for r in per_seed[seed]]
             pooled = pool_predictions(preds)
-            if preds and all(p["preds"] is not None for p in preds):
-                seed_preds.append(SeedPredictions.of([y for p in preds for y in p["labels"]],
-                                                     [y for p in preds for y in p["preds"]],
-                                                     [s for p in preds for s in p["subjects"]]))
+            c = concat_predictions(preds)
+            if c["preds"] is not None:  # per_seed's lists are never empty
+                seed_preds.append(SeedPredictions.of(c["labels"], c["preds"], c["subjects"]))
             for m, v in pooled.items():
                 if v is not None and math.isfinite(v):
                     metrics[m].append(float(v))
