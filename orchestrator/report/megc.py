@@ -20,6 +20,7 @@ from fdp.data.merged import database_of
 from fdp.metrics import pooled_metrics
 from fdp.stats import mean_std
 from orchestrator.report.tables import MISSING, Table, TableInput, render, with_provenance
+from orchestrator.track.tracking import concat_predictions
 
 MEGC_COLUMNS = ("composite", "smic", "casme2", "samm")
 _TITLES = {"composite": "Composite", "smic": "SMIC", "casme2": "CASME II", "samm": "SAMM"}
@@ -30,10 +31,8 @@ EXPERIMENT = "composite/3"  # the experiment key (setting) composite runs are fi
 def per_database(predictions: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     """{"composite" | database: pooled metrics} from `read_predictions` dicts of one configuration
     and seed: concatenated first, then split by the database of each clip's subject."""
-    labels = [y for p in predictions for y in p["labels"]]
-    preds = [y for p in predictions for y in p["preds"]]
-    subjects = [s for p in predictions for s in p["subjects"]]
-    k = max(p["num_classes"] for p in predictions)
+    c = concat_predictions(predictions)
+    labels, preds, subjects, k = c["labels"], c["preds"], c["subjects"], c["num_classes"]
     out = {"composite": pooled_metrics(labels, preds, k)}
     for db in sorted({database_of(s) for s in subjects} - {""}):
         idx = [i for i, s in enumerate(subjects) if database_of(s) == db]

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 
 from fdp.stats import SeedPredictions
 from orchestrator.report.tables import ConfigResult, TableInput, all_row_keys, loss_key, row_keys
-from orchestrator.track.tracking import SweepTracker, pool_predictions, with_retry
+from orchestrator.track.tracking import SweepTracker, concat_predictions, pool_predictions, with_retry
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
@@ -125,7 +125,7 @@ def merge_runs(sweeps: Sequence[SweepRuns]) -> list["Run"]:
     return list(best.values())
 
 
-def _of_current_data(run: "Run", sweeps: Sequence[SweepRuns], notes: list[str] | None) -> bool:
+def _of_current_data(run: "Run", sweeps: Sequence[SweepRuns], notes: list[str]) -> bool:
     """Whether a child run read the data its sweep instance is about (parent tag `fdp.data`): a
     run of an older data version never joins the pool, even if it sits under the same parent."""
     data = next((s.parent.data.tags.get("fdp.data", "") for s in sweeps
@@ -133,9 +133,8 @@ def _of_current_data(run: "Run", sweeps: Sequence[SweepRuns], notes: list[str] |
     fp = run.data.tags.get("fdp.data_fingerprint", "")
     if not data or not fp or fp in data.split(",") or "->" in data:
         return True
-    if notes is not None:
-        notes.append(f"run {run.info.run_id} ({run.data.tags.get('fdp.config_label', '?')}, fold "
-                     f"{run.data.tags.get('fdp.fold', '?')}) read data {fp}, not the sweep's {data}; left out")
+    notes.append(f"run {run.info.run_id} ({run.data.tags.get('fdp.config_label', '?')}, fold "
+                 f"{run.data.tags.get('fdp.fold', '?')}) read data {fp}, not the sweep's {data}; left out")
     return False
 
 
@@ -175,18 +174,13 @@ def count_params(tracker: SweepTracker, run: "Run") -> int | None:
         return None
 
 
-def collect(tracker: SweepTracker, sweep: SweepRuns | Sequence[SweepRuns], table: int,
-            with_params: bool | None = None, notes: list[str] | None = None) -> dict[str, ConfigResult]:
-    """key -> ConfigResult for the child runs of one sweep, or of several merged (`merge_runs`);
-    keys table `table` does not read are skipped, with a note."""
-    sweeps = [sweep] if isinstance(sweep, SweepRuns) else list(sweep)
-    runs = merge_runs(sweeps) if len(sweeps) > 1 else list(sweeps[0].children)
-    runs = [r for r in runs if _of_current_data(r, sweeps, notes)]
+def _one_run_per_cell(table: int, runs: list["Run"], sweeps: Sequence[SweepRuns],
+                      notes: list[str]) -> dict[str, list["Run"]]:
+    """key -> its runs, one per (seed, fold): two configurations of one cell (e.g. two merged
+    sweeps with other step budgets) would otherwise be pooled as if they were more clips. Keys
+    table `table` does not read are skipped, with a note."""
     keys = set(row_keys(table))
-    with_params = table == 10 if with_params is None else with_params
     sweep_of = {r.info.run_id: s.name for s in sweeps for r in s.children}
-    # one run per (key, seed, fold): two configurations of one cell (e.g. two merged sweeps with
-    # other step budgets) would otherwise be pooled as if they were more clips
     cells: dict[tuple[str, str, str], Run] = {}
     skipped: dict[str, int] = defaultdict(int)
     for run in runs:
@@ -198,59 +192,69 @@ def collect(tracker: SweepTracker, sweep: SweepRuns | Sequence[SweepRuns], table
         other = cells.get(cell)
         if other is not None:
             keep, drop = (run, other) if _rank(run) > _rank(other) else (other, run)
-            if notes is not None:
-                notes.append(f"{k}: seed {cell[1]}, fold {cell[2]} has runs of two configurations "
-                             f"({drop.data.tags.get('fdp.config_label', '?')} in sweep "
-                             f"{sweep_of.get(drop.info.run_id, '?')}, {keep.data.tags.get('fdp.config_label', '?')} "
-                             f"in sweep {sweep_of.get(keep.info.run_id, '?')}); using the latest finished one, "
-                             f"from {sweep_of.get(keep.info.run_id, '?')}")
+            kept, dropped = (sweep_of.get(r.info.run_id, "?") for r in (keep, drop))
+            notes.append(f"{k}: seed {cell[1]}, fold {cell[2]} has runs of two configurations "
+                         f"({drop.data.tags.get('fdp.config_label', '?')} in sweep {dropped}, "
+                         f"{keep.data.tags.get('fdp.config_label', '?')} in sweep {kept}); using the latest "
+                         f"finished one, from {kept}")
             run = keep
         cells[cell] = run
-    if notes is not None:
-        # runs of another table's experiments (sota.yaml fills Tables 4-7) are expected here
-        for k, n in skipped.items():
-            if k not in all_row_keys():
-                notes.append(f"{n} run(s) with key {k!r} are not a row of Table {table}; skipped")
+    # runs of another table's experiments (sota.yaml fills Tables 4-7) are expected here
+    for k, n in skipped.items():
+        if k not in all_row_keys():
+            notes.append(f"{n} run(s) with key {k!r} are not a row of Table {table}; skipped")
     by_key: dict[str, list[Run]] = defaultdict(list)
     for (k, _, _), run in cells.items():
         by_key[k].append(run)
-    out: dict[str, ConfigResult] = {}
-    for k, runs in by_key.items():
-        per_seed: dict[str, list[Run]] = defaultdict(list)
-        missing: list[str] = []
-        for r in sorted(runs, key=lambda r: (r.data.tags.get("fdp.seed", ""), r.data.tags.get("fdp.fold", ""))):
-            seed = r.data.tags.get("fdp.seed", "0")
-            if r.info.status == "FINISHED":
-                per_seed[seed].append(r)
-            else:
-                err = r.data.tags.get("fdp.error", "")
-                missing.append(f"seed {seed}, fold {r.data.tags.get('fdp.fold', '?')}: {r.info.status}"
-                               + (f" ({err[:80]})" if err else ""))
-        metrics: dict[str, list[float]] = defaultdict(list)
-        folds: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-        seed_preds: list[SeedPredictions] = []  # per seed, for the subject bootstrap (issue #14)
-        for seed in sorted(per_seed, key=lambda s: int(s) if s.isdigit() else 0):
-            preds = [tracker.predictions(r.info.run_id) for r in per_seed[seed]]
-            pooled = pool_predictions(preds)
-            if preds and all(p["preds"] is not None for p in preds):
-                seed_preds.append(SeedPredictions.of([y for p in preds for y in p["labels"]],
-                                                     [y for p in preds for y in p["preds"]],
-                                                     [s for p in preds for s in p["subjects"]]))
-            for m, v in pooled.items():
+    return by_key
+
+
+def _result(tracker: SweepTracker, runs: list["Run"], with_params: bool) -> ConfigResult:
+    """The ConfigResult of one key's runs: per seed, the FINISHED runs' predictions pooled; the
+    others listed as missing."""
+    per_seed: dict[str, list[Run]] = defaultdict(list)
+    missing: list[str] = []
+    for r in sorted(runs, key=lambda r: (r.data.tags.get("fdp.seed", ""), r.data.tags.get("fdp.fold", ""))):
+        seed = r.data.tags.get("fdp.seed", "0")
+        if r.info.status == "FINISHED":
+            per_seed[seed].append(r)
+        else:
+            err = r.data.tags.get("fdp.error", "")
+            missing.append(f"seed {seed}, fold {r.data.tags.get('fdp.fold', '?')}: {r.info.status}"
+                           + (f" ({err[:80]})" if err else ""))
+    metrics: dict[str, list[float]] = defaultdict(list)
+    folds: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    seed_preds: list[SeedPredictions] = []  # per seed, for the subject bootstrap (issue #14)
+    for seed in sorted(per_seed, key=lambda s: int(s) if s.isdigit() else 0):
+        preds = [tracker.predictions(r.info.run_id) for r in per_seed[seed]]
+        c = concat_predictions(preds)
+        if c["preds"] is not None:  # per_seed's lists are never empty
+            seed_preds.append(SeedPredictions.of(c["labels"], c["preds"], c["subjects"]))
+        for m, v in pool_predictions(preds).items():
+            if v is not None and math.isfinite(v):
+                metrics[m].append(float(v))
+        for r in per_seed[seed]:
+            for m in ("uf1", "acc"):
+                v = r.data.metrics.get(m)
                 if v is not None and math.isfinite(v):
-                    metrics[m].append(float(v))
-            for r in per_seed[seed]:
-                for m in ("uf1", "acc"):
-                    v = r.data.metrics.get(m)
-                    if v is not None and math.isfinite(v):
-                        folds[m][r.data.tags.get("fdp.fold", "?")].append(float(v))
-        fold_metrics = {m: {f: sum(v) / len(v) for f, v in fv.items()} for m, fv in folds.items()}
-        n_params = None
-        if with_params and any(per_seed.values()):
-            n_params = count_params(tracker, next(iter(per_seed.values()))[0])
-        out[k] = ConfigResult(metrics=dict(metrics), fold_metrics=fold_metrics, n_params=n_params,
-                              missing=missing, predictions=seed_preds)
-    return out
+                    folds[m][r.data.tags.get("fdp.fold", "?")].append(float(v))
+    fold_metrics = {m: {f: sum(v) / len(v) for f, v in fv.items()} for m, fv in folds.items()}
+    n_params = count_params(tracker, next(iter(per_seed.values()))[0]) if with_params and per_seed else None
+    return ConfigResult(metrics=dict(metrics), fold_metrics=fold_metrics, n_params=n_params,
+                        missing=missing, predictions=seed_preds)
+
+
+def collect(tracker: SweepTracker, sweep: SweepRuns | Sequence[SweepRuns], table: int,
+            with_params: bool | None = None, notes: list[str] | None = None) -> dict[str, ConfigResult]:
+    """key -> ConfigResult for the child runs of one sweep, or of several merged (`merge_runs`);
+    keys table `table` does not read are skipped, with a note."""
+    notes = [] if notes is None else notes
+    sweeps = [sweep] if isinstance(sweep, SweepRuns) else list(sweep)
+    runs = merge_runs(sweeps) if len(sweeps) > 1 else list(sweeps[0].children)
+    runs = [r for r in runs if _of_current_data(r, sweeps, notes)]
+    with_params = table == 10 if with_params is None else with_params
+    by_key = _one_run_per_cell(table, runs, sweeps, notes)
+    return {k: _result(tracker, key_runs, with_params) for k, key_runs in by_key.items()}
 
 
 def table_input(tracker: SweepTracker, table: int, sweep: str | Sequence[str] | None = None,

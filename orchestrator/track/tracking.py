@@ -509,18 +509,27 @@ def mlflow_inputs(inputs: list[dict[str, Any]]) -> list[Any]:
                          [InputTag("mlflow.data.context", i["context"])]) for i in inputs]
 
 
+def concat_predictions(predictions: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several folds' `read_predictions` dicts as one, clips in fold order: `preds` None when a
+    fold has none, `di_mse` the values of the folds that have them (None if none does),
+    `num_classes` the most any fold names (0 for no fold)."""
+    preds = None if any(p["preds"] is None for p in predictions) else [y for p in predictions for y in p["preds"]]
+    di = [v for p in predictions for v in p.get("di_mse") or []]
+    return {"subjects": [s for p in predictions for s in p["subjects"]],
+            "labels": [y for p in predictions for y in p["labels"]], "preds": preds, "di_mse": di or None,
+            "num_classes": max((p["num_classes"] for p in predictions), default=0)}
+
+
 def pool_predictions(predictions: list[dict[str, Any]]) -> dict[str, float]:
     """Metrics of concatenated `read_predictions` dicts: pooled Acc/UF1/UAR (SPEC §5), mean DI MSE."""
     from fdp.metrics import pooled_metrics
 
-    labels = [y for p in predictions for y in p["labels"]]
-    num_classes = max((p["num_classes"] for p in predictions), default=0)
+    c = concat_predictions(predictions)
     out: dict[str, float] = {}
-    if labels and all(p["preds"] is not None for p in predictions):
-        out.update(pooled_metrics(labels, [y for p in predictions for y in p["preds"]], num_classes))
-    di = [v for p in predictions for v in p["di_mse"] or []]
-    if di:
-        out["di_mse"] = sum(di) / len(di)
+    if c["labels"] and c["preds"] is not None:
+        out.update(pooled_metrics(c["labels"], c["preds"], c["num_classes"]))
+    if c["di_mse"]:
+        out["di_mse"] = sum(c["di_mse"]) / len(c["di_mse"])
     return out
 
 
