@@ -381,16 +381,15 @@ class SweepTracker:
         `read_predictions` dict per fold in `folds`, as `pool_predictions` got them."""
         from fdp.metrics import confusion, pooled_metrics
 
-        if not predictions or any(p["preds"] is None for p in predictions):  # no MER head: nothing to count
+        pooled = concat_predictions(predictions)
+        if not predictions or pooled["preds"] is None:  # no MER head: nothing to count
             return
         names = predictions[0]["class_names"]
-        labels = [y for p in predictions for y in p["labels"]]
-        preds = [y for p in predictions for y in p["preds"]]
         per_fold = []
         for fold, p in zip(folds, predictions):
             m = pooled_metrics(p["labels"], p["preds"], p["num_classes"])
             per_fold.append({"fold": fold, "clips": len(p["labels"]), "acc": m["acc"], "uf1": m["uf1"]})
-        cm = confusion(labels, preds, len(names))
+        cm = confusion(pooled["labels"], pooled["preds"], len(names))
         with tempfile.TemporaryDirectory() as tmp:
             d = Path(tmp)
             write_confusion(d, cm, names, f"{config_label}: pooled over {len(per_fold)} folds")
