@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Callable
 
@@ -52,15 +52,15 @@ class Experiment:
     key: str  # LOSO: the setting ("samm/3"); cross: "<dataset>-><test_dataset>" ("casme2->samm")
     dataset: str  # as the spec declares it (tagged on every job run)
     setting: str
-    protocol: str = "loso"
-    test_dataset: str = ""  # cross protocol only
-    seeds: list[int] = field(default_factory=lambda: [0])
-    folds: int | list[str] | None = None  # None: all folds; N: the first N; list: those folds
-    runs_on: dict[str, str] = field(default_factory=dict)  # DATA_KEYS the jobs train on: the
-    # declared ones, or under --smoke the smoke block's (e.g. synthetic casme2/5 for every experiment)
+    protocol: str
+    test_dataset: str  # cross protocol only
+    seeds: list[int]
+    folds: int | list[str] | None  # None: all folds; N: the first N; list: those folds
+    runs_on: dict[str, str]  # DATA_KEYS the jobs train on: the declared ones, or under --smoke the smoke block's
+    # (e.g. synthetic casme2/5 for every experiment)
+    index: int  # position in `experiments:` (0 for a top-level experiment)
+    listed: bool  # whether it comes from an `experiments:` list (messages name it so)
     smoke: bool = False  # --smoke applied: `runs_on` and seeds/folds come from the smoke block
-    index: int = 0  # position in `experiments:` (0 for a top-level experiment)
-    listed: bool = False  # whether it comes from an `experiments:` list (messages name it so)
 
     @property
     def where(self) -> str:
@@ -70,32 +70,33 @@ class Experiment:
 
 @dataclass
 class SweepSpec:
-    """A validated sweep spec. `raw` is the parsed YAML, kept for the spec hash and the logs."""
+    """A validated sweep spec. `raw` is the parsed YAML, kept for the spec hash and the logs. No field has a
+    default of its own: `parse_spec` sets each one, from the schema's (orchestrator.spec.schema.SweepFile)."""
 
     name: str
     dataset: str  # single-experiment spec: the data its jobs train on (after --smoke); else ""
     setting: str
     variants: list[str]
-    table: str | None = None  # "9", or "4,5,6,7" for a spec that fills several tables (tag fdp.table)
-    protocol: str = "loso"
-    test_dataset: str = ""
-    experiments: list[Experiment] = field(default_factory=list)  # at least one; see `multi`
-    multi: bool = False  # the spec lists `experiments:`: labels and job keys then name the experiment
-    grid: dict[str, list[Any]] = field(default_factory=dict)
-    overrides: dict[str, Any] = field(default_factory=dict)
-    seeds: list[int] = field(default_factory=lambda: [0])  # the default of every experiment
-    steps: int | None = None
-    profile: str = ""  # a size profile of fdp.profiles, the layer under `steps` and `overrides` ("" = none)
-    folds: int | list[str] | None = None  # default of every experiment: None (all), N, or names
-    resources: Resources = field(default_factory=Resources)
-    retries: int = 2  # Ray retries of a job whose worker process died
-    experiment: str = ""  # MLflow experiment name (default: the sweep name)
-    smoke: dict[str, Any] = field(default_factory=dict)  # dotted overrides (+ `folds`) of --smoke
-    search: dict[str, Any] | None = None  # Optuna search block, executed by the search command
-    sets: dict[str, Any] = field(default_factory=dict)  # CLI --set overrides, applied last
-    is_smoke: bool = False  # whether the smoke block is applied
-    raw: dict[str, Any] = field(default_factory=dict)
-    path: str = ""
+    table: str | None  # "9", or "4,5,6,7" for a spec that fills several tables (tag fdp.table)
+    protocol: str
+    test_dataset: str
+    experiments: list[Experiment]  # at least one; see `multi`
+    multi: bool  # the spec lists `experiments:`: labels and job keys then name the experiment
+    grid: dict[str, list[Any]]
+    overrides: dict[str, Any]
+    seeds: list[int]  # the default of every experiment
+    steps: int | None
+    profile: str  # a size profile of fdp.profiles, the layer under `steps` and `overrides` ("" = none)
+    folds: int | list[str] | None  # default of every experiment: None (all), N, or names
+    resources: Resources
+    retries: int  # Ray retries of a job whose worker process died
+    experiment: str  # MLflow experiment name (default: the sweep name)
+    smoke: dict[str, Any]  # dotted overrides (+ `folds`) of --smoke
+    search: dict[str, Any] | None  # Optuna search block, executed by the search command
+    sets: dict[str, Any]  # CLI --set overrides, applied last
+    is_smoke: bool  # whether the smoke block is applied
+    raw: dict[str, Any]
+    path: str
 
     @property
     def spec_hash(self) -> str:
