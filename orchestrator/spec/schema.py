@@ -452,10 +452,10 @@ class SweepFile(Block):
         for k, v in _mapping(raw, "grid").items():  # each value on its own, whatever else is wrong
             if k in CONFIG_KEYS and isinstance(v, list):
                 yield from ((("grid", k), f"grid: {m}", 2) for m in config_problems(k, *v))
-        for k, v in _mapping(raw, "overrides").items():
+        over = _mapping(raw, "overrides")
+        for k, v in over.items():
             if k in CONFIG_KEYS:
                 yield from ((("overrides", k), f"overrides: {m}", 2) for m in config_problems(k, v))
-        over = _mapping(raw, "overrides")
         if ok.get("steps") is not None and "train.steps" in over:  # the overrides layer would silently win
             yield (("steps",), f"steps: {ok['steps']!r} and overrides: train.steps: {over['train.steps']!r} both set "
                    "the step budget; keep one", 2)

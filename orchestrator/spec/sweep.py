@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Callable
 
@@ -52,15 +52,15 @@ class Experiment:
     key: str  # LOSO: the setting ("samm/3"); cross: "<dataset>-><test_dataset>" ("casme2->samm")
     dataset: str  # as the spec declares it (tagged on every job run)
     setting: str
-    protocol: str = "loso"
-    test_dataset: str = ""  # cross protocol only
-    seeds: list[int] = field(default_factory=lambda: [0])
-    folds: int | list[str] | None = None  # None: all folds; N: the first N; list: those folds
-    runs_on: dict[str, str] = field(default_factory=dict)  # DATA_KEYS the jobs train on: the
-    # declared ones, or under --smoke the smoke block's (e.g. synthetic casme2/5 for every experiment)
+    protocol: str
+    test_dataset: str  # cross protocol only
+    seeds: list[int]
+    folds: int | list[str] | None  # None: all folds; N: the first N; list: those folds
+    runs_on: dict[str, str]  # DATA_KEYS the jobs train on: the declared ones, or under --smoke the smoke block's
+    # (e.g. synthetic casme2/5 for every experiment)
+    index: int  # position in `experiments:` (0 for a top-level experiment)
+    listed: bool  # whether it comes from an `experiments:` list (messages name it so)
     smoke: bool = False  # --smoke applied: `runs_on` and seeds/folds come from the smoke block
-    index: int = 0  # position in `experiments:` (0 for a top-level experiment)
-    listed: bool = False  # whether it comes from an `experiments:` list (messages name it so)
 
     @property
     def where(self) -> str:
@@ -70,32 +70,33 @@ class Experiment:
 
 @dataclass
 class SweepSpec:
-    """A validated sweep spec. `raw` is the parsed YAML, kept for the spec hash and the logs."""
+    """A validated sweep spec. `raw` is the parsed YAML, kept for the spec hash and the logs. No field has a
+    default of its own: `parse_spec` sets each one, from the schema's (orchestrator.spec.schema.SweepFile)."""
 
     name: str
     dataset: str  # single-experiment spec: the data its jobs train on (after --smoke); else ""
     setting: str
     variants: list[str]
-    table: str | None = None  # "9", or "4,5,6,7" for a spec that fills several tables (tag fdp.table)
-    protocol: str = "loso"
-    test_dataset: str = ""
-    experiments: list[Experiment] = field(default_factory=list)  # at least one; see `multi`
-    multi: bool = False  # the spec lists `experiments:`: labels and job keys then name the experiment
-    grid: dict[str, list[Any]] = field(default_factory=dict)
-    overrides: dict[str, Any] = field(default_factory=dict)
-    seeds: list[int] = field(default_factory=lambda: [0])  # the default of every experiment
-    steps: int | None = None
-    profile: str = ""  # a size profile of fdp.profiles, the layer under `steps` and `overrides` ("" = none)
-    folds: int | list[str] | None = None  # default of every experiment: None (all), N, or names
-    resources: Resources = field(default_factory=Resources)
-    retries: int = 2  # Ray retries of a job whose worker process died
-    experiment: str = ""  # MLflow experiment name (default: the sweep name)
-    smoke: dict[str, Any] = field(default_factory=dict)  # dotted overrides (+ `folds`) of --smoke
-    search: dict[str, Any] | None = None  # Optuna search block, executed by the search command
-    sets: dict[str, Any] = field(default_factory=dict)  # CLI --set overrides, applied last
-    is_smoke: bool = False  # whether the smoke block is applied
-    raw: dict[str, Any] = field(default_factory=dict)
-    path: str = ""
+    table: str | None  # "9", or "4,5,6,7" for a spec that fills several tables (tag fdp.table)
+    protocol: str
+    test_dataset: str
+    experiments: list[Experiment]  # at least one; see `multi`
+    multi: bool  # the spec lists `experiments:`: labels and job keys then name the experiment
+    grid: dict[str, list[Any]]
+    overrides: dict[str, Any]
+    seeds: list[int]  # the default of every experiment
+    steps: int | None
+    profile: str  # a size profile of fdp.profiles, the layer under `steps` and `overrides` ("" = none)
+    folds: int | list[str] | None  # default of every experiment: None (all), N, or names
+    resources: Resources
+    retries: int  # Ray retries of a job whose worker process died
+    experiment: str  # MLflow experiment name (default: the sweep name)
+    smoke: dict[str, Any]  # dotted overrides (+ `folds`) of --smoke
+    search: dict[str, Any] | None  # Optuna search block, executed by the search command
+    sets: dict[str, Any]  # CLI --set overrides, applied last
+    is_smoke: bool  # whether the smoke block is applied
+    raw: dict[str, Any]
+    path: str
 
     @property
     def spec_hash(self) -> str:
@@ -248,25 +249,27 @@ def _smoke_map(exp: Experiment, smoke_data: dict[str, Any], block: Any, source: 
 
 @dataclass
 class SearchSettings:
-    """The validated `search:` block of a spec (docs/search.md; its schema: orchestrator.spec.schema.Search)."""
+    """The `search:` block as a search runs it (docs/search.md): the keys of `orchestrator.spec.schema.Search`,
+    each declared there with its default and meaning, validated and then resolved against the spec around it
+    (`parse_search`). Only what the resolution changes is said here."""
 
-    space: dict[str, dict[str, Any]]  # dotted config key -> {type, low, high, log, step | choices}
-    holdout: int | float | list[str]  # reported subjects: N or a fraction (seeded choice), or their names
-    trials: int = 20  # finished (complete or pruned) trials the study should reach
-    parallel: int = 2  # trials in flight at once (their folds share the cluster)
-    sampler: str = "tpe"  # tpe | random
-    seed: int = 0  # sampler seed (and the per-trial fold order)
-    startup_trials: int = 10  # TPE: random trials before the model takes over
-    metric: str = "nll"  # per-fold validation metric: nll | acc | uf1 | uar | di_mse
-    direction: str = "minimize"  # from the metric unless given
-    holdout_seed: int = 0  # seed of the choice of N holdout subjects
-    folds: int | None = None  # inner validation folds: all search subjects, or the first N
-    p_threshold: float | None = 0.1  # WilcoxonPruner p-value; None: no pruning
-    n_startup_steps: int = 2  # WilcoxonPruner: folds before a trial may be pruned
-    study: str = ""  # Optuna study name (default: the spec name; "-smoke" appended with --smoke)
-    storage: str = ""  # Optuna storage URL (default: sqlite:///<root>/optuna.db)
-    enqueue: list[dict[str, Any]] = field(default_factory=list)  # trials to run first (a new study only)
-    smoke_trials: int = 3  # trials with --smoke
+    space: dict[str, dict[str, Any]]  # as written, less the keys the smoke block or --set pin
+    holdout: int | float | list[str]  # subject names as text
+    trials: int  # --trials, else `smoke_trials` with --smoke, else `trials`
+    parallel: int
+    sampler: str
+    seed: int
+    startup_trials: int
+    metric: str
+    direction: str  # the metric's unless given
+    holdout_seed: int
+    folds: int | None
+    p_threshold: float | None  # the pruner's; None: no pruning
+    n_startup_steps: int  # the pruner's (2 without one)
+    study: str  # default: the spec name; "-smoke" appended with --smoke
+    storage: str
+    enqueue: list[dict[str, Any]]  # less the pinned keys
+    smoke_trials: int
 
 
 def parse_search(spec: SweepSpec, trials: int | None = None) -> SearchSettings:
@@ -302,18 +305,18 @@ def parse_search(spec: SweepSpec, trials: int | None = None) -> SearchSettings:
     # keys the smoke block or --set pin are not searched: a sampled value that the config then
     # replaces would be logged as a parameter it never was
     pinned = pinned_keys(spec)
-    pruner = b.pruner if isinstance(b.pruner, schema.Pruner) else None
-    return SearchSettings(
-        space={k: d for k, d in block["space"].items() if k not in pinned},
-        holdout=[str(s) for s in b.holdout] if isinstance(b.holdout, list) else b.holdout,
-        trials=trials if trials is not None else (b.smoke_trials if spec.is_smoke else b.trials),
-        parallel=b.parallel, sampler=b.sampler, seed=b.seed, startup_trials=b.startup_trials, metric=b.metric,
-        direction=b.direction or schema.METRICS[b.metric], holdout_seed=b.holdout_seed, folds=b.folds,
-        p_threshold=pruner.p_threshold if pruner else None, n_startup_steps=pruner.n_startup_steps if pruner else 2,
-        study=(b.study or spec.name) + ("-smoke" if spec.is_smoke else ""), storage=b.storage,
-        enqueue=[{k: v for k, v in e.items() if k not in pinned} for e in block.get("enqueue") or []],
-        smoke_trials=b.smoke_trials,
-    )
+    pruning = isinstance(b.pruner, schema.Pruner)
+    pruner = b.pruner if pruning else schema.Pruner()  # `none`: no threshold; n_startup_steps its default
+    same = {f.name: getattr(b, f.name) for f in fields(SearchSettings) if f.name in schema.Search.model_fields}
+    return SearchSettings(**{
+        **same, "space": {k: d for k, d in block["space"].items() if k not in pinned},
+        "holdout": [str(s) for s in b.holdout] if isinstance(b.holdout, list) else b.holdout,
+        "trials": trials if trials is not None else (b.smoke_trials if spec.is_smoke else b.trials),
+        "direction": b.direction or schema.METRICS[b.metric],
+        "p_threshold": pruner.p_threshold if pruning else None, "n_startup_steps": pruner.n_startup_steps,
+        "study": (b.study or spec.name) + ("-smoke" if spec.is_smoke else ""),
+        "enqueue": [{k: v for k, v in e.items() if k not in pinned} for e in block.get("enqueue") or []],
+    })
 
 
 def pinned_keys(spec: SweepSpec) -> set[str]:
