@@ -25,7 +25,7 @@ from fdp.train import FoldResult
 from orchestrator.run.worker import JobOutcome, JobPayload, run_job
 from orchestrator.plan.jobs import expand
 from orchestrator.run.progress import Progress, format_duration
-from orchestrator.run.scheduler import Cluster, SweepOptions, capacity, run_sweep
+from orchestrator.run.scheduler import Cluster, JobSource, Scheduler, SweepOptions, capacity, run_sweep
 from orchestrator.spec.sweep import Resources, parse_spec
 from orchestrator.track.tracking import RunLogger, SweepTracker
 
@@ -170,6 +170,45 @@ def test_sixteen_jobs_log_at_once_into_a_fresh_store(ray_cluster, synth_cache, t
 
 
 @pytest.mark.integration
+def orchestration_sleeping_job(payload: JobPayload) -> JobOutcome:
+    """Sleeps for the seconds named in its fold; untracked."""
+    time.sleep(float(payload.fold))
+    return JobOutcome(payload.key, True)
+
+
+class _CancelsWhileHandingOut(JobSource):
+    """Hands out a long and a short job and, after the first round, names the long one for
+    cancelling -- as a search does when a value it reads back prunes a trial with folds running."""
+
+    def __init__(self, payloads: list[JobPayload]) -> None:
+        self.queue, self.rounds, self.events = list(payloads), 0, []
+
+    def next_job(self) -> JobPayload | None:
+        return self.queue.pop(0) if self.queue else None
+
+    def to_cancel(self) -> list[str]:
+        self.rounds += 1
+        return ["long"] if self.rounds == 1 else []
+
+    def done(self, payload: JobPayload, outcome: JobOutcome, seconds: float) -> None:
+        self.events.append(("done", payload.key, outcome.ok))
+
+    def cancelled(self, payload: JobPayload) -> None:
+        self.events.append(("cancelled", payload.key))
+
+
+def test_a_job_named_by_to_cancel_is_cancelled_at_once(ray_cluster, tmp_path):
+    """The scheduler acts on `to_cancel` in the round it is named, not when some other job ends:
+    the long job is cancelled (and reported so) before the short one finishes, and has no outcome."""
+    payloads = [JobPayload(key, key, "c", fold, {}, "", "", str(tmp_path / f"{key}.pt"))
+                for key, fold in (("long", "300"), ("short", "8"))]
+    source = _CancelsWhileHandingOut(payloads)
+    t0 = time.monotonic()
+    out = Scheduler(Resources(cpus=1, gpus=0), retries=0, parallel=2, job_fn=orchestration_sleeping_job).run(source)
+    assert source.events == [("cancelled", "long"), ("done", "short", True)]
+    assert list(out) == ["short"] and time.monotonic() - t0 < 120
+
+
 def test_job_exception_is_not_retried_and_rerun_resumes(ray_cluster, synth_cache, tmp_path):
     spec = _spec(synth_cache, "faults", ["fdp", "no_dic"])
     plan = expand(spec)

@@ -375,8 +375,9 @@ class _FakeClient:
 
 def test_a_trial_pruned_on_a_value_read_back_cancels_its_running_folds(tmp_path):
     """A fold whose value is read back (trained earlier for the same parameters) can prune its
-    trial while other folds of it run: those are cancelled with the next finished fold, and a
-    fold of the closed trial that finishes is recorded, never reported to the finished trial
+    trial while other folds of it run: those are named for cancelling as soon as the scheduler has
+    the jobs handed out (not only when some other fold finishes), and a fold of the closed trial
+    that finishes before its cancel lands is recorded, never reported to the finished trial
     (Optuna refuses that: UpdateFinishedTrialError ended the driver)."""
     import dataclasses
 
@@ -407,9 +408,11 @@ def test_a_trial_pruned_on_a_value_read_back_cancels_its_running_folds(tmp_path)
     source.values[source._key(trial, third)] = 1.0  # trained earlier for these parameters
     assert source.next_job() is None  # its value is read back: the trial is pruned, nothing more to ask
     assert study.trials[0].state == optuna.trial.TrialState.PRUNED and not source.active
-    to_cancel = source.done(first, JobOutcome(first.key, True, value=0.5), 1.0)
-    assert to_cancel == [second.key]  # the pruned trial's other running fold
+    assert source.to_cancel() == sorted([first.key, second.key])  # both running folds, at once
+    assert source.to_cancel() == []  # named once
+    source.done(first, JobOutcome(first.key, True, value=0.5), 1.0)  # it finished before its cancel landed
     assert first.key in report.trained and source.values[first.key] == 0.5  # recorded for reuse
-    assert study.trials[0].state == optuna.trial.TrialState.PRUNED
-    assert source.done(second, JobOutcome(second.key, False, "boom"), 1.0) == []  # no second close
+    assert study.trials[0].state == optuna.trial.TrialState.PRUNED and len(report.trials) == 1
+    source.done(second, JobOutcome(second.key, False, "boom"), 1.0)
+    assert source.to_cancel() == [] and len(report.trials) == 1  # no second close, nothing more to cancel
     assert source.exhausted() and [t.state for t in report.trials] == ["PRUNED"]

@@ -160,7 +160,7 @@ def fit(cluster: Cluster, res: Resources, max_parallel: int | None = None) -> in
 class JobSource(ABC):
     """What feeds the scheduler: a sweep's static plan (`PlanSource`) or a search's Optuna study
     (`orchestrator.search.study.StudySource`). The scheduler asks for jobs while it has free slots and
-    tells the source what became of each; the source may answer with jobs to cancel."""
+    tells the source what became of each, then asks it which running jobs to cancel."""
 
     @abstractmethod
     def next_job(self) -> JobPayload | None:
@@ -169,9 +169,12 @@ class JobSource(ABC):
     def started(self, payload: JobPayload) -> None:
         """`payload` was handed to Ray."""
 
-    def done(self, payload: JobPayload, outcome: JobOutcome, seconds: float) -> list[str]:
-        """A job ended (ok or not); returns the keys of running jobs to cancel (e.g. the rest
-        of a pruned trial)."""
+    def done(self, payload: JobPayload, outcome: JobOutcome, seconds: float) -> None:
+        """A job ended (ok or not)."""
+
+    def to_cancel(self) -> list[str]:
+        """Keys of running jobs to cancel now (e.g. the rest of a pruned trial); asked after
+        the jobs of each round are handed out and the finished ones told."""
         return []
 
     def cancelled(self, payload: JobPayload) -> None:
@@ -197,10 +200,9 @@ class PlanSource(JobSource):
         if self.on_start:
             self.on_start(payload)
 
-    def done(self, payload: JobPayload, outcome: JobOutcome, seconds: float) -> list[str]:
+    def done(self, payload: JobPayload, outcome: JobOutcome, seconds: float) -> None:
         if self.on_done:
             self.on_done(payload, outcome, seconds)
-        return []
 
     def exhausted(self) -> bool:
         return not self.queue
@@ -246,6 +248,15 @@ class Scheduler:
                 ref = self.remote.remote(p)
                 inflight[ref], by_key[p.key] = (p, time.monotonic()), ref
                 source.started(p)
+            for key in source.to_cancel():
+                victim = by_key.pop(key, None)
+                if victim is not None and victim in inflight:
+                    # force: a KeyboardInterrupt (the default cancel) landing inside the
+                    # worker's MLflow write can leave its SQLite write transaction open in a
+                    # live worker (seen: 4 min of "database is locked"); killing the process
+                    # releases the lock and SQLite rolls back
+                    ray.cancel(victim, force=True)
+                    orphans[victim] = inflight.pop(victim)[0]
             if not inflight and not orphans:
                 if source.exhausted():
                     return outcomes
@@ -260,15 +271,7 @@ class Scheduler:
                 p, t0 = inflight.pop(ref)
                 by_key.pop(p.key, None)
                 outcomes[p.key] = out = _outcome(ref, p)
-                for key in source.done(p, out, time.monotonic() - t0):
-                    victim = by_key.pop(key, None)
-                    if victim is not None and victim in inflight:
-                        # force: a KeyboardInterrupt (the default cancel) landing inside the
-                        # worker's MLflow write can leave its SQLite write transaction open in a
-                        # live worker (seen: 4 min of "database is locked"); killing the process
-                        # releases the lock and SQLite rolls back
-                        ray.cancel(victim, force=True)
-                        orphans[victim] = inflight.pop(victim)[0]
+                source.done(p, out, time.monotonic() - t0)
             if on_tick:
                 on_tick()
 

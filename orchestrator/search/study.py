@@ -324,7 +324,7 @@ class StudySource(JobSource):
         self.folds = self._fold_runs()  # job key -> run of an earlier attempt (FINISHED preferred)
         self.values: dict[str, float] = {}  # job key -> value, of the folds trained by this driver
         self.requeued = set(study.user_attrs.get(REQUEUED, []))  # trials whose parameters were asked again
-        self.cancel: list[str] = []  # running folds of trials closed by a value read back (`_reuse`)
+        self.cancel: list[str] = []  # running folds of closed trials, for `to_cancel`
 
     # -- the scheduler's side
 
@@ -350,21 +350,27 @@ class StudySource(JobSource):
     def started(self, payload: JobPayload) -> None:
         self.progress.started()
 
-    def done(self, p: JobPayload, out: JobOutcome, seconds: float) -> list[str]:
+    def done(self, p: JobPayload, out: JobOutcome, seconds: float) -> None:
         a, step, subject = self.of_key.pop(p.key)
         a.running.discard(p.key)
         self.progress.finished(seconds, out.ok)
-        cancel, self.cancel = [k for k in self.cancel if k in self.of_key], []  # those still running
         open_ = a in self.active  # a trial pruned on a value read back takes no more values
         if not out.ok:
             rid = out.run_id or self._run_of(a, p.key)
             if rid:  # also when the worker did it: a worker that died cannot, and this is idempotent
                 self.tracker.mark_failed(rid, out.error)
-            return cancel + (self._close(a, "FAIL", f"fold {subject}: {out.error}") if open_ else [])
+            if open_:
+                self._close(a, "FAIL", f"fold {subject}: {out.error}")
+            return
         self.report.trained.append(p.key)
         self.values[p.key] = out.value
         self.report.fold_subjects.append((out.train_subjects, out.val_subjects))
-        return cancel + (self._value(a, step, out.value) if open_ else [])
+        if open_:
+            self._value(a, step, out.value)
+
+    def to_cancel(self) -> list[str]:
+        cancel, self.cancel = [k for k in self.cancel if k in self.of_key], []  # those still running
+        return cancel
 
     def cancelled(self, p: JobPayload) -> None:
         a, _, _ = self.of_key.pop(p.key)
@@ -453,11 +459,10 @@ class StudySource(JobSource):
                            "metric": self.s.metric, "step": step})
 
     def _reuse(self, a: _Active, step: int, key: str, value: float) -> None:
-        """Report a fold finished earlier instead of training it. Should that close the trial (pruned),
-        its folds in flight are cancelled with the next finished job (the scheduler asks `done`)."""
+        """Report a fold finished earlier instead of training it (it may close the trial)."""
         self.report.reused.append(key)
         a.reused += 1
-        self.cancel += self._value(a, step, value)
+        self._value(a, step, value)
 
     def _adopt(self, run, a: _Active) -> None:
         """A fold run of a trial that was asked again now belongs to the new trial `a` (the same
@@ -473,17 +478,16 @@ class StudySource(JobSource):
         if run.info.status != "FINISHED" and "fdp.error" in run.data.tags:
             with_retry(self.tracker.client.delete_tag, rid, "fdp.error")
 
-    def _value(self, a: _Active, step: int, value: float) -> list[str]:
+    def _value(self, a: _Active, step: int, value: float) -> None:
         a.values[step] = value
         a.trial.report(value, step)
         if len(a.values) == len(self.vals):
-            return self._close(a, "COMPLETE")
-        if self.s.p_threshold is not None and a.trial.should_prune():
-            return self._close(a, "PRUNED")
-        return []
+            self._close(a, "COMPLETE")
+        elif self.s.p_threshold is not None and a.trial.should_prune():
+            self._close(a, "PRUNED")
 
-    def _close(self, a: _Active, state: str, error: str = "") -> list[str]:
-        """Tell Optuna and MLflow how trial `a` ended; returns its running folds (to cancel)."""
+    def _close(self, a: _Active, state: str, error: str = "") -> None:
+        """Tell Optuna and MLflow how trial `a` ended; its running folds are to be cancelled."""
         from mlflow.entities import Metric, RunTag
         from optuna.trial import TrialState
 
@@ -510,7 +514,7 @@ class StudySource(JobSource):
         self.stream.write(_trial_line(rec, self.study, self.s, len(self.vals), finished_trials(self.study),
                                       time.monotonic() - a.t0) + "\n")
         self.stream.flush()
-        return sorted(a.running)
+        self.cancel += sorted(a.running)
 
     def interrupted(self) -> None:
         """Ctrl-C: the open trials end FAIL, their parameters are asked again by the next run
