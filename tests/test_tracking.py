@@ -153,3 +153,37 @@ def test_predictions_csv_roundtrip():
     assert back["di_mse"] == pytest.approx([0.1, 0.2, 0.3]) and back["clip_ids"][0] == "07_c0"
     res.preds, res.probs = None, None  # no_mer: no class predictions
     assert read_predictions(predictions_csv(res))["preds"] is None
+
+
+def test_examples_png_shows_every_panel_in_place(tmp_path):
+    """The Fig. 4-style grid: each clip's frames, then its ground-truth and predicted DI, one row a
+    clip, at the figure size of one panel column per 0.9 inch. Every panel is a solid value here,
+    so each must appear, in its row and column order, along a horizontal line through its row."""
+    import matplotlib.image as mpimg
+
+    from fdp.plots import examples_png
+
+    k, t, s = 2, 3, 16
+    frames = np.zeros((k, t, 3, s, s), np.uint8)
+    for r in range(k):
+        for i in range(t):
+            frames[r, i] = np.array([40 * (i + 1), 30 * r + 10, 200], np.uint8)[:, None, None]
+    gt = np.stack([np.full((1, s, s), 100 + r, np.uint8) for r in range(k)])
+    pred = np.stack([np.full((1, s, s), 150 + r, np.uint8) for r in range(k)])
+    out = tmp_path / "examples.png"
+    examples_png({"frames": frames, "gt_di": gt, "pred_di": pred}, out, "fdp fold 01")
+    img = (mpimg.imread(out)[..., :3] * 255).round().astype(int)
+    assert img.shape[:2] == (round(100 * (0.95 * k + 0.3)), round(100 * 0.9 * (t + 2)))
+    for r in range(k):
+        want = [(40 * (i + 1), 30 * r + 10, 200) for i in range(t)] + [(100 + r,) * 3, (150 + r,) * 3]
+        lines = []
+        for y in range(img.shape[0]):
+            seen = []  # the panel colours along this line, in order, each once
+            for px in map(tuple, img[y]):
+                if px in want and (not seen or seen[-1] != px):
+                    seen.append(px)
+            lines.append(seen)
+        assert want in lines, f"clip {r}: not every panel found in order"
+    without = tmp_path / "no_pred.png"
+    examples_png({"frames": frames, "gt_di": gt}, without, "no_dic")
+    assert mpimg.imread(without).shape[1] == round(100 * 0.9 * (t + 1))
