@@ -201,14 +201,17 @@ def parse_spec(raw: Any, sets: dict[str, Any] | None = None, smoke: bool = False
             problems += _smoke_map(exp, smoke_data, f.smoke, source)
         experiments.append(exp)
     one = None if multi else experiments[0]  # a single-experiment spec shows its data at the top level
+    # --smoke is a CPU run of a tiny model by definition: no GPU request that would leave jobs pending forever
+    # on a laptop, and one CPU a job, so a 2-core laptop runs two at once (a 32-job smoke: 60 s -> 47 s)
+    resources = f.resources.model_copy(update={"gpus": 0.0, "cpus": min(f.resources.cpus, 1.0)}) if smoke \
+        else f.resources
     spec = SweepSpec(
         name=f.name, variants=list(f.variants), experiments=experiments, multi=multi,
         **(one.runs_on if one else {"dataset": "", "setting": "", "protocol": "loso", "test_dataset": ""}),
         table=",".join(map(str, f.table)) if isinstance(f.table, list) else None if f.table is None else str(f.table),
         grid=dict(f.grid), overrides=dict(f.overrides), steps=f.steps, profile=f.profile,
         seeds=one.seeds if one else list(f.seeds), folds=one.folds if one else f.folds,
-        # --smoke is a CPU run by definition: no GPU request that would leave jobs pending forever on a laptop
-        resources=f.resources.model_copy(update={"gpus": 0.0}) if smoke else f.resources, retries=f.retries,
+        resources=resources, retries=f.retries,
         experiment=f.tracking.experiment or f.name, smoke=raw.get("smoke") or {}, search=raw.get("search"),
         sets=sets, is_smoke=smoke, raw=raw, path=source,
     )
