@@ -331,7 +331,9 @@ def _driver(root: Path, spec: Path) -> subprocess.Popen:
 @pytest.mark.integration
 def test_killed_driver_resumes_to_the_same_result(synth_cache, tmp_path):
     """SIGKILL the driver after some jobs finished; re-run: one FINISHED run per job key and the
-    pooled metrics of an uninterrupted sweep (own Ray clusters, started by the drivers)."""
+    pooled metrics of an uninterrupted sweep (own Ray clusters, started by the drivers; the
+    uninterrupted one runs meanwhile, on its own store and cluster: `ray.init` joins another
+    local cluster only when `ray start` made it)."""
     from mlflow.tracking import MlflowClient
 
     killed, clean = tmp_path / "killed", tmp_path / "clean"
@@ -340,6 +342,7 @@ def test_killed_driver_resumes_to_the_same_result(synth_cache, tmp_path):
     spec_k, spec_c = _sweep_file(killed, synth_cache), _sweep_file(clean, synth_cache)
 
     proc = _driver(killed, spec_k)
+    base = _driver(clean, spec_c)
     deadline, finished = time.monotonic() + 240, 0
     while time.monotonic() < deadline and proc.poll() is None and finished < 2:
         time.sleep(0.3)
@@ -350,7 +353,6 @@ def test_killed_driver_resumes_to_the_same_result(synth_cache, tmp_path):
 
     again = _driver(killed, spec_k)
     out_k = again.communicate(timeout=300)[0]
-    base = _driver(clean, spec_c)
     out_c = base.communicate(timeout=300)[0]
     assert again.returncode == 0, out_k
     assert base.returncode == 0, out_c
