@@ -21,6 +21,7 @@ import pytest
 from click.testing import CliRunner
 
 from orchestrator.cli.main import main
+from orchestrator.run.scheduler import DriverOptions, SchedulerError, driving
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = str(REPO / "sweeps" / "smoke.yaml")
@@ -226,3 +227,14 @@ def test_lease_local_remote_expiry_and_wait(tmp_path, monkeypatch):
     d.acquire_local()
     d.acquire_remote(tracker, exp)  # this host's lock is free: whoever wrote that lease is dead
     d.release()
+
+    monkeypatch.delenv(L.SETTLE_ENV, raising=False)
+    assert L.settle_s() == L.SETTLE_S == 0.0  # the module's value unless the variable is set
+    monkeypatch.setenv(L.SETTLE_ENV, "2.5")
+    assert L.DriverLease("s", "k", uri).settle_s == 2.5
+    for bad in ("soon", "-1", "nan", "90"):
+        monkeypatch.setenv(L.SETTLE_ENV, bad)
+        want = rf"^\$FDP_LEASE_SETTLE_S: expected seconds in \[0, 90\), got '{bad}'$"
+        with pytest.raises(SchedulerError, match=want):
+            with driving("s", "s|hash|fp", DriverOptions(tracking_uri=uri), tmp_path, io.StringIO()):
+                pass  # refused before any lock or store is touched

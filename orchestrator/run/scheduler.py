@@ -371,11 +371,11 @@ def driving(name: str, instance_key: str, opts: DriverOptions, root: Path, strea
         stream.flush()
 
     uri = resolve_tracking_uri(opts.tracking_uri, root)
-    lease = DriverLease(name, instance_key, uri, wait=opts.wait, echo=echo, kind=kind)
     try:
+        lease = DriverLease(name, instance_key, uri, wait=opts.wait, echo=echo, kind=kind)
         check_store(uri, root)
         lease.acquire_local()
-    except (StoreError, DriverBusy) as e:
+    except (StoreError, DriverBusy, ValueError) as e:
         raise SchedulerError(str(e)) from None
     try:
         yield uri, lease
