@@ -73,6 +73,14 @@ def _children_of(pid: int) -> list[tuple[int, str]]:
     return [(p, procs[p][1]) for p in sorted(found)]
 
 
+def _dead(pid: int) -> bool:
+    """Gone, or a zombie not yet reaped by its raylet."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except OSError:
+        return True
+
+
 class Killer(threading.Thread):
     """SIGKILLs `target` workers while they run fold jobs, spread over the sweep by its progress
     (kill i once i/(target+1) as many attempts as jobs have started), each time in a job not hit before. Every
@@ -111,7 +119,13 @@ class Killer(threading.Thread):
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     continue
-                self.kills.append((pid, running[pid], mid))
+                # the job it died in: its last attempt once it is dead -- between the read above and
+                # the kill it may have finished that job and started the next (seen once in CI)
+                deadline = time.monotonic() + 5
+                while not _dead(pid) and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                key = [k for p, k, *_ in self._attempts() if int(p) == pid][-1]
+                self.kills.append((pid, key, mid and key == running[pid]))
 
 
 def _soak(cache: Path, root: Path, seeds: int, kills: int) -> None:
