@@ -120,7 +120,7 @@ class Killer(threading.Thread):
                 except ProcessLookupError:
                     continue
                 # the job it died in: its last attempt once it is dead -- between the read above and
-                # the kill it may have finished that job and started the next (seen once in CI)
+                # the kill it may have finished that job and started the next (seen once, fresh clone at 03ffc58)
                 deadline = time.monotonic() + 5
                 while not _dead(pid) and time.monotonic() < deadline:
                     time.sleep(0.01)
