@@ -93,6 +93,13 @@ def resolve(cfg: ExperimentConfig) -> ExperimentConfig:
     if cfg.data.setting not in SETTINGS:
         raise ConfigError(f"data.setting: unknown class setting {cfg.data.setting!r}"
                           f"{suggest(cfg.data.setting, sorted(SETTINGS))}; known: {', '.join(SETTINGS)}")
+    datasets = sorted({s.dataset for s in SETTINGS.values()})  # every reader and merged set has a setting
+    if cfg.data.dataset not in datasets:
+        raise ConfigError(f"data.dataset: unknown dataset {cfg.data.dataset!r}{suggest(cfg.data.dataset, datasets)}; "
+                          f"known: {', '.join(datasets)}")
+    if SETTINGS[cfg.data.setting].dataset != cfg.data.dataset:  # else the fold's data loading refuses it
+        raise ConfigError(f"data.setting: {cfg.data.setting!r} is a setting of "
+                          f"{SETTINGS[cfg.data.setting].dataset}, not of data.dataset {cfg.data.dataset!r}")
     n_classes = len(SETTINGS[cfg.data.setting].classes)
     if cfg.model.num_classes != n_classes:
         over["model.num_classes"] = n_classes

@@ -261,6 +261,12 @@ CORPUS = [
     Bad("datasets-no-cache", args("datasets", "casme2"),
         ["no prepared cache for casme2 under {tmp}/cache", "fdp-sweep prepare casme2"]),
     Bad("datasets-empty-cache-root", args("datasets"), ["no prepared caches under {tmp}/cache"]),
+    Bad("datasets-unknown-name", args("datasets", "casme9"),
+        ["unknown dataset 'casme9' (did you mean 'casme3'?); known: casme2, samm,", "(or give a cache folder)"]),
+    Bad("datasets-folder-without-a-cache", lambda tmp: ["datasets", str(tmp)],
+        ["{tmp}: not a prepared clip cache (no index.json in it)"]),
+    Bad("datasets-no-merged-cache", args("datasets", "composite"),
+        ["no prepared cache for composite under {tmp}/cache: run `fdp-sweep merge composite`"]),
     # --- the synthetic benchmark (`fdp-sweep synth`)
     Bad("synth-into-a-dataset-root", synth_into(a_dataset_root),
         ["{tmp}/CASME2: folder is not empty and holds no earlier synthetic benchmark"]),
@@ -280,6 +286,13 @@ CORPUS = [
         ["model.encoder.heads=5: stage width 16 is not divisible by it"], cache=True),
     Bad("train-unknown-fold", args("train", "--smoke", "--fold", "99"),
         ["fold '99': no such test subject (known: 01, 02, 03, 04)"], cache=True),
+    Bad("train-unknown-dataset", args("train", "--dataset", "casme9"),
+        ["data.dataset: unknown dataset 'casme9' (did you mean 'casme3'?); known: casme2, casme3, casme_sq, "
+         "composite, fourd, lodo, mmew, samm, smic, smic_nir, smic_vis"]),
+    Bad("train-setting-of-another-dataset", args("train", "--dataset", "samm", "--setting", "casme2/5"),
+        ["data.setting: 'casme2/5' is a setting of casme2, not of data.dataset 'samm'"]),
+    Bad("train-negative-folds", args("train", "--smoke", "--folds", "-2"),
+        ["Invalid value for '--folds': -2 is not in the range x>=0"]),
     # --- tables (`fdp-sweep summarize`)
     Bad("summarize-unknown-table", args("summarize", "--table", "99"),
         ["Error: Invalid value for '--table': '99' is not a table 4-14 or megc"]),

@@ -436,8 +436,11 @@ def find_cache(dataset: str, cache_root: str | os.PathLike[str] | None = None,
     if not found:
         where = f" from {root}" if root is not None else ""
         which = f" with fingerprint {fingerprint}" if fingerprint is not None else ""
-        raise DataError(f"no prepared cache for {dataset}{where}{which} under {base}: run "
-                        f"`fdp-sweep prepare {dataset} --root {root if root is not None else '...'}`")
+        from fdp.data.merged import MERGED_KINDS  # (merged imports this module)
+
+        make = (f"fdp-sweep merge {dataset}" if dataset in MERGED_KINDS
+                else f"fdp-sweep prepare {dataset} --root {root if root is not None else '...'}")
+        raise DataError(f"no prepared cache for {dataset}{where}{which} under {base}: run `{make}`")
     if len(found) > 1 and not newest:
         listed = "; ".join(cache_info(d).line() for _, d in sorted(found, reverse=True))
         raise AmbiguousCacheError(

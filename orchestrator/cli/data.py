@@ -13,6 +13,7 @@ from typing import NoReturn
 
 import click
 
+from fdp.config import suggest
 from fdp.data.progress import CountProgress
 from fdp.data.samples import BadRowsError, DataError, row_line
 from orchestrator.cli.tools import fail
@@ -141,13 +142,29 @@ def datasets_cmd(target: str | None, cache_root: Path | None, root: Path | None,
             click.echo("details: fdp-sweep datasets DATASET | CACHE_FOLDER")
             return
         given = Path(target)
-        path = given if (given / "index.json").is_file() else find_cache(target, cache_root=base, root=root)
+        if (given / "index.json").is_file():
+            path = given
+        elif given.is_dir() or "/" in target or "\\" in target:
+            raise DataError(f"{target}: not a prepared clip cache (no index.json in it)")
+        elif target not in _cache_names():
+            raise DataError(f"unknown dataset {target!r}{suggest(target, _cache_names())}; "
+                            f"known: {', '.join(_cache_names())} (or give a cache folder)")
+        else:
+            path = find_cache(target, cache_root=base, root=root)
         cache = load_cache(path)
     except DataError as e:
         _fail(e)
     click.echo(f"cache: {path}")
     for line in summary_lines(cache, long_clip_s=long_clip_s):
         click.echo(line)
+
+
+def _cache_names() -> list[str]:
+    """What a cache can be named after: every reader (`prepare`) and merged set (`merge`)."""
+    from fdp.data.merged import MERGED_KINDS
+    from fdp.data.readers import READERS
+
+    return [*READERS, *MERGED_KINDS]
 
 
 @click.command("merge")

@@ -14,13 +14,14 @@ from orchestrator.cli.tools import fail_on_errors, parse_sets
 
 
 @click.command("train")
-@click.option("--dataset", default="casme2", show_default=True, help="Prepared dataset (reader name).")
-@click.option("--setting", default=None, help="Class setting, e.g. casme2/5 (default: <dataset>'s first).")
+@click.option("--dataset", default=None, help="Prepared dataset (reader name; default: --setting's, else casme2).")
+@click.option("--setting", default=None, help="Class setting, e.g. samm/5 (default: <dataset>'s first).")
 @click.option("--variant", default="fdp", show_default=True, help="Registered variant (fdp-sweep list-variants).")
 @click.option("--cache", "cache_dir", default="", help="Clip cache directory (default: the prepared one).")
 @click.option("--fold", default=None, help="Test subject of the one fold to run (default: every LOSO fold).")
-@click.option("--folds", "max_folds", type=int, default=0, help="Run only the first N LOSO folds (0: all).")
-@click.option("--steps", type=int, default=None, help="Optimizer steps per fold (train.steps).")
+@click.option("--folds", "max_folds", type=click.IntRange(min=0), default=0,
+              help="Run only the first N LOSO folds (0: all).")
+@click.option("--steps", type=click.IntRange(min=1), default=None, help="Optimizer steps per fold (train.steps).")
 @click.option("--device", default=None, help="cpu | cuda | cuda:N | auto (train.device).")
 @click.option("--seed", type=int, default=None, help="train.seed.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Dotted config override, repeatable.")
@@ -36,15 +37,18 @@ def train_cmd(dataset, setting, variant, cache_dir, fold, max_folds, steps, devi
     With --out, a finished fold is written at once (atomically) and a killed run picks up where it
     stopped: finished folds are read back, the running one resumes from its last checkpoint
     (train.checkpoint_every steps)."""
-    from fdp.config import to_dict
+    from fdp.config import ExperimentConfig, to_dict
     from fdp.data.cache import cache_fingerprint
     from fdp.data.settings import SETTINGS
     from fdp.metrics import pooled_metrics
     from fdp.train import FoldResult, cache_dir_for, fold_names
     from fdp.variants import build_config
 
+    # one of the two names the other; an unknown or mismatched pair is build_config's one-line error
+    if dataset is None:
+        dataset = SETTINGS[setting].dataset if setting in SETTINGS else "casme2"
     if setting is None:
-        setting = next(n for n, s in SETTINGS.items() if s.dataset == dataset)
+        setting = next((n for n, s in SETTINGS.items() if s.dataset == dataset), ExperimentConfig().data.setting)
     over = {"data.dataset": dataset, "data.setting": setting, "data.cache_dir": cache_dir}
     if smoke:
         over.update(SMOKE_OVERRIDES)
