@@ -41,7 +41,7 @@ class _TableChoice(click.ParamType):
 @fail_on_errors
 def summarize_cmd(table: int | None, figure: str | None, sweeps: tuple[str, ...], fmt: str,
                   tracking_uri: str | None, include_smoke: bool, out: str) -> None:
-    """Print paper table N with our results beside the paper's, or write Fig. 4.
+    """Print a paper table (`--table 9`) with our results beside the paper's, or write Fig. 4 (`--figure 4`).
 
     Without --sweep: the latest complete sweep for the table (Tables 4-7 and 8 read every
     experiment of it, one cell per dataset/setting)."""
