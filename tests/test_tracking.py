@@ -113,6 +113,10 @@ def test_worker_logging_and_pooled_metrics(tracker):
     assert run.info.status == "FINISHED"
     assert run.data.params["loss.lambda_d"] == "100.0" and run.data.params["model.encoder.dims"] == str(cfg.model.encoder.dims)
     assert run.data.tags["mlflow.source.git.commit"] == "abc123" and run.data.tags["fdp.job_key"] == job_key(cfg, "01")
+    # the UI's Source column shows the commit only beside a source name
+    assert run.data.tags["mlflow.source.name"] == "fdp-sweep" and run.data.tags["mlflow.source.type"] == "LOCAL"
+    parent_tags = tracker.client.get_run(parent.run_id).data.tags
+    assert parent_tags["mlflow.source.name"] == _spec().path and parent_tags["mlflow.source.type"] == "LOCAL"
     assert run.data.tags["mlflow.parentRunId"] == parent.run_id and run.data.tags["fdp.selection"] == "last"
     history = tracker.client.get_metric_history(run_ids[0], "train/total")
     assert [m.step for m in history] == [1, 2, 3, 4, 5] and history[-1].value == pytest.approx(0.4)

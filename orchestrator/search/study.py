@@ -53,7 +53,7 @@ from orchestrator.run.progress import Progress
 from orchestrator.run.scheduler import (DriverOptions, JobSource, Scheduler, SchedulerError, checkpoint_dir, driving,
                                         fit, start_ray)
 from orchestrator.spec.sweep import SearchSettings, SpecError, SweepSpec, configurations, parse_search  # noqa: F401
-from orchestrator.track.tracking import absolute_sqlite, with_retry
+from orchestrator.track.tracking import absolute_sqlite, git_info, source_tags, with_retry
 
 
 class SearchError(RuntimeError):
@@ -570,7 +570,7 @@ def run_search(spec: SweepSpec, settings: SearchSettings, opts: SearchOptions | 
 
     from fdp.train import fold_names
     from orchestrator.plan.jobs import DataRef, cache_path, runtime_config
-    from orchestrator.track.tracking import SweepTracker, git_info, project_root
+    from orchestrator.track.tracking import SweepTracker, project_root
 
     opts = opts or SearchOptions()
     stream = opts.stream or sys.stderr
@@ -681,7 +681,7 @@ def _study_run(tracker, exp_id: str, study, s: SearchSettings, split: SubjectSpl
             "fdp.pruner": "none" if s.p_threshold is None else
             f"wilcoxon(p_threshold={s.p_threshold}, n_startup_steps={s.n_startup_steps})",
             "fdp.selection": _selection_text(s, split), "fdp.spec_hash": spec.spec_hash, "fdp.sweep": spec.name,
-            "fdp.smoke": str(spec.is_smoke).lower()}
+            "fdp.smoke": str(spec.is_smoke).lower(), **source_tags(spec.path, *git_info(tracker.root))}
     run = with_retry(tracker.client.create_run, exp_id, tags=tags, run_name=f"search {s.study}")
     rid = run.info.run_id
     import yaml

@@ -101,6 +101,13 @@ def pooled_artifact_dir(config_label: str) -> str:
     return "pooled/" + re.sub(r"[^\w.\-/]", "_", metric_prefix(config_label))
 
 
+def source_tags(source: str, commit: str, dirty: bool) -> dict[str, str]:
+    """What the MLflow UI shows as a run's Source: `source` (a sweep file, or the tool for job runs)
+    and the commit, which it shows only beside a source name."""
+    tags = {"mlflow.source.name": source, "mlflow.source.type": "LOCAL"}
+    return {**tags, "mlflow.source.git.commit": commit, "fdp.git_dirty": str(dirty).lower()} if commit else tags
+
+
 def git_info(root: Path | None = None) -> tuple[str, bool]:
     """(commit, dirty) of the project's git checkout; ("", False) outside git or before the
     first commit. Taken on the driver: workers may run from a copy without .git."""
@@ -291,8 +298,7 @@ class SweepTracker:
             tags["fdp.table"] = spec.table
         tags["fdp.experiments"] = ",".join(e.key for e in spec.experiments)[:5000]
         commit, dirty = git_info(self.root)
-        if commit:
-            tags.update({"mlflow.source.git.commit": commit, "fdp.git_dirty": str(dirty).lower()})
+        tags.update(source_tags(spec.path, commit, dirty))
         run = with_retry(self.client.create_run, experiment_id, tags=tags,
                          run_name=f"{spec.name}{' [smoke]' if spec.is_smoke else ''}")
         rid = run.info.run_id
@@ -613,8 +619,7 @@ class RunLogger:
         for i in range(0, len(params), PARAMS_PER_BATCH):
             with_retry(self.client.log_batch, self.run_id, params=params[i:i + PARAMS_PER_BATCH])
         with_retry(self.client.log_text, self.run_id, dump_yaml(cfg), "config.yaml")
-        if git_commit:
-            self._log_batch({"mlflow.source.git.commit": git_commit, "fdp.git_dirty": str(git_dirty).lower()})
+        self._log_batch(source_tags("fdp-sweep", git_commit, git_dirty))
 
     def log_terms(self, step: int, terms: dict[str, float]) -> None:
         """The trainer's callback: buffer `train/<term>` at `step`, flush when due."""
