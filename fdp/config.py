@@ -322,7 +322,22 @@ def parse_override(text: str) -> tuple[str, Any]:
     if "=" not in text:
         raise ConfigError(f"override {text!r}: expected KEY=VALUE, e.g. loss.lambda_d=10")
     key, val = text.split("=", 1)
-    return key.strip(), parse_value(val)
+    key, value = key.strip(), parse_value(val)
+    if not isinstance(value, str) and _field_type(key) is str:
+        # a text key keeps what was typed: a cache fingerprint 123456 (or 012345, YAML's octal) is not a number
+        value = val.strip()
+    return key, value
+
+
+def _field_type(key: str) -> Any:
+    """The declared type of dotted config key `key`; None for an unknown key (apply_overrides says so)."""
+    obj: Any = ExperimentConfig
+    for part in key.split("."):
+        hints = typing.get_type_hints(obj) if dataclasses.is_dataclass(obj) else {}
+        if part not in hints:
+            return None
+        obj = hints[part]
+    return obj
 
 
 def suggest(key: str, candidates: list[str]) -> str:

@@ -227,3 +227,15 @@ def test_exponent_without_dot_is_a_number():
     assert build_config("fdp", {key: value}).train.lr == pytest.approx(1e-3)
     with pytest.raises(ConfigError, match="train.lr: expected a number"):
         build_config("fdp", {"train.lr": "fast"})
+
+
+@pytest.mark.parametrize("typed", ["123456", "012345", "1e5678"])
+def test_a_text_key_keeps_the_digits_typed(typed):
+    """A cache fingerprint prefix of digits is a valid --set data.cache_dir (README): YAML would
+    read 123456 as an int and 012345 as octal 5349."""
+    from fdp.config import parse_override
+
+    assert parse_override(f"data.cache_dir={typed}") == ("data.cache_dir", typed)
+    assert build_config("fdp", dict([parse_override(f"data.cache_dir={typed}")])).data.cache_dir == typed
+    assert parse_override("train.steps=12") == ("train.steps", 12)  # a number key still reads a number
+    assert parse_override("model.baseline=") == ("model.baseline", "")  # empty text, not None
