@@ -205,6 +205,9 @@ CORPUS = [
         ["from_search: no Optuna study 'nostudy'", "{tmp}/project/optuna.db", "fdp-sweep search"]),
     Bad("spec-missing-cache", spec(SPEC),
         ["no prepared clip cache for casme2", "{tmp}/cache", "fdp-sweep prepare casme2"]),
+    Bad("spec-smoke-missing-cache", spec(SPEC, "--smoke"),  # says how to make the synthetic one
+        ["no prepared clip cache for casme2", "fdp-sweep synth --out data/synth-casme2 --layout casme2",
+         "fdp-sweep prepare casme2 --root data/synth-casme2"]),
     Bad("spec-search-choice-cannot-build",
         spec(SPEC + "search: {holdout: 1, space: {model.encoder.dims: {type: categorical, "
                     "choices: [[64, 128, 256, 768], [32, 64, 128, 384]]}}}\n", "--dry-run"),

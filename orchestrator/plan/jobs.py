@@ -116,7 +116,12 @@ def cache_path(cfg: ExperimentConfig, test: bool = False, newest: bool = False) 
     except AmbiguousCacheError as e:
         return None, str(e)
     except Exception as e:  # noqa: BLE001 - the lookup's own one-line reason is what we report
-        return None, f"no prepared clip cache for {dataset}: {e}"
+        from fdp.data.synth import LAYOUTS
+
+        synth = (f"; a --smoke run can train on the synthetic benchmark: `fdp-sweep synth --out data/synth-{dataset} "
+                 f"--layout {dataset}`, then `fdp-sweep prepare {dataset} --root data/synth-{dataset}`"
+                 if newest and dataset in LAYOUTS else "")
+        return None, f"no prepared clip cache for {dataset}: {e}{synth}"
     if not path.exists():
         return None, (f"no prepared clip cache for {dataset} at {path} "
                       f"(run `fdp-sweep prepare {dataset} --root ...` first)")
