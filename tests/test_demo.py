@@ -114,3 +114,13 @@ def test_demo_bad_tracking_uri_is_one_line_before_any_data(tmp_path, monkeypatch
     assert res.output.strip().splitlines() == ["error: tracking URI 'not/a/uri': expected sqlite:///path, "
                                                "http(s)://host:port, ..."]
     assert list(tmp_path.iterdir()) == []  # no data prepared, no store created
+
+
+def test_demo_says_how_to_open_the_store_it_wrote(tmp_path):
+    """`mlflow ui` in the folder opens the default store only; another store is named in the hint."""
+    from orchestrator.cli.demo import ui_hint
+
+    assert ui_hint(f"sqlite:///{tmp_path}/mlflow.db", tmp_path) == (
+        "open the runs: mlflow ui  (in this folder), then 'Model training' at the top left")
+    assert ui_hint("sqlite:////elsewhere/smoke.db", tmp_path) == (
+        "open the runs: mlflow ui --backend-store-uri sqlite:////elsewhere/smoke.db, then 'Model training' at the top left")

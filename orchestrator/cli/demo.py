@@ -20,7 +20,7 @@ from pathlib import Path
 
 import click
 
-from orchestrator.cli.tools import fail, fail_on_errors
+from orchestrator.cli.tools import TRACKING_HELP, fail, fail_on_errors
 
 DEMO_SPEC = "sweeps/demo.yaml"
 SHIPPED_SPEC = Path(__file__).resolve().parents[2] / DEMO_SPEC  # beside orchestrator/, for another cwd
@@ -55,8 +55,7 @@ def prepare_demo_data(root: Path, echo=click.echo, data_args: dict | None = None
 
 
 @click.command("demo")
-@click.option("--tracking-uri", default=None,
-              help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///<project>/mlflow.db).")
+@click.option("--tracking-uri", default=None, help=TRACKING_HELP)
 @click.option("--smoke", is_flag=True, help="`make demo-smoke`: 4 subjects x 10 clips, 2 folds, a few steps -- the "
               "whole chain in a minute, numbers at chance (a pipeline check). Without (`make demo`): the full-LOSO "
               "laptop experiment.")
@@ -99,5 +98,13 @@ def demo_cmd(tracking_uri: str | None, smoke: bool) -> None:
     if smoke:
         click.echo("this was the pipeline check (2 folds, 4 steps: chance is expected); "
                    "the laptop experiment: make demo (fdp-sweep demo)")
-    click.echo("open the runs: mlflow ui  (in this folder)")
+    click.echo(ui_hint(uri, root))
     sys.exit(report.exit_code)
+
+
+def ui_hint(uri: str, root: Path) -> str:
+    """How to open the runs: `mlflow ui` in the project folder finds its store; any other store is named."""
+    from orchestrator.track.tracking import default_tracking_uri
+
+    ui = "mlflow ui  (in this folder)" if uri == default_tracking_uri(root) else f"mlflow ui --backend-store-uri {uri}"
+    return f"open the runs: {ui}, then 'Model training' at the top left"

@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from orchestrator.cli.tools import fail, fail_on_errors, parse_sets
+from orchestrator.cli.tools import TRACKING_HELP, fail, fail_on_errors, parse_sets
 
 
 @click.command("run")
@@ -25,8 +25,7 @@ from orchestrator.cli.tools import fail, fail_on_errors, parse_sets
 @click.option("--max-parallel", type=click.IntRange(min=1), default=None, help="At most N jobs at once.")
 @click.option("--gpu-mem", "gpu_mem", type=click.FloatRange(min=0, min_open=True), default=None, metavar="GB",
               help="Memory of one GPU for the dry run's packing check (default: the visible GPU's, else 80).")
-@click.option("--tracking-uri", default=None,
-              help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///<project>/mlflow.db).")
+@click.option("--tracking-uri", default=None, help=TRACKING_HELP)
 @click.option("--wait", is_flag=True,
               help="If another driver is running this sweep, wait for it to finish instead of refusing.")
 @fail_on_errors

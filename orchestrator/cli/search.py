@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from orchestrator.cli.tools import fail, fail_on_errors, parse_sets
+from orchestrator.cli.tools import TRACKING_HELP, fail, fail_on_errors, parse_sets
 
 
 @click.command("search")
@@ -22,8 +22,7 @@ from orchestrator.cli.tools import fail, fail_on_errors, parse_sets
 @click.option("--trials", type=click.IntRange(min=1), default=None,
               help="Finished trials the study should reach (default: search.trials).")
 @click.option("--address", default=None, help="Ray cluster to attach to (default: $RAY_ADDRESS, else a local one).")
-@click.option("--tracking-uri", default=None,
-              help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///<project>/mlflow.db).")
+@click.option("--tracking-uri", default=None, help=TRACKING_HELP)
 @click.option("--storage", default=None,
               help="Optuna storage URL (default: search.storage, else sqlite:///<project>/optuna.db).")
 @click.option("--max-parallel", type=click.IntRange(min=1), default=None, help="At most N folds at once.")

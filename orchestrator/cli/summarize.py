@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from orchestrator.cli.tools import fail_on_errors
+from orchestrator.cli.tools import TRACKING_HELP, fail_on_errors
 
 
 class _TableChoice(click.ParamType):
@@ -33,8 +33,7 @@ class _TableChoice(click.ParamType):
                    "Repeat to merge sweeps (e.g. settings run as separate sweeps): per job key the latest "
                    "finished run wins.")
 @click.option("--format", "fmt", type=click.Choice(["md", "latex", "csv"]), default="md", show_default=True)
-@click.option("--tracking-uri", default=None,
-              help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///<project>/mlflow.db).")
+@click.option("--tracking-uri", default=None, help=TRACKING_HELP)
 @click.option("--include-smoke", is_flag=True, help="Also consider --smoke sweeps.")
 @click.option("--out", default="figures/fig4.png", show_default=True, type=click.Path(dir_okay=False),
               help="With --figure: where to write the PNG.")

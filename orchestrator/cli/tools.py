@@ -11,6 +11,11 @@ import click
 from fdp.config import ConfigError, parse_override
 
 
+# where a command's runs go unless told: the current folder's store (`mlflow ui` there shows it)
+TRACKING_HELP = ("MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///./mlflow.db in the current "
+                 "folder, or in $FDP_PROJECT_ROOT).")
+
+
 def parse_sets(sets: tuple[str, ...]) -> dict[str, Any]:
     return dict(parse_override(s) for s in sets)
 
