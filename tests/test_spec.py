@@ -346,3 +346,13 @@ def test_missing_cache_is_reported_per_experiment(cache_env, tmp_path):
     assert res.exit_code == 2
     assert [ln.split(": no prepared")[0] for ln in res.output.strip().splitlines()] == [
         "error: experiments[1] (samm/3)"]
+
+
+def test_more_folds_than_the_data_has_runs_all_and_says_so(cache_env):
+    # the session cache has 4 subjects: `folds: 99` runs the 4, with a note instead of in silence
+    plan = expand(parse_spec(_raw(folds=99)))
+    assert plan.complete and sorted({j.fold for j in plan.jobs}) == ["01", "02", "03", "04"]
+    assert plan.notes == ["folds: 99 asked, the data has 4: all 4 run"]
+    listed = expand(parse_spec(_multi({**CASME2_5, "folds": 9})))
+    assert listed.notes == ["experiments[0] (casme2/5): folds: 9 asked, the data has 4: all 4 run"]
+    assert expand(parse_spec(_raw(folds=3))).notes == []  # a real limit says nothing

@@ -206,11 +206,14 @@ def expand(spec: SweepSpec) -> Plan:
             if reasons:
                 problems.extend(where + r for r in reasons)
             else:
-                selected, why = select_folds(names, exp.folds if exp else spec.folds)
+                limit = exp.folds if exp else spec.folds
+                selected, why = select_folds(names, limit)
                 if why:
                     problems.append(where + why)
                 else:
                     folds_of[fk] = selected
+                if isinstance(limit, int) and limit > len(names):  # e.g. folds: 99 meant as "all"
+                    notes.append(f"{where}folds: {limit} asked, the data has {len(names)}: all {len(names)} run")
         _, _, ref, tref = names_by_data[data_id]
         if ref is None:
             continue
