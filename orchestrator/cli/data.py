@@ -124,9 +124,10 @@ def prepare_cmd(dataset: str, root: Path, out: Path | None, no_align: bool, skip
               type=click.FloatRange(min=0, min_open=True), metavar="SECONDS", help="Warn about clips longer than this (onset..offset as annotated).")
 def datasets_cmd(target: str | None, cache_root: Path | None, root: Path | None, long_clip_s: float) -> None:
     """List the prepared clip caches, or summarise one: TARGET is a cache folder or a dataset name
-    (casme2, samm, casme_sq, casme3). The summary gives the source, the annotation file, clips,
-    subjects, frame sizes, clip lengths, per-setting class counts beside the paper's Tables 1-3,
-    repairs, skipped rows and the known differences from the paper."""
+    (casme2, samm, casme_sq, casme3, smic, smic_vis, smic_nir, mmew, fourd; composite, lodo). The
+    summary gives the source, the annotation file, clips, subjects, frame sizes, clip lengths,
+    per-setting class counts beside the paper's Tables 1-3, repairs, skipped rows and the known
+    differences from the paper."""
     from fdp.data.cache import default_cache_root, find_cache, load_cache
     from orchestrator.report.datasets import cache_line, list_caches, summary_lines
 
