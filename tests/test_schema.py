@@ -93,6 +93,7 @@ NOT_IN_SCHEMA = {
     "spec-more-gpus-than-the-cluster": "needs the cluster's nodes",
     "spec-from-unknown-study": "needs the Optuna store on disk",
     "spec-missing-cache": "needs the clip caches on disk (the file itself is right)",
+    "spec-smoke-missing-cache": "needs the clip caches on disk (the file itself is right)",
 }
 
 
