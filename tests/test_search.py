@@ -400,9 +400,11 @@ def test_a_trial_pruned_on_a_value_read_back_cancels_its_running_folds(tmp_path)
                                     search=lambda *a, **k: [], mark_failed=lambda *a: None)
     data = DataRef("casme2", str(tmp_path), "f" * 16, str(tmp_path), 10, "now", True)
     report = SearchReport(settings.study, "mem", "0", "study-run", split)
+    progress = Progress(total=0, stream=io.StringIO())
     source = StudySource(study, settings, conf, split, list(split.search), tracker, "0", "study-run", data,
-                         tmp_path, "", False, 1, report, Progress(total=0, stream=io.StringIO()), io.StringIO())
+                         tmp_path, "", False, 1, report, progress, io.StringIO())
     first, second = source.next_job(), source.next_job()  # two folds of trial 0 in flight
+    source.started(first), source.started(second)
     (trial,) = source.active
     (_, third), = trial.queue
     source.values[source._key(trial, third)] = 1.0  # trained earlier for these parameters
@@ -416,3 +418,6 @@ def test_a_trial_pruned_on_a_value_read_back_cancels_its_running_folds(tmp_path)
     source.done(second, JobOutcome(second.key, False, "boom"), 1.0)
     assert source.to_cancel() == [] and len(report.trials) == 1  # no second close, nothing more to cancel
     assert source.exhausted() and [t.state for t in report.trials] == ["PRUNED"]
+    # the progress line ends with nothing running or queued: the read-back fold counts as skipped
+    assert (progress.done, progress.failed, progress.skipped, progress.running, progress.queued) == (1, 1, 1, 0, 0)
+    assert progress.total == 2 and "jobs 1/2 done, 0 running, 1 failed, 0 queued, 1 skipped" in progress.status_line()

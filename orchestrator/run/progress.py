@@ -66,6 +66,14 @@ class Progress:
             self.failed += 1
         self.tick()
 
+    def withdrawn(self, n: int = 1, reused: bool = False, running: bool = False) -> None:
+        """`n` counted jobs will not run here: cancelled while `running`, dropped with a closed
+        search trial, or `reused` (finished by an earlier run: counted as skipped)."""
+        self.total -= n
+        self.skipped += n if reused else 0
+        self.running = max(self.running - (n if running else 0), 0)
+        self.tick()
+
     def pooled(self, config_label: str, metrics: dict[str, float]) -> None:
         self.metrics[config_label] = " ".join(f"{k}={metrics[k]:.3f}" for k in ("acc", "uf1", "uar", "di_mse")
                                               if k in metrics)

@@ -374,6 +374,7 @@ class StudySource(JobSource):
 
     def cancelled(self, p: JobPayload) -> None:
         a, _, _ = self.of_key.pop(p.key)
+        self.progress.withdrawn(running=True)
         rid = self._run_of(a, p.key)
         if rid and with_retry(self.tracker.client.get_run, rid).info.status not in ("FINISHED", "KILLED"):
             with_retry(self.tracker.client.set_terminated, rid, "KILLED")
@@ -462,6 +463,7 @@ class StudySource(JobSource):
         """Report a fold finished earlier instead of training it (it may close the trial)."""
         self.report.reused.append(key)
         a.reused += 1
+        self.progress.withdrawn(reused=True)
         self._value(a, step, value)
 
     def _adopt(self, run, a: _Active) -> None:
@@ -492,6 +494,7 @@ class StudySource(JobSource):
         from optuna.trial import TrialState
 
         self.active.remove(a)
+        self.progress.withdrawn(len(a.queue))  # the folds it will not hand out (the running ones: `cancelled`)
         a.queue.clear()
         mean = float(np.mean(list(a.values.values()))) if a.values else None
         if state == "COMPLETE":
