@@ -24,6 +24,7 @@ from click.testing import CliRunner
 
 from fdp.objective import ObjectiveError, SubjectSplit, fold_value, inner_split, objective_fold, split_subjects
 from orchestrator.search.study import (SearchError, SearchOptions, best_overrides, decode_params, encode_params, parse_search, reported_subjects, resolve_from_search, run_search, suggest)
+from orchestrator.plan.jobs import expand
 from orchestrator.spec.sweep import SpecError, parse_spec
 
 HOLDOUT = ["03", "06"]  # the subjects a table would report
@@ -306,7 +307,14 @@ def test_search_prunes_and_never_uses_holdout(caches, tmp_path):
             "overrides": {"train.steps": 4}, "from_search": "honest"}
     resolved = resolve_from_search(loso, storage)
     assert resolved["folds"] == HOLDOUT and resolved["overrides"]["train.lr"] == 1e-3
-    assert parse_spec(resolved).folds == HOLDOUT
+    fed = parse_spec({**resolved, "overrides": {**resolved["overrides"], "data.cache_dir": str(poisoned)}},
+                     resolved=True)
+    assert fed.folds == HOLDOUT and fed.from_search == "honest"  # the study stays named: tag and plan note
+    assert {k: fed.overrides[k] for k in ("train.steps", "train.lr")} == {"train.steps": 4, "train.lr": 1e-3}
+    assert expand(fed).notes == [f"from_search honest: overrides {', '.join(f'{k}={v}' for k, v in fed.overrides.items())}"
+                                 f" (the study's best values among them) on folds {', '.join(HOLDOUT)} (its holdout subjects)"]
+    with pytest.raises(SpecError, match="a study is resolved when the file is read"):
+        parse_spec(resolved)  # a `from_search` nobody resolved is refused, not run on the spec's own values
     with pytest.raises(SpecError, match="fed the search's objective"):
         resolve_from_search({**loso, "folds": ["01", "03"]}, storage)
 

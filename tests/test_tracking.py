@@ -117,6 +117,9 @@ def test_worker_logging_and_pooled_metrics(tracker):
     assert run.data.tags["mlflow.source.name"] == "fdp-sweep" and run.data.tags["mlflow.source.type"] == "LOCAL"
     parent_tags = tracker.client.get_run(parent.run_id).data.tags
     assert parent_tags["mlflow.source.name"] == _spec().path and parent_tags["mlflow.source.type"] == "LOCAL"
+    assert "fdp.from_search" not in parent_tags
+    tuned = parse_spec({**_spec().raw, "name": "tuned", "from_search": "st", "folds": ["01"]}, resolved=True)
+    assert tracker.client.get_run(tracker.open_parent(exp, tuned).run_id).data.tags["fdp.from_search"] == "st"
     assert run.data.tags["mlflow.parentRunId"] == parent.run_id and run.data.tags["fdp.selection"] == "last"
     history = tracker.client.get_metric_history(run_ids[0], "train/total")
     assert [m.step for m in history] == [1, 2, 3, 4, 5] and history[-1].value == pytest.approx(0.4)

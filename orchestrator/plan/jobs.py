@@ -222,7 +222,14 @@ def expand(spec: SweepSpec) -> Plan:
         for fold in folds_of[fk] or []:
             jobs.append(Job(job_key(cfg, fold, _exp_key(spec, c), data=fps), f"{c.label}|fold={fold}", c.label,
                             fold, c.variant, c.seed, cfg, exp, ref, tref))
+    if spec.from_search:
+        notes.append(f"from_search {spec.from_search}: overrides {_text(spec.overrides)} (the study's best values "
+                     f"among them) on folds {', '.join(map(str, spec.folds or []))} (its holdout subjects)")
     return Plan(spec, kept, jobs, list(dict.fromkeys(problems)), duplicates, list(dict.fromkeys(n for n in notes if n)))
+
+
+def _text(overrides: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in overrides.items()) or "none"
 
 
 def _pinned(cfg: ExperimentConfig, ref: DataRef | None, tref: DataRef | None) -> ExperimentConfig:

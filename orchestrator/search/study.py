@@ -202,7 +202,7 @@ def resolve_from_search(raw: dict[str, Any], storage: str | None = None, root: P
     if "from_search" not in raw:
         return raw
     out = dict(raw)
-    name = out.pop("from_search")
+    name = out["from_search"]  # kept: the sweep's parent run and plan name the study (fdp.from_search)
     try:
         study = _load(str(name), storage, root)
         best = best_overrides(str(name), storage, root)

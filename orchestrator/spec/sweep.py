@@ -93,6 +93,7 @@ class SweepSpec:
     experiment: str  # MLflow experiment name (default: the sweep name)
     smoke: dict[str, Any]  # dotted overrides (+ `folds`) of --smoke
     search: dict[str, Any] | None  # Optuna search block, executed by the search command
+    from_search: str  # the Optuna study whose best values and holdout folds it runs ("" = none)
     sets: dict[str, Any]  # CLI --set overrides, applied last
     is_smoke: bool  # whether the smoke block is applied
     raw: dict[str, Any]
@@ -169,19 +170,21 @@ def load_spec(path: str | Path, sets: dict[str, Any] | None = None, smoke: bool 
         mark = getattr(e, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""
         raise SpecError([f"{path}{where}: not valid YAML ({getattr(e, 'problem', None) or e})"]) from None
-    if isinstance(raw, dict) and "from_search" in raw and resolve is not None:
+    resolved = isinstance(raw, dict) and "from_search" in raw and resolve is not None
+    if resolved:
         raw = resolve(raw)  # the study's best values and its never-searched holdout subjects (docs/search.md)
-    return parse_spec(raw, sets=sets, smoke=smoke, source=str(p))
+    return parse_spec(raw, sets=sets, smoke=smoke, source=str(p), resolved=resolved)
 
 
 def parse_spec(raw: Any, sets: dict[str, Any] | None = None, smoke: bool = False,
-               source: str = "<spec>") -> SweepSpec:
+               source: str = "<spec>", resolved: bool = False) -> SweepSpec:
     """Validate parsed YAML against the schema (orchestrator.spec.schema); collects all mistakes, then
-    raises SpecError if there are any."""
+    raises SpecError if there are any. `resolved`: its `from_search` study is already resolved into
+    `overrides` and `folds` (`load_spec` with `resolve`), and the name stays for the record."""
     if not isinstance(raw, dict):
         raise SpecError([f"{source}: a sweep spec is a YAML mapping (name:, dataset:, variants:, ...)"])
     problems = [f"{source}: {line}" for line in schema.problems(SweepFile, raw)]
-    if "from_search" in raw and not problems:
+    if "from_search" in raw and not problems and not resolved:
         problems.append(f"{source}: from_search: a study is resolved when the file is read (`fdp-sweep run`, "
                         "orchestrator.search.study.load_spec_from_search)")
     sets = dict(sets or {})
@@ -213,6 +216,7 @@ def parse_spec(raw: Any, sets: dict[str, Any] | None = None, smoke: bool = False
         seeds=one.seeds if one else list(f.seeds), folds=one.folds if one else f.folds,
         resources=resources, retries=f.retries,
         experiment=f.tracking.experiment or f.name, smoke=raw.get("smoke") or {}, search=raw.get("search"),
+        from_search=f.from_search or "",
         sets=sets, is_smoke=smoke, raw=raw, path=source,
     )
     if not problems:

@@ -296,6 +296,8 @@ class SweepTracker:
             tags["fdp.data"] = data[:5000]
         if spec.table:
             tags["fdp.table"] = spec.table
+        if spec.from_search:
+            tags["fdp.from_search"] = spec.from_search  # the study its overrides and folds come from
         tags["fdp.experiments"] = ",".join(e.key for e in spec.experiments)[:5000]
         commit, dirty = git_info(self.root)
         tags.update(source_tags(spec.path, commit, dirty))
