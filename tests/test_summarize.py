@@ -166,3 +166,22 @@ def test_latest_complete_sweep_is_preferred(tmp_path):
     assert find_parent(tracker, table=9).name == "other"
     assert find_parent(tracker, table=8) is None
     assert find_parent(tracker, sweep="new").parent.info.run_id == ids["new"]
+
+
+def test_provenance_names_the_study_that_chose_a_tuned_sweeps_values():
+    """A sweep fed by `from_search` reports on the study's holdout subjects with values the study
+    picked: the table's provenance line says which study, so the folds are not read as all of LOSO."""
+    from types import SimpleNamespace as NS
+
+    from orchestrator.report.summarize import SweepRuns, provenance
+
+    def run(tags, params=None, status="FINISHED"):
+        return NS(info=NS(run_id="r1", status=status), data=NS(tags=tags, params=params or {}, metrics={}))
+
+    child = run({"fdp.fold": "06", "fdp.seed": "0", "fdp.data_fingerprint": "ab" * 8},
+                {"data.dataset": "casme2", "data.setting": "casme2/5", "train.steps": "20"})
+    plain = {"fdp.sweep": "tuned", "fdp.folds_expected": "1", "fdp.smoke": "false"}
+    (line,), _ = provenance([SweepRuns(run({**plain, "fdp.from_search": "search"}), "1", [child])], table=9)
+    assert "folds: 1 run of 1 expected (the holdout subjects of Optuna study search, which chose its values)" in line
+    (line,), _ = provenance([SweepRuns(run(plain), "1", [child])], table=9)
+    assert "folds: 1 run of 1 expected | seeds: 0" in line and "Optuna" not in line

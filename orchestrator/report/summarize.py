@@ -354,9 +354,11 @@ def provenance(sweeps: Sequence[SweepRuns], table: int | None = None) -> tuple[l
         datas = "; ".join(f"{label} ({'synthetic' if syn else 'real'}), fingerprint {fp or 'unknown (run predates fingerprints)'}"
                           for label, syn, fp in data) or "no job runs"
         smoke = "yes (a pipeline check, not a result)" if tags.get("fdp.smoke") == "true" else "no"
+        study = tags.get("fdp.from_search")
+        tuned = f" (the holdout subjects of Optuna study {study}, which chose its values)" if study else ""
         lines.append(f"provenance: data {datas} | sweep {s.name}, parent run {s.parent.info.run_id} "
                      f"({s.parent.info.status}) | smoke: {smoke} | steps per fold: {', '.join(steps) or '?'} | "
-                     f"folds: {folds_run} run of {expected} expected | seeds: {', '.join(seeds) or '?'} | {code}")
+                     f"folds: {folds_run} run of {expected} expected{tuned} | seeds: {', '.join(seeds) or '?'} | {code}")
     return lines, (", ".join(used) if off_paper and used else None)
 
 
