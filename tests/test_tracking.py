@@ -36,6 +36,35 @@ def tracker(tmp_path):
     return SweepTracker(f"sqlite:///{tmp_path / 'mlflow.db'}", root=tmp_path)
 
 
+def test_the_commit_is_the_codes_checkout_not_the_project_folders(tmp_path):
+    """git_info names the checkout the code was imported from; a package copied into a folder of
+    some other repository (site-packages inside a clone) has no commit of its own."""
+    import subprocess
+
+    from orchestrator.track.tracking import CODE_DIR, git_info
+
+    def git(where, *args):
+        out = subprocess.run(["git", "-C", str(where), *args], capture_output=True, text=True, check=True)
+        return out.stdout.strip()
+
+    assert (CODE_DIR / "orchestrator" / "track" / "tracking.py").is_file()
+    if (CODE_DIR / ".git").exists():  # this checkout (a clone of the repository, as the README has it)
+        assert git_info()[0] == git(CODE_DIR, "rev-parse", "HEAD")
+    repo = tmp_path / "repo"
+    (repo / "lib" / "site-packages").mkdir(parents=True)
+    (repo / "a.txt").write_text("1")
+    git(tmp_path, "init", "-q", str(repo))
+    assert git_info(repo) == ("", False)  # before the first commit
+    git(repo, "add", "a.txt")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "one")
+    head = git(repo, "rev-parse", "HEAD")
+    assert git_info(repo) == (head, False)
+    (repo / "a.txt").write_text("2")
+    assert git_info(repo) == (head, True)
+    assert git_info(repo / "lib" / "site-packages") == ("", False)  # inside the repository, not its code
+    assert git_info(tmp_path) == ("", False)  # no repository at all
+
+
 def test_tracking_uri_layers(tmp_path, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.setenv("FDP_PROJECT_ROOT", str(tmp_path))
@@ -117,6 +146,9 @@ def test_worker_logging_and_pooled_metrics(tracker):
     assert run.data.tags["mlflow.source.name"] == "fdp-sweep" and run.data.tags["mlflow.source.type"] == "LOCAL"
     parent_tags = tracker.client.get_run(parent.run_id).data.tags
     assert parent_tags["mlflow.source.name"] == _spec().path and parent_tags["mlflow.source.type"] == "LOCAL"
+    from importlib.metadata import version
+
+    assert run.data.tags["fdp.version"] == parent_tags["fdp.version"] == version("fdp-sweep")
     assert "fdp.from_search" not in parent_tags
     tuned = parse_spec({**_spec().raw, "name": "tuned", "from_search": "st", "folds": ["01"]}, resolved=True)
     assert tracker.client.get_run(tracker.open_parent(exp, tuned).run_id).data.tags["fdp.from_search"] == "st"

@@ -350,7 +350,8 @@ def provenance(sweeps: Sequence[SweepRuns], table: int | None = None) -> tuple[l
         seeds = sorted({r.data.tags.get("fdp.seed", "?") for r in s.children}, key=lambda x: (len(x), x))
         commit = tags.get("mlflow.source.git.commit", "")
         code = (f"git {commit[:12]}" + (" (dirty: uncommitted changes)" if tags.get("fdp.git_dirty") == "true" else "")
-                if commit else "git commit unknown (no .git where it ran)")
+                if commit else "git commit unknown (the code did not run from a git checkout)")
+        code += f", fdp-sweep {tags['fdp.version']}" if tags.get("fdp.version") else ""
         datas = "; ".join(f"{label} ({'synthetic' if syn else 'real'}), fingerprint {fp or 'unknown (run predates fingerprints)'}"
                           for label, syn, fp in data) or "no job runs"
         smoke = "yes (a pipeline check, not a result)" if tags.get("fdp.smoke") == "true" else "no"

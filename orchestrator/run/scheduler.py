@@ -441,7 +441,7 @@ def _run_leased(plan: Plan, opts: SweepOptions, root: Path, uri: str, data: str,
     report = SweepReport(spec.name, exp_id, parent.run_id, parent.instance, parent.reused)
     ckpts = checkpoint_dir(root, spec.name)
     ckpts.mkdir(parents=True, exist_ok=True)
-    commit, dirty = git_info(root)
+    commit, dirty = git_info()
     run_ids: dict[str, str] = {}
     finished: set[str] = set()
     payloads: list[JobPayload] = []

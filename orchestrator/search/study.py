@@ -626,7 +626,7 @@ def run_search(spec: SweepSpec, settings: SearchSettings, opts: SearchOptions | 
             progress = Progress(total=0, parallel=slots, stream=stream, interval=opts.progress_interval,
                                 name="search", unit="folds")
             source = StudySource(study, settings, conf, split, val_subjects, tracker, exp_id, study_run,
-                                 DataRef.of(path), ckpts, *git_info(root), budget, report, progress, stream)
+                                 DataRef.of(path), ckpts, *git_info(), budget, report, progress, stream)
             t0 = time.monotonic()
             try:
                 Scheduler(spec.resources, spec.retries, slots, opts.job_fn).run(source, on_tick=progress.tick)
@@ -684,7 +684,7 @@ def _study_run(tracker, exp_id: str, study, s: SearchSettings, split: SubjectSpl
             "fdp.pruner": "none" if s.p_threshold is None else
             f"wilcoxon(p_threshold={s.p_threshold}, n_startup_steps={s.n_startup_steps})",
             "fdp.selection": _selection_text(s, split), "fdp.spec_hash": spec.spec_hash, "fdp.sweep": spec.name,
-            "fdp.smoke": str(spec.is_smoke).lower(), **source_tags(spec.path, *git_info(tracker.root))}
+            "fdp.smoke": str(spec.is_smoke).lower(), **source_tags(spec.path, *git_info())}
     run = with_retry(tracker.client.create_run, exp_id, tags=tags, run_name=f"search {s.study}")
     rid = run.info.run_id
     import yaml

@@ -50,6 +50,7 @@ MAX_PARAM_CHARS = 6000  # MLflow's limit on one param value
 PARAMS_PER_BATCH = 100  # MLflow's limit on params per log_batch
 METRICS_PER_BATCH = 1000  # MLflow's limit on metrics per log_batch
 POOLED = ("acc", "war", "uf1", "uar", "di_mse")
+CODE_DIR = Path(__file__).resolve().parents[2]  # the folder holding fdp/ and orchestrator/
 
 
 # ---------------------------------------------------------------------------------------------
@@ -103,23 +104,37 @@ def pooled_artifact_dir(config_label: str) -> str:
 
 def source_tags(source: str, commit: str, dirty: bool) -> dict[str, str]:
     """What the MLflow UI shows as a run's Source: `source` (a sweep file, or the tool for job runs)
-    and the commit, which it shows only beside a source name."""
-    tags = {"mlflow.source.name": source, "mlflow.source.type": "LOCAL"}
+    and the commit, which it shows only beside a source name; `fdp.version`, the installed fdp-sweep's."""
+    tags = {"mlflow.source.name": source, "mlflow.source.type": "LOCAL", "fdp.version": code_version()}
     return {**tags, "mlflow.source.git.commit": commit, "fdp.git_dirty": str(dirty).lower()} if commit else tags
 
 
-def git_info(root: Path | None = None) -> tuple[str, bool]:
-    """(commit, dirty) of the project's git checkout; ("", False) outside git or before the
-    first commit. Taken on the driver: workers may run from a copy without .git."""
-    root = root or project_root()
+def code_version() -> str:
+    """The installed fdp-sweep's version (what a run says made it when no commit is known)."""
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
-        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
-                                timeout=10).stdout.strip()
-        if not commit:
-            return "", False
-        status = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                                capture_output=True, text=True, timeout=10).stdout
-        return commit, bool(status.strip())
+        return version("fdp-sweep")
+    except PackageNotFoundError:
+        from fdp import __version__
+
+        return __version__
+
+
+def git_info(code_dir: Path = CODE_DIR) -> tuple[str, bool]:
+    """(commit, dirty) of the git checkout the running code was imported from (a clone, or an
+    editable install of one): the commit says which code made a number, so it is not the project
+    folder's. ("", False) for a package installed into site-packages (even inside some other
+    repository), outside git, or before the first commit. Taken on the driver: workers may run
+    from a copy without .git."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(code_dir), *args], capture_output=True, text=True,
+                              timeout=10).stdout.strip()
+
+    try:
+        top = git("rev-parse", "--show-toplevel")
+        commit = git("rev-parse", "--verify", "-q", "HEAD") if top and Path(top).resolve() == code_dir.resolve() else ""
+        return (commit, bool(git("status", "--porcelain", "--untracked-files=no"))) if commit else ("", False)
     except (OSError, subprocess.SubprocessError):
         return "", False
 
@@ -299,7 +314,7 @@ class SweepTracker:
         if spec.from_search:
             tags["fdp.from_search"] = spec.from_search  # the study its overrides and folds come from
         tags["fdp.experiments"] = ",".join(e.key for e in spec.experiments)[:5000]
-        commit, dirty = git_info(self.root)
+        commit, dirty = git_info()
         tags.update(source_tags(spec.path, commit, dirty))
         run = with_retry(self.client.create_run, experiment_id, tags=tags,
                          run_name=f"{spec.name}{' [smoke]' if spec.is_smoke else ''}")
