@@ -265,3 +265,22 @@ def test_composite_smoke_sweep_and_megc_table(tmp_path: Path) -> None:
     # where the numbers come from, under the table as under the paper's tables (issue #13)
     assert "Ours on synthetic composite/3." in r.stdout
     assert "- provenance: data composite/3 (synthetic), fingerprint " in r.stdout and "smoke: yes" in r.stdout
+    # the same numbers as a tidy CSV for pandas: one row per (method, metric@database), ours with their source
+    import io
+
+    import pandas as pd
+
+    t = _cli("summarize", "--table", "megc", "--include-smoke", "--format", "tidy", "--tracking-uri", uri,
+             cwd=tmp_path, env=env)
+    assert t.returncode == 0, t.stderr
+    df = pd.read_csv(io.StringIO(t.stdout)).set_index(["row", "metric"])
+    assert df.loc[("LBP-TOP (baseline)", "uf1@composite"), "published"] == pytest.approx(58.82)
+    fdp = df.loc["fdp"]
+    assert list(fdp.index) == [f"{m}@{c}" for c in ("composite", "smic", "casme2", "samm") for m in ("uf1", "uar")]
+    printed = [c.strip() for c in rows["fdp (ours)"].strip("| ").split("|")[1:]]
+    # the table's cells, unrounded; a database no smoke fold tested is empty in both
+    assert ["—" if pd.isna(v) else f"{v:.2f}" for v in fdp["mean"]] == printed
+    assert set(fdp["data"]) == {"synthetic composite/3"} and (fdp["unit"] == "%").all()
+    tested = fdp["mean"].notna()
+    assert tested.any() and (fdp.loc[tested, "seeds"] == 1).all() and fdp.loc[~tested, "seeds"].isna().all()
+    assert "provenance: data composite/3 (synthetic)" in t.stderr

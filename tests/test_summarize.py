@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from orchestrator.cli.summarize import summarize_cmd
+from orchestrator.report.reference import reference
 from orchestrator.report.summarize import collect, find_parent, table_input
 from orchestrator.track.tracking import SweepTracker, pooled_artifact_dir, read_predictions
 from fixtures_runs import run_smoke_sweep
@@ -50,6 +51,52 @@ def test_aggregation_equals_recomputed_predictions(swept):
             assert res.metrics[m] == [pytest.approx(want[m])]
         assert set(res.fold_metrics["uf1"]) == {r.data.tags["fdp.fold"] for r in runs}
     assert "di_mse" in results["fdp"].metrics and "di_mse" not in results["no_dic"].metrics
+
+
+def test_tidy_csv_loads_in_pandas_with_the_pooled_values_and_their_source(swept):
+    """--format tidy: one row per number, read by pandas as it stands; ours equal the metrics
+    recomputed from the runs' predictions.csv, and each row names the sweep, data, fingerprint and
+    commit of the runs behind it."""
+    import io
+
+    import pandas as pd
+
+    res = CliRunner().invoke(summarize_cmd, ["--table", "9", "--include-smoke", "--format", "tidy",
+                                             "--tracking-uri", swept])
+    assert res.exit_code == 0, res.output
+    df = pd.read_csv(io.StringIO(res.stdout), dtype={"commit": str, "data_fingerprint": str})
+    assert list(df.columns[:6]) == ["table", "row", "metric", "unit", "mean", "std"]
+    assert "provenance: data casme2/5 (synthetic)" in res.stderr  # the table's notes go to stderr
+    tracker = SweepTracker(swept)
+    found = find_parent(tracker, table=9, include_smoke=True)
+    from orchestrator.track.tracking import code_version, git_info
+
+    commit = git_info()[0][:12]  # the code's checkout (this repository's), whatever the project folder is
+    assert found.parent.data.tags.get("mlflow.source.git.commit", "")[:12] == commit
+    for variant in ("fdp", "no_dic"):
+        runs = [r for r in found.children if r.data.tags["fdp.variant"] == variant]
+        want = _recomputed(tracker, runs)
+        mine = df[df["row"] == variant].set_index("metric")
+        assert list(mine.index) == ["acc", "uf1"]  # Table 9's columns
+        for m in ("acc", "uf1"):
+            assert mine.loc[m, "mean"] == pytest.approx(100 * want[m])
+            assert mine.loc[m, "ci_low"] <= mine.loc[m, "mean"] <= mine.loc[m, "ci_high"]
+        assert (mine["unit"] == "%").all() and (mine["seeds"] == 1).all() and mine["std"].isna().all()
+        assert (mine["folds"] == 2).all() and (mine["subjects"] == 2).all()
+        fps = {r.data.tags["fdp.data_fingerprint"] for r in runs}
+        assert set(mine["data_fingerprint"]) == fps and len(fps) == 1
+        if commit:
+            assert set(mine["commit"].str.removesuffix("-dirty")) == {commit}
+        else:  # the tests ran from a copy without .git: no commit is claimed
+            assert mine["commit"].isna().all()
+        assert set(mine["version"]) == {code_version()}
+        assert set(mine["sweep"]) == {"smoke"} and set(mine["data"]) == {"synthetic casme2/5"}
+        assert mine["smoke"].tolist() == [True, True]
+    assert df.loc[(df["row"] == "fdp") & (df["metric"] == "acc"), "published"].item() == pytest.approx(
+        reference().tables[9].row("fdp").values[0])
+    # rows the sweep did not run are there, without a value of ours
+    no_rank = df[df["row"] == "no_rank"]
+    assert no_rank["mean"].isna().all() and no_rank["published"].notna().all()
 
 
 def test_parent_has_pooled_confusion_and_per_fold_charts(swept):

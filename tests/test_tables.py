@@ -13,7 +13,7 @@ from scipy import stats as st
 
 from fdp.stats import paired_wilcoxon, paper_rank_sum
 from orchestrator.report.reference import load_reference, reference
-from orchestrator.report.tables import (FORMATS, MISSING, TABLES, ConfigResult, TableInput, build_table, loss_key, render_table, reproduce_significance, row_keys)
+from orchestrator.report.tables import (CONTROL_ROWS, FORMATS, MISSING, TABLES, TIDY_COLUMNS, ConfigResult, TableInput, build_table, loss_key, render_table, reproduce_significance, row_keys)
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER_CANDIDATES = [ROOT.parent / "shared" / "paper" / "fdp-paper.md",
@@ -208,6 +208,13 @@ def test_every_table_renders_in_every_format(n, fmt):
         table_lines = [line for line in out.splitlines() if line.startswith("|")]
         assert len(table_lines) == 2 + EXPECTED_ROWS[n]
         assert all(line.count(" | ") == len(t.header) - 1 for line in table_lines)
+    elif fmt == "tidy":  # one row per number, every one of this table, with its unit (values: test_tables_uncertainty)
+        rows = list(csv.DictReader(io.StringIO(out)))
+        assert tuple(rows[0]) == TIDY_COLUMNS and {r["table"] for r in rows} == {str(n)}
+        assert len({(r["row"], r["metric"]) for r in rows}) == len(rows)
+        assert all(r["unit"] for r in rows)
+        assert any(r["mean"] for r in rows) == any(k in _ours().results for k in row_keys(n))  # none of ours in 5, 6
+        assert {r["row"] for r in rows} - {"avg"} <= set(row_keys(n)) | {f"fdp-{k}" for k in row_keys(n)} | set(CONTROL_ROWS)
     else:
         assert out.startswith("\\begin{table}") and out.rstrip().endswith("\\end{table}")
         body = out.split("\\midrule\n", 1)[1].split("\\bottomrule", 1)[0].strip().splitlines()

@@ -77,6 +77,49 @@ def test_table13_reports_effect_and_holm():
     assert any(r[0] == "FDP vs Control: FDP, shuffled training labels" for r in g)
 
 
+def test_tidy_rows_are_the_tables_numbers_with_intervals_published_values_and_tests():
+    import io
+
+    import pandas as pd
+
+    from orchestrator.report.reference import reference
+    from orchestrator.report.tables import TIDY_COLUMNS, row_keys, tidy_csv, tidy_rows
+
+    data = ours()
+    data.results["fdp"].source = {"sweep": "ablation", "commit": "abc123", "data_fingerprint": "f1"}
+    data.results["no_dic"].source = {"sweep": "ablation", "commit": "def456", "data_fingerprint": "f1"}
+    df = pd.read_csv(io.StringIO(render_table(9, data, "tidy")), dtype={"commit": str, "data_fingerprint": str})
+    assert tuple(df.columns) == TIDY_COLUMNS and len(df) == len(tidy_rows(9, data))
+    cell = df[(df["row"] == "fdp") & (df["metric"] == "acc")].iloc[0]
+    # the same numbers as the printed table: 27/30 right, the cell's interval, the paper's value beside
+    printed = next(r for r in build_table(9, data).rows if r[0] == "FDP")[3]
+    assert cell["mean"] == pytest.approx(90.0) and printed == f"90.00 [{cell['ci_low']:.2f}, {cell['ci_high']:.2f}]"
+    assert cell["published"] == reference().tables[9].row("fdp").values[0]
+    assert (cell["seeds"], cell["subjects"], cell["clips"]) == (1, 6, 30)
+    assert (cell["sweep"], cell["commit"]) == ("ablation", "abc123")
+    ctrl = df[df["row"] == "fdp_shuffled"]
+    assert list(ctrl["metric"]) == ["acc", "uf1"] and ctrl["published"].isna().all()
+    assert ctrl["mean"].tolist() == pytest.approx([20.0, ctrl["mean"].iloc[1]]) and (ctrl["ci_low"] == 20.0).iloc[0]
+    assert df.loc[df["row"] == "no_rank", "mean"].isna().all()  # a row we did not run: the paper's value only
+    # the paired comparisons as rows: FDP minus the row in pp, p by hand (6 of 6 folds won: 1/64), Holm 3/64
+    comp = df[df["metric"] == "uf1_diff"].set_index("row")
+    assert list(comp.index) == ["fdp-no_dic", "fdp-fdp_shuffled", "fdp-single_frame"]
+    assert comp["p"].tolist() == pytest.approx([1 / 64] * 3) and comp["holm_p"].tolist() == pytest.approx([3 / 64] * 3)
+    assert (comp["unit"] == "pp").all() and (comp["folds"] == 6).all()
+    no_dic = comparisons(data, ["no_dic"])[0]
+    assert comp.loc["fdp-no_dic", "mean"] == pytest.approx(100 * no_dic.diff)
+    assert comp.loc["fdp-no_dic", "commit"] == "abc123; def456"  # both rows' sources
+    # Table 13: each key's F1 beside the paper's F1 of that variant; Table 8's average of the two directions
+    t13 = tidy_rows(13, data)
+    assert [r["row"] for r in t13 if r["metric"] == "uf1"] == row_keys(13)
+    assert next(r for r in t13 if r["row"] == "no_dic")["published"] == reference().tables[9].row("no_dic").values[1]
+    cross = {"casme2->samm": ConfigResult({"war": [0.4], "uar": [0.3]}),
+             "samm->casme2": ConfigResult({"war": [0.5], "uar": [0.2]})}
+    t8 = {(r["row"], r["metric"]): r for r in tidy_rows(8, cross)}
+    assert t8[("avg", "war")]["mean"] == pytest.approx(45.0) and t8[("avg", "uar")]["mean"] == pytest.approx(25.0)
+    assert tidy_csv([]).strip() == ",".join(TIDY_COLUMNS)
+
+
 def test_no_predictions_no_interval():
     t = build_table(9, {"fdp": ConfigResult(metrics={"acc": [0.5], "uf1": [0.4]})})
     assert t.rows[0][3] == "50.00" and not t.subtables

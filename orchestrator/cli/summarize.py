@@ -32,7 +32,10 @@ class _TableChoice(click.ParamType):
               help="Use the latest sweep with this name (fdp.sweep tag), smoke or not, complete or not. "
                    "Repeat to merge sweeps (e.g. settings run as separate sweeps): per job key the latest "
                    "finished run wins.")
-@click.option("--format", "fmt", type=click.Choice(["md", "latex", "csv"]), default="md", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["md", "latex", "csv", "tidy"]), default="md", show_default=True,
+              help="md, latex or csv: the table as printed. tidy: a CSV for pandas/R, one row per number of "
+                   "ours (mean, std, seeds, 95 % subject-bootstrap interval, folds, the published value) naming "
+                   "its sweep, data, data fingerprint and commit; the provenance lines go to stderr.")
 @click.option("--tracking-uri", default=None, help=TRACKING_HELP)
 @click.option("--include-smoke", is_flag=True, help="Also consider --smoke sweeps.")
 @click.option("--out", default="figures/fig4.png", show_default=True, type=click.Path(dir_okay=False),

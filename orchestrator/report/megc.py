@@ -19,7 +19,8 @@ import yaml
 from fdp.data.merged import database_of
 from fdp.metrics import pooled_metrics
 from fdp.stats import mean_std
-from orchestrator.report.tables import MISSING, Table, TableInput, render, with_provenance
+from orchestrator.report.tables import (MISSING, ConfigResult, Table, TableInput, render, tidy_cell, tidy_csv,
+                                        with_provenance)
 from orchestrator.track.tracking import concat_predictions
 
 MEGC_COLUMNS = ("composite", "smic", "casme2", "samm")
@@ -45,6 +46,7 @@ class MegcRow:
     label: str  # configuration label (variant, grid point, ...)
     seeds: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # seed -> column -> metrics
     missing: list[str] = field(default_factory=list)
+    source: dict[str, str] = field(default_factory=dict)  # `orchestrator.report.summarize.run_source`
 
     def cell(self, column: str, metric: str) -> str:
         vals = [m[column][metric] for m in self.seeds.values() if column in m]
@@ -74,9 +76,24 @@ def build_megc_table(rows: list[MegcRow], ref: dict[str, Any] | None = None) -> 
                  groups=[("", 1)] + [(_TITLES[c], 2) for c in MEGC_COLUMNS], notes=notes)
 
 
+def megc_tidy(rows: list[MegcRow], ref: dict[str, Any] | None = None) -> list[dict[str, object]]:
+    """The MEGC table as tidy rows (`tables.tidy_cell`, metric "uf1@samm"): the published methods'
+    values as `published`, then ours, mean over seeds."""
+    ref = ref or yaml.safe_load(REFERENCE.read_text())
+    out = [tidy_cell("megc", m["method"], f"{k}@{c}", None, 100 * m[k][c])
+           for m in ref["methods"] for c in MEGC_COLUMNS for k in ("uf1", "uar") if m[k].get(c) is not None]
+    for r in rows:
+        res = ConfigResult({f"{k}@{c}": [s[c][k] for s in r.seeds.values() if c in s]
+                            for c in MEGC_COLUMNS for k in ("uf1", "uar")}, source=r.source)
+        out += [tidy_cell("megc", r.label, m, res) for m in res.metrics]
+    return out
+
+
 def collect_megc(tracker: Any, children: list[Any]) -> list[MegcRow]:
     """MegcRows from the child runs of a composite sweep (FINISHED runs pooled per configuration
     and seed; the others listed as missing)."""
+    from orchestrator.report.summarize import run_source
+
     by_label: dict[str, dict[str, list[Any]]] = defaultdict(lambda: defaultdict(list))
     rows: dict[str, MegcRow] = {}
     for r in children:
@@ -92,6 +109,7 @@ def collect_megc(tracker: Any, children: list[Any]) -> list[MegcRow]:
         else:
             row.missing.append(f"seed {t.get('fdp.seed', '0')}, fold {t.get('fdp.fold', '?')}: {r.info.status}")
     for label, seeds in by_label.items():
+        rows[label].source = run_source(sum(seeds.values(), []))
         for seed, runs in seeds.items():
             preds = [tracker.predictions(r.info.run_id) for r in runs]
             if preds and all(p["preds"] is not None for p in preds):
@@ -117,6 +135,8 @@ def render_megc(tracking_uri: str, sweep: str | None = None, fmt: str = "md",
         raise SummaryError(f"sweep {found.name} (parent run {found.parent.info.run_id}) has no finished composite run")
     notes.append(f"sweep {found.name}, parent run {found.parent.info.run_id}"
                  + (" (smoke: a pipeline check, not a result)" if found.parent.data.tags.get("fdp.smoke") == "true" else ""))
+    if fmt == "tidy":
+        return tidy_csv(megc_tidy(rows)), notes + provenance([found])[0]
     lines, used = provenance([found])  # the same provenance lines as under the paper's tables
     table = with_provenance(build_megc_table(rows), TableInput(provenance=lines, data_used=used))
     return render(table, fmt), notes

@@ -241,7 +241,25 @@ def _result(tracker: SweepTracker, runs: list["Run"], with_params: bool) -> Conf
     fold_metrics = {m: {f: sum(v) / len(v) for f, v in fv.items()} for m, fv in folds.items()}
     n_params = count_params(tracker, next(iter(per_seed.values()))[0]) if with_params and per_seed else None
     return ConfigResult(metrics=dict(metrics), fold_metrics=fold_metrics, n_params=n_params,
-                        missing=missing, predictions=seed_preds)
+                        missing=missing, predictions=seed_preds, source=run_source(sum(per_seed.values(), [])))
+
+
+def run_source(runs: Sequence["Run"]) -> dict[str, str]:
+    """Where the runs pooled into one number come from, as the tidy CSV's columns (sweep, data,
+    data_fingerprint, commit with "-dirty", fdp-sweep version, smoke), each value once, joined by "; "."""
+    cols: dict[str, dict[str, None]] = defaultdict(dict)
+    for r in runs:
+        t = r.data.tags
+        label, synthetic, fp = _data_of(r)
+        commit = t.get("mlflow.source.git.commit", "")[:12]
+        for k, v in (("sweep", t.get("fdp.sweep", "")), ("data", ("synthetic " if synthetic else "") + label),
+                     ("data_fingerprint", "->".join(filter(None, (fp, t.get("fdp.test_data_fingerprint", ""))))),
+                     ("commit", commit + ("-dirty" if commit and t.get("fdp.git_dirty") == "true" else "")),
+                     ("version", t.get("fdp.version", "")),
+                     ("smoke", t.get("fdp.smoke", ""))):
+            if v:
+                cols[k][v] = None
+    return {k: "; ".join(v) for k, v in cols.items()}
 
 
 def collect(tracker: SweepTracker, sweep: SweepRuns | Sequence[SweepRuns], table: int,
@@ -374,6 +392,8 @@ def render_summary(table: int, tracking_uri: str, sweep: str | Sequence[str] | N
     for k, r in ours.results.items():
         for m in r.missing:
             notes.append(f"missing: {k}: {m}")
+    if fmt == "tidy":  # the table's notes are not in a tidy CSV: its provenance goes with the notes
+        notes += ours.provenance
     return render_table(table, ours, fmt), notes
 
 

@@ -1,7 +1,9 @@
 """The paper's Tables 4–14 from our results, with the published numbers beside them.
 
 Pure aggregation and rendering: no MLflow. A caller (``summarize``) collects our runs into a
-`TableInput` and calls `render_table(n, ours, fmt)` with fmt ``md``, ``latex`` or ``csv``.
+`TableInput` and calls `render_table(n, ours, fmt)` with fmt ``md``, ``latex``, ``csv`` (the table
+as printed) or ``tidy`` (one CSV row per number of ours, with its interval, the paper's value and
+where it came from: `tidy_rows`).
 
 Input (`TableInput.results`, one `ConfigResult` per configuration key):
 
@@ -41,7 +43,7 @@ from fdp.stats import (RankSumResult, SeedPredictions, WilcoxonResult, detectabl
 from orchestrator.report.reference import Reference, RefTestRow, reference
 
 TABLES: tuple[int, ...] = (4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14)
-FORMATS: tuple[str, ...] = ("md", "latex", "csv")
+FORMATS: tuple[str, ...] = ("md", "latex", "csv", "tidy")
 MISSING = "—"
 
 _SCALE = {"acc": 100.0, "war": 100.0, "uf1": 100.0, "uar": 100.0, "di_mse": 1e3}
@@ -72,6 +74,8 @@ class ConfigResult:
     # per seed, the pooled test predictions with each clip's subject: the subject bootstrap's input
     # (intervals and paired comparisons, issue #14); empty where unknown (then no interval is printed)
     predictions: list[SeedPredictions] = field(default_factory=list)
+    # where the pooled runs come from, as `TIDY_COLUMNS` names it (sweep, data, ..., commit, version, smoke)
+    source: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for k, v in self.metrics.items():
@@ -645,4 +649,85 @@ def render_table(n: int, ours: TableInput | Mapping[str, ConfigResult] | None = 
     """Table `n` (4–14) in the paper's layout with our results beside the published ones."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; formats: {', '.join(FORMATS)}")
+    if fmt == "tidy":
+        return tidy_csv(tidy_rows(n, ours, ref))
     return render(build_table(n, ours, ref), fmt)
+
+
+# ---------------------------------------------------------------------------------------------
+# tidy: one row per number, for pandas / R (`pd.read_csv`), each naming the data and code behind it
+
+TIDY_COLUMNS = ("table", "row", "metric", "unit", "mean", "std", "seeds", "ci_low", "ci_high", "folds", "subjects",
+                "clips", "published", "p", "holm_p", "sweep", "data", "data_fingerprint", "commit", "version", "smoke")
+_UNITS = {"acc": "%", "war": "%", "uf1": "%", "uar": "%", "di_mse": "1e-3", "params": "M"}
+
+
+def tidy_cell(table: int | str, key: str, metric: str, res: ConfigResult | None, published: float | None = None
+              ) -> dict[str, object]:
+    """One tidy row: our mean over seeds in the paper's units (std over seeds from 2 seeds on), the
+    subject-bootstrap interval, the pooled folds / subjects / clips (first seed) and the source.
+    `metric` may name a part of the data after '@' (MEGC's "uf1@samm"): its unit is the metric's."""
+    base = metric.split("@")[0]
+    row: dict[str, object] = {"table": table, "row": key, "metric": metric, "unit": _UNITS.get(base, ""),
+                              "published": published}
+    if res is None:
+        return row
+    row.update(res.source)
+    if res.predictions:
+        sp = res.predictions[0]
+        row.update(subjects=len(set(sp.subjects)), clips=len(sp.labels))
+    if res.fold_metrics.get("uf1"):
+        row["folds"] = len(res.fold_metrics["uf1"])
+    if metric == "params":
+        row["mean"] = None if res.n_params is None else res.n_params / 1e6
+    elif v := res.values(metric):
+        scale = _SCALE.get(base, 1.0)
+        mean, std = mean_std([x * scale for x in v])
+        row.update(mean=mean, std=std if len(v) > 1 else None, seeds=len(v))
+        if (ci := subject_interval(res, metric)) is not None:
+            row.update(ci_low=ci[0] * scale, ci_high=ci[1] * scale)
+    return row
+
+
+def tidy_rows(n: int, ours: TableInput | Mapping[str, ConfigResult] | None = None,
+              ref: Reference | None = None) -> list[dict[str, object]]:
+    """Table `n` as tidy rows: every (configuration key, metric) cell of ours the table shows, with
+    the paper's value of that cell as `published` (its FDP row in Tables 4–8, the matching row in 9–11 and 14, FDP's
+    F1 in 12, the variant's F1 in 13; empty for our controls), then, under Tables 9, 10 and 13, one
+    row per paired comparison (`uf1_diff`: FDP minus the row, percentage points, with p and Holm p)."""
+    ref = ref or reference()
+    data = ours if isinstance(ours, TableInput) else TableInput(dict(ours or {}))
+    cells: list[tuple[str, str, float | None]] = []
+    if n in (4, 5, 6, 7, 8):
+        t = ref.tables[n]
+        cells = [(c.row_key, c.metric, v) for c, v in zip(t.columns, t.paper_row.values)]
+    elif n in (9, 10, 11, 14):
+        t = ref.tables[n]
+        cells = [(r.key, c.metric, v) for r in t.rows for c, v in zip(t.columns, r.values)]
+        cells += [(k, c.metric, None) for k in CONTROL_ROWS if n in (9, 10) for c in t.columns if c.key != "params"]
+    elif n == 12:
+        cells = [(tr.key, "uf1", _compared_f1(ref, tr)[0]) for tr in ref.tests[12].rows]
+    elif n == 13:
+        paper = {r.key: v for t in (9, 10) for r in ref.tables[t].rows
+                 for c, v in zip(ref.tables[t].columns, r.values) if c.metric == "uf1"}
+        cells = [(k, "uf1", paper.get(k)) for k in row_keys(13, ref)]
+    else:
+        raise ValueError(f"no table {n}; tables: {', '.join(map(str, TABLES))}")
+    avg = _avg_result(*map(data.get, row_keys(8, ref))) if n == 8 else None
+    rows = [tidy_cell(n, k, m, avg if k == "avg" else data.get(k), p) for k, m, p in cells]
+    for c in comparisons(data, row_keys(n, ref)) if n in (9, 10, 13) else []:
+        a, b = (data.get(k).source for k in ("fdp", c.key))  # type: ignore[union-attr]
+        rows.append({"table": n, "row": f"fdp-{c.key}", "metric": "uf1_diff", "unit": "pp", "mean": 100 * c.diff,
+                     "seeds": c.n_seeds, "ci_low": 100 * c.low, "ci_high": 100 * c.high, "folds": c.n_folds,
+                     "p": c.wilcoxon.pvalue, "holm_p": c.holm_p,
+                     **{k: "; ".join(dict.fromkeys(x for x in (a.get(k), b.get(k)) if x)) for k in {*a, *b}}})
+    return rows
+
+
+def tidy_csv(rows: Sequence[Mapping[str, object]]) -> str:
+    """Tidy rows as CSV: a header of `TIDY_COLUMNS`, empty cells where a value does not apply."""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, TIDY_COLUMNS, restval="", lineterminator="\n")
+    w.writeheader()
+    w.writerows({k: "" if v is None else v for k, v in r.items()} for r in rows)
+    return buf.getvalue()
