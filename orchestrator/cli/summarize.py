@@ -77,6 +77,6 @@ def summarize_cmd(table: int | None, figure: str | None, sweeps: tuple[str, ...]
     except (SummaryError, ValueError) as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(2)
-    click.echo(text)
+    click.echo(text, nl=not text.endswith("\n"))  # a tidy CSV ends in its last row's newline
     for n in notes:
         click.echo(n, err=True)
