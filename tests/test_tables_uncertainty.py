@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fdp.stats import SeedPredictions, holm, paired_wilcoxon
+from fdp.stats import SeedPredictions, holm
 from orchestrator.report.tables import ConfigResult, TableInput, build_table, comparisons, render_table
 
 SUBJECTS = [f"s{i}" for i in range(6)]
