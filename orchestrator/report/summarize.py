@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fdp.stats import SeedPredictions
-from orchestrator.report.tables import ConfigResult, TableInput, all_row_keys, loss_key, row_keys
+from orchestrator.report.tables import ConfigResult, TableInput, all_row_keys, loss_key, merge_sources, row_keys
 from orchestrator.track.tracking import SweepTracker, concat_predictions, pool_predictions, with_retry
 
 if TYPE_CHECKING:
@@ -247,19 +247,16 @@ def _result(tracker: SweepTracker, runs: list["Run"], with_params: bool) -> Conf
 def run_source(runs: Sequence["Run"]) -> dict[str, str]:
     """Where the runs pooled into one number come from, as the tidy CSV's columns (sweep, data,
     data_fingerprint, commit with "-dirty", fdp-sweep version, smoke), each value once, joined by "; "."""
-    cols: dict[str, dict[str, None]] = defaultdict(dict)
-    for r in runs:
+    def one(r: "Run") -> dict[str, str]:
         t = r.data.tags
         label, synthetic, fp = _data_of(r)
         commit = t.get("mlflow.source.git.commit", "")[:12]
-        for k, v in (("sweep", t.get("fdp.sweep", "")), ("data", ("synthetic " if synthetic else "") + label),
-                     ("data_fingerprint", "->".join(filter(None, (fp, t.get("fdp.test_data_fingerprint", ""))))),
-                     ("commit", commit + ("-dirty" if commit and t.get("fdp.git_dirty") == "true" else "")),
-                     ("version", t.get("fdp.version", "")),
-                     ("smoke", t.get("fdp.smoke", ""))):
-            if v:
-                cols[k][v] = None
-    return {k: "; ".join(v) for k, v in cols.items()}
+        return {"sweep": t.get("fdp.sweep", ""), "data": ("synthetic " if synthetic else "") + label,
+                "data_fingerprint": "->".join(filter(None, (fp, t.get("fdp.test_data_fingerprint", "")))),
+                "commit": commit + ("-dirty" if commit and t.get("fdp.git_dirty") == "true" else ""),
+                "version": t.get("fdp.version", ""), "smoke": t.get("fdp.smoke", "")}
+
+    return merge_sources(*map(one, runs))
 
 
 def collect(tracker: SweepTracker, sweep: SweepRuns | Sequence[SweepRuns], table: int,

@@ -719,9 +719,17 @@ def tidy_rows(n: int, ours: TableInput | Mapping[str, ConfigResult] | None = Non
         a, b = (data.get(k).source for k in ("fdp", c.key))  # type: ignore[union-attr]
         rows.append({"table": n, "row": f"fdp-{c.key}", "metric": "uf1_diff", "unit": "pp", "mean": 100 * c.diff,
                      "seeds": c.n_seeds, "ci_low": 100 * c.low, "ci_high": 100 * c.high, "folds": c.n_folds,
-                     "p": c.wilcoxon.pvalue, "holm_p": c.holm_p,
-                     **{k: "; ".join(dict.fromkeys(x for x in (a.get(k), b.get(k)) if x)) for k in {*a, *b}}})
+                     "p": c.wilcoxon.pvalue, "holm_p": c.holm_p, **merge_sources(a, b)})
     return rows
+
+
+def merge_sources(*sources: Mapping[str, str]) -> dict[str, str]:
+    """`ConfigResult.source`s joined column by column, each value once, in order ("abc; def")."""
+    cols: dict[str, dict[str, None]] = {}
+    for src in sources:
+        for k, v in src.items():
+            cols.setdefault(k, {}).update(dict.fromkeys(v.split("; ") if v else ()))
+    return {k: "; ".join(v) for k, v in cols.items() if v}
 
 
 def tidy_csv(rows: Sequence[Mapping[str, object]]) -> str:

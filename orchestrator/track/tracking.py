@@ -17,6 +17,7 @@ runs -- are listed in docs/sweeps.md ("Tracking (MLflow)"); a change to a name h
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import logging
@@ -109,6 +110,7 @@ def source_tags(source: str, commit: str, dirty: bool) -> dict[str, str]:
     return {**tags, "mlflow.source.git.commit": commit, "fdp.git_dirty": str(dirty).lower()} if commit else tags
 
 
+@functools.cache  # one lookup per process: every job run is tagged with it
 def code_version() -> str:
     """The installed fdp-sweep's version (what a run says made it when no commit is known)."""
     from importlib.metadata import PackageNotFoundError, version
