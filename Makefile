@@ -6,7 +6,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export RAY_USAGE_STATS_ENABLED := 0
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install demo demo-smoke test test-slow test-browser bench gpu-check confirm docs clean
+.PHONY: install demo demo-smoke test test-fast lint test-slow test-browser bench gpu-check confirm docs clean
 
 $(BIN)/fdp-sweep: pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
@@ -30,8 +30,17 @@ demo-smoke: install
 confirm: install
 	$(BIN)/python bench/laptop_confirm.py
 
-test: install
-	$(BIN)/python -m pytest -q
+# the fast tier: no Ray, no subprocess, no server (tests/conftest.py refuses them outside the
+# `integration` marker), a few minutes on 2 cores; `make test` runs it first, then the rest
+FAST := not integration and not slow and not gpu and not browser
+test-fast: install lint
+	$(BIN)/python -m pytest -q -m "$(FAST)"
+
+test: test-fast
+	$(BIN)/python -m pytest -q -m "(integration or browser) and not slow and not gpu"
+
+lint: install
+	$(BIN)/ruff check .
 
 test-slow: install
 	$(BIN)/python -m pytest -q -m slow

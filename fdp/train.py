@@ -178,8 +178,8 @@ def evaluate(model: torch.nn.Module, cfg: ExperimentConfig, bank, idx: np.ndarra
             di_mse.append(((out["di"].float() - target) ** 2).flatten(1).mean(1))
             if not examples:  # a few test clips for the Fig. 4-style grid
                 k = min(4, x.shape[0])
-                to8 = lambda a: (a[:k].clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
-                examples = {"frames": to8(x), "gt_di": to8(target), "pred_di": to8(out["di"].float())}
+                examples = {name: (a[:k].clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+                            for name, a in (("frames", x), ("gt_di", target), ("pred_di", out["di"].float()))}
     return {
         "probs": torch.cat(probs).cpu().numpy() if probs else None,
         "di_mse": torch.cat(di_mse).cpu().numpy() if di_mse else None,

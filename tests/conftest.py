@@ -25,6 +25,37 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+class TierError(AssertionError):
+    """A test outside the `integration` marker started Ray or a process (`make test-fast` excludes
+    only what is marked, so an unmarked one would slow the fast tier down)."""
+
+
+@pytest.fixture(autouse=True)
+def _fast_tier_starts_no_ray_and_no_process(request, monkeypatch):
+    """Tests not marked `integration` (or slow / gpu / browser) may start neither Ray nor a
+    subprocess, except the quick reads of the provenance: `git` (the commit) and `uname` (Python's
+    `platform` asks it for the processor)."""
+    if any(m in request.keywords for m in ("integration", "slow", "gpu", "browser")):
+        return
+    import subprocess
+
+    popen_init = subprocess.Popen.__init__
+
+    def guarded_popen(self, args, *a, **kw):
+        argv = [args] if isinstance(args, (str, bytes, os.PathLike)) else list(args)
+        if os.path.basename(str(argv[0]).split()[0]) not in ("git", "uname"):
+            raise TierError(f"{request.node.nodeid} starts a process ({argv[0]}): mark it integration")
+        popen_init(self, args, *a, **kw)
+
+    def no_ray(*a, **kw):
+        raise TierError(f"{request.node.nodeid} starts Ray: mark it integration")
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", guarded_popen)
+    import ray
+
+    monkeypatch.setattr(ray, "init", no_ray)
+
+
 @pytest.fixture(scope="session")
 def synth_cache(tmp_path_factory):
     """A prepared cache of a small synthetic benchmark (4 subjects x 5 clips, casme2 layout)."""

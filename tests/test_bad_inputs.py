@@ -195,7 +195,8 @@ CORPUS = [
     Bad("spec-fractional-gpus-above-one", spec(SPEC + "resources: {gpus: 1.5}\n"),
         [S + "resources.gpus: expected a fraction in [0, 1] or a whole number of GPUs, got 1.5"]),
     Bad("spec-more-gpus-than-the-cluster", spec(SPEC + "steps: 1\nresources: {cpus: 1, gpus: 64}\n"),
-        ["no node of the cluster", "fits one job (1 cpus, 64 gpus)", "lower `resources:`"], cache=True),
+        ["no node of the cluster", "fits one job (1 cpus, 64 gpus)", "lower `resources:`"], cache=True,
+        marks=[pytest.mark.integration]),  # asks a started Ray for its nodes
     Bad("spec-malformed-yaml", spec(SPEC + "overrides: {train.lr: [1, 2\n"),
         ["{tmp}/spec.yaml:6: not valid YAML"]),
     Bad("spec-empty-file", spec(""), [S + "a sweep spec is a YAML mapping"]),
@@ -375,6 +376,7 @@ def test_corpus_size():
     assert len(CORPUS) >= 20 and len({c.id for c in CORPUS}) == len(CORPUS)
 
 
+@pytest.mark.integration
 def test_truncated_frame_in_a_real_process(tmp_path):
     """In a real process (not CliRunner): libjpeg writes its warnings to file descriptor 2, so a
     truncated frame that reached the decoder would show up here as an extra stderr line."""
@@ -440,6 +442,7 @@ def _one_line(proc: subprocess.CompletedProcess) -> str:
     return lines[0]
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("what", ["project-folder", "mlflow-db"])
 def test_read_only_project_or_store_is_one_line_fast(open_dir, synth_cache, what):
     import sqlite3
@@ -465,6 +468,7 @@ def test_read_only_project_or_store_is_one_line_fast(open_dir, synth_cache, what
     assert listing(open_dir) == before
 
 
+@pytest.mark.integration
 def test_unreadable_frame_is_one_line_or_skipped_and_recorded(open_dir):
     import json
 

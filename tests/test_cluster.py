@@ -75,7 +75,7 @@ class Service:
                 return
             except (OSError, urllib.error.URLError):
                 if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(f"{self.what} did not come up at {self.url}:\n{self.log.read_text()[-4000:]}")
+                    raise AssertionError(f"{self.what} did not come up at {self.url}:\n{self.log.read_text()[-4000:]}") from None
                 time.sleep(0.5)
 
 

@@ -187,6 +187,7 @@ def test_count_progress_is_plain_off_a_terminal_and_live_on_one() -> None:
     assert term.getvalue().endswith("\n") and not live.open
 
 
+@pytest.mark.integration
 def test_a_log_of_prepare_has_no_carriage_returns_or_escape_sequences(tmp_path: Path) -> None:
     """stderr redirected to a file, as a batch job writes it (issue #15: a 36 KB single line before)."""
     ds = make_counts("casme_sq", tmp_path / "sq")

@@ -70,7 +70,7 @@ def served(synth_cache, tmp_path_factory):
                 break
             except Exception:
                 if time.time() > deadline or proc.poll() is not None:
-                    raise AssertionError("mlflow ui did not come up on 127.0.0.1")
+                    raise AssertionError("mlflow ui did not come up on 127.0.0.1") from None
                 time.sleep(1)
         yield base, uri, root
     finally:
@@ -199,7 +199,7 @@ def test_runs_table_and_child_run_in_a_real_browser(served, tmp_path):
                 break
             except Exception:
                 if time.time() > deadline:
-                    raise AssertionError("chromium's DevTools endpoint did not come up")
+                    raise AssertionError("chromium's DevTools endpoint did not come up") from None
                 await asyncio.sleep(0.5)
         async with aiohttp.ClientSession(trust_env=False) as http:
             async with http.ws_connect(page["webSocketDebuggerUrl"], max_msg_size=0) as ws:

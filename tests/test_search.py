@@ -240,6 +240,7 @@ def test_objective_ignores_holdout_subjects(caches):
 # a search on Ray
 
 
+@pytest.mark.integration
 def test_search_prunes_and_never_uses_holdout(caches, tmp_path):
     """Two trials on the POISONED cache: the paper-like lr completes, lr = 1 (diverging) is pruned
     by WilcoxonPruner before its last fold. No fold run touched a holdout subject, and the fold

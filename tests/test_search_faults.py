@@ -198,6 +198,7 @@ for _ in range(600):  # a job's steps
 """
 
 
+@pytest.mark.integration
 def test_a_worker_whose_raylet_died_stops_at_its_next_step(tmp_path):
     """Killing a driver kills its local raylet, but a Ray worker is its own process group and would
     train on, finish its run, and race the re-run that resumes the same job: it stops instead."""

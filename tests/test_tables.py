@@ -63,7 +63,7 @@ def _norm(s: str) -> str:
 def _paper_rows(text: str, n: int) -> list[list[str]]:
     """Data rows (tab-separated cells, HTML stripped) of table `n` in the paper markdown."""
     lines = text.splitlines()
-    start = next(i for i, l in enumerate(lines) if l.startswith(f"Table {n}."))
+    start = next(i for i, ln in enumerate(lines) if ln.startswith(f"Table {n}."))
     rows: list[list[str]] = []
     for line in lines[start + 1:]:
         if not line.strip():

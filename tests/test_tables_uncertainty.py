@@ -19,7 +19,9 @@ def preds(right_per_subject: list[int], clips: int = 5) -> SeedPredictions:
     for s, k in zip(SUBJECTS, right_per_subject):
         y = np.arange(clips) % 5
         p = np.where(np.arange(clips) < k, y, (y + 1) % 5)
-        labels += y.tolist(); out += p.tolist(); subj += [s] * clips
+        labels += y.tolist()
+        out += p.tolist()
+        subj += [s] * clips
     return SeedPredictions.of(labels, out, subj)
 
 

@@ -525,7 +525,10 @@ def _field(info: Any, value: Any, errors: list[dict[str, Any]], path: str, order
         yield from _problems(sub, value, path, order)
         return
     keys = list(value) if isinstance(value, dict) else list(range(len(value))) if isinstance(value, list) else []
-    item = (lambda k: f"{path}[{k}]" if isinstance(k, int) else f"{path}: {k}")  # one item, or a key's value
+
+    def item(k) -> str:  # one item, or a key's value
+        return f"{path}[{k}]" if isinstance(k, int) else f"{path}: {k}"
+
     whole = False
     for err in errors:
         loc = err["loc"][1:]
