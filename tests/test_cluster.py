@@ -169,10 +169,9 @@ def mlflow_server(tmp: Path, artifacts: Path) -> Iterator[Service]:
 
 
 def submit_command(dashboard: str, tracking_uri: str, cache_root: Path, sweep: str, *args: str) -> list[str]:
-    """The README's cluster command (README: "Sweeps, tracking, search, clusters")."""
-    runtime_env = {"env_vars": {"MLFLOW_TRACKING_URI": tracking_uri, "FDP_CACHE_DIR": str(cache_root)}}
-    return ["ray", "job", "submit", "--address", dashboard, "--working-dir", ".",
-            "--runtime-env-json", json.dumps(runtime_env), "--", "fdp-sweep", "run", sweep, *args]
+    """The cluster command of docs/cluster.md: `fdp-sweep submit` (ray job submit with the commit)."""
+    return ["fdp-sweep", "submit", "--address", dashboard, "--tracking-uri", tracking_uri, "--cache-dir", str(cache_root),
+            "--", "run", sweep, *args]
 
 
 @pytest.fixture
@@ -231,6 +230,12 @@ def test_ray_job_submit_runs_a_tracked_sweep_on_a_cluster(synth_cache, tmp_path,
         (parent,) = [r for r in runs if r.data.tags.get("fdp.role") == "parent"]
         children = [r for r in runs if r.data.tags.get("fdp.role") == "job"]
         assert parent.info.status == "FINISHED" and parent.data.tags["fdp.smoke"] == "true"
+        # the upload has no .git: the commit is the submitting checkout's, handed over by `submit`
+        if (REPO / ".git").exists():
+            head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                  check=True).stdout.strip()
+            assert parent.data.tags.get("mlflow.source.git.commit") == head
+            assert {r.data.tags.get("mlflow.source.git.commit") for r in children} == {head}
         monkeypatch.setenv("FDP_CACHE_DIR", str(cache_root))  # the plan as the job's driver saw it
         plan = expand(load_spec(str(REPO / sweep), smoke=True))
         keys = sorted(r.data.tags["fdp.job_key"] for r in children)
@@ -249,9 +254,21 @@ def test_ray_job_submit_runs_a_tracked_sweep_on_a_cluster(synth_cache, tmp_path,
     print(f"servers up in {t_up:.1f}s; ray job submit took {took:.1f}s")
 
 
-def test_readme_shows_the_tested_submit_command():
-    """README's cluster command is `submit_command` with placeholders for the hosts and paths."""
+def test_docs_show_the_tested_submit_command():
+    """docs/cluster.md's command is `submit_command` with placeholders for the hosts and paths."""
     cmd = submit_command("http://HEAD:8265", "http://MLFLOW_HOST:5000", Path("/shared/fdp-cache"), "sweeps/smoke.yaml",
                          "--smoke")
-    readme = " ".join((REPO / "README.md").read_text().replace("\\\n", " ").split())
-    assert "RAY_AUTH_MODE=token " + shlex.join(cmd) in readme
+    doc = " ".join((REPO / "docs" / "cluster.md").read_text().replace("\\\n", " ").split())
+    assert "RAY_AUTH_MODE=token " + shlex.join(cmd) in doc
+
+
+def test_submit_hands_the_commit_and_what_every_node_needs_to_the_job():
+    from orchestrator.cli.submit import submit_argv
+
+    argv = submit_argv("http://h:8265", ("run", "sweeps/smoke.yaml"), "http://m:5000", "/c", "ab" * 20, True)
+    env = json.loads(argv[argv.index("--runtime-env-json") + 1])["env_vars"]
+    assert env == {"MLFLOW_TRACKING_URI": "http://m:5000", "FDP_CACHE_DIR": "/c", "FDP_GIT_COMMIT": "ab" * 20,
+                   "FDP_GIT_DIRTY": "true"}
+    assert argv[argv.index("--") + 1:] == ["fdp-sweep", "run", "sweeps/smoke.yaml"]
+    argv = submit_argv("http://h:8265", ("run", "x.yaml"), None, None, "", False, no_wait=True)
+    assert json.loads(argv[argv.index("--runtime-env-json") + 1]) == {"env_vars": {}} and "--no-wait" in argv

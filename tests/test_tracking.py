@@ -36,7 +36,7 @@ def tracker(tmp_path):
     return SweepTracker(f"sqlite:///{tmp_path / 'mlflow.db'}", root=tmp_path)
 
 
-def test_the_commit_is_the_codes_checkout_not_the_project_folders(tmp_path):
+def test_the_commit_is_the_codes_checkout_not_the_project_folders(tmp_path, monkeypatch):
     """git_info names the checkout the code was imported from; a package copied into a folder of
     some other repository (site-packages inside a clone) has no commit of its own."""
     import subprocess
@@ -63,6 +63,11 @@ def test_the_commit_is_the_codes_checkout_not_the_project_folders(tmp_path):
     assert git_info(repo) == (head, True)
     assert git_info(repo / "lib" / "site-packages") == ("", False)  # inside the repository, not its code
     assert git_info(tmp_path) == ("", False)  # no repository at all
+    # a driver of `fdp-sweep submit` runs from an upload without .git: the submitter's commit
+    monkeypatch.setenv("FDP_GIT_COMMIT", "0123456789abcdef0123456789abcdef01234567")
+    monkeypatch.setenv("FDP_GIT_DIRTY", "true")
+    assert git_info(tmp_path) == ("0123456789abcdef0123456789abcdef01234567", True)
+    assert git_info(repo) == (head, True)  # a checkout of the code itself still says what it is
 
 
 def test_tracking_uri_layers(tmp_path, monkeypatch):

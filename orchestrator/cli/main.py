@@ -10,13 +10,14 @@ from orchestrator.cli.demo import demo_cmd
 from orchestrator.cli.run import run_cmd
 from orchestrator.cli.schema import schema_cmd
 from orchestrator.cli.search import search_cmd
+from orchestrator.cli.submit import submit_cmd
 from orchestrator.cli.summarize import summarize_cmd
 from orchestrator.cli.train import train_cmd
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]},
-             commands=[synth_cmd, prepare_cmd, datasets_cmd, merge_cmd, train_cmd, run_cmd, search_cmd, schema_cmd,
-                       summarize_cmd, demo_cmd])
+             commands=[synth_cmd, prepare_cmd, datasets_cmd, merge_cmd, train_cmd, run_cmd, submit_cmd, search_cmd,
+                       schema_cmd, summarize_cmd, demo_cmd])
 @click.version_option(package_name="fdp-sweep")
 def main() -> None:
     """Reproduce and extend the FDP micro-expression paper: prepare data, train folds,

@@ -128,7 +128,9 @@ def git_info(code_dir: Path = CODE_DIR) -> tuple[str, bool]:
     editable install of one): the commit says which code made a number, so it is not the project
     folder's. ("", False) for a package installed into site-packages (even inside some other
     repository), outside git, or before the first commit. Taken on the driver: workers may run
-    from a copy without .git."""
+    from a copy without .git. A driver started by `fdp-sweep submit` runs from such a copy too:
+    without a checkout, the commit the submitting side read is taken from $FDP_GIT_COMMIT
+    ($FDP_GIT_DIRTY: "true" when it had uncommitted changes)."""
     def git(*args: str) -> str:
         return subprocess.run(["git", "-C", str(code_dir), *args], capture_output=True, text=True,
                               timeout=10).stdout.strip()
@@ -136,9 +138,12 @@ def git_info(code_dir: Path = CODE_DIR) -> tuple[str, bool]:
     try:
         top = git("rev-parse", "--show-toplevel")
         commit = git("rev-parse", "--verify", "-q", "HEAD") if top and Path(top).resolve() == code_dir.resolve() else ""
-        return (commit, bool(git("status", "--porcelain", "--untracked-files=no"))) if commit else ("", False)
+        if commit:
+            return commit, bool(git("status", "--porcelain", "--untracked-files=no"))
     except (OSError, subprocess.SubprocessError):
-        return "", False
+        pass
+    submitted = os.environ.get("FDP_GIT_COMMIT", "").strip()
+    return (submitted, os.environ.get("FDP_GIT_DIRTY", "") == "true") if submitted else ("", False)
 
 
 class StoreError(RuntimeError):
