@@ -23,13 +23,16 @@ def results_path() -> Path:
 
 
 def machine() -> str:
+    """The machine in the terms that change a figure: cores, CPU and the kernels each library
+    uses (fdp.machine), GPU."""
+    from fdp.machine import machine_info, machine_summary
+
     if torch.cuda.is_available():
         props = torch.cuda.get_device_properties(0)
         dev = f"{torch.cuda.device_count()} x {props.name} ({props.total_memory / 2**30:.0f} GiB)"
     else:
         dev = "no GPU"
-    cpu = platform.processor() or platform.machine()
-    return f"{os.cpu_count()} CPU cores ({cpu}), {dev}"
+    return f"{os.cpu_count()} CPU cores, {machine_summary(machine_info())}, {dev}"
 
 
 def versions() -> str:
