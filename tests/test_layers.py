@@ -1,7 +1,13 @@
-"""The orchestrator's layers (docs/architecture.md): spec -> plan -> track -> run -> search, report
--> cli. Every import inside `orchestrator/` -- also the ones inside functions, which hide cycles
-from Python but not from a reader -- goes to the same layer or a lower one, and the module graph
-has no cycle."""
+"""The layers of both packages (docs/architecture.md). Every import -- also the ones inside
+functions, which hide cycles from Python but not from a reader -- goes to the same layer or a lower
+one, and the module graph has no cycle:
+
+* `orchestrator/`: spec -> plan -> track -> run -> search, report -> cli (its sub-packages);
+* `fdp/`: base (config, runtime, metrics, stats, plots) -> data (`fdp/data/`) -> model (model,
+  losses, dynamic_image, variants, profiles) -> train (train, baselines, objective, memory);
+* between packages: fdp -> orchestrator -> bench, and fdp imports no Ray, MLflow or Optuna;
+* the whole repository (fdp + orchestrator + bench) has no import cycle.
+"""
 
 from __future__ import annotations
 
@@ -10,59 +16,96 @@ from pathlib import Path
 
 import pytest
 
-PKG = Path(__file__).resolve().parents[1] / "orchestrator"
+REPO = Path(__file__).resolve().parents[1]
+PKG = REPO / "orchestrator"
 # a layer may import from layers of lower rank (and from its own); equal ranks do not see each other
 RANK = {"spec": 0, "plan": 1, "track": 2, "run": 3, "search": 4, "report": 4, "cli": 5}
+FDP_RANK = {"base": 0, "data": 1, "model": 2, "train": 3}
+# the layer of each top-level module or sub-package of fdp (a new one must be given its layer here)
+FDP_LAYER = {
+    "config": "base", "runtime": "base", "metrics": "base", "stats": "base", "plots": "base",
+    "data": "data",
+    "model": "model", "losses": "model", "dynamic_image": "model", "variants": "model", "profiles": "model",
+    "train": "train", "baselines": "train", "objective": "train", "memory": "train",
+}
+# per package: (layer of the part below the package name, rank of a layer)
+LAYERS = {"orchestrator": ({k: k for k in RANK}, RANK), "fdp": (FDP_LAYER, FDP_RANK)}
+# packages import downward only: the science, the system, the measurements
+PACKAGE_RANK = {"fdp": 0, "orchestrator": 1, "bench": 2}
+FDP_FORBIDDEN = ("ray", "mlflow", "optuna")  # the science runs without the system's libraries
+
+# The one circle left: fdp.train <-> fdp.baselines (train dispatches the single_frame baseline,
+# which imports train's fold result). It goes when the fold result has its own module and methods
+# are dispatched through their registry; until then it is the one expected failure of the cycle tests.
+KNOWN_CIRCLE = {"fdp.train", "fdp.baselines"}
 
 
 def module_name(path: Path) -> str:
-    parts = ["orchestrator", *path.relative_to(PKG).with_suffix("").parts]
+    parts = list(path.relative_to(REPO).with_suffix("").parts)
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def modules() -> dict[str, Path]:
-    return {module_name(p): p for p in sorted(PKG.rglob("*.py"))}
+def modules(*packages: str) -> dict[str, Path]:
+    return {module_name(p): p for package in packages for p in sorted((REPO / package).rglob("*.py"))}
 
 
-def imports_of(path: Path, name: str, known: set[str]) -> set[str]:
-    """The orchestrator modules `path` imports, anywhere in it (module `name`)."""
+def imported_names(path: Path, name: str) -> set[str]:
+    """Every dotted name `path` (module `name`) imports, anywhere in it: `import a.b` gives a.b,
+    `from a import b` gives a and a.b (b may be a module), relative imports resolved."""
     out: set[str] = set()
     package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        targets: list[str] = []
         if isinstance(node, ast.Import):
-            targets = [a.name for a in node.names]
+            out.update(a.name for a in node.names)
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
                 up = package.split(".")[: len(package.split(".")) - node.level + 1]
                 base = ".".join(up + ([base] if base else []))
-            targets = [base] + [f"{base}.{a.name}" for a in node.names]
-        for t in targets:
-            if t in known:
-                out.add(t)
-    out.discard(name)
+            out.update([base] + [f"{base}.{a.name}" for a in node.names])
     return out
 
 
-def graph() -> dict[str, set[str]]:
-    mods = modules()
+def imports_of(path: Path, name: str, known: set[str]) -> set[str]:
+    """The modules of `known` that `path` (module `name`) imports, anywhere in it."""
+    return {t for t in imported_names(path, name) if t in known} - {name}
+
+
+def graph(*packages: str) -> dict[str, set[str]]:
+    mods = modules(*packages)
     return {m: imports_of(p, m, set(mods)) for m, p in mods.items()}
 
 
 def layer(module: str) -> str:
+    """The layer of a module of orchestrator or fdp ("" for the package itself or an unlisted part)."""
     parts = module.split(".")
-    return parts[1] if len(parts) > 1 else ""
+    return LAYERS[parts[0]][0].get(parts[1], "") if len(parts) > 1 else ""
 
 
-def test_every_module_lives_in_a_layer():
-    stray = [m for m in modules() if m != "orchestrator" and layer(m) not in RANK]
-    assert not stray, f"modules outside the layer packages {sorted(RANK)}: {stray}"
+@pytest.mark.parametrize("package", sorted(LAYERS))
+def test_every_module_lives_in_a_layer(package):
+    stray = [m for m in modules(package) if m != package and not layer(m)]
+    assert not stray, f"modules of {package} outside its layers {sorted(LAYERS[package][0])}: {stray}"
 
 
-def test_imports_only_go_down_the_layers():
-    wrong = [f"{m} ({layer(m)}) imports {t} ({layer(t)})" for m, ts in graph().items() for t in sorted(ts)
-             if layer(m) in RANK and layer(t) in RANK and layer(t) != layer(m) and RANK[layer(t)] >= RANK[layer(m)]]
+@pytest.mark.parametrize("package", sorted(LAYERS))
+def test_imports_only_go_down_the_layers(package):
+    rank = LAYERS[package][1]
+    wrong = [f"{m} ({layer(m)}) imports {t} ({layer(t)})" for m, ts in graph(package).items() for t in sorted(ts)
+             if layer(m) and layer(t) and layer(t) != layer(m) and rank[layer(t)] >= rank[layer(m)]]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_packages_import_downward_only():
+    mods = modules(*PACKAGE_RANK)
+    wrong = [f"{m} imports {t}" for m, p in mods.items() for t in sorted(imported_names(p, m))
+             if t.split(".")[0] in PACKAGE_RANK and PACKAGE_RANK[t.split(".")[0]] > PACKAGE_RANK[m.split(".")[0]]]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_fdp_imports_no_ray_mlflow_or_optuna():
+    wrong = [f"{m} imports {t}" for m, p in modules("fdp").items() for t in sorted(imported_names(p, m))
+             if t.split(".")[0] in FDP_FORBIDDEN]
     assert not wrong, "\n".join(wrong)
 
 
@@ -91,9 +134,37 @@ def find_cycle(g: dict[str, set[str]]) -> list[str]:
     return []
 
 
-def test_the_import_graph_has_no_cycle():
-    cycle = find_cycle(graph())
-    assert not cycle, " -> ".join(cycle)
+def circles(g: dict[str, set[str]]) -> list[set[str]]:
+    """The groups of modules that import each other (strongly connected, more than one module):
+    every cycle of `g` lies within one of them, and each holds at least one cycle."""
+    reach: dict[str, set[str]] = {}
+    for m in g:
+        seen, todo = set(), [m]
+        while todo:
+            for n in g.get(todo.pop(), ()):
+                if n not in seen:
+                    seen.add(n)
+                    todo.append(n)
+        reach[m] = seen
+    groups = {frozenset(n for n in reach[m] if m in reach.get(n, ())) for m in g if m in reach[m]}
+    return sorted((set(c) for c in groups if len(c) > 1), key=sorted)
+
+
+def check_no_cycle(g: dict[str, set[str]]) -> None:
+    """No cycle in `g`, but for the one known circle (an expected failure while it is there)."""
+    unknown = [c for c in circles(g) if c != KNOWN_CIRCLE]
+    assert not unknown, "\n".join(" -> ".join(find_cycle({m: g[m] & c for m in c})) for c in unknown)
+    if KNOWN_CIRCLE in circles(g):
+        pytest.xfail("known circle fdp.train <-> fdp.baselines")
+
+
+@pytest.mark.parametrize("package", sorted(LAYERS))
+def test_the_import_graph_has_no_cycle(package):
+    check_no_cycle(graph(package))
+
+
+def test_the_repository_has_no_import_cycle():
+    check_no_cycle(graph(*PACKAGE_RANK))
 
 
 @pytest.mark.parametrize("g, cyclic", [
@@ -103,6 +174,13 @@ def test_the_import_graph_has_no_cycle():
 ])
 def test_the_cycle_finder_finds_cycles(g, cyclic):
     assert bool(find_cycle(g)) == cyclic
+
+
+def test_circles_are_the_groups_that_import_each_other():
+    g = {"a": {"b"}, "b": {"a", "c"}, "c": {"d"}, "d": {"c"}, "e": {"a"}, "f": set()}
+    assert circles(g) == [{"a", "b"}, {"c", "d"}]
+    # a circle through a third module is not the known pair
+    assert circles({"fdp.train": {"fdp.baselines"}, "fdp.baselines": {"x"}, "x": {"fdp.train"}}) != [KNOWN_CIRCLE]
 
 
 def test_a_lazy_import_counts(tmp_path):

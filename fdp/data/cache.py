@@ -47,6 +47,7 @@ from fdp.data.samples import BadRowsError, DataError, Sample
 
 CACHE_VERSION = 1  # bump when the stored format or the preprocessing changes meaning
 ENV_CACHE_DIR = "FDP_CACHE_DIR"
+MERGED_KINDS = ("composite", "lodo")  # caches built from prepared ones by `fdp.data.merged`, not read by a reader
 Progress = Callable[[int, int, str], None]  # (clips done, clips total, clip id); e.g. CountProgress("prepare")
 
 
@@ -436,8 +437,6 @@ def find_cache(dataset: str, cache_root: str | os.PathLike[str] | None = None,
     if not found:
         where = f" from {root}" if root is not None else ""
         which = f" with fingerprint {fingerprint}" if fingerprint is not None else ""
-        from fdp.data.merged import MERGED_KINDS  # (merged imports this module)
-
         make = (f"fdp-sweep merge {dataset}" if dataset in MERGED_KINDS
                 else f"fdp-sweep prepare {dataset} --root {root if root is not None else '...'}")
         raise DataError(f"no prepared cache for {dataset}{where}{which} under {base}: run `{make}`")
