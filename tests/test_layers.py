@@ -23,7 +23,7 @@ RANK = {"spec": 0, "plan": 1, "track": 2, "run": 3, "search": 4, "report": 4, "c
 FDP_RANK = {"base": 0, "data": 1, "model": 2, "train": 3}
 # the layer of each top-level module or sub-package of fdp (a new one must be given its layer here)
 FDP_LAYER = {
-    "config": "base", "runtime": "base", "metrics": "base", "stats": "base", "plots": "base",
+    "config": "base", "runtime": "base", "metrics": "base", "stats": "base", "plots": "base", "machine": "base",
     "data": "data",
     "model": "model", "losses": "model", "dynamic_image": "model", "variants": "model", "profiles": "model",
     "train": "train", "baselines": "train", "objective": "train", "memory": "train",
