@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from fdp.methods.fitting import TrainProfile, count_parameters, minmax_per_clip, train_net
+from fdp.methods import lbp_top, off_apexnet, ststnet
 from fdp.methods.lbp_top import fit_lbp_top
 from fdp.methods.off_apexnet import OffApexNet, fit_off_apexnet
 from fdp.methods.ststnet import STSTNet, fit_ststnet
@@ -36,6 +37,7 @@ def test_ststnet_parameters_and_shape_at_28():
         x = torch.zeros(4, 3, 28, 28)
         assert m.forward_features(x).shape == (4, 400) and m(x).shape == (4, classes)
     assert count_parameters(STSTNet(num_classes=3, batch_norm=False)) == 1651
+    assert ststnet.parameter_count(3) == 1683
 
 
 def test_off_apexnet_parameters_and_shape_at_28():
@@ -48,6 +50,7 @@ def test_off_apexnet_parameters_and_shape_at_28():
         assert count_parameters(m) == want
         x = torch.zeros(2, 2, 28, 28)
         assert m.forward_features(x).shape == (2, 1568) and m(x).shape == (2, classes)
+        assert off_apexnet.parameter_count(classes) == want
 
 
 def test_the_two_streams_see_one_flow_component_each():
@@ -120,7 +123,7 @@ def test_lbp_top_svm_outputs():
     x = np.abs(centres[y] + rng.normal(0, 0.01, (30, 1125)))
     out = fit_lbp_top(x, y, centres, num_classes=3)
     assert out.probs.shape == (3, 3) and (out.probs.argmax(1) == [0, 1, 2]).all()
-    assert out.n_params == 3 * 1125 + 3 and out.steps == 0
+    assert out.n_params == 3 * 1125 + 3 == lbp_top.parameter_count(3) and out.steps == 0
     # classes 0 and 2 only among 5: one decision value; absent classes get probability 0
     two = fit_lbp_top(x[y != 1], y[y != 1], centres, num_classes=5)
     assert two.n_params == 1125 + 1

@@ -17,6 +17,9 @@ from sklearn.svm import LinearSVC
 
 from fdp.methods.fitting import FitOutput
 
+PAPER = "Zhao & Pietikainen, LBP-TOP, TPAMI 2007 (the MEGC2019 baseline)"
+INPUT = "LBP-TOP histograms: R 1,1,4, P 4, 5 x 5 blocks, TIM 10 (1125 values)"
+FEATURE_KIND = "lbp_top"
 C_SVM = 1.0  # fixed; scikit-learn's default
 MAX_ITER = 20_000  # liblinear's iteration cap (its default 1000 may stop before convergence on 1125-d histograms)
 
@@ -24,6 +27,12 @@ MAX_ITER = 20_000  # liblinear's iteration cap (its default 1000 may stop before
 def _softmax(z: np.ndarray) -> np.ndarray:
     e = np.exp(z - z.max(axis=1, keepdims=True))
     return e / e.sum(axis=1, keepdims=True)
+
+
+def parameter_count(num_classes: int, features: int = 1125) -> int:
+    """Fitted weights and biases of the one-vs-rest SVM when every class is in the training clips
+    (3,378 for 3 classes); `FitOutput.n_params` gives what one fit actually had."""
+    return num_classes * features + num_classes if num_classes > 2 else features + 1
 
 
 def fit_lbp_top(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, *, num_classes: int,

@@ -30,6 +30,9 @@ from torch import nn
 from fdp.methods.fitting import (EvalHook, FitOutput, TrainProfile, count_parameters, minmax_per_clip, seeded_model,
                                  steps_for_epochs, train_net)
 
+PAPER = "Gan et al., OFF-ApexNet, Signal Processing: Image Communication 2019"
+INPUT = "TV-L1 flow u, v (one stream each), onset -> apex, 28 x 28"
+FEATURE_KIND = "flow"
 INPUT_CHANNELS = ("u", "v")  # rows 0 and 1 of the flow features
 HIDDEN = 1024
 
@@ -70,6 +73,11 @@ class OffApexNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.forward_features(x))
+
+
+def parameter_count(num_classes: int) -> int:
+    """Exact trainable parameters for `num_classes` (2,664,475 for 3 classes)."""
+    return count_parameters(OffApexNet(num_classes=num_classes))
 
 
 def fit_off_apexnet(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, *, num_classes: int,

@@ -29,6 +29,10 @@ from torch import nn
 from fdp.methods.fitting import (EvalHook, FitOutput, TrainProfile, count_parameters, minmax_per_clip, seeded_model,
                                  steps_for_epochs, train_net)
 
+# what a method listing shows, and the stored features it reads (fdp.features.store.load_features)
+PAPER = "Liong et al., STSTNet, FG 2019"
+INPUT = "TV-L1 flow u, v + optical strain, onset -> apex, 28 x 28"
+FEATURE_KIND = "flow"
 STREAM_FILTERS = (3, 5, 8)
 INPUT_CHANNELS = ("u", "v", "strain")  # rows of the flow features this network reads, in order
 
@@ -64,6 +68,11 @@ class STSTNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.forward_features(x))
+
+
+def parameter_count(num_classes: int) -> int:
+    """Exact trainable parameters for `num_classes` (1,683 for 3 classes)."""
+    return count_parameters(STSTNet(num_classes=num_classes))
 
 
 def fit_ststnet(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, *, num_classes: int,
