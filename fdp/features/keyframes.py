@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from fdp.data.cache import subsample
 
 APEX_RULE_ANNOTATED = "annotated"
@@ -34,7 +36,7 @@ def key_frames(clip: dict[str, Any]) -> KeyFrames:
     kept = subsample(full, length) if full != length else list(range(length))
     apex = clip.get("apex")
     onset = int(clip["onset"])
-    if isinstance(apex, int) and not isinstance(apex, bool) and 0 <= apex - onset < full:
+    if isinstance(apex, (int, np.integer)) and not isinstance(apex, bool) and 0 <= apex - onset < full:
         # the stored frame nearest to the annotated one (the same frame unless subsampled)
         pos = min(range(length), key=lambda k: (abs(kept[k] - (apex - onset)), k))
         return KeyFrames(0, pos, APEX_RULE_ANNOTATED)

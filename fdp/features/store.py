@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from fdp.data.cache import ClipCache, cache_fingerprint, load_cache
+from fdp.data.progress import CountProgress
 from fdp.data.samples import DataError
 from fdp.features import flow as flow_mod
 from fdp.features import lbp_top as lbp_mod
@@ -121,7 +122,8 @@ def load_features(cache: ClipCache | str | os.PathLike[str], kind: str, params=N
                   progress: Progress | None = None) -> FeatureSet:
     """Features `kind` ("flow": (N, 3, 28, 28) u, v, strain; "lbp_top": (N, 1125)) of every clip of
     `cache` (a ClipCache or its folder), read from the feature cache or computed once and stored.
-    `params`: a FlowFeatureParams / LBPTOPParams (default: the documented ones)."""
+    `params`: a FlowFeatureParams / LBPTOPParams (default: the documented ones). `progress`: called
+    after each computed clip (default: a `CountProgress` line on stderr; nothing when read)."""
     if kind not in KIND_VERSIONS:
         raise ValueError(f"unknown feature kind {kind!r}; known: {', '.join(KIND_VERSIONS)}")
     cache = cache if isinstance(cache, ClipCache) else load_cache(cache)
@@ -132,13 +134,13 @@ def load_features(cache: ClipCache | str | os.PathLike[str], kind: str, params=N
     path = feature_path(cache.path, kind, pdict, fingerprint)
     if path.is_file():
         return _read(path, kind, pdict, fingerprint, clip_ids)
+    progress = progress if progress is not None else CountProgress(f"{kind} features")
     rows, rules = [], []
     for i, cid in enumerate(clip_ids):
         arr, rule = _compute_clip(kind, cache, i, params)
         rows.append(arr)
         rules.append(rule)
-        if progress is not None:
-            progress(i + 1, len(clip_ids), cid)
+        progress(i + 1, len(clip_ids), cid)
     fs = FeatureSet(kind, np.stack(rows).astype(np.float32), clip_ids, rules, pdict, fingerprint, path, len(rows))
     if not _write(path, fs, cache.dataset):
         fs.path = None

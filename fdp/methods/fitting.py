@@ -82,9 +82,9 @@ def predict_probs(model: torch.nn.Module, x: torch.Tensor, chunk: int = 1024) ->
     """(n, classes) float64 softmax of `model` in eval mode; the model's mode is restored."""
     was_training = model.training
     model.eval()
-    out = [F.softmax(model(x[i:i + chunk]).float(), dim=1).double().cpu() for i in range(0, len(x), chunk)]
+    out = [F.softmax(model(x[i:i + chunk]).float(), dim=1).double().cpu() for i in range(0, max(len(x), 1), chunk)]
     model.train(was_training)
-    return torch.cat(out).numpy() if out else np.zeros((0, 0))
+    return torch.cat(out).numpy()
 
 
 def train_net(model: torch.nn.Module, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, *,
