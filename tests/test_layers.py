@@ -24,9 +24,9 @@ FDP_RANK = {"base": 0, "data": 1, "model": 2, "train": 3}
 # the layer of each top-level module or sub-package of fdp (a new one must be given its layer here)
 FDP_LAYER = {
     "config": "base", "runtime": "base", "metrics": "base", "stats": "base", "plots": "base", "machine": "base",
-    "data": "data",
+    "data": "data", "features": "data",
     "model": "model", "losses": "model", "dynamic_image": "model", "variants": "model", "profiles": "model",
-    "train": "train", "baselines": "train", "objective": "train", "memory": "train",
+    "train": "train", "baselines": "train", "objective": "train", "memory": "train", "methods": "train",
 }
 # per package: (layer of the part below the package name, rank of a layer)
 LAYERS = {"orchestrator": ({k: k for k in RANK}, RANK), "fdp": (FDP_LAYER, FDP_RANK)}
