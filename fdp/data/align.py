@@ -13,16 +13,29 @@ wins. When that fails the transform degrades, and says so in `Alignment.method`:
 * "face"  — a face but no eye pair: eyes assumed at their average place in the cascade's face box
             (level in the rotation the face was found at);
 * "frame" — no face at all: the central square of the frame, resized (pre-cropped data).
+
+**The same cache on every CPU.** Everything but the cascades' own search is computed with
+`fdp.data.exact` (integer grey conversion and histogram equalisation, float64 warps and blurs
+written with elementwise operations, no OpenCV float kernels, no BLAS): the same frame gives the
+same bytes whatever the instruction set. The eye centres are snapped to 1/32 px and the
+similarity is computed from them in plain float64, so a last-bit difference before that point
+cannot reach the stored frames. What remains possible is a detection decision that flips: OpenCV's
+cascade evaluation sums feature responses in floating point, and a window scoring within rounding
+of a stage threshold on one CPU and not on another changes the boxes found (and then the
+transform, or the method). Nothing of the kind has been seen on the synthetic benchmark across the
+emulated instruction sets of bench/fingerprints.py.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
+from fdp.data import exact
 from fdp.data.samples import DataError
 
 ALIGNED_SIZE = 72  # side of the aligned crop (SPEC §2: aligned 72 x 72, random 64 crop)
@@ -34,6 +47,7 @@ TARGET_EYES = ((22.0, 26.0), (50.0, 26.0))
 FACE_BOX_EYES = ((0.27, 0.38), (0.73, 0.38))
 _ANGLES = (0.0, 10.0, -10.0, 20.0, -20.0, 30.0, -30.0)  # counter-rotations tried, degrees
 _EYE_ROI_WIDTH = 160  # the face box is rescaled to this width before the eye cascade runs
+_EYE_GRID = 32.0  # eye centres are snapped to 1 / _EYE_GRID px before the transform is computed
 
 
 @dataclass(frozen=True)
@@ -60,31 +74,43 @@ def to_grey(frame: np.ndarray) -> np.ndarray:
     if frame.ndim == 2:
         return frame
     if frame.ndim == 3 and frame.shape[2] == 3:
-        return cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+        return exact.grey(frame)
     raise DataError(f"align: expected an (H, W, 3) or (H, W) image, got shape {frame.shape}")
 
 
 def similarity_from_points(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """(2, 3) similarity (rotation, uniform scale, translation) mapping src[0]->dst[0], src[1]->dst[1]."""
-    s = src[:, 0] + 1j * src[:, 1]
-    d = dst[:, 0] + 1j * dst[:, 1]
-    a = (d[1] - d[0]) / (s[1] - s[0])  # complex scale-rotation
-    b = d[0] - a * s[0]
-    return np.array([[a.real, -a.imag, b.real], [a.imag, a.real, b.imag]], np.float64)
+    """(2, 3) similarity (rotation, uniform scale, translation) mapping src[0]->dst[0], src[1]->dst[1]
+    (z -> a z + b in complex terms, written out in float64 scalars)."""
+    (sx0, sy0), (sx1, sy1) = ((float(v) for v in p) for p in src)
+    (dx0, dy0), (dx1, dy1) = ((float(v) for v in p) for p in dst)
+    ux, uy, vx, vy = sx1 - sx0, sy1 - sy0, dx1 - dx0, dy1 - dy0
+    n = ux * ux + uy * uy
+    a, b = (vx * ux + vy * uy) / n, (vy * ux - vx * uy) / n
+    return np.array([[a, -b, dx0 - (a * sx0 - b * sy0)], [b, a, dy0 - (b * sx0 + a * sy0)]], np.float64)
 
 
 def _rotation(shape: tuple[int, int], angle: float) -> np.ndarray:
-    """(2, 3) rotation by `angle` degrees about the image centre (cv2 convention)."""
+    """(2, 3) rotation by `angle` degrees about the image centre (cv2.getRotationMatrix2D's
+    convention), cosine and sine snapped."""
     h, w = shape
-    return cv2.getRotationMatrix2D((w / 2.0, h / 2.0), angle, 1.0)
+    cx, cy = w / 2.0, h / 2.0
+    c, s = (float(exact.snap(f(math.radians(angle)))) for f in (math.cos, math.sin))
+    return np.array([[c, s, (1.0 - c) * cx - s * cy], [-s, c, s * cx + (1.0 - c) * cy]], np.float64)
 
 
 def _apply(m: np.ndarray, pts: np.ndarray) -> np.ndarray:
-    return pts @ m[:, :2].T + m[:, 2]
+    """(N, 2) points through the (2, 3) map, sums written out (no BLAS)."""
+    x, y = pts[:, 0], pts[:, 1]
+    return np.stack([(m[0, 0] * x + m[0, 1] * y) + m[0, 2], (m[1, 0] * x + m[1, 1] * y) + m[1, 2]], 1)
 
 
 def _invert(m: np.ndarray) -> np.ndarray:
-    return cv2.invertAffineTransform(m)
+    a, b, c, d, e, f = exact.invert_affine(m)
+    return np.array([[a, b, c], [d, e, f]], np.float64)
+
+
+def _snap_eyes(pts: np.ndarray) -> np.ndarray:
+    return np.rint(np.asarray(pts, np.float64) * _EYE_GRID) / _EYE_GRID
 
 
 def _largest_face(grey: np.ndarray) -> np.ndarray | None:
@@ -104,11 +130,12 @@ def _pupil(roi: np.ndarray) -> np.ndarray:
     central part of a cascade eye box, which is more precise than the box centre."""
     h, w = roi.shape
     y0, y1, x0, x1 = int(0.25 * h), int(0.8 * h), int(0.15 * w), int(0.85 * w)
-    core = cv2.GaussianBlur(roi[y0:y1, x0:x1].astype(np.float32), (0, 0), max(1.0, w / 25))
+    core = exact.blur(roi[y0:y1, x0:x1].astype(np.float64), max(1.0, w / 25))
     thr = np.percentile(core, 12)
     wgt = np.clip(thr - core, 0, None) + 1e-6 * (core <= thr)
     ys, xs = np.mgrid[0:core.shape[0], 0:core.shape[1]]
-    return np.array([x0 + (wgt * xs).sum() / wgt.sum(), y0 + (wgt * ys).sum() / wgt.sum()])
+    total = math.fsum(wgt.ravel())  # exactly rounded sums: no order to depend on
+    return np.array([x0 + math.fsum((wgt * xs).ravel()) / total, y0 + math.fsum((wgt * ys).ravel()) / total])
 
 
 def _eye_pair(grey: np.ndarray, face: np.ndarray) -> np.ndarray | None:
@@ -119,8 +146,11 @@ def _eye_pair(grey: np.ndarray, face: np.ndarray) -> np.ndarray | None:
     roi = grey[y0:y0 + int(round(0.62 * h)), x0:x0 + int(round(w))]  # eyes live in the upper part
     if roi.size == 0:
         return None
-    roi = cv2.resize(roi, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
-    roi = cv2.equalizeHist(roi)
+    # cv2.resize's geometry (pixel centres aligned: dst = scale * (src + 1/2) - 1/2), exact arithmetic
+    off = 0.5 * scale - 0.5
+    roi = exact.warp_affine(roi, np.array([[scale, 0.0, off], [0.0, scale, off]]),
+                            (int(round(roi.shape[1] * scale)), int(round(roi.shape[0] * scale))))
+    roi = exact.equalize_hist(roi)
     fw = _EYE_ROI_WIDTH
     boxes = _cascade("haarcascade_eye.xml").detectMultiScale(
         roi, scaleFactor=1.05, minNeighbors=3, minSize=(int(0.12 * fw), int(0.12 * fw)),
@@ -146,32 +176,31 @@ def _eye_pair(grey: np.ndarray, face: np.ndarray) -> np.ndarray | None:
     centres = []
     for bx, by, bw, bh in best:
         c = _pupil(roi[by:by + bh, bx:bx + bw]) + (bx, by)
-        centres.append(c / scale + (x0, y0))
+        centres.append((c + 0.5) / scale - 0.5 + (x0, y0))
     return np.stack(centres)
 
 
 def estimate_transform(frame: np.ndarray, size: int = ALIGNED_SIZE,
                        target_eyes: tuple[tuple[float, float], tuple[float, float]] = TARGET_EYES) -> Alignment:
     """The alignment of one frame (the onset frame of a clip): see the module docstring."""
-    grey = cv2.equalizeHist(to_grey(frame))
+    grey = exact.equalize_hist(to_grey(frame))
     dst = np.asarray(target_eyes, np.float64) * (size / ALIGNED_SIZE)
     face_hit: tuple[np.ndarray, float] | None = None
     for angle in _ANGLES:
         rot = _rotation(grey.shape, angle)
-        upright = grey if angle == 0 else cv2.warpAffine(grey, rot, grey.shape[::-1], flags=cv2.INTER_LINEAR,
-                                                         borderMode=cv2.BORDER_REPLICATE)
+        upright = grey if angle == 0 else exact.warp_affine(grey, rot, grey.shape[::-1])
         face = _largest_face(upright)
         if face is None:
             continue
         back = _invert(rot)
         eyes = _eye_pair(upright, face)
         if eyes is not None:
-            src = _apply(back, eyes)
+            src = _snap_eyes(_apply(back, eyes))
             return Alignment(similarity_from_points(src, dst), "eyes", src, angle)
         if face_hit is None:
             x, y, w, h = face
             guess = np.array([[x + fx * w, y + fy * h] for fx, fy in FACE_BOX_EYES])
-            face_hit = (_apply(back, guess), angle)
+            face_hit = (_snap_eyes(_apply(back, guess)), angle)
     if face_hit is not None:
         src, angle = face_hit
         return Alignment(similarity_from_points(src, dst), "face", src, angle)
@@ -186,20 +215,19 @@ def estimate_transform(frame: np.ndarray, size: int = ALIGNED_SIZE,
 def apply_transform(frames: list[np.ndarray] | np.ndarray, alignment: Alignment,
                     size: int = ALIGNED_SIZE) -> np.ndarray:
     """Warp every frame with the one transform -> (T, size, size, 3) uint8 (grey frames become 3-channel)."""
-    m = alignment.matrix
-    scale = float(np.sqrt(abs(np.linalg.det(m[:, :2]))))
-    # A bilinear warp that shrinks by more than ~2x aliases (a 250 px face -> 72 px): shrink with
-    # area averaging first so that the warp itself only scales by ~2/3.
-    pre = 1.5 * scale if scale < 0.5 else 1.0
-    if pre != 1.0:
-        m = m @ np.diag([1.0 / pre, 1.0 / pre, 1.0])
+    m = np.asarray(alignment.matrix, np.float64)
+    scale = math.sqrt(abs(float(m[0, 0]) * float(m[1, 1]) - float(m[0, 1]) * float(m[1, 0])))
+    # A bilinear warp that shrinks by more than ~2x aliases (a 250 px face -> 72 px): average k x k
+    # blocks first (exact, integer sums), k chosen so that the warp itself scales by 0.5-1.
+    k = max(1, round(0.75 / scale))
+    if k > 1:  # block (i, j) is centred on source pixel (k j + (k - 1) / 2, k i + (k - 1) / 2)
+        half = (k - 1) / 2.0
+        m = np.concatenate([m[:, :2] * k, ((m[:, 0] * half + m[:, 1] * half) + m[:, 2])[:, None]], 1)
     out = np.empty((len(frames), size, size, 3), np.uint8)
-    for k, f in enumerate(frames):
+    for i, f in enumerate(frames):
         if f.ndim == 2:
-            f = cv2.cvtColor(f, cv2.COLOR_GRAY2RGB)
-        if pre != 1.0:
-            f = cv2.resize(f, None, fx=pre, fy=pre, interpolation=cv2.INTER_AREA)
-        out[k] = cv2.warpAffine(f, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            f = np.repeat(f[..., None], 3, axis=-1)
+        out[i] = exact.warp_affine(exact.block_mean(f, k) if k > 1 else f, m, (size, size))
     return out
 
 

@@ -45,7 +45,7 @@ import numpy as np
 from fdp.data.align import ALIGNED_SIZE, TARGET_EYES, align_clip, estimate_transform, resize_clip
 from fdp.data.samples import BadRowsError, DataError, Sample
 
-CACHE_VERSION = 1  # bump when the stored format or the preprocessing changes meaning
+CACHE_VERSION = 2  # bump when the stored format or the preprocessing changes meaning (2: exact arithmetic)
 ENV_CACHE_DIR = "FDP_CACHE_DIR"
 MERGED_KINDS = ("composite", "lodo")  # caches built from prepared ones by `fdp.data.merged`, not read by a reader
 Progress = Callable[[int, int, str], None]  # (clips done, clips total, clip id); e.g. CountProgress("prepare")

@@ -8,14 +8,20 @@ Licensed ME data cannot be downloaded, so `write_synthetic` writes a stand-in th
 
 How a clip is made:
 
-* **Identity** (per subject): the face of `skimage.data.astronaut()` seen through a per-subject
-  camera crop (shift, scale, roll, mirror), a smooth random shape warp, per-subject AU-shaped
-  shape offsets (wider mouth, higher brows, ...), skin tone / gamma / shading, and moles.
+* **Identity** (per subject): a real face -- one of the LFW photographs that scikit-image ships
+  (`skimage.data.lfw_subset()`, 25 x 25 grey crops of LFW's commonly aligned images), a different
+  person for each subject of a draw (`FACE_BANK`'s 60 faces repeat only in draws of more subjects)
+  -- pasted, eyes on eyes, into the head of
+  `skimage.data.astronaut()` (hair, neck and background around the face), seen through a
+  per-subject camera crop (shift, scale, roll, mirror), a smooth random shape warp, per-subject
+  AU-shaped shape offsets (wider mouth, higher brows, ...), skin tint, gamma and side lighting.
+  Landmarks (brows, lids, nose, lip corners, chin) come from the faces' common alignment: read
+  off their mean face once, in units of the eye distance, and carried by each face's eyes.
 * **Expression** (per clip): a small, localised, AU-like displacement field (Gaussian bumps at
-  facial landmarks: brows, lids, nose, lip corners, chin) whose intensity rises from the onset to
-  the apex (10-25 % into the span by default) and falls back by the offset, inside a longer
-  recording. Classes (CASME II 5-class): happiness AU6+12, disgust AU4+9+10, repression
-  AU14+17+24, surprise AU1+2, others one of AU4 / AU7 / AU15.
+  the landmarks) whose intensity rises from the onset to the apex (10-25 % into the span by
+  default) and falls back by the offset, inside a longer recording. Classes (CASME II 5-class):
+  happiness AU6+12, disgust AU4+9+10, repression AU14+17+24, surprise AU1+2, others one of AU4 /
+  AU7 / AU15.
 * **Only the change carries the class.** Every clip starts from a randomly pre-deformed neutral
   face: a static offset on *all* AU fields, drawn uniformly over a range several times the
   expression amplitude, and the expression is centred on it (neutral = offset - amplitude/2 on the
@@ -25,13 +31,26 @@ How a clip is made:
   illumination flicker (mains-like at 200 fps plus jitter), JPEG compression.
 
 Everything is a deterministic function of `seed` (one `SeedSequence` child per subject and per
-clip). `difficulty` in [0, 1] shrinks the expression and strengthens the nuisances.
+clip, one for the choice of faces). `difficulty` in [0, 1] shrinks the expression and
+strengthens the nuisances.
+
+**The same bytes on every CPU.** Between the seed and the stored JPEGs no result depends on the
+instruction set (`fdp.data.exact`): images are resampled, warped and blurred with numpy's
+elementwise IEEE-754 arithmetic and sums in a fixed order (no BLAS, no OpenCV float kernels); the
+few transcendentals (exp, sin, cos, power) are evaluated on short vectors -- a Gaussian bump is the
+outer product of two 1-D ones, gamma a lookup table -- and snapped to a 2^-20 grid; sensor noise
+is 16-bit random integers looked up in a table of normal quantiles. What remains is numpy's
+random generators (integer arithmetic, bar a libm exp/log in the rare rejection steps of normal
+draws, too rare a decision to flip) and libjpeg-turbo's integer JPEG encoder, whose SIMD and
+plain-C paths write the same coefficients (tests/test_bytes.py checks both on every run of CI).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +58,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from fdp.data.exact import Sampler, bilinear, blur, cubic_weights, gauss, resample, snap
 from fdp.data.samples import DataError
 
 ANNOTATION_NAME = "CASME2-coding-synthetic.xlsx"
@@ -48,23 +68,43 @@ HEADER = ["Subject", "Filename", None, "OnsetFrame", "ApexFrame", "OffsetFrame",
           "Estimated Emotion"]
 CLASSES = ("happiness", "disgust", "repression", "surprise", "others")
 FPS = 200.0  # CASME II recording rate; the reader takes it from the dataset, we only mirror it
+# bumped whenever the same arguments write other bytes (recorded in synthetic.json; the demo's
+# folder of generated data carries it, so a draw of an older generator is not reused)
+SYNTH_VERSION = 2
 
-# Landmarks of the astronaut's face in skimage.data.astronaut() pixel coordinates (x, y), read
-# off the image once (pupils agree with OpenCV's eye cascade to 1 px). "_l" = image-left.
-_LANDMARKS: dict[str, tuple[float, float]] = {
-    "eye_l": (202.5, 101.5), "eye_r": (246.5, 103.0),
-    "brow_in_l": (211.0, 91.0), "brow_out_l": (193.0, 91.0),
-    "brow_in_r": (238.0, 92.0), "brow_out_r": (257.0, 93.0),
-    "lid_up_l": (202.5, 97.0), "lid_up_r": (246.5, 98.5),
-    "lid_low_l": (202.5, 107.0), "lid_low_r": (246.5, 108.5),
-    "nose_root": (224.0, 104.0), "nose_l": (214.0, 126.0), "nose_r": (235.0, 126.0),
-    "cheek_l": (192.0, 124.0), "cheek_r": (257.0, 125.0),
-    "lip_up": (224.0, 139.0), "lip_low": (224.0, 152.0),
-    "mouth_l": (203.0, 141.0), "mouth_r": (245.0, 141.0),
-    "chin": (224.0, 172.0),
-}
+# --- the faces. skimage.data.lfw_subset()[:100] are faces (the rest are not); their eye centres
+# (x, y; pixel centres at integers), read off the mean of the 100 crops: LFW's funneling aligned them
+_LFW_EYES = ((6.0, 8.0), (14.8, 8.0))
+# the faces used as identities: the frontal, unoccluded ones (no hand, hair or dark glasses over the
+# face) in which the Haar aligner found a face in each of three test renders; one photograph per
+# person where the same person seemed to appear twice (lfw_subset carries no names)
+FACE_BANK: tuple[int, ...] = (
+    1, 3, 6, 7, 8, 10, 11, 15, 18, 19, 20, 21, 24, 25, 26, 27, 34, 35, 37, 38, 39, 41, 42, 43, 45, 46, 48, 49, 50, 51,
+    55, 56, 58, 60, 61, 62, 64, 66, 67, 68, 69, 72, 73, 74, 76, 77, 78, 79, 80, 81, 84, 86, 88, 91, 92, 93, 95, 97, 98,
+    99)
+# the soft ellipse of a face crop that is pasted (centre, semi-axes; crop pixels) and its feather
+_FACE_ELLIPSE = ((10.4, 12.4), (9.6, 12.8))
+_FEATHER = 0.18
+# the astronaut photograph's pupils (x, y), read off the image once: the pasted eyes go there
+_ASTRONAUT_EYES = ((202.5, 101.5), (246.5, 103.0))
 _FACE_CENTRE = (224.0, 125.0)  # astronaut coords; centre of the camera crop
 _CROP_SIDE = 150.0  # astronaut pixels seen by a frame before the per-subject scale jitter
+_UPSAMPLE = 4  # a face crop is upsampled (cubic) by this factor before it is pasted
+
+# Landmarks in face-local units of the inter-ocular distance d_e: x from the midline towards the
+# image-right eye, y down from the eye line; read off the mean face of the LFW crops. "_l" = image-left.
+_LANDMARKS: dict[str, tuple[float, float]] = {
+    "eye_l": (-0.5, 0.0), "eye_r": (0.5, 0.0),
+    "brow_in_l": (-0.3, -0.28), "brow_out_l": (-0.72, -0.25),
+    "brow_in_r": (0.3, -0.28), "brow_out_r": (0.72, -0.25),
+    "lid_up_l": (-0.5, -0.1), "lid_up_r": (0.5, -0.1),
+    "lid_low_l": (-0.5, 0.12), "lid_low_r": (0.5, 0.12),
+    "nose_root": (0.0, 0.03), "nose_l": (-0.2, 0.68), "nose_r": (0.2, 0.68),
+    "cheek_l": (-0.72, 0.55), "cheek_r": (0.72, 0.55),
+    "lip_up": (0.0, 0.97), "lip_low": (0.0, 1.25),
+    "mouth_l": (-0.46, 1.07), "mouth_r": (0.46, 1.07),
+    "chin": (0.0, 1.6),
+}
 
 # Action units as Gaussian displacement bumps: (landmarks, (out, up), sigma). Displacements are in
 # units of the inter-ocular distance d_e and in face-local axes: "out" points away from the
@@ -124,97 +164,185 @@ class SynthParams:
                    drift_deg=_lerp(0.2, 1.0, d), flicker=_lerp(0.005, 0.03, d), blink_p=_lerp(0.3, 0.8, d))
 
 
+# ---------------------------------------------------------------------------------------------
+# identities
+
+
 @dataclass
 class _Identity:
-    """One subject: a source image, a frame->source map, and its AU displacement basis."""
+    """One subject: a grey source image and its tint, a frame->source map, and its AU basis."""
 
-    source: np.ndarray  # (512, 512, 3) float32 RGB, appearance-adjusted and pre-blurred
+    source: np.ndarray  # (512, 512) float32 grey, appearance-adjusted and pre-blurred
+    tint: np.ndarray  # (3,) float64 RGB gains of the skin tone / white balance
     map_xy: np.ndarray  # (S, S, 2) float32: source coords of each frame pixel at rest
     basis: np.ndarray  # (n_AU, S, S, 2) float32: displacement (frame px) per unit AU coefficient
     eyes: np.ndarray  # (2, 2) frame coords of the eyes at rest
     d_e: float  # inter-ocular distance in frame pixels
     offset: np.ndarray  # (n_AU,) subject-level AU offsets (part of identity)
 
+    def __post_init__(self) -> None:
+        # per-frame lookups: the rest map (replicated borders) and the source (reflected; the frame
+        # never looks farther than the margin outside the 512 x 512 photograph)
+        self.map_at = Sampler(self.map_xy, "replicate")
+        self.source_at = Sampler(self.source, "reflect", margin=64)
 
-def _smooth_field(rng: np.random.Generator, size: int, grid: int, std: float) -> np.ndarray:
-    """(size, size, 2) smooth random field: a grid x grid lattice of N(0, std) upsampled cubically."""
-    ctrl = rng.normal(0.0, std, (grid, grid, 2)).astype(np.float32)
-    return cv2.resize(ctrl, (size, size), interpolation=cv2.INTER_CUBIC)
+
+def _similarity(src: tuple, dst: tuple) -> tuple[float, float, float, float]:
+    """(a, b, tx, ty) of the similarity x' = a x - b y + tx, y' = b x + a y + ty taking the point
+    pair src onto dst (Python floats)."""
+    (sx0, sy0), (sx1, sy1) = src
+    (dx0, dy0), (dx1, dy1) = dst
+    ux, uy, vx, vy = sx1 - sx0, sy1 - sy0, dx1 - dx0, dy1 - dy0
+    n = ux * ux + uy * uy
+    a, b = (vx * ux + vy * uy) / n, (vy * ux - vx * uy) / n
+    return a, b, dx0 - (a * sx0 - b * sy0), dy0 - (b * sx0 + a * sy0)
 
 
-def _landmarks_in_frame(map_xy: np.ndarray) -> dict[str, np.ndarray]:
-    """Invert the rest map at each landmark: the frame pixel whose source coordinate is nearest,
-    refined to sub-pixel by one Newton step on the local Jacobian of the (smooth) map."""
-    out: dict[str, np.ndarray] = {}
-    size = map_xy.shape[0]
-    for name, p in _LANDMARKS.items():
-        d2 = ((map_xy - np.asarray(p, np.float32)) ** 2).sum(-1)
-        y, x = np.unravel_index(int(np.argmin(d2)), d2.shape)
-        y, x = min(max(y, 1), size - 2), min(max(x, 1), size - 2)
-        jac = np.stack([(map_xy[y, x + 1] - map_xy[y, x - 1]) / 2, (map_xy[y + 1, x] - map_xy[y - 1, x]) / 2], 1)
-        step = np.linalg.solve(jac, np.asarray(p, np.float32) - map_xy[y, x])
-        out[name] = np.array([x, y], np.float32) + step
+def _source_landmarks() -> dict[str, tuple[float, float]]:
+    """The landmark template placed on the astronaut's eyes (where every pasted face's eyes go):
+    astronaut pixel coordinates."""
+    a, b, tx, ty = _similarity(((-0.5, 0.0), (0.5, 0.0)), _ASTRONAUT_EYES)
+    return {k: (a * x - b * y + tx, b * x + a * y + ty) for k, (x, y) in _LANDMARKS.items()}
+
+
+@functools.lru_cache(maxsize=1)
+def _photographs() -> tuple[np.ndarray, np.ndarray]:
+    """(astronaut grey (512, 512) float64, LFW faces (100, 25, 25) float64 grey levels) from
+    scikit-image's bundled data (no network)."""
+    try:
+        from skimage import data
+    except ImportError as e:
+        raise DataError(f"synthetic benchmark: scikit-image is needed for its face images ({e})") from e
+    rgb = data.astronaut().astype(np.int64)
+    grey = (rgb[..., 0] * 299 + rgb[..., 1] * 587 + rgb[..., 2] * 114 + 500) // 1000  # integer luma
+    faces = np.rint(data.lfw_subset()[:100] * 255.0)
+    return grey.astype(np.float64), faces
+
+
+def _paste_face(face: np.ndarray, astro: np.ndarray) -> np.ndarray:
+    """(512, 512) float64: the astronaut with `face` (25 x 25 grey levels) over her face, its eyes
+    on hers, brightness and contrast matched to hers inside the pasted ellipse, feathered edge."""
+    a, b, tx, ty = _similarity(_ASTRONAUT_EYES, _LFW_EYES)  # astronaut -> face crop coordinates
+    ys, xs = np.mgrid[40:210, 150:320].astype(np.float64)  # holds the pasted crop with margin
+    fx, fy = a * xs - b * ys + tx, b * xs + a * ys + ty
+    (cx, cy), (rx, ry) = _FACE_ELLIPSE
+    ex, ey = (fx - cx) / rx, (fy - cy) / ry
+    w = np.clip((1.0 - np.sqrt(ex * ex + ey * ey)) / _FEATHER, 0.0, 1.0)
+    w = w * w * (3.0 - 2.0 * w)  # smoothstep
+    k = cubic_weights(face.shape[0], _UPSAMPLE * face.shape[0])
+    up = resample(face, k, k)
+    patch = bilinear(up, _UPSAMPLE * fx + (_UPSAMPLE - 1) / 2, _UPSAMPLE * fy + (_UPSAMPLE - 1) / 2, "replicate")
+    under = astro[40:210, 150:320]
+
+    def moments(v: np.ndarray) -> tuple[float, float]:
+        sw = math.fsum(w.ravel())
+        mean = math.fsum((w * v).ravel()) / sw
+        d = v - mean
+        return mean, math.sqrt(math.fsum((w * d * d).ravel()) / sw)
+
+    (mf, sf), (ma, sa) = moments(patch), moments(under)
+    patch = (patch - mf) * (sa / max(sf, 1.0)) + ma
+    out = astro.copy()
+    out[40:210, 150:320] = under * (1.0 - w) + patch * w
     return out
 
 
-def _au_basis(lm: dict[str, np.ndarray], size: int, d_e: float) -> np.ndarray:
-    """(n_AU, S, S, 2) displacement fields in frame pixels for a unit coefficient of each AU."""
-    ys, xs = np.mgrid[0:size, 0:size].astype(np.float32)
+def _smooth_field(rng: np.random.Generator, size: int, grid: int, std: float) -> np.ndarray:
+    """(size, size, 2) float64 smooth random field: a grid x grid lattice of N(0, std) upsampled cubically."""
+    ctrl = rng.normal(0.0, std, (grid, grid, 2))
+    k = cubic_weights(grid, size)
+    return resample(ctrl, k, k)
+
+
+def _landmarks_in_frame(map_xy: np.ndarray) -> dict[str, tuple[float, float]]:
+    """Invert the rest map at each landmark: the frame pixel whose source coordinate is nearest,
+    refined to sub-pixel by one Newton step on the local Jacobian of the (smooth) map; snapped."""
+    out: dict[str, tuple[float, float]] = {}
+    size = map_xy.shape[0]
+    mx, my = map_xy[..., 0], map_xy[..., 1]
+    m = map_xy.astype(np.float64)
+    for name, (px, py) in _source_landmarks().items():
+        dx, dy = mx - np.float32(px), my - np.float32(py)
+        y, x = divmod(int(np.argmin(dx * dx + dy * dy)), size)
+        y, x = min(max(y, 1), size - 2), min(max(x, 1), size - 2)
+        jxx, jyx = (m[y, x + 1] - m[y, x - 1]) / 2  # d(source)/d(frame x)
+        jxy, jyy = (m[y + 1, x] - m[y - 1, x]) / 2  # d(source)/d(frame y)
+        rx, ry = px - m[y, x, 0], py - m[y, x, 1]
+        det = jxx * jyy - jxy * jyx
+        sx, sy = (rx * jyy - jxy * ry) / det, (jxx * ry - rx * jyx) / det
+        out[name] = (float(snap(x + sx)), float(snap(y + sy)))
+    return out
+
+
+def _au_basis(lm: dict[str, tuple[float, float]], size: int, d_e: float) -> np.ndarray:
+    """(n_AU, S, S, 2) displacement fields in frame pixels for a unit coefficient of each AU; each
+    bump a separable Gaussian (outer product of two snapped 1-D ones)."""
+    grid = np.arange(size)
     mid_x = (lm["eye_l"][0] + lm["eye_r"][0]) / 2
     basis = np.zeros((len(_AU_NAMES), size, size, 2), np.float32)
     for a, name in enumerate(_AU_NAMES):
         for names, (out, up), sigma in _AUS[name]:
             for n in names:
                 cx, cy = lm[n]
-                side = np.sign(cx - mid_x) if abs(cx - mid_x) > 1e-3 else 0.0
-                g = np.exp(-((xs - cx) ** 2 + (ys - cy) ** 2) / (2 * (sigma * d_e) ** 2))
-                basis[a, ..., 0] += g * out * side * d_e
-                basis[a, ..., 1] += g * (-up) * d_e  # image y points down
+                side = (1.0 if cx > mid_x else -1.0) if abs(cx - mid_x) > 1e-3 else 0.0
+                g = (gauss(grid, cy, sigma * d_e)[:, None] * gauss(grid, cx, sigma * d_e)[None, :]).astype(np.float32)
+                basis[a, ..., 0] += g * np.float32(out * side * d_e)
+                basis[a, ..., 1] += g * np.float32(-up * d_e)  # image y points down
     return basis
 
 
-def _make_identity(rng: np.random.Generator, astronaut: np.ndarray, size: int, params: SynthParams) -> _Identity:
-    """A distinct subject derived from the astronaut face (see module docstring)."""
-    # --- appearance of the source image
-    src = astronaut.astype(np.float32) / 255.0
-    gains = rng.uniform(0.8, 1.15, 3).astype(np.float32)  # skin tone / white balance
+def _make_identity(rng: np.random.Generator, face: np.ndarray, size: int, params: SynthParams) -> _Identity:
+    """A subject: `face` (one LFW crop) in the astronaut's head, seen by its own camera (module docstring)."""
+    astro, _ = _photographs()
+    src = _paste_face(face, astro)
+    # --- appearance: tint (applied per frame), gamma (a lookup table on a 1/16 grey-level grid), side lighting
+    tint = np.array([1.0, 0.86, 0.74]) * rng.uniform(0.9, 1.1, 3) * rng.uniform(0.85, 1.1)
     gamma = rng.uniform(0.8, 1.25)
-    src = np.clip(src * gains, 0, 1) ** gamma
-    h, w = src.shape[:2]
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    levels = np.arange(255 * 16 + 1) / (255.0 * 16)
+    lut = 255.0 * snap(np.power(levels, gamma))
+    src = lut[np.rint(np.clip(src, 0.0, 255.0) * 16).astype(np.intp)]
+    h, w = src.shape
     ang = rng.uniform(0, 2 * np.pi)  # side lighting of this recording setup
-    shade = 1 + rng.uniform(0.05, 0.2) * ((xx - 224) * np.cos(ang) + (yy - 125) * np.sin(ang)) / 90.0
-    src = src * shade[..., None]
-    for _ in range(int(rng.integers(3, 9))):  # moles / freckles on the face
-        cx, cy = rng.normal(_FACE_CENTRE[0], 22), rng.normal(_FACE_CENTRE[1], 25)
-        r = rng.uniform(0.8, 2.0)
-        spot = np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * r ** 2))[..., None]
-        src = src * (1 - 0.45 * spot)
+    ca, sa = float(snap(math.cos(ang))), float(snap(math.sin(ang)))
+    k = rng.uniform(0.05, 0.2)
+    xx, yy = np.arange(w, dtype=np.float64)[None, :], np.arange(h, dtype=np.float64)[:, None]
+    src = src * (1.0 + k * ((xx - _FACE_CENTRE[0]) * ca + (yy - _FACE_CENTRE[1]) * sa) / 90.0)
     # anti-alias for the ~150/size downscale the frame map performs
-    sigma = max(0.0, 0.5 * _CROP_SIDE / size - 0.3)
-    if sigma > 0:
-        src = cv2.GaussianBlur(src, (0, 0), sigma)
-    src = np.clip(src * 255.0, 0, 255).astype(np.float32)
+    sigma = 0.5 * _CROP_SIDE / size - 0.3
+    if sigma > 0.2:
+        src = blur(src, sigma)
+    src = np.clip(src, 0.0, 255.0).astype(np.float32)
 
     # --- camera crop: frame pixel -> source pixel (similarity), optional mirror
     scale = _CROP_SIDE * rng.uniform(0.9, 1.1) / size
-    roll = np.deg2rad(rng.normal(0.0, 3.0))
-    centre = np.asarray(_FACE_CENTRE, np.float32) + rng.normal(0, 4, 2).astype(np.float32)
+    roll = math.radians(rng.normal(0.0, 3.0))
+    c, s = float(snap(math.cos(roll))), float(snap(math.sin(roll)))
+    cx, cy = (v + rng.normal(0, 4) for v in _FACE_CENTRE)
     mirror = -1.0 if rng.random() < 0.5 else 1.0
-    ys, xs = np.mgrid[0:size, 0:size].astype(np.float32)
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float64)
     u, v = (xs - size / 2) * mirror, ys - size / 2
-    c, s = np.cos(roll), np.sin(roll)
-    map_xy = np.stack([centre[0] + scale * (c * u - s * v), centre[1] + scale * (s * u + c * v)], -1)
-    # smooth random shape warp (face proportions), in source pixels
-    map_xy = (map_xy + _smooth_field(rng, size, 5, 3.0)).astype(np.float32)
+    field = _smooth_field(rng, size, 5, 3.0)  # smooth random shape warp (face proportions), source pixels
+    map_xy = np.stack([cx + scale * (c * u - s * v) + field[..., 0],
+                       cy + scale * (s * u + c * v) + field[..., 1]], -1).astype(np.float32)
 
     lm = _landmarks_in_frame(map_xy)
-    eyes = np.stack([lm["eye_l"], lm["eye_r"]])
-    d_e = float(np.linalg.norm(eyes[1] - eyes[0]))
+    eyes = np.array([lm["eye_l"], lm["eye_r"]], np.float64)
+    dx, dy = eyes[1] - eyes[0]
+    d_e = math.sqrt(dx * dx + dy * dy)
     basis = _au_basis(lm, size, d_e)
     # subject-level AU offsets: resting brow height, mouth width, ... differ between people
-    offset = rng.uniform(-1, 1, len(_AU_NAMES)).astype(np.float32) * 1.5 * params.amplitude
-    return _Identity(source=src, map_xy=map_xy, basis=basis, eyes=eyes, d_e=d_e, offset=offset)
+    offset = rng.uniform(-1, 1, len(_AU_NAMES)) * 1.5 * params.amplitude
+    return _Identity(source=src, tint=tint, map_xy=map_xy, basis=basis, eyes=eyes, d_e=d_e, offset=offset)
+
+
+@functools.lru_cache(maxsize=1)
+def _normal_quantiles() -> np.ndarray:
+    """(65536,) float32 standard-normal quantiles at the midpoints (i + 1/2) / 65536: sensor noise is
+    drawn as 16-bit random integers looked up here (|z| <= 4.3), snapped like every transcendental."""
+    from statistics import NormalDist
+
+    nd = NormalDist()
+    return snap([nd.inv_cdf((i + 0.5) / 65536) for i in range(65536)]).astype(np.float32)
 
 
 def _intensity(n: int, onset: int, apex: int, offset: int) -> np.ndarray:
@@ -223,9 +351,9 @@ def _intensity(n: int, onset: int, apex: int, offset: int) -> np.ndarray:
     t = np.arange(n, dtype=np.float64)
     s = np.zeros(n)
     rise = (t >= onset) & (t <= apex)
-    s[rise] = 0.5 * (1 - np.cos(np.pi * (t[rise] - onset) / max(apex - onset, 1)))
+    s[rise] = 0.5 * (1 - snap(np.cos(np.pi * (t[rise] - onset) / max(apex - onset, 1))))
     fall = (t > apex) & (t <= offset)
-    s[fall] = 0.5 * (1 + np.cos(np.pi * (t[fall] - apex) / max(offset - apex, 1)))
+    s[fall] = 0.5 * (1 + snap(np.cos(np.pi * (t[fall] - apex) / max(offset - apex, 1))))
     return s
 
 
@@ -253,23 +381,30 @@ def render_clip(identity: _Identity, rng: np.random.Generator, emotion: str, n_f
     apex = onset + int(round(rng.uniform(*params.apex_range) * (length - 1)))
     s = _intensity(n_frames, onset, apex, offset)
 
-    # --- AU coefficients over time: static offset + centred expression (module docstring)
+    # --- AU coefficients over time: static offset + centred expression (module docstring); the
+    # displacement of frame k is static_field + (s_k - 1/2) amp class_field, both summed in AU order
     alt = _CLASS_AUS[emotion][int(rng.integers(len(_CLASS_AUS[emotion])))]
-    w_class = np.array([alt.get(a, 0.0) for a in _AU_NAMES], np.float32)
     amp = params.amplitude * rng.uniform(0.75, 1.25)
-    static = identity.offset + rng.uniform(-1, 1, len(_AU_NAMES)).astype(np.float32) * params.static_range * amp
-    coeffs = static[None, :] + ((s - 0.5) * amp)[:, None].astype(np.float32) * w_class[None, :]  # (n, n_AU)
+    static = identity.offset + rng.uniform(-1, 1, len(_AU_NAMES)) * params.static_range * amp
+    static_field = np.zeros(identity.basis.shape[1:], np.float32)
+    class_field = np.zeros(identity.basis.shape[1:], np.float32)
+    for a, name in enumerate(_AU_NAMES):
+        static_field += np.float32(static[a]) * identity.basis[a]
+        if alt.get(name, 0.0):
+            class_field += np.float32(alt[name]) * identity.basis[a]
 
     # --- slow head drift: translation + roll about the face centre, ramp plus a slow wobble
-    t = np.linspace(0.0, 1.0, n_frames)
-    ramp = t if rng.random() < 0.5 else np.sin(0.5 * np.pi * t)
-    wob = 0.3 * np.sin(2 * np.pi * rng.uniform(0.5, 1.5) * t + rng.uniform(0, 2 * np.pi))
+    t = np.arange(n_frames) / (n_frames - 1)
+    ramp = t if rng.random() < 0.5 else snap(np.sin(0.5 * np.pi * t))
+    wob = 0.3 * snap(np.sin(2 * np.pi * rng.uniform(0.5, 1.5) * t + rng.uniform(0, 2 * np.pi)))
     prof = ramp + wob - (ramp + wob)[0]  # zero at the first frame
-    direc = rng.normal(0, 1, 2)
-    direc /= np.linalg.norm(direc)
-    shift = prof[:, None] * direc[None, :] * params.drift * d_e * rng.uniform(0.5, 1.0)  # (n, 2)
-    rot = np.deg2rad(prof * params.drift_deg * rng.choice([-1.0, 1.0]) * rng.uniform(0.5, 1.0))
-    centre = identity.eyes.mean(0)
+    gx, gy = rng.normal(0, 1, 2)
+    norm = math.sqrt(gx * gx + gy * gy)
+    reach = params.drift * d_e * rng.uniform(0.5, 1.0)
+    shift = np.stack([prof * (gx / norm * reach), prof * (gy / norm * reach)], 1)  # (n, 2)
+    rot = prof * (math.radians(params.drift_deg) * rng.choice([-1.0, 1.0]) * rng.uniform(0.5, 1.0))
+    cos_r, sin_r = snap(np.cos(-rot)), snap(np.sin(-rot))
+    cx, cy = (float(v) for v in (identity.eyes[0] + identity.eyes[1]) / 2)
 
     # --- blinks (never on the first frames around the onset: the face is aligned on the onset)
     blink = np.zeros(n_frames)
@@ -278,46 +413,40 @@ def render_clip(identity: _Identity, rng: np.random.Generator, emotion: str, n_f
         choices = [b for b in range(0, n_frames - dur) if not (b - 1 <= onset <= b + dur)]
         if choices:
             b0 = int(rng.choice(choices))
-            blink[b0:b0 + dur] = np.sin(np.pi * (np.arange(dur) + 0.5) / dur)
-    ys, xs = np.mgrid[0:size, 0:size].astype(np.float32)
-    eye_mask = np.zeros((size, size), np.float32)
-    for ex, ey in identity.eyes:
-        eye_mask += np.exp(-(((xs - ex) / (0.28 * d_e)) ** 2 + ((ys - ey) / (0.13 * d_e)) ** 2))
-    eye_mask = np.clip(eye_mask, 0, 1)[..., None]
+            blink[b0:b0 + dur] = snap(np.sin(np.pi * (np.arange(dur) + 0.5) / dur))
+    grid = np.arange(size)
+    eye_mask = np.zeros((size, size))
+    for ex, ey in identity.eyes:  # separable: exp(-(dx/0.28 d_e)^2 - (dy/0.13 d_e)^2)
+        eye_mask += gauss(grid, ey, 0.13 * d_e / math.sqrt(2))[:, None] * gauss(grid, ex, 0.28 * d_e / math.sqrt(2))[None, :]
+    eye_mask = np.clip(eye_mask, 0, 1).astype(np.float32)
 
     # --- illumination flicker: mains-like oscillation (period of a few frames at 200 fps) + jitter
     period = rng.uniform(3.0, 8.0)
     phase = rng.uniform(0, 2 * np.pi)
-    gain = (1 + params.flicker * np.sin(2 * np.pi * np.arange(n_frames) / period + phase)
+    gain = (1 + params.flicker * snap(np.sin(2 * np.pi * np.arange(n_frames) / period + phase))
             + 0.5 * params.flicker * rng.normal(0, 1, n_frames))
+    colour = (identity.tint[None, :] * gain[:, None]).astype(np.float32)  # (n, 3)
 
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float32)
+    noise = np.float32(params.noise)
     frames = np.empty((n_frames, size, size, 3), np.uint8)
     for k in range(n_frames):
         # backward map: frame pixel x shows source at rest_map(R^-1(x - shift) - d(x))
-        c, sn = np.cos(-rot[k]), np.sin(-rot[k])
-        u, v = xs - centre[0] - shift[k, 0], ys - centre[1] - shift[k, 1]
-        qx, qy = centre[0] + c * u - sn * v, centre[1] + sn * u + c * v
-        disp = np.tensordot(coeffs[k], identity.basis, axes=1)  # (S, S, 2)
-        qx, qy = (qx - disp[..., 0]).astype(np.float32), (qy - disp[..., 1]).astype(np.float32)
-        src_xy = cv2.remap(identity.map_xy, qx, qy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        img = cv2.remap(identity.source, src_xy[..., 0], src_xy[..., 1], cv2.INTER_LINEAR,
-                        borderMode=cv2.BORDER_REFLECT)
+        c, sn = float(cos_r[k]), float(sin_r[k])
+        u, v = xs - (cx + float(shift[k, 0])), ys - (cy + float(shift[k, 1]))
+        disp = static_field + np.float32((s[k] - 0.5) * amp) * class_field  # (S, S, 2)
+        qx = (cx + (c * u - sn * v)) - disp[..., 0]
+        qy = (cy + (sn * u + c * v)) - disp[..., 1]
+        src_x, src_y = identity.map_at(qx, qy)
+        img = identity.source_at(src_x, src_y)
         if blink[k] > 0:  # closed lids: the eye region takes the surrounding skin tone
-            lids = cv2.GaussianBlur(img, (0, 0), 0.2 * d_e)
-            wgt = blink[k] * eye_mask
+            lids = blur(img, 0.2 * d_e)
+            wgt = np.float32(blink[k]) * eye_mask
             img = img * (1 - wgt) + lids * wgt
-        img = img * gain[k] + rng.normal(0, params.noise, img.shape).astype(np.float32)
-        frames[k] = np.clip(np.rint(img), 0, 255).astype(np.uint8)
+        rgb = img[..., None] * colour[k] + noise * _normal_quantiles()[rng.integers(0, 1 << 16, (size, size, 3), np.uint16)]
+        frames[k] = np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
     aus = "+".join(a for a in _AU_NAMES if alt.get(a, 0.0) > 0)
     return SynthClip(frames=frames, emotion=emotion, action_units=aus, onset=onset, apex=apex, offset=offset)
-
-
-def _astronaut() -> np.ndarray:
-    try:
-        from skimage import data
-    except ImportError as e:  # scikit-image ships the seed photograph; no network needed
-        raise DataError(f"synthetic benchmark: scikit-image is needed for its face image ({e})") from e
-    return data.astronaut()
 
 
 def write_synthetic(out_dir: str | Path, subjects: int = 8, clips_per_subject: int = 10, seed: int = 0,
@@ -326,8 +455,8 @@ def write_synthetic(out_dir: str | Path, subjects: int = 8, clips_per_subject: i
                     static_range: float | None = None, apex_range: tuple[float, float] | None = None,
                     layout: str = "casme2") -> Path:
     """Write the synthetic benchmark in the layout of dataset `layout` (casme2, samm or smic; see
-    `LAYOUTS`) under `out_dir`; return `out_dir`. The CASME II layout is the default and its output
-    is byte-identical to what this function wrote before the other layouts existed.
+    `LAYOUTS`) under `out_dir`; return `out_dir`. The CASME II layout is the default; every layout
+    holds the same rendered frames.
 
     subjects x clips_per_subject clips; emotions cycle through the five CASME II classes per
     subject (with a per-subject rotation), so counts are balanced to within one per class.
@@ -338,7 +467,7 @@ def write_synthetic(out_dir: str | Path, subjects: int = 8, clips_per_subject: i
     `apex_range` (lo, hi): where the apex falls in the onset..offset span, as fractions (default
     0.1-0.25: a fast onset and a slow return, as in many real MEs, which keeps the dynamic image of
     onset..offset frames from cancelling the expression; a mid-span apex such as 0.3-0.6 cancels).
-    Deterministic in all arguments.
+    Deterministic in all arguments, and the same bytes on every CPU (module docstring).
     """
     if not 0.0 <= difficulty <= 1.0:
         raise DataError(f"synthetic benchmark: difficulty must be in [0, 1], got {difficulty}")
@@ -365,9 +494,12 @@ def write_synthetic(out_dir: str | Path, subjects: int = 8, clips_per_subject: i
         if not 0.0 <= lo <= hi <= 1.0:
             raise DataError(f"synthetic benchmark: apex_range must satisfy 0 <= lo <= hi <= 1, got {lo}, {hi}")
         params = dataclasses.replace(params, apex_range=(lo, hi))
-    astronaut = _astronaut()
+    _, faces = _photographs()
     root_ss = np.random.SeedSequence(seed)
     subj_seeds = root_ss.spawn(subjects)
+    # a different person per subject (the bank is reused only past its size), a different choice per draw
+    order = np.random.default_rng(root_ss.spawn(1)[0]).permutation(len(FACE_BANK))
+    face_of = [FACE_BANK[int(order[si % len(FACE_BANK)])] for si in range(subjects)]
 
     classes = writer.classes
     total, done = subjects * clips_per_subject, 0
@@ -375,7 +507,7 @@ def write_synthetic(out_dir: str | Path, subjects: int = 8, clips_per_subject: i
     for si in range(subjects):
         sub_ss = subj_seeds[si]
         id_ss, *clip_seeds = sub_ss.spawn(1 + clips_per_subject)
-        identity = _make_identity(np.random.default_rng(id_ss), astronaut, size, params)
+        identity = _make_identity(np.random.default_rng(id_ss), faces[face_of[si]], size, params)
         order_rng = np.random.default_rng(sub_ss.spawn(1)[0])
         emotions = [classes[(si + j) % len(classes)] for j in range(clips_per_subject)]
         order_rng.shuffle(emotions)
@@ -392,11 +524,13 @@ def write_synthetic(out_dir: str | Path, subjects: int = 8, clips_per_subject: i
     writer.finish(out)
     # provenance only; readers ignore it
     (out / "synthetic.json").write_text(json.dumps({
-        "generator": "fdp.data.synth.write_synthetic", "layout": layout, "seed": seed, "subjects": subjects,
+        "generator": "fdp.data.synth.write_synthetic", "generator_version": SYNTH_VERSION, "layout": layout,
+        "seed": seed, "subjects": subjects,
         "clips_per_subject": clips_per_subject, "difficulty": difficulty, "size": size,
-        "frames_per_clip": frames_per_clip, "fps": FPS, "counts": counts,
+        "frames_per_clip": frames_per_clip, "fps": FPS, "counts": counts, "lfw_subset_faces": face_of,
         "params": params.__dict__}, indent=2))
     return out
+
 
 
 # ---------------------------------------------------------------------------------------------

@@ -28,6 +28,9 @@ SHIPPED_SPEC = Path(__file__).resolve().parents[2] / DEMO_SPEC  # beside orchest
 # was never used to choose anything (profile and benchmark were chosen on dev draws 10, 11; draw 5 was
 # the first demo's, seen). Amplitude 0.12 with the default static range 4: single frames at chance.
 DEMO_DATA = {"subjects": 6, "clips_per_subject": 25, "seed": 7, "amplitude": 0.12, "difficulty": 0.0}
+# the content fingerprint of DEMO_DATA prepared at the laptop frame size: the same on every CPU
+# (fdp.data.synth and fdp.data.align compute in exact arithmetic); tests/test_bytes.py checks it
+DEMO_FINGERPRINT = "b0f3688da757793b"
 # `demo --smoke` (`make demo-smoke`, CI's size): the same benchmark, fewer clips; a pipeline check of a minute
 SMOKE_DATA = {**DEMO_DATA, "subjects": 4, "clips_per_subject": 10}
 
@@ -35,14 +38,14 @@ SMOKE_DATA = {**DEMO_DATA, "subjects": 4, "clips_per_subject": 10}
 def prepare_demo_data(root: Path, echo=click.echo, data_args: dict | None = None) -> Path:
     """Synthesize and prepare the demo benchmark under root/.cache/demo (reused when present);
     returns the cache directory itself (the one the sweep is told to read)."""
-    from fdp.data.cache import prepare
-    from fdp.data.synth import write_synthetic
+    from fdp.data.cache import cache_fingerprint, prepare
+    from fdp.data.synth import SYNTH_VERSION, write_synthetic
     from fdp.profiles import LAPTOP_ALIGNED
 
     args = dict(DEMO_DATA if data_args is None else data_args)
     tag = "-".join(f"{k}{v}" for k, v in sorted(args.items()))
     base = root / ".cache" / "demo"
-    data, clips = base / f"data-{tag}", base / "clips"
+    data, clips = base / f"data-{tag}-synth{SYNTH_VERSION}", base / "clips"
     if not (data.exists() and any(data.iterdir())):
         echo(f"synth: {args['subjects']} subjects x {args['clips_per_subject']} clips (seed {args['seed']}, "
              f"amplitude {args.get('amplitude')}) -> {data}")
@@ -51,6 +54,9 @@ def prepare_demo_data(root: Path, echo=click.echo, data_args: dict | None = None
         echo(f"synth: {data} exists, reused")
     path = prepare("casme2", data, out_dir=clips, size=LAPTOP_ALIGNED)  # same key: reused
     echo(f"prepare: casme2 cache ({LAPTOP_ALIGNED} x {LAPTOP_ALIGNED} aligned) at {path}")
+    if data_args is None and (fp := cache_fingerprint(path)) != DEMO_FINGERPRINT:
+        echo(f"warning: the demo draw's fingerprint is {fp} here, not {DEMO_FINGERPRINT}: not the data the "
+             f"README's numbers came from (other numpy / scikit-image / OpenCV versions than constraints.txt's?)")
     return Path(path)
 
 
