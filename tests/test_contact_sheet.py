@@ -134,3 +134,30 @@ def test_a_redrawn_sheet_with_fewer_pages_removes_the_old_pages(synth_cache: Pat
     assert len(many.paths) == 2 and sheet_paths(tmp_path) == many.paths
     one = write_contact_sheet(few, out_dir=tmp_path)
     assert sheet_paths(tmp_path) == one.paths == [tmp_path / "contact_sheet.png"]
+
+
+def test_the_sheet_is_logged_once_beside_the_parents_dataset_input(synth_cache: Path, tmp_path: Path) -> None:
+    import json
+
+    from fdp.variants import build_config
+    from orchestrator.plan.jobs import DataRef, Job, job_key
+    from orchestrator.spec.sweep import parse_spec
+    from orchestrator.track.tracking import SweepTracker
+
+    tracker = SweepTracker(f"sqlite:///{tmp_path / 'mlflow.db'}", root=tmp_path)
+    exp = tracker.experiment_id("sheet")
+    parent = tracker.open_parent(exp, parse_spec({"name": "sheet", "dataset": "casme2", "setting": "casme2/5",
+                                                  "variants": ["fdp"]}))
+    ref = DataRef.of(synth_cache)
+    assert ref.align.startswith("haar (opencv ")
+    cfg = build_config("fdp", {"train.steps": 2})
+    jobs = [Job(job_key(cfg, f), f"fdp|seed0|fold={f}", "fdp|seed0", f, "fdp", 0, cfg, data=ref) for f in ("01", "02")]
+    tracker.log_parent_inputs(parent.run_id, jobs)
+    tracker.log_parent_inputs(parent.run_id, jobs)  # a resumed sweep logs nothing twice
+    where = f"data/casme2-{ref.fingerprint}"
+    logged = [a.path for a in tracker.client.list_artifacts(parent.run_id, where)]
+    assert logged == [f"{where}/contact_sheet.png"]
+    inputs = tracker.client.get_run(parent.run_id).inputs.dataset_inputs
+    assert len(inputs) == 1 and inputs[0].dataset.digest == ref.fingerprint
+    profile = json.loads(inputs[0].dataset.profile)
+    assert profile["align"] == ref.align and where in profile["contact_sheet"]
