@@ -68,6 +68,8 @@ def test_alignment_label_names_method_and_version_and_reads_old_caches() -> None
         "haar (opencv 4.14.0 haar cascades)"
     assert alignment_label({"settings": {"align": "haar-eyes-onset"}}) == "haar"  # prepared before it was recorded
     assert alignment_label({"settings": {"align": "centre-square-resize"}}) == "none (centre square, resized)"
+    merged = {"settings": {"align": "landmarks-eyes-onset", "align_version": "dlib 20.0.1 hog"}}
+    assert alignment_label(merged) == "landmarks (dlib 20.0.1 hog)"
 
 
 def test_runs_carry_the_alignment_as_a_tag() -> None:

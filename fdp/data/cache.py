@@ -92,7 +92,10 @@ def alignment_label(index: dict[str, Any]) -> str:
     a = index.get("alignment")
     if isinstance(a, dict) and a.get("method"):
         return f"{a['method']} ({a['version']})" if a.get("version") else str(a["method"])
-    name = str(index.get("settings", {}).get("align", ""))
+    settings = index.get("settings", {})
+    name = str(settings.get("align", ""))
+    if name == "landmarks-eyes-onset":  # e.g. a merged set: its parts' settings
+        return f"landmarks ({settings['align_version']})" if settings.get("align_version") else "landmarks"
     return {"haar-eyes-onset": "haar", "centre-square-resize": "none (centre square, resized)"}.get(name, name or "?")
 
 
