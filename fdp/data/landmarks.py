@@ -17,7 +17,7 @@ optional extra `pip install 'fdp-sweep[landmarks]'`; the 68-point model can be c
 Like the frontal Haar cascade, the HOG detector tolerates little roll, so detection is tried on
 the frame counter-rotated by 0, +-15, +-30 degrees until a detection scores as a confident face
 (else the best-scoring one over all rotations is taken: the most face-like, not the largest);
-faces narrower than about 80 px are searched once more on the frame upsampled by 2. No face: `method` "frame", the central square (as in
+faces narrower than about 80 px are searched once more, upright, on the frame upsampled by 2. No face: `method` "frame", the central square (as in
 `fdp.data.align`); a face: `method` "eyes".
 """
 
@@ -114,9 +114,11 @@ def eye_centres(frame: np.ndarray, model: str = DEFAULT_MODEL) -> tuple[np.ndarr
     if shrink < 1.0:
         grey = cv2.resize(grey, None, fx=shrink, fy=shrink, interpolation=cv2.INTER_AREA)
     h, w = grey.shape
-    for upsample in (0, 1):  # upsample 1: faces down to ~40 px, four times the work
+    # upsample 1 finds faces down to ~40 px at four times the work: upright only (small faces in
+    # ME recordings are rare; dlib's detector itself covers some roll)
+    for upsample, angles in ((0, _ANGLES), (1, (0.0,))):
         best = None  # (score, angle, rotation, upright frame, box)
-        for angle in _ANGLES:
+        for angle in angles:
             rot = cv2.getRotationMatrix2D((w / 2.0, h / 2.0), angle, 1.0)
             upright = grey if angle == 0 else cv2.warpAffine(grey, rot, (w, h), flags=cv2.INTER_LINEAR,
                                                              borderMode=cv2.BORDER_REPLICATE)
