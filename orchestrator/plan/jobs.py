@@ -51,13 +51,14 @@ class DataRef:
     clips: int
     created: str
     synthetic: bool
+    align: str = ""  # how its frames were aligned, with the aligner's version (`fdp.data.cache.alignment_label`)
 
     @classmethod
     def of(cls, path: Path) -> "DataRef":
         from fdp.data.cache import cache_info
 
         i = cache_info(path)
-        return cls(i.dataset, str(path), i.fingerprint, i.root, i.clips, i.created, i.synthetic)
+        return cls(i.dataset, str(path), i.fingerprint, i.root, i.clips, i.created, i.synthetic, i.align)
 
 
 @dataclass

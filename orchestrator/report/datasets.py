@@ -84,6 +84,34 @@ def _counts_table(cache: ClipCache, name: str, ref: dict[str, Any]) -> list[str]
     return lines
 
 
+def alignment_lines(cache: ClipCache) -> list[str]:
+    """The aligner and the clip count per alignment method (eyes / face / frame / resize), a
+    warning per subject with clips that fell back to "frame" (no face found: the centre square
+    of the frame), and where the contact sheet is."""
+    from fdp.data.cache import alignment_label
+    from fdp.data.contact_sheet import natural_key, sheet_paths
+
+    clips = cache.clips
+    methods = Counter(c.get("align", "?") for c in clips)
+    lines = [f"alignment ({alignment_label(cache.index)}): "
+             + ", ".join(f"{k} {v}" for k, v in sorted(methods.items(), key=lambda kv: (-kv[1], kv[0])))]
+    per_subject: dict[str, list[str]] = {}
+    for c in clips:
+        per_subject.setdefault(str(c["subject"]), []).append(c.get("align", "?"))
+    for subject in sorted(per_subject, key=natural_key):
+        got = per_subject[subject]
+        n = got.count("frame")
+        if n:
+            lines.append(f"warning: subject {subject}: {n} of {len(got)} clips fell back to \"frame\" (no face "
+                         f"found: the centre square of the frame, not the face) -- look at the contact sheet")
+    pages = sheet_paths(cache.path)
+    if pages:
+        lines.append(f"contact sheet: {pages[0]}" + (f" (+{len(pages) - 1} more pages)" if len(pages) > 1 else ""))
+    else:
+        lines.append("contact sheet: none (`fdp-sweep prepare` draws it)")
+    return lines
+
+
 def summary_lines(cache: ClipCache, long_clip_s: float = LONG_CLIP_S) -> list[str]:
     """The whole summary of one prepared cache (see the module docstring), as printed lines."""
     ref = dataset_reference()
@@ -106,8 +134,7 @@ def summary_lines(cache: ClipCache, long_clip_s: float = LONG_CLIP_S) -> list[st
     sizes = Counter(f"{c['source_size'][0]}x{c['source_size'][1]}" for c in clips if c.get("source_size"))
     source = ", ".join(f"{k} ({v} clips)" for k, v in sizes.most_common()) or "?"
     lines.append(f"frames: stored {stored} ({settings.get('align', '?')}), source {source}")
-    methods = Counter(c.get("align", "?") for c in clips)
-    lines.append("alignment: " + ", ".join(f"{k} {v}" for k, v in methods.most_common()))
+    lines += alignment_lines(cache)
     emotions = Counter(c["emotion"] for c in clips)
     lines.append("emotions: " + ", ".join(f"{k} {v}" for k, v in emotions.most_common()))
 

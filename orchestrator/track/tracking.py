@@ -338,14 +338,23 @@ class SweepTracker:
         runs table shows it on the parent row too (children are folded under it)."""
         have = {(d.dataset.name, d.dataset.digest) for d in
                 with_retry(self.client.get_run, parent_id).inputs.dataset_inputs}
-        out = []
+        out, sheets = [], {}
         for job in jobs:
             for i in dataset_inputs(job):
                 if (i["name"], i["digest"]) not in have:
                     have.add((i["name"], i["digest"]))
                     out.append(i)
+            for ref in (job.data, job.test_data):
+                if ref is not None:
+                    sheets[contact_sheet_dir(ref)] = ref.path
         if out:
             with_retry(self.client.log_inputs, parent_id, datasets=mlflow_inputs(out))
+            # each cache's contact sheet beside its dataset input (once per sweep, not per job)
+            from fdp.data.contact_sheet import sheet_paths
+
+            for where, cache_dir in sheets.items():
+                for page in sheet_paths(cache_dir):
+                    with_retry(self.client.log_artifact, parent_id, str(page), where)
 
     def children(self, experiment_id: str, parent_id: str) -> dict[str, "Run"]:
         """job_key -> child run of a parent (the FINISHED one if a key somehow has several)."""
@@ -490,7 +499,14 @@ def data_tags(job: "Job") -> dict[str, str]:
         if ref is not None:
             out.update({f"{prefix}data_fingerprint": ref.fingerprint, f"{prefix}cache_dir": ref.path,
                         f"{prefix}data_root": ref.root, f"{prefix}data_synthetic": str(ref.synthetic).lower()})
+            if ref.align:
+                out[f"{prefix}align"] = ref.align
     return out
+
+
+def contact_sheet_dir(ref: Any) -> str:
+    """Where a cache's contact sheet goes among the parent run's artifacts: data/<dataset>-<fingerprint>."""
+    return f"data/{ref.dataset}-{ref.fingerprint}"
 
 
 def dataset_name(dataset: str, setting: str) -> str:
@@ -508,7 +524,9 @@ def dataset_inputs(job: "Job") -> list[dict[str, Any]]:
     return [{"name": dataset_name(ref.dataset, d.setting if ctx != "test" else f"{d.setting}/{ref.dataset}"),
              "digest": ref.fingerprint, "source_type": "local", "source": json.dumps({"uri": ref.root}),
              "profile": json.dumps({"clips": ref.clips, "cache": ref.path, "prepared": ref.created,
-                                    "synthetic": ref.synthetic}), "context": ctx}
+                                    "synthetic": ref.synthetic, "align": ref.align,
+                                    "contact_sheet": f"parent run artifacts: {contact_sheet_dir(ref)}/"}),
+             "context": ctx}
             for ref, ctx in pairs if ref is not None]
 
 
