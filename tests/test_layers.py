@@ -24,8 +24,9 @@ FDP_RANK = {"base": 0, "data": 1, "model": 2, "train": 3}
 # the layer of each top-level module or sub-package of fdp (a new one must be given its layer here)
 FDP_LAYER = {
     "config": "base", "runtime": "base", "metrics": "base", "stats": "base", "plots": "base", "machine": "base",
+    "dynamic_image": "base",  # the ground-truth target: arithmetic on frames, used by data (contact sheet) and model
     "data": "data", "features": "data",
-    "model": "model", "losses": "model", "dynamic_image": "model", "variants": "model", "profiles": "model",
+    "model": "model", "losses": "model", "variants": "model", "profiles": "model",
     "train": "train", "baselines": "train", "objective": "train", "memory": "train", "methods": "train",
 }
 # per package: (layer of the part below the package name, rank of a layer)
