@@ -175,7 +175,7 @@ def test_runs_table_and_child_run_in_a_real_browser(served, tmp_path):
 
     import aiohttp
 
-    from orchestrator.track.tracking import SweepTracker
+    from orchestrator.track.driver import SweepTracker
 
     base, uri, root = served
     tracker = SweepTracker(uri)

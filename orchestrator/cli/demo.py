@@ -67,7 +67,7 @@ def demo_cmd(tracking_uri: str | None, smoke: bool) -> None:
     from orchestrator.run.scheduler import SchedulerError, SweepOptions, run_sweep
     from orchestrator.spec.sweep import load_spec
     from orchestrator.report.summarize import render_summary
-    from orchestrator.track.tracking import project_root, resolve_tracking_uri
+    from orchestrator.track.store import project_root, resolve_tracking_uri
 
     t0 = time.perf_counter()
     root = project_root()
@@ -104,7 +104,7 @@ def demo_cmd(tracking_uri: str | None, smoke: bool) -> None:
 
 def ui_hint(uri: str, root: Path) -> str:
     """How to open the runs: `mlflow ui` in the project folder finds its store; any other store is named."""
-    from orchestrator.track.tracking import default_tracking_uri
+    from orchestrator.track.store import default_tracking_uri
 
     ui = "mlflow ui  (in this folder)" if uri == default_tracking_uri(root) else f"mlflow ui --backend-store-uri {uri}"
     return f"open the runs: {ui}, then 'Model training' at the top left"

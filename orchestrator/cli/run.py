@@ -36,7 +36,7 @@ def run_cmd(spec_path: str, dry_run: bool, smoke: bool, fresh: bool, address: st
     from orchestrator.plan.dry_run import format_plan
     from orchestrator.run.scheduler import SchedulerError, SweepOptions, run_sweep
     from orchestrator.search.study import load_spec_from_search as load_spec
-    from orchestrator.track.tracking import resolve_tracking_uri
+    from orchestrator.track.store import resolve_tracking_uri
 
     plan = expand(load_spec(spec_path, sets=parse_sets(sets), smoke=smoke))
     if dry_run:

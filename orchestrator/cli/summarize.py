@@ -49,7 +49,7 @@ def summarize_cmd(table: int | None, figure: str | None, sweeps: tuple[str, ...]
     experiment of it, one cell per dataset/setting)."""
     from orchestrator.report.megc import render_megc
     from orchestrator.report.summarize import SWEEP_FILES, SummaryError, figure4, render_summary
-    from orchestrator.track.tracking import resolve_tracking_uri
+    from orchestrator.track.store import resolve_tracking_uri
 
     if (table is None) == (figure is None):
         click.echo("error: give exactly one of --table N or --figure 4", err=True)

@@ -31,7 +31,9 @@ from typing import TYPE_CHECKING
 
 from fdp.stats import SeedPredictions
 from orchestrator.report.tables import ConfigResult, TableInput, all_row_keys, loss_key, merge_sources, row_keys
-from orchestrator.track.tracking import SweepTracker, concat_predictions, pool_predictions, with_retry
+from fdp.pooling import concat_predictions, pool_predictions
+from orchestrator.track.driver import SweepTracker
+from orchestrator.track.store import with_retry
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
@@ -331,7 +333,7 @@ def table_input(tracker: SweepTracker, table: int, sweep: str | Sequence[str] | 
 
 def _data_of(run: "Run") -> tuple[str, bool, str]:
     """(dataset/setting label as trained on, synthetic, fingerprint) of a child run."""
-    from orchestrator.track.tracking import dataset_name
+    from orchestrator.track.driver import dataset_name
 
     p, t = run.data.params, run.data.tags
     label = dataset_name(p.get("data.dataset", "?"), p.get("data.setting", "?"))

@@ -39,8 +39,10 @@ from orchestrator.plan.jobs import Plan, runtime_config
 from orchestrator.run.progress import Progress
 from orchestrator.spec.schema import Resources
 from orchestrator.run.lease import DriverBusy, DriverLease
-from orchestrator.track.tracking import (StoreError, SweepTracker, check_store, git_info, metric_prefix,
-                                         pool_predictions, project_root, resolve_tracking_uri)
+from fdp.pooling import pool_predictions
+from orchestrator.track.driver import SweepTracker, metric_prefix
+from orchestrator.track.provenance import git_info
+from orchestrator.track.store import StoreError, check_store, project_root, resolve_tracking_uri
 
 JobFn = Callable[[JobPayload], JobOutcome]
 QUIET_ENV = {"MLFLOW_DISABLE_TELEMETRY": "true", "RAY_USAGE_STATS_ENABLED": "0"}
