@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from fdp.stats import SeedPredictions, holm
-from orchestrator.report.tables import ConfigResult, TableInput, build_table, comparisons, render_table
+from orchestrator.report.analysis import ConfigResult, comparisons
+from orchestrator.report.tables import TableInput, build_table, render_table
 
 SUBJECTS = [f"s{i}" for i in range(6)]
 
@@ -56,7 +57,7 @@ def test_paired_comparisons_holm_and_mdd_under_ablation_table():
     (sub,) = t.subtables
     assert [r[0] for r in sub.rows] == ["FDP vs FDP w/o L_DIC", "FDP vs Control: FDP, shuffled training labels",
                                         "FDP vs Baseline: single frame (apex), logistic regression"]
-    comps = comparisons(ours(), ["no_dic", "fdp_shuffled", "single_frame"])
+    comps = comparisons(ours().results, ["no_dic", "fdp_shuffled", "single_frame"])
     raw = [c.wilcoxon.pvalue for c in comps]
     # by hand: FDP wins every one of the 6 folds in each comparison: exact one-sided p = 1/64 each;
     # Holm with m = 3: 3/64, then max(3/64, 2/64), then max(., 1/64) -> 3/64 for all three
@@ -109,7 +110,7 @@ def test_tidy_rows_are_the_tables_numbers_with_intervals_published_values_and_te
     assert list(comp.index) == ["fdp-no_dic", "fdp-fdp_shuffled", "fdp-single_frame"]
     assert comp["p"].tolist() == pytest.approx([1 / 64] * 3) and comp["holm_p"].tolist() == pytest.approx([3 / 64] * 3)
     assert (comp["unit"] == "pp").all() and (comp["folds"] == 6).all()
-    no_dic = comparisons(data, ["no_dic"])[0]
+    no_dic = comparisons(data.results, ["no_dic"])[0]
     assert comp.loc["fdp-no_dic", "mean"] == pytest.approx(100 * no_dic.diff)
     assert comp.loc["fdp-no_dic", "commit"] == "abc123; def456"  # both rows' sources
     # Table 13: each key's F1 beside the paper's F1 of that variant; Table 8's average of the two directions

@@ -19,8 +19,8 @@ import yaml
 from fdp.data.merged import database_of
 from fdp.metrics import pooled_metrics
 from fdp.stats import mean_std
-from orchestrator.report.tables import (MISSING, ConfigResult, Table, TableInput, render, tidy_cell, tidy_csv,
-                                        with_provenance)
+from orchestrator.report.analysis import ConfigResult
+from orchestrator.report.tables import MISSING, Table, TableInput, render, tidy_cell, tidy_csv, with_provenance
 from fdp.pooling import concat_predictions
 
 MEGC_COLUMNS = ("composite", "smic", "casme2", "samm")

@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fdp.stats import SeedPredictions
-from orchestrator.report.tables import ConfigResult, TableInput, all_row_keys, loss_key, merge_sources, row_keys
+from orchestrator.report.analysis import ConfigResult
+from orchestrator.report.tables import TableInput, all_row_keys, loss_key, merge_sources, row_keys
 from fdp.pooling import concat_predictions, pool_predictions
 from orchestrator.track.driver import SweepTracker
 from orchestrator.track.store import with_retry
