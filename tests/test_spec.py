@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from orchestrator.cli.run import run_cmd
 from orchestrator.plan.jobs import expand, job_key
-from orchestrator.plan.dry_run import format_plan
+from orchestrator.run.dry_run import format_plan
 from orchestrator.spec.sweep import SpecError, load_spec, parse_spec, short_keys
 
 SWEEPS = sorted((Path(__file__).resolve().parents[1] / "sweeps").glob("*.yaml"))

@@ -39,6 +39,7 @@ from orchestrator.plan.jobs import Plan, runtime_config
 from orchestrator.run.progress import Progress
 from orchestrator.spec.schema import Resources
 from orchestrator.run.lease import DriverBusy, DriverLease
+from orchestrator.run.packing import node_fit
 from fdp.pooling import pool_predictions
 from orchestrator.track.driver import SweepTracker, metric_prefix
 from orchestrator.track.provenance import git_info
@@ -135,10 +136,10 @@ def start_ray(address: str | None = None, num_cpus: int | None = None, num_gpus:
 
 def capacity(cluster: Cluster, res: Resources, max_parallel: int | None = None) -> int:
     """How many jobs of size `res` the cluster runs at once (bounded by --max-parallel): summed
-    over its nodes, GPU fractions counted per GPU (`Resources.fit`), so a job never waits inside
+    over its nodes, GPU fractions counted per GPU (`packing.node_fit`), so a job never waits inside
     Ray while the progress line calls it running, and a job no single node fits gives 0."""
     nodes = cluster.nodes or [(cluster.cpus, cluster.gpus)]
-    n = sum(res.fit(c, g) for c, g in nodes)
+    n = sum(node_fit(res, c, g) for c, g in nodes)
     if max_parallel:
         n = min(n, max_parallel)
     return n

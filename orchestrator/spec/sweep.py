@@ -32,7 +32,7 @@ import yaml
 from fdp.config import ConfigError, ExperimentConfig
 from fdp.profiles import PROFILES
 from fdp.variants import build_config
-from orchestrator.spec import schema
+from orchestrator.spec import errors, schema
 from orchestrator.spec.schema import DATA_KEYS, Resources, SweepFile, experiment_key
 
 
@@ -183,7 +183,7 @@ def parse_spec(raw: Any, sets: dict[str, Any] | None = None, smoke: bool = False
     `overrides` and `folds` (`load_spec` with `resolve`), and the name stays for the record."""
     if not isinstance(raw, dict):
         raise SpecError([f"{source}: a sweep spec is a YAML mapping (name:, dataset:, variants:, ...)"])
-    problems = [f"{source}: {line}" for line in schema.problems(SweepFile, raw)]
+    problems = [f"{source}: {line}" for line in errors.problems(SweepFile, raw)]
     if "from_search" in raw and not problems and not resolved:
         problems.append(f"{source}: from_search: a study is resolved when the file is read (`fdp-sweep run`, "
                         "orchestrator.search.study.load_spec_from_search)")
@@ -287,7 +287,7 @@ def parse_search(spec: SweepSpec, trials: int | None = None) -> SearchSettings:
         raise SpecError([f"{src}: no `search:` block; see docs/search.md"])
     if not isinstance(block, dict):
         raise SpecError([f"{src}: search: expected a mapping (space:, trials:, metric:, ...), got {block!r}"])
-    problems = [f"{src}: search: {line}" for line in schema.problems(schema.Search, block)]
+    problems = [f"{src}: search: {line}" for line in errors.problems(schema.Search, block)]
 
     def bad(msg: str) -> None:
         problems.append(f"{src}: search: {msg}")
