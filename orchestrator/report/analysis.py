@@ -16,7 +16,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from fdp.stats import (RankSumResult, SeedPredictions, WilcoxonResult, detectable_difference, holm,
+from fdp.stats import (RankSumResult, SeedPredictions, WilcoxonResult, detectable_difference, holm, mean_std,
                        paired_subject_bootstrap, paired_wilcoxon, paper_rank_sum, subject_bootstrap_ci)
 from orchestrator.report.reference import Reference, RefTestRow, reference
 
@@ -106,6 +106,20 @@ def subject_interval(res: ConfigResult | None, metric: str, num_classes: int | N
 
 
 @dataclass(frozen=True)
+class Paired:
+    """One configuration against another, paired by test subject (= LOSO fold), before any
+    adjustment for the other comparisons of its family."""
+
+    n_folds: int  # folds both have (the pairs of the signed-rank test)
+    n_seeds: int  # seeds paired by position (the fewer of the two)
+    diff: float  # pooled metric of the first minus the second's (mean over seeds), fraction
+    low: float  # paired subject-bootstrap interval of `diff`
+    high: float
+    wilcoxon: WilcoxonResult  # one-sided signed-rank on the per-fold values (mean over seeds), H1: the first better
+    mdd: float | None  # smallest difference these folds and seeds detect (None with < 2 folds)
+
+
+@dataclass(frozen=True)
 class Comparison:
     """FDP vs one other configuration of ours, paired by test subject (= LOSO fold)."""
 
@@ -124,39 +138,50 @@ def _per_fold(sp: SeedPredictions, fn) -> dict[str, float]:
     return {s: fn(sp.labels[sp.subjects == s], sp.preds[sp.subjects == s]) for s in sorted(set(sp.subjects))}
 
 
+def compare(a: ConfigResult, b: ConfigResult, metric: str = "uf1") -> Paired | None:
+    """`a` against `b`: the effect (difference of pooled `metric`) with its paired subject-bootstrap
+    interval, a one-sided Wilcoxon signed-rank test over folds (H1: `a` better), and the minimal
+    detectable difference from the fold-level spread of the paired differences. None when either
+    has no predictions or their test subjects differ (nothing to pair)."""
+    if not a.predictions or not b.predictions:
+        return None
+    fn = _metric_fn(metric, max(_num_classes(a), _num_classes(b)))
+    try:
+        ci = paired_subject_bootstrap(a.predictions, b.predictions, fn, n_boot=N_BOOT, alpha=ALPHA)
+    except ValueError:  # other subjects: not paired
+        return None
+    k_seeds = min(len(a.predictions), len(b.predictions))
+    fa, fb = ([_per_fold(sp, fn) for sp in r.predictions[:k_seeds]] for r in (a, b))
+    folds = sorted(fa[0])
+    d = [[fa[j][f] - fb[j][f] for j in range(k_seeds)] for f in folds]  # (folds, seeds)
+    mean_a, mean_b = ({f: float(sum(x[f] for x in per) / k_seeds) for f in folds} for per in (fa, fb))
+    w = paired_wilcoxon(mean_a, mean_b, alternative="greater")
+    try:
+        mdd = detectable_difference(d, ALPHA, POWER).mdd
+    except ValueError:  # too few folds for a t-test to reach the power
+        mdd = None
+    return Paired(len(folds), k_seeds, ci.estimate, ci.low, ci.high, w, mdd)
+
+
+def fold_signed_rank(a: ConfigResult | None, b: ConfigResult | None, metric: str = "uf1") -> WilcoxonResult | None:
+    """One-sided Wilcoxon signed-rank (H1: `a` better) on the per-fold values the fold runs logged
+    (`fold_metrics`, mean over seeds), paired by fold name; None without a common fold."""
+    fa = a.fold_metrics.get(metric, {}) if a is not None else {}
+    fb = b.fold_metrics.get(metric, {}) if b is not None else {}
+    return paired_wilcoxon(fa, fb, alternative="greater") if set(fa) & set(fb) else None
+
+
 def comparisons(ours: Mapping[str, ConfigResult], keys: Sequence[str], base: str = "fdp", metric: str = "uf1") -> list[Comparison]:
-    """`base` against every other key in `keys` that has predictions on the same subjects: the
-    effect (difference of pooled `metric`) with its paired subject-bootstrap interval, a one-sided
-    Wilcoxon signed-rank test over folds, Holm's adjustment across these comparisons, and the
-    minimal detectable difference from the fold-level spread of the paired differences."""
+    """`base` against every other key in `keys` that has predictions on the same subjects
+    (`compare`), with Holm's adjustment across these comparisons."""
     a = ours.get(base)
     if a is None or not a.predictions:
         return []
-    found = []
-    for k in keys:
-        b = ours.get(k)
-        if k == base or b is None or not b.predictions:
-            continue
-        m = max(_num_classes(a), _num_classes(b))
-        fn = _metric_fn(metric, m)
-        try:
-            ci = paired_subject_bootstrap(a.predictions, b.predictions, fn, n_boot=N_BOOT, alpha=ALPHA)
-        except ValueError:  # other subjects: not paired
-            continue
-        k_seeds = min(len(a.predictions), len(b.predictions))
-        fa, fb = ([_per_fold(sp, fn) for sp in r.predictions[:k_seeds]] for r in (a, b))
-        folds = sorted(fa[0])
-        d = [[fa[j][f] - fb[j][f] for j in range(k_seeds)] for f in folds]  # (folds, seeds)
-        mean_a, mean_b = ({f: float(sum(x[f] for x in per) / k_seeds) for f in folds} for per in (fa, fb))
-        w = paired_wilcoxon(mean_a, mean_b, alternative="greater")
-        try:
-            mdd = detectable_difference(d, ALPHA, POWER).mdd
-        except ValueError:  # too few folds for a t-test to reach the power
-            mdd = None
-        found.append((k, len(folds), k_seeds, ci, w, mdd))
-    adj = holm([w.pvalue for *_, w, _ in found]) if found else []
-    return [Comparison(k, n, ks, ci.estimate, ci.low, ci.high, w, p, mdd)
-            for (k, n, ks, ci, w, mdd), p in zip(found, adj)]
+    found = [(k, p) for k in keys if k != base and (b := ours.get(k)) is not None
+             and (p := compare(a, b, metric)) is not None]
+    adj = holm([p.wilcoxon.pvalue for _, p in found]) if found else []
+    return [Comparison(k, p.n_folds, p.n_seeds, p.diff, p.low, p.high, p.wilcoxon, h, p.mdd)
+            for (k, p), h in zip(found, adj)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -210,3 +235,45 @@ def reproduce_significance(ref: Reference | None = None) -> list[SignificanceRow
             out.append(SignificanceRow(n, r.label, r.key, r.statistic, r.pvalue,
                                        paper_rank_sum(mine, others)))
     return out
+
+
+@dataclass(frozen=True)
+class RankSumRow:
+    """A row of the paper's Table 12 or 13 tested on ours: our mean F1 against the F1 values the
+    paper's row compares FDP with (Table 12: the published methods of that benchmark; Table 13: our
+    other variants of Table 9 "Modules" or Table 10 "Backbones")."""
+
+    table: int
+    label: str  # as the paper prints it, e.g. "CASME II (Five Categories)", "Modules"
+    key: str  # Table 12: the setting our runs are filed under; Table 13: "modules" / "backbones"
+    f1: float | None  # ours: FDP's pooled F1, mean over seeds, percent (None: no result of ours)
+    compared: tuple[str, ...]  # Table 13: our keys whose F1 FDP's is tested against; Table 12: ()
+    absent: tuple[str, ...]  # Table 13: keys of the paper's row without a result of ours
+    result: RankSumResult | None  # None when there is nothing to test
+
+
+def mean_of(res: ConfigResult | None, metric: str) -> float | None:
+    """Mean over seeds of a pooled metric (fraction), None without a value."""
+    v = res.values(metric) if res is not None else []
+    return mean_std(v)[0] if v else None
+
+
+def rank_sum_rows(ours: Mapping[str, ConfigResult], n: int, ref: Reference | None = None) -> list[RankSumRow]:
+    """Table `n` (12 or 13)'s rank-sum tests on our F1 (`fdp.stats.paper_rank_sum`, the paper's rule)."""
+    ref = ref or reference()
+    out = []
+    for tr in ref.tests[n].rows:
+        if n == 12:
+            f1 = mean_of(ours.get(tr.key), "uf1")
+            f1 = None if f1 is None else 100 * f1
+            res = paper_rank_sum(f1, compared_f1(ref, tr)[1]) if f1 is not None else None
+            out.append(RankSumRow(n, tr.label, tr.key, f1, (), (), res))
+            continue
+        full = mean_of(ours.get(tr.ours_key), "uf1")
+        variants = [r.key for r in ref.tables[tr.table].rows if r.key != tr.ours_key]
+        f1s = {k: 100 * v for k in variants if (v := mean_of(ours.get(k), "uf1")) is not None}
+        f1 = None if full is None else 100 * full
+        res = paper_rank_sum(f1, list(f1s.values())) if f1 is not None and f1s else None
+        out.append(RankSumRow(n, tr.label, tr.key, f1, tuple(f1s), tuple(k for k in variants if k not in f1s), res))
+    return out
+

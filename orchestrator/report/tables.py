@@ -38,9 +38,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import groupby
 
-from fdp.stats import RankSumResult, WilcoxonResult, mean_std, paired_wilcoxon, paper_rank_sum
+from fdp.stats import RankSumResult, WilcoxonResult, mean_std
 from orchestrator.report.analysis import (ALPHA, N_BOOT, POWER, ConfigResult, compared_f1, comparisons,
-                                          subject_interval)
+                                          fold_signed_rank, rank_sum_rows, reproduce_significance, subject_interval)
 from orchestrator.report.reference import Reference, RefTestRow, reference
 
 TABLES: tuple[int, ...] = (4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14)
@@ -144,13 +144,6 @@ def _ours_cell(res: ConfigResult | None, metric: str, decimals: int) -> str:
     cell = f"{m:.{decimals}f}" if len(v) == 1 else f"{m:.{decimals}f} ± {s:.{decimals}f}"
     ci = subject_interval(res, metric)
     return cell if ci is None else f"{cell} [{ci[0] * scale:.{decimals}f}, {ci[1] * scale:.{decimals}f}]"
-
-
-def _ours_mean(res: ConfigResult | None, metric: str) -> float | None:
-    """Mean over seeds in the paper's units (percent / ×10⁻³), None if not available."""
-    if res is None or not res.values(metric):
-        return None
-    return mean_std(res.values(metric))[0] * _SCALE.get(metric, 1.0)
 
 
 def _avg_result(a: ConfigResult | None, b: ConfigResult | None) -> ConfigResult | None:
@@ -295,7 +288,7 @@ def _stat_cells(res: RankSumResult | WilcoxonResult | None, decimals: int) -> li
 
 def _published_cells(tr: RefTestRow, ref: Reference) -> list[str]:
     """The paper's statistic and P-value of a Table 12/13 row, then both recomputed from the published F1 lists."""
-    again = paper_rank_sum(*compared_f1(ref, tr))
+    again = next(r.result for r in reproduce_significance(ref) if r.key == tr.key)
     return [f"{tr.statistic:.3f}", _fmt_p(tr.pvalue)] + _stat_cells(again, 3)
 
 
@@ -304,11 +297,8 @@ def _table12(ours: TableInput, ref: Reference) -> Table:
               "Reproduced P-value", "Ours F1", "Ours statistic", "Ours P-value"]
     groups = [("", 1), ("Paper", 2), ("Recomputed from Tables 4-7", 2), ("Ours", 3)]
     rows = []
-    for tr in ref.tests[12].rows:
-        _, others = compared_f1(ref, tr)
-        f1 = _ours_mean(ours.get(tr.key), "uf1")
-        res = paper_rank_sum(f1, others) if f1 is not None else None
-        rows.append([tr.label] + _published_cells(tr, ref) + [_fmt(f1, 2)] + _stat_cells(res, 3))
+    for tr, mine in zip(ref.tests[12].rows, rank_sum_rows(ours.results, 12, ref)):
+        rows.append([tr.label] + _published_cells(tr, ref) + [_fmt(mine.f1, 2)] + _stat_cells(mine.result, 3))
     notes = [
         "One-sided Wilcoxon rank-sum (H1: FDP superior), normal approximation: FDP's F1 repeated "
         "once per compared method vs the distinct published F1 values (fdp.stats.paper_rank_sum). "
@@ -327,20 +317,15 @@ def _table13(ours: TableInput, ref: Reference, paired_metric: str = "uf1") -> Ta
     comps = {c.key: c for c in comparisons(ours.results, keys)}
     rows = []
     full = ours.get("fdp")
-    full_f1 = _ours_mean(full, "uf1")
-    for tr in ref.tests[13].rows:
-        variants = [r.key for r in ref.tables[tr.table].rows if r.key != tr.ours_key]
-        f1s = [v for k in variants if (v := _ours_mean(ours.get(k), "uf1")) is not None]
-        res = paper_rank_sum(full_f1, f1s) if full_f1 is not None and f1s else None
+    for tr, mine in zip(ref.tests[13].rows, rank_sum_rows(ours.results, 13, ref)):
+        res = mine.result
         n = MISSING if res is None else f"{res.n_ours} vs {res.n_others}"
         rows.append([tr.label, "rank-sum"] + _published_cells(tr, ref) + _stat_cells(res, 3) + [n, MISSING, MISSING])
-    a = full.fold_metrics.get(paired_metric, {}) if full else {}
     for key in keys:
         other = ours.get(key)
         if key == "fdp" or (key in CONTROL_ROWS and other is None):  # controls: only when run
             continue
-        b = other.fold_metrics.get(paired_metric, {}) if other else {}
-        w = paired_wilcoxon(a, b, alternative="greater") if set(a) & set(b) else None
+        w = fold_signed_rank(full, other, paired_metric)
         c = comps.get(key)
         effect = MISSING if c is None else f"{100 * c.diff:+.2f} [{100 * c.low:+.2f}, {100 * c.high:+.2f}]"
         rows.append([_versus(ref, key), "signed-rank"] + [MISSING] * 4 + _stat_cells(w, 1)
