@@ -127,3 +127,28 @@ def test_tidy_rows_are_the_tables_numbers_with_intervals_published_values_and_te
 def test_no_predictions_no_interval():
     t = build_table(9, {"fdp": ConfigResult(metrics={"acc": [0.5], "uf1": [0.4]})})
     assert t.rows[0][3] == "50.00" and not t.subtables
+
+
+def test_a_class_no_clip_has_still_counts_in_intervals_and_comparisons():
+    """UF1 is a mean over every class of the setting (SPEC §5): with class 4 neither a label nor a
+    prediction, the comparison's effect is the difference of the pooled 5-class UF1 values, not of
+    4-class ones counted from what the clips happen to hold."""
+    from fdp.metrics import pooled_metrics
+
+    def four(right: list[int]) -> ConfigResult:
+        labels, out, subj = [], [], []
+        for s, k in zip(SUBJECTS, right):
+            y = np.arange(4) % 4  # classes 0..3 only
+            labels += y.tolist()
+            out += np.where(np.arange(4) < k, y, (y + 1) % 4).tolist()
+            subj += [s] * 4
+        sp = SeedPredictions.of(labels, out, subj)
+        return ConfigResult(metrics={k: [v] for k, v in pooled_metrics(sp.labels, sp.preds, 5).items()},
+                            predictions=[sp], num_classes=5)
+
+    a, b = four([4, 3, 4, 3, 4, 3]), four([2, 1, 2, 1, 2, 1])
+    (c,) = comparisons({"fdp": a, "no_dic": b}, ["no_dic"])
+    assert c.diff == pytest.approx(a.metrics["uf1"][0] - b.metrics["uf1"][0])
+    # the same clips counted over 4 classes would give 5/4 of it
+    assert c.diff != pytest.approx(1.25 * (a.metrics["uf1"][0] - b.metrics["uf1"][0]))
+

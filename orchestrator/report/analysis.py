@@ -45,6 +45,10 @@ class ConfigResult:
     predictions: list[SeedPredictions] = field(default_factory=list)
     # where the pooled runs come from, as `TIDY_COLUMNS` names it (sweep, data, ..., commit, version, smoke)
     source: dict[str, str] = field(default_factory=dict)
+    # the classes of the setting (predictions.csv's prob columns): a class no clip has and none is
+    # predicted as still counts in UF1 / UAR (SPEC §5); 0 = unknown, counted from labels and preds
+    num_classes: int = 0
+    run_ids: list[str] = field(default_factory=list)  # the runs pooled into these numbers
 
     def __post_init__(self) -> None:
         for k, v in self.metrics.items():
@@ -85,7 +89,8 @@ def _metric_fn(metric: str, num_classes: int):
 
 
 def _num_classes(res: ConfigResult) -> int:
-    return int(max(int(max(sp.labels.max(), sp.preds.max())) for sp in res.predictions) + 1)
+    seen = int(max(int(max(sp.labels.max(), sp.preds.max())) for sp in res.predictions) + 1)
+    return max(res.num_classes, seen)
 
 
 def subject_interval(res: ConfigResult | None, metric: str, num_classes: int | None = None) -> tuple[float, float] | None:

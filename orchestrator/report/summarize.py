@@ -227,10 +227,12 @@ def _result(tracker: SweepTracker, runs: list["Run"], with_params: bool) -> Conf
                            + (f" ({err[:80]})" if err else ""))
     metrics: dict[str, list[float]] = defaultdict(list)
     folds: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    seed_preds: list[SeedPredictions] = []  # per seed, for the subject bootstrap (issue #14)
+    seed_preds: list[SeedPredictions] = []  # per seed, for the subject bootstrap
+    num_classes = 0
     for seed in sorted(per_seed, key=lambda s: int(s) if s.isdigit() else 0):
         preds = [tracker.predictions(r.info.run_id) for r in per_seed[seed]]
         c = concat_predictions(preds)
+        num_classes = max(num_classes, c["num_classes"])
         if c["preds"] is not None:  # per_seed's lists are never empty
             seed_preds.append(SeedPredictions.of(c["labels"], c["preds"], c["subjects"]))
         for m, v in pool_predictions(preds).items():
@@ -243,8 +245,10 @@ def _result(tracker: SweepTracker, runs: list["Run"], with_params: bool) -> Conf
                     folds[m][r.data.tags.get("fdp.fold", "?")].append(float(v))
     fold_metrics = {m: {f: sum(v) / len(v) for f, v in fv.items()} for m, fv in folds.items()}
     n_params = count_params(tracker, next(iter(per_seed.values()))[0]) if with_params and per_seed else None
+    pooled = sum(per_seed.values(), [])
     return ConfigResult(metrics=dict(metrics), fold_metrics=fold_metrics, n_params=n_params,
-                        missing=missing, predictions=seed_preds, source=run_source(sum(per_seed.values(), [])))
+                        missing=missing, predictions=seed_preds, source=run_source(pooled),
+                        num_classes=num_classes, run_ids=sorted(r.info.run_id for r in pooled))
 
 
 def run_source(runs: Sequence["Run"]) -> dict[str, str]:
