@@ -64,6 +64,7 @@ def demo_cmd(tracking_uri: str | None, smoke: bool) -> None:
     """Synthetic data -> sweeps/demo.yaml (FDP, an ablation, a shuffled-label control and a
     single-frame baseline; full LOSO, Ray + MLflow) -> Table 9 with intervals and paired tests."""
     from orchestrator.plan.jobs import expand
+    from orchestrator.report.significance import log_sweep
     from orchestrator.run.scheduler import SchedulerError, SweepOptions, run_sweep
     from orchestrator.spec.sweep import load_spec
     from orchestrator.report.summarize import render_summary
@@ -87,7 +88,7 @@ def demo_cmd(tracking_uri: str | None, smoke: bool) -> None:
     click.echo(f"run: {DEMO_SPEC}{' --smoke' if smoke else ''} on the synthetic casme2/5: {len(plan.jobs)} jobs "
                f"({', '.join(spec.variants)})")
     try:
-        report = run_sweep(plan, SweepOptions(tracking_uri=uri, root=root))
+        report = run_sweep(plan, SweepOptions(tracking_uri=uri, root=root, on_finish=log_sweep))
     except SchedulerError as e:
         fail(e)
     for line in report.summary_lines():

@@ -123,7 +123,7 @@ def _fmt(x: float | None, decimals: int) -> str:
     return MISSING if x is None else f"{x:.{decimals}f}"
 
 
-def _fmt_p(p: float | None) -> str:
+def fmt_p(p: float | None) -> str:
     """P-value as the paper prints it: 3 decimals in scientific notation, e.g. 3.227e-7."""
     if p is None:
         return MISSING
@@ -208,7 +208,7 @@ def _comparison_subtable(n: int, ours: TableInput, ref: Reference, keys: Sequenc
     header = ["Comparison", "Folds", "Seeds", "Δ UF1 (pp)", f"{100 * (1 - ALPHA):g} % CI (pp)",
               "Signed-rank W+", "P (one-sided)", "Holm P"]
     rows = [[_versus(ref, c.key), str(c.n_folds), str(c.n_seeds), f"{100 * c.diff:+.2f}",
-             f"[{100 * c.low:+.2f}, {100 * c.high:+.2f}]"] + _stat_cells(c.wilcoxon, 1) + [_fmt_p(c.holm_p)]
+             f"[{100 * c.low:+.2f}, {100 * c.high:+.2f}]"] + _stat_cells(c.wilcoxon, 1) + [fmt_p(c.holm_p)]
             for c in comps]
     mdds = [f"vs {c.key} {100 * c.mdd:.1f}" for c in comps if c.mdd is not None]
     notes = [
@@ -283,13 +283,13 @@ def _side_by_side_table(n: int, ours: TableInput, ref: Reference) -> Table:
 
 def _stat_cells(res: RankSumResult | WilcoxonResult | None, decimals: int) -> list[str]:
     """A test's statistic and P-value cells ("—" for a test not run)."""
-    return [MISSING, MISSING] if res is None else [f"{res.statistic:.{decimals}f}", _fmt_p(res.pvalue)]
+    return [MISSING, MISSING] if res is None else [f"{res.statistic:.{decimals}f}", fmt_p(res.pvalue)]
 
 
 def _published_cells(tr: RefTestRow, ref: Reference) -> list[str]:
     """The paper's statistic and P-value of a Table 12/13 row, then both recomputed from the published F1 lists."""
     again = next(r.result for r in reproduce_significance(ref) if r.key == tr.key)
-    return [f"{tr.statistic:.3f}", _fmt_p(tr.pvalue)] + _stat_cells(again, 3)
+    return [f"{tr.statistic:.3f}", fmt_p(tr.pvalue)] + _stat_cells(again, 3)
 
 
 def _table12(ours: TableInput, ref: Reference) -> Table:
@@ -329,7 +329,7 @@ def _table13(ours: TableInput, ref: Reference, paired_metric: str = "uf1") -> Ta
         c = comps.get(key)
         effect = MISSING if c is None else f"{100 * c.diff:+.2f} [{100 * c.low:+.2f}, {100 * c.high:+.2f}]"
         rows.append([_versus(ref, key), "signed-rank"] + [MISSING] * 4 + _stat_cells(w, 1)
-                    + [MISSING if w is None else str(w.n), effect, _fmt_p(None if c is None else c.holm_p)])
+                    + [MISSING if w is None else str(w.n), effect, fmt_p(None if c is None else c.holm_p)])
     notes = [
         "rank-sum: one-sided Wilcoxon rank-sum on F1 as in the paper (fdp.stats.paper_rank_sum); "
         "ours: our FDP mean F1 vs our variants' mean F1.",

@@ -325,6 +325,9 @@ class SweepOptions(DriverOptions):
     fresh: bool = False  # start a new sweep instance even if one with this spec hash exists
     num_gpus: int | None = None  # GPUs of a local cluster (default: Ray's detection; tests declare fake ones)
     flush_every: int = 50  # buffered step metrics per log_batch
+    # run inside the lease once the jobs are done and the parent is closed (the CLI passes the
+    # significance logger, orchestrator.report.significance.log_sweep); returns lines for the summary
+    on_finish: Callable[[Plan, "SweepReport", str], list[str]] | None = None
 
 
 @dataclass
@@ -341,6 +344,7 @@ class SweepReport:
     job_seconds: dict[str, float] = field(default_factory=dict)  # label -> time inside the job
     wall_s: float = 0.0  # invocation time from Ray start to the last job
     cluster: Cluster | None = None
+    finish_lines: list[str] = field(default_factory=list)  # what `SweepOptions.on_finish` said
 
     @property
     def exit_code(self) -> int:
@@ -354,7 +358,7 @@ class SweepReport:
             lines.append(f"  {label}: " + " ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
         for label, reason in self.failed.items():
             lines.append(f"  FAILED {label}: {reason}")
-        return lines
+        return lines + self.finish_lines
 
 
 def checkpoint_dir(root: Path, sweep: str) -> Path:
@@ -528,4 +532,6 @@ def _run_leased(plan: Plan, opts: SweepOptions, root: Path, uri: str, data: str,
         "done": report.done, "skipped": report.skipped, "failed": report.failed, "pooled": report.pooled})
     if not report.failed and not any(ckpts.iterdir()):
         shutil.rmtree(ckpts, ignore_errors=True)
+    if opts.on_finish is not None:
+        report.finish_lines = opts.on_finish(plan, report, uri)
     return report

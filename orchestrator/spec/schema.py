@@ -369,6 +369,11 @@ class SweepFile(Block):
                         D(min_length=1, description="registry names (`fdp-sweep list-variants`)"),
                         Expect("a non-empty list of variant names", each=_unknown(
                             "variant", tuple(sorted(VARIANTS)), "; list them with `fdp-sweep list-variants`"))]
+    reference: Annotated[Literal[tuple(VARIANTS)],
+                         D(description="the variant each other variant is compared with, at the same experiment and grid "
+                                       "point (paired tests on the parent run, docs/tracking.md); ignored when not listed"),
+                         Expect(_unknown("variant", tuple(sorted(VARIANTS)),
+                                         "; list them with `fdp-sweep list-variants`"))] = "fdp"
     profile: Annotated[Profile, D(description="a size profile (fdp/profiles.py), the layer under steps/overrides")] = ""
     grid: Annotated[dict[ConfigKey, Annotated[list[Any], D(min_length=1)]], BeforeValidator(_none_is_empty),
                     D(description="dotted config key -> values; one configuration per point of the product",
@@ -399,6 +404,9 @@ class SweepFile(Block):
 
     @classmethod
     def checks(cls, raw: dict[str, Any], ok: dict[str, Any]) -> Iterator[Problem]:
+        if "reference" in ok and "variants" in ok and ok["reference"] not in ok["variants"]:
+            yield (("reference",), f"reference: {ok['reference']!r} is not one of the sweep's variants "
+                   f"({', '.join(ok['variants'])})", 2)
         if "experiments" in raw:
             yield from (((k,), f"{k}: with `experiments:`, give {k} in each experiment", 2) for k in DATA_KEYS if k in raw)
             seen: dict[str, int] = {}

@@ -77,6 +77,7 @@ class SweepSpec:
     dataset: str  # single-experiment spec: the data its jobs train on (after --smoke); else ""
     setting: str
     variants: list[str]
+    reference: str  # the variant the others are compared with (paired tests; if it is among `variants`)
     table: str | None  # "9", or "4,5,6,7" for a spec that fills several tables (tag fdp.table)
     protocol: str
     test_dataset: str
@@ -209,7 +210,7 @@ def parse_spec(raw: Any, sets: dict[str, Any] | None = None, smoke: bool = False
     resources = f.resources.model_copy(update={"gpus": 0.0, "cpus": min(f.resources.cpus, 1.0)}) if smoke \
         else f.resources
     spec = SweepSpec(
-        name=f.name, variants=list(f.variants), experiments=experiments, multi=multi,
+        name=f.name, variants=list(f.variants), reference=f.reference, experiments=experiments, multi=multi,
         **(one.runs_on if one else {"dataset": "", "setting": "", "protocol": "loso", "test_dataset": ""}),
         table=",".join(map(str, f.table)) if isinstance(f.table, list) else None if f.table is None else str(f.table),
         grid=dict(f.grid), overrides=dict(f.overrides), steps=f.steps, profile=f.profile,
