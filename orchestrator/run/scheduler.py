@@ -533,5 +533,9 @@ def _run_leased(plan: Plan, opts: SweepOptions, root: Path, uri: str, data: str,
     if not report.failed and not any(ckpts.iterdir()):
         shutil.rmtree(ckpts, ignore_errors=True)
     if opts.on_finish is not None:
-        report.finish_lines = opts.on_finish(plan, report, uri)
+        try:
+            report.finish_lines = opts.on_finish(plan, report, uri)
+        except Exception as e:  # noqa: BLE001 - the jobs' results are recorded; what follows them is redone by a re-run
+            report.finish_lines = [f"after the jobs: {type(e).__name__}: {_first_line(e)}; re-running the same "
+                                   f"command (every job is finished) does it again"]
     return report
