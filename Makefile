@@ -45,13 +45,13 @@ lint: install
 test-slow: install
 	$(BIN)/python -m pytest -q -m slow
 
-# the MLflow UI in headless Chromium (screenshots of the runs table and a child run into
-# $(SHOTS)); needs `apt-get install chromium` (.ci/run installs it)
+# the MLflow UI in headless Chromium (screenshots of the runs table, a child run, the parent run's
+# comparison metrics and its significance.md into $(SHOTS)); needs `apt-get install chromium` (.ci/run installs it)
 SHOTS ?= figures/screenshots
 test-browser: install
 	FDP_SCREENSHOTS=$(abspath $(SHOTS)) $(BIN)/python -m pytest -q -m browser tests/test_mlflow_ui.py
 
-# the table of sweep-file keys in docs/sweeps.md, from orchestrator/spec/schema.py
+# the table of sweep-file keys in docs/sweeps.md, from orchestrator/spec/schema.py (rendered by spec/docs.py)
 docs: install
 	$(BIN)/fdp-sweep schema --docs docs/sweeps.md
 

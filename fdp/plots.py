@@ -4,6 +4,7 @@ their ground-truth and predicted dynamic images. The tracking layer logs them as
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,13 @@ def confusion_png(cm: Any, names: list[str], path: Path, title: str) -> None:
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path)
+
+
+def write_confusion(folder: Path, cm: Any, names: list[str], title: str) -> None:
+    """`confusion.json` (rows true, columns predicted) and `confusion.png` in `folder`."""
+    (folder / "confusion.json").write_text(json.dumps(
+        {"class_names": names, "matrix": cm.tolist(), "rows": "true", "cols": "pred"}))
+    confusion_png(cm, names, folder / "confusion.png", title)
 
 
 def per_fold_png(folds: list[dict[str, Any]], path: Path, title: str) -> None:

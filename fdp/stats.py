@@ -104,7 +104,7 @@ def paper_rank_sum(ours: float, others: Sequence[float]) -> RankSumResult:
     """The paper's Tables 12–13 test of one F1 value against a table of published F1 values.
 
     Reconstructed from the printed numbers (all 8 rows of Tables 12–13 reproduce, see
-    `orchestrator.report.tables.reproduce_significance`): the single F1 of ours is repeated once per
+    `orchestrator.report.analysis.reproduce_significance`): the single F1 of ours is repeated once per
     compared method with a reported F1, and tested against the *distinct* F1 values of those
     methods, ``ranksums([ours] * len(others), unique(others), alternative="greater")``.
     Only SAMM 5-class has a repeated value (64.00 twice); every other row is the plain

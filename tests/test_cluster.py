@@ -188,7 +188,7 @@ def test_ray_job_submit_runs_a_tracked_sweep_on_a_cluster(synth_cache, tmp_path,
 
     from orchestrator.plan.jobs import expand
     from orchestrator.spec.sweep import load_spec
-    from orchestrator.track.tracking import SweepTracker, metric_prefix
+    from orchestrator.track.driver import SweepTracker, metric_prefix
 
     token = secrets.token_hex(32)
     cache_root = Path(synth_cache).parent  # FDP_CACHE_DIR: where `fdp-sweep prepare` put the clip cache

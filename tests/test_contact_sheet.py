@@ -142,7 +142,7 @@ def test_the_sheet_is_logged_once_beside_the_parents_dataset_input(synth_cache: 
     from fdp.variants import build_config
     from orchestrator.plan.jobs import DataRef, Job, job_key
     from orchestrator.spec.sweep import parse_spec
-    from orchestrator.track.tracking import SweepTracker
+    from orchestrator.track.driver import SweepTracker
 
     tracker = SweepTracker(f"sqlite:///{tmp_path / 'mlflow.db'}", root=tmp_path)
     exp = tracker.experiment_id("sheet")

@@ -14,7 +14,7 @@ from fdp.model import build_model
 from fdp.train import batch_indices, fold_names, load_bank, make_split, run_fold, training_labels
 from fdp.variants import build_config
 from orchestrator.cli.train import SMOKE_OVERRIDES
-from orchestrator.track.tracking import control_tags
+from orchestrator.track.driver import control_tags
 
 
 def _cfg(cache, variant="fdp_shuffled", **over):

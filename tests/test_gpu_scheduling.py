@@ -21,6 +21,7 @@ import pytest
 import ray
 import torch
 
+from orchestrator.run.packing import jobs_per_gpu
 from orchestrator.run.worker import JobOutcome, JobPayload
 from orchestrator.run.scheduler import (Cluster, SchedulerError, Scheduler, SweepOptions, capacity, run_sweep, start_ray)
 from orchestrator.spec.sweep import Resources, parse_spec
@@ -151,6 +152,6 @@ def test_capacity_counts_fractions_per_gpu_and_per_node():
     two = Cluster("ray://head", cpus=32, gpus=2, log_dir="", started_here=False, nodes=[(16, 1), (16, 1)])
     assert capacity(two, Resources(cpus=1, gpus=2)) == 0
     assert capacity(two, Resources(cpus=1, gpus=0.4)) == 4
-    assert Resources(cpus=1, gpus=0.15).jobs_per_gpu() == 6 and Resources(cpus=1, gpus=0).jobs_per_gpu() == 0
+    assert jobs_per_gpu(Resources(cpus=1, gpus=0.15)) == 6 and jobs_per_gpu(Resources(cpus=1, gpus=0)) == 0
     # the reported Ray Tune trap: 0.15 GPU on 8 GPUs is 6 per GPU = 48 jobs, not 53
     assert capacity(Cluster("x", 64, 8, "", False), Resources(cpus=1, gpus=0.15)) == 48

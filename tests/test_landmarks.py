@@ -49,8 +49,8 @@ def test_no_align_and_a_landmark_aligner_exclude_each_other(tmp_path: Path) -> N
 
 def test_haar_settings_and_keys_are_unchanged_and_landmarks_get_their_own() -> None:
     haar = preprocessing_settings()
-    # exactly what caches were keyed on before the landmark option existed
-    assert haar == {"version": 1, "size": 72, "align": "haar-eyes-onset",
+    # what Haar caches are keyed on, the landmark option apart (version 2: the exact-arithmetic Haar path)
+    assert haar == {"version": 2, "size": 72, "align": "haar-eyes-onset",
                     "target_eyes": [[22.0, 26.0], [50.0, 26.0]], "colour": "rgb"}
     assert preprocessing_settings(method="haar") == haar
     assert preprocessing_settings(align=False, method="landmarks")["align"] == "centre-square-resize"
@@ -74,7 +74,7 @@ def test_alignment_label_names_method_and_version_and_reads_old_caches() -> None
 
 def test_runs_carry_the_alignment_as_a_tag() -> None:
     from orchestrator.plan.jobs import DataRef
-    from orchestrator.track.tracking import contact_sheet_dir, data_tags
+    from orchestrator.track.driver import contact_sheet_dir, data_tags
 
     ref = DataRef("casme2", "/c", "f" * 16, "/r", 10, "now", False, "landmarks (dlib 20.0.1 hog + 5-point predictor)")
     tags = data_tags(SimpleNamespace(data=ref, test_data=None))

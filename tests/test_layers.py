@@ -27,7 +27,7 @@ FDP_LAYER = {
     "dynamic_image": "base",  # the ground-truth target: arithmetic on frames, used by data (contact sheet) and model
     "data": "data", "features": "data",
     "model": "model", "losses": "model", "variants": "model", "profiles": "model",
-    "train": "train", "baselines": "train", "objective": "train", "memory": "train", "methods": "train",
+    "train": "train", "baselines": "train", "objective": "train", "memory": "train", "methods": "train", "pooling": "train",
 }
 # per package: (layer of the part below the package name, rank of a layer)
 LAYERS = {"orchestrator": ({k: k for k in RANK}, RANK), "fdp": (FDP_LAYER, FDP_RANK)}

@@ -20,7 +20,7 @@ from fdp.variants import build_config
 from orchestrator.cli.run import run_cmd
 from orchestrator.cli.train import SMOKE_OVERRIDES
 from orchestrator.plan.jobs import expand
-from orchestrator.plan.dry_run import format_plan
+from orchestrator.run.dry_run import format_plan
 from orchestrator.spec.sweep import parse_spec
 
 REPO_SWEEPS = Path(__file__).resolve().parents[1] / "sweeps"

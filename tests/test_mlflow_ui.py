@@ -1,7 +1,9 @@
 """`mlflow ui` on 127.0.0.1 serves a real smoke sweep: the parent run, every child run, their
 metrics and the dynamic-image PNGs, through its REST API (issue: sweeps); and, in a real
 browser (headless Chromium, marked `browser`), the runs table shows each run's data in the
-Dataset column and its fold first in the name, and a child's Duration is its own time (issue #13)."""
+Dataset column and its fold first in the name, and a child's Duration is its own time (issue #13);
+the parent run's page shows the sweep's significance results: the comparison metrics by name and
+significance.md rendered in the artifact viewer."""
 
 from __future__ import annotations
 
@@ -96,6 +98,11 @@ def test_mlflow_ui_serves_the_sweep(served):
             assert t["mlflow.parentRunId"] == parent_id and r["info"]["status"] == "FINISHED"
     parent_metrics = {m["key"] for m in parents[0]["data"]["metrics"]}
     assert any(k.endswith("/uf1") for k in parent_metrics)  # pooled per configuration
+    # the sweep's significance results: intervals per configuration, the comparison, its record
+    assert {"fdp/uf1_ci_low", "fdp/uf1_ci_high", "no_dic/vs_fdp/uf1_delta", "no_dic/vs_fdp/p",
+            "no_dic/vs_fdp/holm_p"} <= parent_metrics
+    files = {f["path"] for f in json.loads(_get(base, "/api/2.0/mlflow/artifacts/list", run_id=parent_id))["files"]}
+    assert {"significance.json", "significance.md"} <= files
     for child in children:
         rid = child["info"]["run_id"]
         assert {"acc", "uf1", "uar"} <= {m["key"] for m in child["data"]["metrics"]}
@@ -167,24 +174,12 @@ def _duration_s(text: str) -> float:
     return float(m.group(1)) * {"ms": 1e-3, "s": 1.0, "min": 60.0, "h": 3600.0}[m.group(2)]
 
 
-@pytest.mark.browser
-@pytest.mark.integration
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install chromium; `make browser-test`)")
-def test_runs_table_and_child_run_in_a_real_browser(served, tmp_path):
+def in_chromium(tmp_path: Path, steps) -> dict[str, str]:
+    """Start headless Chromium, run `await steps(browser)` on its page, stop it: what `steps` returns."""
     import asyncio
 
     import aiohttp
 
-    from orchestrator.track.tracking import SweepTracker
-
-    base, uri, root = served
-    tracker = SweepTracker(uri)
-    exp = tracker.client.get_experiment_by_name("fdp-smoke")
-    child = next(r for r in tracker.search(exp.experiment_id, "tags.`fdp.role` = 'job'")
-                 if r.info.run_name == "fold=01 fdp seed0")
-    fp = child.data.tags["fdp.data_fingerprint"]
-    shots = Path(os.environ.get("FDP_SCREENSHOTS") or tmp_path)
-    shots.mkdir(parents=True, exist_ok=True)
     port = _free_port()
     proc = subprocess.Popen([CHROMIUM, *CHROMIUM_FLAGS, f"--remote-debugging-port={port}",
                              f"--user-data-dir={tmp_path / 'profile'}", "about:blank"],
@@ -205,24 +200,52 @@ def test_runs_table_and_child_run_in_a_real_browser(served, tmp_path):
             async with http.ws_connect(page["webSocketDebuggerUrl"], max_msg_size=0) as ws:
                 b = Browser(ws)
                 await b.call("Page.enable")
-                await b.call("Page.navigate", url=f"{base}/#/experiments/{exp.experiment_id}/runs")
-                await b.wait_for(f"document.querySelectorAll('{EXPANDER}').length > 0")
-                await b.js(f"document.querySelectorAll('{EXPANDER}').forEach(e => e.click())")  # unfold the children
-                await b.wait_for("document.body.innerText.includes('fold=01 fdp seed0')")
-                await asyncio.sleep(1.0)
-                await b.screenshot(shots / "runs_table.png")
-                table = await b.js("document.body.innerText")
-                await b.call("Page.navigate", url=f"{base}/#/experiments/{exp.experiment_id}/runs/{child.info.run_id}")
-                await b.wait_for("document.body.innerText.includes('Duration') && "
-                                 "document.body.innerText.includes('casme2/5')")
-                await asyncio.sleep(1.0)
-                await b.screenshot(shots / "child_run.png")
-                return {"table": table, "child": await b.js("document.body.innerText")}
+                return await steps(b)
 
     try:
-        text = asyncio.run(drive())
+        return asyncio.run(drive())
     finally:
         _stop(proc)
+
+
+def _shots(tmp_path: Path) -> Path:
+    shots = Path(os.environ.get("FDP_SCREENSHOTS") or tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
+    return shots
+
+
+@pytest.mark.browser
+@pytest.mark.integration
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install chromium; `make test-browser`)")
+def test_runs_table_and_child_run_in_a_real_browser(served, tmp_path):
+    import asyncio
+
+    from orchestrator.track.driver import SweepTracker
+
+    base, uri, root = served
+    tracker = SweepTracker(uri)
+    exp = tracker.client.get_experiment_by_name("fdp-smoke")
+    child = next(r for r in tracker.search(exp.experiment_id, "tags.`fdp.role` = 'job'")
+                 if r.info.run_name == "fold=01 fdp seed0")
+    fp = child.data.tags["fdp.data_fingerprint"]
+    shots = _shots(tmp_path)
+
+    async def steps(b: Browser) -> dict[str, str]:
+        await b.call("Page.navigate", url=f"{base}/#/experiments/{exp.experiment_id}/runs")
+        await b.wait_for(f"document.querySelectorAll('{EXPANDER}').length > 0")
+        await b.js(f"document.querySelectorAll('{EXPANDER}').forEach(e => e.click())")  # unfold the children
+        await b.wait_for("document.body.innerText.includes('fold=01 fdp seed0')")
+        await asyncio.sleep(1.0)
+        await b.screenshot(shots / "runs_table.png")
+        table = await b.js("document.body.innerText")
+        await b.call("Page.navigate", url=f"{base}/#/experiments/{exp.experiment_id}/runs/{child.info.run_id}")
+        await b.wait_for("document.body.innerText.includes('Duration') && "
+                         "document.body.innerText.includes('casme2/5')")
+        await asyncio.sleep(1.0)
+        await b.screenshot(shots / "child_run.png")
+        return {"table": table, "child": await b.js("document.body.innerText")}
+
+    text = in_chromium(tmp_path, steps)
     for name in ("runs_table.png", "child_run.png"):
         assert (shots / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     table = text["table"]
@@ -243,3 +266,57 @@ def test_runs_table_and_child_run_in_a_real_browser(served, tmp_path):
     # the span is the job's: training (wall_time_s) plus its data loading, evaluation and logging,
     # never the time it waited for a free slot
     assert wall <= run_s < wall + 12, (wall, run_s)
+
+
+@pytest.mark.browser
+@pytest.mark.integration
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install chromium; `make test-browser`)")
+def test_parent_run_page_shows_the_significance_results(served, tmp_path):
+    """The parent run's page lists the comparison metrics by name with the values the run holds,
+    describes whether the statistics are complete, and opens significance.md in the artifact viewer
+    as tables."""
+    import asyncio
+
+    from orchestrator.track.driver import SweepTracker
+
+    base, uri, _ = served
+    tracker = SweepTracker(uri)
+    exp = tracker.client.get_experiment_by_name("fdp-smoke")
+    parent = tracker.search(exp.experiment_id, "tags.`fdp.role` = 'parent'")[0]
+    shots = _shots(tmp_path)
+    page = f"{base}/#/experiments/{exp.experiment_id}/runs/{parent.info.run_id}"
+
+    async def steps(b: Browser) -> dict[str, str]:
+        await b.call("Page.navigate", url=page)
+        await b.wait_for("document.body.innerText.includes('no_dic/vs_fdp/holm_p')", timeout=120)
+        overview = await b.js("document.body.innerText")
+        # the metrics table's search box, as a user would filter it: the comparisons in view
+        await b.js("(() => { const i = document.querySelector('input[placeholder=\"Search metrics\"]');"
+                   " Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, 'value').set.call(i, 'vs_fdp');"
+                   " i.dispatchEvent(new Event('input', {bubbles: true})); })()")
+        await b.wait_for("!document.body.innerText.includes('fdp/seed0/uf1')")
+        await asyncio.sleep(1.0)
+        await b.screenshot(shots / "parent_run.png")
+        await b.call("Page.navigate", url=f"{page}/artifacts/significance.md")
+        await b.wait_for("document.body.innerText.includes('paired comparisons against the reference (fdp)')",
+                         timeout=120)
+        await asyncio.sleep(1.0)
+        await b.screenshot(shots / "significance_md.png")
+        return {"overview": overview, "artifact": await b.js("document.body.innerText")}
+
+    text = in_chromium(tmp_path, steps)
+    for name in ("parent_run.png", "significance_md.png"):
+        assert (shots / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    lines = [ln.strip() for ln in text["overview"].splitlines()]
+    metrics = parent.data.metrics
+    for key in ("no_dic/vs_fdp/uf1_delta", "no_dic/vs_fdp/uf1_delta_ci_low", "no_dic/vs_fdp/p", "no_dic/vs_fdp/holm_p",
+                "no_dic/vs_fdp/n_folds", "fdp/uf1", "fdp/uf1_ci_low", "fdp/uf1_ci_high"):
+        shown = lines[lines.index(key) + 1]  # the metrics table: a name, then its value
+        assert float(shown) == pytest.approx(metrics[key]), (key, shown)
+    assert "Significance (significance.md, significance.json): complete:" in text["overview"]
+    # the artifact viewer renders the markdown (no '###', no '| --- |' left), its rows the run's numbers
+    art = text["artifact"]
+    assert "sweep smoke: pooled metrics" in art and "### sweep" not in art and "| ---" not in art, art
+    assert f"{100 * metrics['fdp/uf1']:.2f} [{100 * metrics['fdp/uf1_ci_low']:.2f}, " in art
+    assert "fdp vs no_dic" in art and "no_dic/vs_fdp" in art
+

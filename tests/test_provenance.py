@@ -63,7 +63,8 @@ def _ours(csv_text: str) -> dict[str, tuple[str, str]]:
 def test_re_prepared_data_trains_again_and_tables_report_the_new_draw(project, tmp_path):
     from fdp.data.cache import cache_fingerprint
     from fdp.metrics import pooled_metrics
-    from orchestrator.track.tracking import SweepTracker, read_predictions
+    from fdp.pooling import read_predictions
+    from orchestrator.track.driver import SweepTracker
 
     uri = f"sqlite:///{project / 'mlflow.db'}"
     run = ["run", SMOKE, "--smoke", "--max-parallel", "2"]
@@ -133,7 +134,7 @@ def _env(project: Path, cache_root: Path) -> dict[str, str]:
 
 @pytest.mark.integration
 def test_two_drivers_of_one_sweep_train_once(synth_cache, tmp_path):
-    from orchestrator.track.tracking import SweepTracker
+    from orchestrator.track.driver import SweepTracker
 
     project = tmp_path / "project"
     project.mkdir()
@@ -192,7 +193,7 @@ def test_lease_local_remote_expiry_and_wait(tmp_path, monkeypatch):
     import threading
 
     from orchestrator.run import lease as L
-    from orchestrator.track.tracking import SweepTracker
+    from orchestrator.track.driver import SweepTracker
 
     monkeypatch.setattr(L, "SETTLE_S", 0.0)
     monkeypatch.setattr(L.tempfile, "gettempdir", lambda: str(tmp_path))

@@ -27,7 +27,8 @@ from orchestrator.plan.jobs import expand
 from orchestrator.run.progress import Progress, format_duration
 from orchestrator.run.scheduler import Cluster, JobSource, Scheduler, SweepOptions, capacity, run_sweep
 from orchestrator.spec.sweep import Resources, parse_spec
-from orchestrator.track.tracking import RunLogger, SweepTracker
+from orchestrator.track.driver import SweepTracker
+from orchestrator.track.worker import RunLogger
 
 # Workers cannot import this test module: ship its functions by value.
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])

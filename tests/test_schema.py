@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from orchestrator.cli.main import main
 from orchestrator.cli.schema import BEGIN, END
 from orchestrator.plan.jobs import job_key
-from orchestrator.spec.schema import keys_markdown
+from orchestrator.spec.docs import keys_markdown
 from orchestrator.search.study import parse_search
 from orchestrator.spec.sweep import SpecError, configurations, load_spec, parse_spec
 

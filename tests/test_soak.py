@@ -37,7 +37,7 @@ from orchestrator.run.worker import JobOutcome, JobPayload, run_job
 from orchestrator.plan.jobs import expand, runtime_config
 from orchestrator.run.scheduler import SweepOptions, run_sweep
 from orchestrator.spec.sweep import parse_spec
-from orchestrator.track.tracking import SweepTracker, metric_prefix
+from orchestrator.track.driver import SweepTracker, metric_prefix
 
 # Workers cannot import this test module: ship its functions by value.
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])

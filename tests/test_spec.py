@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from orchestrator.cli.run import run_cmd
 from orchestrator.plan.jobs import expand, job_key
-from orchestrator.plan.dry_run import format_plan
+from orchestrator.run.dry_run import format_plan
 from orchestrator.spec.sweep import SpecError, load_spec, parse_spec, short_keys
 
 SWEEPS = sorted((Path(__file__).resolve().parents[1] / "sweeps").glob("*.yaml"))
@@ -89,6 +89,9 @@ def test_more_validation_rules():
         "smoke: model.encoder.dims: expected a list, got 5": _raw(smoke={"model.encoder.dims": 5}),
         "resources.gpus: expected a fraction in [0, 1] or a whole number of GPUs, got 1.5":
             _raw(resources={"gpus": 1.5}),
+        "reference: 'no_dic' is not one of the sweep's variants (fdp)": _raw(reference="no_dic"),
+        "reference: unknown variant 'fpd' (did you mean 'fdp'?); list them with `fdp-sweep list-variants`":
+            _raw(reference="fpd"),
     }
     for line, raw in cases.items():
         with pytest.raises(SpecError) as e:
@@ -99,6 +102,9 @@ def test_more_validation_rules():
                                    "trials": 20, "sampler": "tpe"}))
     assert spec.search["sampler"] == "tpe"  # kept as data for the search command
     assert spec.test_dataset == "samm"
+    # the reference of the paired comparisons: fdp unless named; a sweep without it compares nothing
+    assert parse_spec(_raw()).reference == "fdp" and parse_spec(_raw(variants=["no_dic"])).reference == "fdp"
+    assert parse_spec(_raw(variants=["fdp", "no_dic"], reference="no_dic")).reference == "no_dic"
 
 
 def test_configurations_labels_and_layer_order():

@@ -12,7 +12,8 @@ from click.testing import CliRunner
 from orchestrator.cli.summarize import summarize_cmd
 from orchestrator.report.reference import reference
 from orchestrator.report.summarize import collect, find_parent, table_input
-from orchestrator.track.tracking import SweepTracker, pooled_artifact_dir, read_predictions
+from fdp.pooling import read_predictions
+from orchestrator.track.driver import SweepTracker, pooled_artifact_dir
 from fixtures_runs import run_smoke_sweep
 
 @pytest.fixture(scope="module")
@@ -69,7 +70,7 @@ def test_tidy_csv_loads_in_pandas_with_the_pooled_values_and_their_source(swept)
     assert "provenance: data casme2/5 (synthetic)" in res.stderr  # the table's notes go to stderr
     tracker = SweepTracker(swept)
     found = find_parent(tracker, table=9, include_smoke=True)
-    from orchestrator.track.tracking import code_version, git_info
+    from orchestrator.track.provenance import code_version, git_info
 
     commit = git_info()[0][:12]  # the code's checkout (this repository's), whatever the project folder is
     assert found.parent.data.tags.get("mlflow.source.git.commit", "")[:12] == commit

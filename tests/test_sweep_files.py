@@ -15,7 +15,8 @@ from click.testing import CliRunner
 from orchestrator.cli.run import run_cmd
 from orchestrator.cli.summarize import summarize_cmd
 from orchestrator.report.summarize import find_parent, merge_runs, table_input
-from orchestrator.track.tracking import SweepTracker, read_predictions
+from fdp.pooling import read_predictions
+from orchestrator.track.driver import SweepTracker
 
 SWEEPS = Path(__file__).resolve().parents[1] / "sweeps"
 TABLES = {"ablation.yaml": 9, "backbones.yaml": 10, "loss_weights.yaml": 11, "dic.yaml": 14}

@@ -13,7 +13,8 @@ from scipy import stats as st
 
 from fdp.stats import paired_wilcoxon, paper_rank_sum
 from orchestrator.report.reference import load_reference, reference
-from orchestrator.report.tables import (CONTROL_ROWS, FORMATS, MISSING, TABLES, TIDY_COLUMNS, ConfigResult, TableInput, build_table, loss_key, render_table, reproduce_significance, row_keys)
+from orchestrator.report.analysis import ConfigResult, reproduce_significance
+from orchestrator.report.tables import (CONTROL_ROWS, FORMATS, MISSING, TABLES, TIDY_COLUMNS, TableInput, build_table, loss_key, render_table, row_keys)
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER_CANDIDATES = [ROOT.parent / "shared" / "paper" / "fdp-paper.md",

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from fdp.stats import SeedPredictions, holm
-from orchestrator.report.tables import ConfigResult, TableInput, build_table, comparisons, render_table
+from orchestrator.report.analysis import ConfigResult, comparisons
+from orchestrator.report.tables import TableInput, build_table, render_table
 
 SUBJECTS = [f"s{i}" for i in range(6)]
 
@@ -56,7 +57,7 @@ def test_paired_comparisons_holm_and_mdd_under_ablation_table():
     (sub,) = t.subtables
     assert [r[0] for r in sub.rows] == ["FDP vs FDP w/o L_DIC", "FDP vs Control: FDP, shuffled training labels",
                                         "FDP vs Baseline: single frame (apex), logistic regression"]
-    comps = comparisons(ours(), ["no_dic", "fdp_shuffled", "single_frame"])
+    comps = comparisons(ours().results, ["no_dic", "fdp_shuffled", "single_frame"])
     raw = [c.wilcoxon.pvalue for c in comps]
     # by hand: FDP wins every one of the 6 folds in each comparison: exact one-sided p = 1/64 each;
     # Holm with m = 3: 3/64, then max(3/64, 2/64), then max(., 1/64) -> 3/64 for all three
@@ -109,7 +110,7 @@ def test_tidy_rows_are_the_tables_numbers_with_intervals_published_values_and_te
     assert list(comp.index) == ["fdp-no_dic", "fdp-fdp_shuffled", "fdp-single_frame"]
     assert comp["p"].tolist() == pytest.approx([1 / 64] * 3) and comp["holm_p"].tolist() == pytest.approx([3 / 64] * 3)
     assert (comp["unit"] == "pp").all() and (comp["folds"] == 6).all()
-    no_dic = comparisons(data, ["no_dic"])[0]
+    no_dic = comparisons(data.results, ["no_dic"])[0]
     assert comp.loc["fdp-no_dic", "mean"] == pytest.approx(100 * no_dic.diff)
     assert comp.loc["fdp-no_dic", "commit"] == "abc123; def456"  # both rows' sources
     # Table 13: each key's F1 beside the paper's F1 of that variant; Table 8's average of the two directions
@@ -126,3 +127,28 @@ def test_tidy_rows_are_the_tables_numbers_with_intervals_published_values_and_te
 def test_no_predictions_no_interval():
     t = build_table(9, {"fdp": ConfigResult(metrics={"acc": [0.5], "uf1": [0.4]})})
     assert t.rows[0][3] == "50.00" and not t.subtables
+
+
+def test_a_class_no_clip_has_still_counts_in_intervals_and_comparisons():
+    """UF1 is a mean over every class of the setting (SPEC §5): with class 4 neither a label nor a
+    prediction, the comparison's effect is the difference of the pooled 5-class UF1 values, not of
+    4-class ones counted from what the clips happen to hold."""
+    from fdp.metrics import pooled_metrics
+
+    def four(right: list[int]) -> ConfigResult:
+        labels, out, subj = [], [], []
+        for s, k in zip(SUBJECTS, right):
+            y = np.arange(4) % 4  # classes 0..3 only
+            labels += y.tolist()
+            out += np.where(np.arange(4) < k, y, (y + 1) % 4).tolist()
+            subj += [s] * 4
+        sp = SeedPredictions.of(labels, out, subj)
+        return ConfigResult(metrics={k: [v] for k, v in pooled_metrics(sp.labels, sp.preds, 5).items()},
+                            predictions=[sp], num_classes=5)
+
+    a, b = four([4, 3, 4, 3, 4, 3]), four([2, 1, 2, 1, 2, 1])
+    (c,) = comparisons({"fdp": a, "no_dic": b}, ["no_dic"])
+    assert c.diff == pytest.approx(a.metrics["uf1"][0] - b.metrics["uf1"][0])
+    # the same clips counted over 4 classes would give 5/4 of it
+    assert c.diff != pytest.approx(1.25 * (a.metrics["uf1"][0] - b.metrics["uf1"][0]))
+

@@ -10,7 +10,10 @@ from fdp.train import FoldResult
 from fdp.variants import build_config
 from orchestrator.plan.jobs import Job, job_key
 from orchestrator.spec.sweep import parse_spec
-from orchestrator.track.tracking import (RunLogger, SweepTracker, artifact_location, metric_prefix, predictions_csv, read_predictions, resolve_tracking_uri, with_retry)
+from fdp.pooling import predictions_csv, read_predictions
+from orchestrator.track.driver import SweepTracker, metric_prefix
+from orchestrator.track.store import artifact_location, resolve_tracking_uri, with_retry
+from orchestrator.track.worker import RunLogger
 
 
 def _spec(name="trk", **extra):
@@ -41,13 +44,13 @@ def test_the_commit_is_the_codes_checkout_not_the_project_folders(tmp_path, monk
     some other repository (site-packages inside a clone) has no commit of its own."""
     import subprocess
 
-    from orchestrator.track.tracking import CODE_DIR, git_info
+    from orchestrator.track.provenance import CODE_DIR, git_info
 
     def git(where, *args):
         out = subprocess.run(["git", "-C", str(where), *args], capture_output=True, text=True, check=True)
         return out.stdout.strip()
 
-    assert (CODE_DIR / "orchestrator" / "track" / "tracking.py").is_file()
+    assert (CODE_DIR / "orchestrator" / "track" / "provenance.py").is_file()
     if (CODE_DIR / ".git").exists():  # this checkout (a clone of the repository, as the README has it)
         assert git_info()[0] == git(CODE_DIR, "rev-parse", "HEAD")
     repo = tmp_path / "repo"

@@ -73,10 +73,11 @@ def demo_cmd(tracking_uri: str | None, smoke: bool) -> None:
     """Synthetic data -> sweeps/demo.yaml (FDP, an ablation, a shuffled-label control and a
     single-frame baseline; full LOSO, Ray + MLflow) -> Table 9 with intervals and paired tests."""
     from orchestrator.plan.jobs import expand
+    from orchestrator.report.significance import log_sweep
     from orchestrator.run.scheduler import SchedulerError, SweepOptions, run_sweep
     from orchestrator.spec.sweep import load_spec
     from orchestrator.report.summarize import render_summary
-    from orchestrator.track.tracking import project_root, resolve_tracking_uri
+    from orchestrator.track.store import project_root, resolve_tracking_uri
 
     t0 = time.perf_counter()
     root = project_root()
@@ -96,7 +97,7 @@ def demo_cmd(tracking_uri: str | None, smoke: bool) -> None:
     click.echo(f"run: {DEMO_SPEC}{' --smoke' if smoke else ''} on the synthetic casme2/5: {len(plan.jobs)} jobs "
                f"({', '.join(spec.variants)})")
     try:
-        report = run_sweep(plan, SweepOptions(tracking_uri=uri, root=root))
+        report = run_sweep(plan, SweepOptions(tracking_uri=uri, root=root, on_finish=log_sweep))
     except SchedulerError as e:
         fail(e)
     for line in report.summary_lines():
@@ -113,7 +114,7 @@ def demo_cmd(tracking_uri: str | None, smoke: bool) -> None:
 
 def ui_hint(uri: str, root: Path) -> str:
     """How to open the runs: `mlflow ui` in the project folder finds its store; any other store is named."""
-    from orchestrator.track.tracking import default_tracking_uri
+    from orchestrator.track.store import default_tracking_uri
 
     ui = "mlflow ui  (in this folder)" if uri == default_tracking_uri(root) else f"mlflow ui --backend-store-uri {uri}"
     return f"open the runs: {ui}, then 'Model training' at the top left"

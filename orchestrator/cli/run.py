@@ -33,10 +33,11 @@ def run_cmd(spec_path: str, dry_run: bool, smoke: bool, fresh: bool, address: st
             max_parallel: int | None, tracking_uri: str | None, wait: bool, gpu_mem: float | None = None) -> None:
     """Run the sweep SPEC (a YAML file, see docs/sweeps.md); re-running resumes it."""
     from orchestrator.plan.jobs import expand
-    from orchestrator.plan.dry_run import format_plan
+    from orchestrator.report.significance import log_sweep
+    from orchestrator.run.dry_run import format_plan
     from orchestrator.run.scheduler import SchedulerError, SweepOptions, run_sweep
     from orchestrator.search.study import load_spec_from_search as load_spec
-    from orchestrator.track.tracking import resolve_tracking_uri
+    from orchestrator.track.store import resolve_tracking_uri
 
     plan = expand(load_spec(spec_path, sets=parse_sets(sets), smoke=smoke))
     if dry_run:
@@ -52,7 +53,7 @@ def run_cmd(spec_path: str, dry_run: bool, smoke: bool, fresh: bool, address: st
         fail(e)
     try:
         report = run_sweep(plan, SweepOptions(fresh=fresh, address=address, max_parallel=max_parallel,
-                                              tracking_uri=uri, wait=wait))
+                                              tracking_uri=uri, wait=wait, on_finish=log_sweep))
     except SchedulerError as e:
         fail(e)
     for line in report.summary_lines():

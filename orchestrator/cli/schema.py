@@ -27,7 +27,7 @@ def schema_cmd(out: str | None, markdown: bool, docs: str | None) -> None:
 
     after `fdp-sweep schema --out sweep.schema.json`. `fdp-sweep run` checks more than the schema
     can say (values that need the code, such as a width the model cannot be built with)."""
-    from orchestrator.spec.schema import json_schema, keys_markdown
+    from orchestrator.spec.docs import json_schema, keys_markdown
 
     if docs:
         pattern = re.compile(re.escape(BEGIN) + r"\n.*?" + re.escape(END), re.S)

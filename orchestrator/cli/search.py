@@ -36,7 +36,7 @@ def search_cmd(spec_path: str, smoke: bool, sets: tuple[str, ...], trials: int |
     from orchestrator.run.scheduler import SchedulerError
     from orchestrator.search.study import SearchError, SearchOptions, parse_search, run_search
     from orchestrator.search.study import load_spec_from_search as load_spec
-    from orchestrator.track.tracking import resolve_tracking_uri
+    from orchestrator.track.store import resolve_tracking_uri
 
     spec = load_spec(spec_path, sets=parse_sets(sets), smoke=smoke)
     settings = parse_search(spec, trials=trials)

@@ -51,7 +51,7 @@ def submit_cmd(address: str, tracking_uri: str | None, cache_dir: str | None, no
     """Submit `fdp-sweep ARGS` (e.g. `run sweeps/ablation.yaml`) to a Ray cluster with
     `ray job submit --working-dir .`, run from the project folder; the runs it tracks carry
     this checkout's commit. Needs the `cluster` extra (ray[default]) here and on the cluster."""
-    from orchestrator.track.tracking import CODE_DIR, git_info
+    from orchestrator.track.provenance import CODE_DIR, git_info
 
     if not (Path.cwd() / "pyproject.toml").is_file():
         fail(f"{Path.cwd()}: not the project folder (no pyproject.toml): run fdp-sweep submit where "

@@ -38,24 +38,31 @@ class _TableChoice(click.ParamType):
                    "its sweep, data, data fingerprint and commit; the provenance lines go to stderr.")
 @click.option("--tracking-uri", default=None, help=TRACKING_HELP)
 @click.option("--include-smoke", is_flag=True, help="Also consider --smoke sweeps.")
+@click.option("--log", "log", is_flag=True,
+              help="Also log the table's statistics (intervals, paired comparisons, rank-sum tests) to the parent "
+                   "run(s) it read, under summary/table<N>/, with the table as summaries/table<N>.md and .json; "
+                   "a metric is never logged twice (docs/tracking.md).")
 @click.option("--out", default="figures/fig4.png", show_default=True, type=click.Path(dir_okay=False),
               help="With --figure: where to write the PNG.")
 @fail_on_errors
 def summarize_cmd(table: int | None, figure: str | None, sweeps: tuple[str, ...], fmt: str,
-                  tracking_uri: str | None, include_smoke: bool, out: str) -> None:
+                  tracking_uri: str | None, include_smoke: bool, out: str, log: bool = False) -> None:
     """Print a paper table (`--table 9`) with our results beside the paper's, or write Fig. 4 (`--figure 4`).
 
     Without --sweep: the latest complete sweep for the table (Tables 4-7 and 8 read every
     experiment of it, one cell per dataset/setting)."""
     from orchestrator.report.megc import render_megc
+    from orchestrator.report.significance import render_and_log
     from orchestrator.report.summarize import SWEEP_FILES, SummaryError, figure4, render_summary
-    from orchestrator.track.tracking import resolve_tracking_uri
+    from orchestrator.track.store import resolve_tracking_uri
 
     if (table is None) == (figure is None):
         click.echo("error: give exactly one of --table N or --figure 4", err=True)
         sys.exit(2)
     try:
         uri = resolve_tracking_uri(tracking_uri)
+        if log and (figure or table == "megc"):
+            raise SummaryError("--log logs the tables 4-14 (not --figure, not --table megc)")
         if table == "megc" and len(sweeps) > 1:
             raise SummaryError("--table megc reads one sweep; give --sweep once")
         if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
@@ -72,8 +79,8 @@ def summarize_cmd(table: int | None, figure: str | None, sweeps: tuple[str, ...]
         if table == "megc":
             text, notes = render_megc(uri, sweep=sweeps[0] if sweeps else None, fmt=fmt, include_smoke=include_smoke)
         else:
-            text, notes = render_summary(table, uri, sweep=list(sweeps) or None, fmt=fmt,
-                                         include_smoke=include_smoke)
+            text, notes = (render_and_log if log else render_summary)(
+                table, uri, sweep=list(sweeps) or None, fmt=fmt, include_smoke=include_smoke)
     except (SummaryError, ValueError) as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(2)

@@ -9,7 +9,7 @@ lies: re-running a spec finds the same keys, which is how finished jobs are skip
 checkpoints are found again -- and re-preparing data that changed gives new keys, so the re-run
 trains again instead of reporting the old data's numbers.
 
-The worker that runs a job: `orchestrator.run.worker`; the dry-run table: `orchestrator.plan.dry_run`.
+The worker that runs a job: `orchestrator.run.worker`; the dry-run table: `orchestrator.run.dry_run`.
 """
 
 from __future__ import annotations

@@ -19,9 +19,9 @@ import yaml
 from fdp.data.merged import database_of
 from fdp.metrics import pooled_metrics
 from fdp.stats import mean_std
-from orchestrator.report.tables import (MISSING, ConfigResult, Table, TableInput, render, tidy_cell, tidy_csv,
-                                        with_provenance)
-from orchestrator.track.tracking import concat_predictions
+from orchestrator.report.analysis import ConfigResult
+from orchestrator.report.tables import MISSING, Table, TableInput, render, tidy_cell, tidy_csv, with_provenance
+from fdp.pooling import concat_predictions
 
 MEGC_COLUMNS = ("composite", "smic", "casme2", "samm")
 _TITLES = {"composite": "Composite", "smic": "SMIC", "casme2": "CASME II", "samm": "SAMM"}
@@ -121,7 +121,7 @@ def render_megc(tracking_uri: str, sweep: str | None = None, fmt: str = "md",
                 include_smoke: bool = False) -> tuple[str, list[str]]:
     """(rendered MEGC table, notes) from the latest composite sweep (`table: megc`), or `sweep`."""
     from orchestrator.report.summarize import SummaryError, find_parent, provenance
-    from orchestrator.track.tracking import SweepTracker
+    from orchestrator.track.driver import SweepTracker
 
     tracker = SweepTracker(tracking_uri)
     notes: list[str] = []

@@ -30,8 +30,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fdp.stats import SeedPredictions
-from orchestrator.report.tables import ConfigResult, TableInput, all_row_keys, loss_key, merge_sources, row_keys
-from orchestrator.track.tracking import SweepTracker, concat_predictions, pool_predictions, with_retry
+from orchestrator.report.analysis import ConfigResult
+from orchestrator.report.tables import TableInput, all_row_keys, loss_key, merge_sources, row_keys
+from fdp.pooling import concat_predictions, pool_predictions
+from orchestrator.track.driver import SweepTracker
+from orchestrator.track.store import with_retry
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
@@ -209,7 +212,7 @@ def _one_run_per_cell(table: int, runs: list["Run"], sweeps: Sequence[SweepRuns]
     return by_key
 
 
-def _result(tracker: SweepTracker, runs: list["Run"], with_params: bool) -> ConfigResult:
+def config_result(tracker: SweepTracker, runs: list["Run"], with_params: bool) -> ConfigResult:
     """The ConfigResult of one key's runs: per seed, the FINISHED runs' predictions pooled; the
     others listed as missing."""
     per_seed: dict[str, list[Run]] = defaultdict(list)
@@ -224,10 +227,12 @@ def _result(tracker: SweepTracker, runs: list["Run"], with_params: bool) -> Conf
                            + (f" ({err[:80]})" if err else ""))
     metrics: dict[str, list[float]] = defaultdict(list)
     folds: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    seed_preds: list[SeedPredictions] = []  # per seed, for the subject bootstrap (issue #14)
+    seed_preds: list[SeedPredictions] = []  # per seed, for the subject bootstrap
+    num_classes = 0
     for seed in sorted(per_seed, key=lambda s: int(s) if s.isdigit() else 0):
         preds = [tracker.predictions(r.info.run_id) for r in per_seed[seed]]
         c = concat_predictions(preds)
+        num_classes = max(num_classes, c["num_classes"])
         if c["preds"] is not None:  # per_seed's lists are never empty
             seed_preds.append(SeedPredictions.of(c["labels"], c["preds"], c["subjects"]))
         for m, v in pool_predictions(preds).items():
@@ -240,8 +245,10 @@ def _result(tracker: SweepTracker, runs: list["Run"], with_params: bool) -> Conf
                     folds[m][r.data.tags.get("fdp.fold", "?")].append(float(v))
     fold_metrics = {m: {f: sum(v) / len(v) for f, v in fv.items()} for m, fv in folds.items()}
     n_params = count_params(tracker, next(iter(per_seed.values()))[0]) if with_params and per_seed else None
+    pooled = sum(per_seed.values(), [])
     return ConfigResult(metrics=dict(metrics), fold_metrics=fold_metrics, n_params=n_params,
-                        missing=missing, predictions=seed_preds, source=run_source(sum(per_seed.values(), [])))
+                        missing=missing, predictions=seed_preds, source=run_source(pooled),
+                        num_classes=num_classes, run_ids=sorted(r.info.run_id for r in pooled))
 
 
 def run_source(runs: Sequence["Run"]) -> dict[str, str]:
@@ -269,13 +276,14 @@ def collect(tracker: SweepTracker, sweep: SweepRuns | Sequence[SweepRuns], table
     runs = [r for r in runs if _of_current_data(r, sweeps, notes)]
     with_params = table == 10 if with_params is None else with_params
     by_key = _one_run_per_cell(table, runs, sweeps, notes)
-    return {k: _result(tracker, key_runs, with_params) for k, key_runs in by_key.items()}
+    return {k: config_result(tracker, key_runs, with_params) for k, key_runs in by_key.items()}
 
 
 def table_input(tracker: SweepTracker, table: int, sweep: str | Sequence[str] | None = None,
-                include_smoke: bool = False, notes: list[str] | None = None) -> TableInput:
-    """Our results for `table` from the latest matching sweep(s), or from the named sweeps merged.
-    Raises SummaryError when a table that needs runs has none."""
+                include_smoke: bool = False, notes: list[str] | None = None,
+                read: list[SweepRuns] | None = None) -> TableInput:
+    """Our results for `table` from the latest matching sweep(s), or from the named sweeps merged
+    (appended to `read` when given). Raises SummaryError when a table that needs runs has none."""
     notes = notes if notes is not None else []
     names = [sweep] if isinstance(sweep, str) else list(sweep or [])
     results: dict[str, ConfigResult] = {}
@@ -314,6 +322,8 @@ def table_input(tracker: SweepTracker, table: int, sweep: str | Sequence[str] | 
         for k, res in collect(tracker, found, table, with_params=(t == 10), notes=notes).items():
             results.setdefault(k, res)
     all_found = [f for _, found in sources for f in found]
+    if read is not None:
+        read.extend(all_found)
     if table in EXPERIMENT_TABLES:
         used = ", ".join(f.name for f in all_found)
         for k in row_keys(table):
@@ -331,7 +341,7 @@ def table_input(tracker: SweepTracker, table: int, sweep: str | Sequence[str] | 
 
 def _data_of(run: "Run") -> tuple[str, bool, str]:
     """(dataset/setting label as trained on, synthetic, fingerprint) of a child run."""
-    from orchestrator.track.tracking import dataset_name
+    from orchestrator.track.driver import dataset_name
 
     p, t = run.data.params, run.data.tags
     label = dataset_name(p.get("data.dataset", "?"), p.get("data.setting", "?"))
@@ -378,17 +388,25 @@ def provenance(sweeps: Sequence[SweepRuns], table: int | None = None) -> tuple[l
     return lines, (", ".join(used) if off_paper and used else None)
 
 
+def summary_input(table: int, tracking_uri: str, sweep: str | Sequence[str] | None = None,
+                  include_smoke: bool = False) -> tuple[SweepTracker, TableInput, list[str], list[SweepRuns]]:
+    """(tracker, our results, notes, the sweeps read) of `fdp-sweep summarize --table N`."""
+    tracker = SweepTracker(tracking_uri)
+    notes: list[str] = []
+    read: list[SweepRuns] = []
+    ours = table_input(tracker, table, sweep, include_smoke, notes, read)
+    for k, r in ours.results.items():
+        for m in r.missing:
+            notes.append(f"missing: {k}: {m}")
+    return tracker, ours, notes, read
+
+
 def render_summary(table: int, tracking_uri: str, sweep: str | Sequence[str] | None = None, fmt: str = "md",
                    include_smoke: bool = False) -> tuple[str, list[str]]:
     """(rendered table, notes) for `fdp-sweep summarize --table N [--sweep A --sweep B]`."""
     from orchestrator.report.tables import render_table
 
-    tracker = SweepTracker(tracking_uri)
-    notes: list[str] = []
-    ours = table_input(tracker, table, sweep, include_smoke, notes)
-    for k, r in ours.results.items():
-        for m in r.missing:
-            notes.append(f"missing: {k}: {m}")
+    _, ours, notes, _ = summary_input(table, tracking_uri, sweep, include_smoke)
     if fmt == "tidy":  # the table's notes are not in a tidy CSV: its provenance goes with the notes
         notes += ours.provenance
     return render_table(table, ours, fmt), notes

@@ -1,6 +1,7 @@
 """The paper's Tables 4–14 from our results, with the published numbers beside them.
 
-Pure aggregation and rendering: no MLflow. A caller (``summarize``) collects our runs into a
+Layout and rendering: no MLflow, and no statistics of its own (intervals, paired comparisons and
+the rank-sum tests come from `orchestrator.report.analysis`). A caller (``summarize``) collects our runs into a
 `TableInput` and calls `render_table(n, ours, fmt)` with fmt ``md``, ``latex``, ``csv`` (the table
 as printed) or ``tidy`` (one CSV row per number of ours, with its interval, the paper's value and
 where it came from: `tidy_rows`).
@@ -21,7 +22,7 @@ error. A key that is absent, or a metric a result lacks, prints as "—".
 
 Layouts follow the paper: Tables 4–8 keep the compared methods and the paper's FDP row and add a
 row "FDP (ours)"; Tables 9–11 and 14 put our columns beside the paper's; Table 12 gives the
-paper's statistic, our reproduction of it from the published F1 lists (`reproduce_significance`)
+paper's statistic, our reproduction of it from the published F1 lists (`analysis.reproduce_significance`)
 and the same test for our F1; Table 13 adds, for our runs, a one-sided Wilcoxon signed-rank test
 paired by LOSO fold between FDP and each ablation / backbone. Our cells are mean ± sample std over
 seeds where there are several (percent for Acc/F1/WAR/UAR, ×10⁻³ for the DI MSE).
@@ -32,14 +33,14 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
-import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import groupby
 
-from fdp.stats import (RankSumResult, SeedPredictions, WilcoxonResult, detectable_difference, holm, mean_std,
-                       paired_subject_bootstrap, paired_wilcoxon, paper_rank_sum, subject_bootstrap_ci)
+from fdp.stats import RankSumResult, WilcoxonResult, mean_std
+from orchestrator.report.analysis import (ALPHA, N_BOOT, POWER, ConfigResult, compared_f1, comparisons,
+                                          fold_signed_rank, rank_sum_rows, reproduce_significance, subject_interval)
 from orchestrator.report.reference import Reference, RefTestRow, reference
 
 TABLES: tuple[int, ...] = (4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14)
@@ -51,45 +52,6 @@ _SCALE = {"acc": 100.0, "war": 100.0, "uf1": 100.0, "uar": 100.0, "di_mse": 1e3}
 # what a model that learns nothing real scores, and what one frame without motion scores
 CONTROL_ROWS = {"fdp_shuffled": "Control: FDP, shuffled training labels",
                 "single_frame": "Baseline: single frame (apex), logistic regression"}
-N_BOOT = 1000  # subject-bootstrap resamples per interval
-ALPHA = 0.05  # intervals are 1 - ALPHA; tests and the detectable difference at ALPHA
-POWER = 0.8  # power of the minimal detectable difference
-_INTERVAL_METRICS = ("acc", "war", "uf1", "uar")
-
-
-@dataclass
-class ConfigResult:
-    """Our results for one configuration key, over seeds.
-
-    `metrics` holds one pooled value per seed (fractions in [0, 1] for acc, war, uf1, uar, as
-    `fdp.metrics.pooled_metrics` returns them; raw mean MSE for di_mse). `fold_metrics` holds,
-    per metric, the per-fold value keyed by fold name (averaged over seeds), used by the paired
-    tests of Table 13. `missing` describes jobs that did not finish (one line each).
-    """
-
-    metrics: dict[str, list[float]] = field(default_factory=dict)  # metric -> value per seed
-    fold_metrics: dict[str, dict[str, float]] = field(default_factory=dict)  # metric -> {fold: v}
-    n_params: int | None = None  # trainable parameters of the model (Table 10)
-    missing: list[str] = field(default_factory=list)  # e.g. "seed 1, fold 006: FAILED"
-    # per seed, the pooled test predictions with each clip's subject: the subject bootstrap's input
-    # (intervals and paired comparisons, issue #14); empty where unknown (then no interval is printed)
-    predictions: list[SeedPredictions] = field(default_factory=list)
-    # where the pooled runs come from, as `TIDY_COLUMNS` names it (sweep, data, ..., commit, version, smoke)
-    source: dict[str, str] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        for k, v in self.metrics.items():
-            if isinstance(v, (int, float)):
-                raise ValueError(f"metrics[{k!r}] must be a list of per-seed values, got {v!r}")
-            if not all(math.isfinite(x) for x in v):
-                raise ValueError(f"metrics[{k!r}] holds a non-finite value: {v!r}")
-
-    def values(self, metric: str) -> list[float]:
-        """Per-seed values of `metric` (war falls back to acc, they are equal, eq. 10)."""
-        v = self.metrics.get(metric)
-        if not v and metric == "war":
-            v = self.metrics.get("acc")
-        return list(v or [])
 
 
 @dataclass
@@ -109,18 +71,6 @@ class TableInput:
 
     def get(self, key: str) -> ConfigResult | None:
         return self.results.get(key)
-
-
-@dataclass(frozen=True)
-class SignificanceRow:
-    """One row of Table 12/13 recomputed from the published F1 lists with `paper_rank_sum`."""
-
-    table: int
-    label: str
-    key: str
-    paper_statistic: float
-    paper_pvalue: float
-    result: RankSumResult
 
 
 @dataclass
@@ -173,36 +123,12 @@ def _fmt(x: float | None, decimals: int) -> str:
     return MISSING if x is None else f"{x:.{decimals}f}"
 
 
-def _fmt_p(p: float | None) -> str:
+def fmt_p(p: float | None) -> str:
     """P-value as the paper prints it: 3 decimals in scientific notation, e.g. 3.227e-7."""
     if p is None:
         return MISSING
     m, e = f"{p:.3e}".split("e")
     return f"{m}e{int(e)}"
-
-
-def _metric_fn(metric: str, num_classes: int):
-    from fdp.metrics import pooled_metrics
-
-    key = "acc" if metric == "war" else metric
-    return lambda y, p: pooled_metrics(y, p, num_classes)[key]
-
-
-def _num_classes(res: ConfigResult) -> int:
-    return int(max(int(max(sp.labels.max(), sp.preds.max())) for sp in res.predictions) + 1)
-
-
-def subject_interval(res: ConfigResult | None, metric: str, num_classes: int | None = None) -> tuple[float, float] | None:
-    """95 % subject-bootstrap interval (fractions) of the pooled metric, mean over seeds; None
-    without predictions or when the seeds' test subjects differ."""
-    if res is None or not res.predictions or metric not in _INTERVAL_METRICS:
-        return None
-    try:
-        ci = subject_bootstrap_ci(res.predictions, _metric_fn(metric, num_classes or _num_classes(res)),
-                                  n_boot=N_BOOT, alpha=ALPHA)
-    except ValueError:
-        return None
-    return ci.low, ci.high
 
 
 def _ours_cell(res: ConfigResult | None, metric: str, decimals: int) -> str:
@@ -218,13 +144,6 @@ def _ours_cell(res: ConfigResult | None, metric: str, decimals: int) -> str:
     cell = f"{m:.{decimals}f}" if len(v) == 1 else f"{m:.{decimals}f} ± {s:.{decimals}f}"
     ci = subject_interval(res, metric)
     return cell if ci is None else f"{cell} [{ci[0] * scale:.{decimals}f}, {ci[1] * scale:.{decimals}f}]"
-
-
-def _ours_mean(res: ConfigResult | None, metric: str) -> float | None:
-    """Mean over seeds in the paper's units (percent / ×10⁻³), None if not available."""
-    if res is None or not res.values(metric):
-        return None
-    return mean_std(res.values(metric))[0] * _SCALE.get(metric, 1.0)
 
 
 def _avg_result(a: ConfigResult | None, b: ConfigResult | None) -> ConfigResult | None:
@@ -271,55 +190,6 @@ def _seed_note(ours: TableInput, keys: Sequence[str]) -> list[str]:
 # significance (Tables 12, 13)
 
 
-def _compared_f1(ref: Reference, test: RefTestRow) -> tuple[float, list[float]]:
-    """(F1 of FDP, F1 of the compared rows) of the published table column a test row names."""
-    t = ref.tables[test.table]
-    i = t.column(test.column)
-    if test.ours_key:
-        mine = t.row(test.ours_key)
-        others = [r.values[i] for r in t.rows if r is not mine and r.values[i] is not None]
-    else:
-        mine = t.paper_row
-        others = t.values(test.column, ours=False)
-    if mine.values[i] is None:
-        raise ValueError(f"table {test.table}: FDP has no value in column {test.column!r}")
-    return float(mine.values[i]), [float(v) for v in others]
-
-
-def reproduce_significance(ref: Reference | None = None) -> list[SignificanceRow]:
-    """Recompute every row of the paper's Tables 12 and 13 from the published F1 lists.
-
-    Test: one-sided Wilcoxon rank-sum (H1: FDP superior), normal approximation without tie
-    correction (scipy.stats.ranksums), applied by `fdp.stats.paper_rank_sum`: FDP's single F1
-    repeated once per compared method, against the distinct F1 values of the compared methods
-    (methods printing "-" for F1 left out). Table 12 compares the FDP row of Tables 4–7 with the
-    other methods of that column; Table 13 compares FDP's F1 with the five ablation variants of
-    Table 9 ("Modules") and with the four other backbones of Table 10 ("Backbones").
-
-    Result, to the printed precision (3 decimals / 4 significant digits): all 8 statistics and
-    7 of 8 P-values match. The printed pairs are those of z = sqrt(3 n1 n2 / (n1 + n2 + 1)):
-    n = 17, 4, 4, 3, 5 (Table 12) and 5, 4 (Table 13) give 4.977, 2.309, 2.309, 1.964, 2.611,
-    2.611, 2.309 with n1 = n2 = n. SAMM five categories lists 13 compared F1 values, and 13 vs 13
-    would give z = 4.333 (p = 7.343e-6); the printed 4.243 = sqrt(18) is exactly 13 vs 12, i.e.
-    one of the 13 values is not in the second list — the duplicate 64.00 (MERSiamC3D, SLSTT)
-    counted once is the only rule that needs no arbitrary choice, hence the "distinct values"
-    step (it changes no other row, and which single value is dropped does not matter since FDP
-    beats all). Its P-value: 1 - Phi(sqrt(18)) = 1.1045e-5 prints as 1.105e-5, the paper prints
-    1.106e-5; no z that rounds to the printed 4.243 gives 1.106e-5 (that needs z <= 4.24244), so
-    the last digit of that P-value is a slip in the paper. Rejected alternatives: Mann–Whitney U
-    with tie correction (the repeated FDP value forms a tie group: 13 vs 13 gives z = 4.632),
-    continuity correction (17 vs 17 gives 4.960), two-sided P-values (twice the printed ones).
-    """
-    ref = ref or reference()
-    out = []
-    for n in (12, 13):
-        for r in ref.tests[n].rows:
-            mine, others = _compared_f1(ref, r)
-            out.append(SignificanceRow(n, r.label, r.key, r.statistic, r.pvalue,
-                                       paper_rank_sum(mine, others)))
-    return out
-
-
 def _versus(ref: Reference, key: str) -> str:
     """"FDP vs ..." of a paired comparison: the variant's name in Tables 9, 14, 10, else the control's label."""
     for n in (9, 14, 10):
@@ -329,70 +199,16 @@ def _versus(ref: Reference, key: str) -> str:
     return f"FDP vs {CONTROL_ROWS.get(key, key)}"
 
 
-@dataclass(frozen=True)
-class Comparison:
-    """FDP vs one other configuration of ours, paired by test subject (= LOSO fold)."""
-
-    key: str
-    n_folds: int  # folds both have (the pairs of the signed-rank test)
-    n_seeds: int  # seeds paired by position (the fewer of the two)
-    diff: float  # pooled metric of FDP minus the other's (mean over seeds), fraction
-    low: float  # paired subject-bootstrap interval of `diff`
-    high: float
-    wilcoxon: WilcoxonResult  # one-sided signed-rank on the per-fold values (mean over seeds), H1: FDP better
-    holm_p: float  # Holm-adjusted over the comparisons of one table
-    mdd: float | None  # smallest difference these folds and seeds detect (None with < 2 folds)
-
-
-def _per_fold(sp: SeedPredictions, fn) -> dict[str, float]:
-    return {s: fn(sp.labels[sp.subjects == s], sp.preds[sp.subjects == s]) for s in sorted(set(sp.subjects))}
-
-
-def comparisons(ours: TableInput, keys: Sequence[str], base: str = "fdp", metric: str = "uf1") -> list[Comparison]:
-    """`base` against every other key in `keys` that has predictions on the same subjects: the
-    effect (difference of pooled `metric`) with its paired subject-bootstrap interval, a one-sided
-    Wilcoxon signed-rank test over folds, Holm's adjustment across these comparisons, and the
-    minimal detectable difference from the fold-level spread of the paired differences."""
-    a = ours.get(base)
-    if a is None or not a.predictions:
-        return []
-    found = []
-    for k in keys:
-        b = ours.get(k)
-        if k == base or b is None or not b.predictions:
-            continue
-        m = max(_num_classes(a), _num_classes(b))
-        fn = _metric_fn(metric, m)
-        try:
-            ci = paired_subject_bootstrap(a.predictions, b.predictions, fn, n_boot=N_BOOT, alpha=ALPHA)
-        except ValueError:  # other subjects: not paired
-            continue
-        k_seeds = min(len(a.predictions), len(b.predictions))
-        fa, fb = ([_per_fold(sp, fn) for sp in r.predictions[:k_seeds]] for r in (a, b))
-        folds = sorted(fa[0])
-        d = [[fa[j][f] - fb[j][f] for j in range(k_seeds)] for f in folds]  # (folds, seeds)
-        mean_a, mean_b = ({f: float(sum(x[f] for x in per) / k_seeds) for f in folds} for per in (fa, fb))
-        w = paired_wilcoxon(mean_a, mean_b, alternative="greater")
-        try:
-            mdd = detectable_difference(d, ALPHA, POWER).mdd
-        except ValueError:  # too few folds for a t-test to reach the power
-            mdd = None
-        found.append((k, len(folds), k_seeds, ci, w, mdd))
-    adj = holm([w.pvalue for *_, w, _ in found]) if found else []
-    return [Comparison(k, n, ks, ci.estimate, ci.low, ci.high, w, p, mdd)
-            for (k, n, ks, ci, w, mdd), p in zip(found, adj)]
-
-
 def _comparison_subtable(n: int, ours: TableInput, ref: Reference, keys: Sequence[str]) -> Table | None:
     """Under an ablation table: FDP against each other row of ours, with test, n, effect and
     Holm-adjusted p, and one line with the minimal detectable difference."""
-    comps = comparisons(ours, keys)
+    comps = comparisons(ours.results, keys)
     if not comps:
         return None
     header = ["Comparison", "Folds", "Seeds", "Δ UF1 (pp)", f"{100 * (1 - ALPHA):g} % CI (pp)",
               "Signed-rank W+", "P (one-sided)", "Holm P"]
     rows = [[_versus(ref, c.key), str(c.n_folds), str(c.n_seeds), f"{100 * c.diff:+.2f}",
-             f"[{100 * c.low:+.2f}, {100 * c.high:+.2f}]"] + _stat_cells(c.wilcoxon, 1) + [_fmt_p(c.holm_p)]
+             f"[{100 * c.low:+.2f}, {100 * c.high:+.2f}]"] + _stat_cells(c.wilcoxon, 1) + [fmt_p(c.holm_p)]
             for c in comps]
     mdds = [f"vs {c.key} {100 * c.mdd:.1f}" for c in comps if c.mdd is not None]
     notes = [
@@ -467,13 +283,13 @@ def _side_by_side_table(n: int, ours: TableInput, ref: Reference) -> Table:
 
 def _stat_cells(res: RankSumResult | WilcoxonResult | None, decimals: int) -> list[str]:
     """A test's statistic and P-value cells ("—" for a test not run)."""
-    return [MISSING, MISSING] if res is None else [f"{res.statistic:.{decimals}f}", _fmt_p(res.pvalue)]
+    return [MISSING, MISSING] if res is None else [f"{res.statistic:.{decimals}f}", fmt_p(res.pvalue)]
 
 
 def _published_cells(tr: RefTestRow, ref: Reference) -> list[str]:
     """The paper's statistic and P-value of a Table 12/13 row, then both recomputed from the published F1 lists."""
-    again = paper_rank_sum(*_compared_f1(ref, tr))
-    return [f"{tr.statistic:.3f}", _fmt_p(tr.pvalue)] + _stat_cells(again, 3)
+    again = next(r.result for r in reproduce_significance(ref) if r.key == tr.key)
+    return [f"{tr.statistic:.3f}", fmt_p(tr.pvalue)] + _stat_cells(again, 3)
 
 
 def _table12(ours: TableInput, ref: Reference) -> Table:
@@ -481,11 +297,8 @@ def _table12(ours: TableInput, ref: Reference) -> Table:
               "Reproduced P-value", "Ours F1", "Ours statistic", "Ours P-value"]
     groups = [("", 1), ("Paper", 2), ("Recomputed from Tables 4-7", 2), ("Ours", 3)]
     rows = []
-    for tr in ref.tests[12].rows:
-        _, others = _compared_f1(ref, tr)
-        f1 = _ours_mean(ours.get(tr.key), "uf1")
-        res = paper_rank_sum(f1, others) if f1 is not None else None
-        rows.append([tr.label] + _published_cells(tr, ref) + [_fmt(f1, 2)] + _stat_cells(res, 3))
+    for tr, mine in zip(ref.tests[12].rows, rank_sum_rows(ours.results, 12, ref)):
+        rows.append([tr.label] + _published_cells(tr, ref) + [_fmt(mine.f1, 2)] + _stat_cells(mine.result, 3))
     notes = [
         "One-sided Wilcoxon rank-sum (H1: FDP superior), normal approximation: FDP's F1 repeated "
         "once per compared method vs the distinct published F1 values (fdp.stats.paper_rank_sum). "
@@ -501,27 +314,22 @@ def _table13(ours: TableInput, ref: Reference, paired_metric: str = "uf1") -> Ta
               "Ours Holm P"]
     groups = [("", 2), ("Paper", 2), ("Recomputed from Tables 9-10", 2), ("Ours", 5)]
     keys = row_keys(13, ref)
-    comps = {c.key: c for c in comparisons(ours, keys)}
+    comps = {c.key: c for c in comparisons(ours.results, keys)}
     rows = []
     full = ours.get("fdp")
-    full_f1 = _ours_mean(full, "uf1")
-    for tr in ref.tests[13].rows:
-        variants = [r.key for r in ref.tables[tr.table].rows if r.key != tr.ours_key]
-        f1s = [v for k in variants if (v := _ours_mean(ours.get(k), "uf1")) is not None]
-        res = paper_rank_sum(full_f1, f1s) if full_f1 is not None and f1s else None
+    for tr, mine in zip(ref.tests[13].rows, rank_sum_rows(ours.results, 13, ref)):
+        res = mine.result
         n = MISSING if res is None else f"{res.n_ours} vs {res.n_others}"
         rows.append([tr.label, "rank-sum"] + _published_cells(tr, ref) + _stat_cells(res, 3) + [n, MISSING, MISSING])
-    a = full.fold_metrics.get(paired_metric, {}) if full else {}
     for key in keys:
         other = ours.get(key)
         if key == "fdp" or (key in CONTROL_ROWS and other is None):  # controls: only when run
             continue
-        b = other.fold_metrics.get(paired_metric, {}) if other else {}
-        w = paired_wilcoxon(a, b, alternative="greater") if set(a) & set(b) else None
+        w = fold_signed_rank(full, other, paired_metric)
         c = comps.get(key)
         effect = MISSING if c is None else f"{100 * c.diff:+.2f} [{100 * c.low:+.2f}, {100 * c.high:+.2f}]"
         rows.append([_versus(ref, key), "signed-rank"] + [MISSING] * 4 + _stat_cells(w, 1)
-                    + [MISSING if w is None else str(w.n), effect, _fmt_p(None if c is None else c.holm_p)])
+                    + [MISSING if w is None else str(w.n), effect, fmt_p(None if c is None else c.holm_p)])
     notes = [
         "rank-sum: one-sided Wilcoxon rank-sum on F1 as in the paper (fdp.stats.paper_rank_sum); "
         "ours: our FDP mean F1 vs our variants' mean F1.",
@@ -706,7 +514,7 @@ def tidy_rows(n: int, ours: TableInput | Mapping[str, ConfigResult] | None = Non
         cells = [(r.key, c.metric, v) for r in t.rows for c, v in zip(t.columns, r.values)]
         cells += [(k, c.metric, None) for k in CONTROL_ROWS if n in (9, 10) for c in t.columns if c.key != "params"]
     elif n == 12:
-        cells = [(tr.key, "uf1", _compared_f1(ref, tr)[0]) for tr in ref.tests[12].rows]
+        cells = [(tr.key, "uf1", compared_f1(ref, tr)[0]) for tr in ref.tests[12].rows]
     elif n == 13:
         paper = {r.key: v for t in (9, 10) for r in ref.tables[t].rows
                  for c, v in zip(ref.tables[t].columns, r.values) if c.metric == "uf1"}
@@ -715,7 +523,7 @@ def tidy_rows(n: int, ours: TableInput | Mapping[str, ConfigResult] | None = Non
         raise ValueError(f"no table {n}; tables: {', '.join(map(str, TABLES))}")
     avg = _avg_result(*map(data.get, row_keys(8, ref))) if n == 8 else None
     rows = [tidy_cell(n, k, m, avg if k == "avg" else data.get(k), p) for k, m, p in cells]
-    for c in comparisons(data, row_keys(n, ref)) if n in (9, 10, 13) else []:
+    for c in comparisons(data.results, row_keys(n, ref)) if n in (9, 10, 13) else []:
         a, b = (data.get(k).source for k in ("fdp", c.key))  # type: ignore[union-attr]
         rows.append({"table": n, "row": f"fdp-{c.key}", "metric": "uf1_diff", "unit": "pp", "mean": 100 * c.diff,
                      "seeds": c.n_seeds, "ci_low": 100 * c.low, "ci_high": 100 * c.high, "folds": c.n_folds,

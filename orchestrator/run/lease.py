@@ -33,7 +33,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from orchestrator.track.tracking import SweepTracker, with_retry
+from orchestrator.track.driver import SweepTracker
+from orchestrator.track.store import with_retry
 
 TTL_S = 90.0  # a lease not refreshed for this long is a dead driver's
 HEARTBEAT_S = 15.0  # how often the holder refreshes it

@@ -39,8 +39,11 @@ from orchestrator.plan.jobs import Plan, runtime_config
 from orchestrator.run.progress import Progress
 from orchestrator.spec.schema import Resources
 from orchestrator.run.lease import DriverBusy, DriverLease
-from orchestrator.track.tracking import (StoreError, SweepTracker, check_store, git_info, metric_prefix,
-                                         pool_predictions, project_root, resolve_tracking_uri)
+from orchestrator.run.packing import node_fit
+from fdp.pooling import pool_predictions
+from orchestrator.track.driver import SweepTracker, metric_prefix
+from orchestrator.track.provenance import git_info
+from orchestrator.track.store import StoreError, check_store, project_root, resolve_tracking_uri
 
 JobFn = Callable[[JobPayload], JobOutcome]
 QUIET_ENV = {"MLFLOW_DISABLE_TELEMETRY": "true", "RAY_USAGE_STATS_ENABLED": "0"}
@@ -133,10 +136,10 @@ def start_ray(address: str | None = None, num_cpus: int | None = None, num_gpus:
 
 def capacity(cluster: Cluster, res: Resources, max_parallel: int | None = None) -> int:
     """How many jobs of size `res` the cluster runs at once (bounded by --max-parallel): summed
-    over its nodes, GPU fractions counted per GPU (`Resources.fit`), so a job never waits inside
+    over its nodes, GPU fractions counted per GPU (`packing.node_fit`), so a job never waits inside
     Ray while the progress line calls it running, and a job no single node fits gives 0."""
     nodes = cluster.nodes or [(cluster.cpus, cluster.gpus)]
-    n = sum(res.fit(c, g) for c, g in nodes)
+    n = sum(node_fit(res, c, g) for c, g in nodes)
     if max_parallel:
         n = min(n, max_parallel)
     return n
@@ -322,6 +325,9 @@ class SweepOptions(DriverOptions):
     fresh: bool = False  # start a new sweep instance even if one with this spec hash exists
     num_gpus: int | None = None  # GPUs of a local cluster (default: Ray's detection; tests declare fake ones)
     flush_every: int = 50  # buffered step metrics per log_batch
+    # run inside the lease once the jobs are done and the parent is closed (the CLI passes the
+    # significance logger, orchestrator.report.significance.log_sweep); returns lines for the summary
+    on_finish: Callable[[Plan, "SweepReport", str], list[str]] | None = None
 
 
 @dataclass
@@ -338,6 +344,7 @@ class SweepReport:
     job_seconds: dict[str, float] = field(default_factory=dict)  # label -> time inside the job
     wall_s: float = 0.0  # invocation time from Ray start to the last job
     cluster: Cluster | None = None
+    finish_lines: list[str] = field(default_factory=list)  # what `SweepOptions.on_finish` said
 
     @property
     def exit_code(self) -> int:
@@ -351,7 +358,7 @@ class SweepReport:
             lines.append(f"  {label}: " + " ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
         for label, reason in self.failed.items():
             lines.append(f"  FAILED {label}: {reason}")
-        return lines
+        return lines + self.finish_lines
 
 
 def checkpoint_dir(root: Path, sweep: str) -> Path:
@@ -525,4 +532,10 @@ def _run_leased(plan: Plan, opts: SweepOptions, root: Path, uri: str, data: str,
         "done": report.done, "skipped": report.skipped, "failed": report.failed, "pooled": report.pooled})
     if not report.failed and not any(ckpts.iterdir()):
         shutil.rmtree(ckpts, ignore_errors=True)
+    if opts.on_finish is not None:
+        try:
+            report.finish_lines = opts.on_finish(plan, report, uri)
+        except Exception as e:  # noqa: BLE001 - the jobs' results are recorded; what follows them is redone by a re-run
+            report.finish_lines = [f"after the jobs: {type(e).__name__}: {_first_line(e)}; re-running the same "
+                                   f"command (every job is finished) does it again"]
     return report

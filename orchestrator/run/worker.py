@@ -1,6 +1,6 @@
 """What one fold job does on a worker -- the same for a sweep's LOSO/cross folds and a search's
 objective folds: rebuild the config, log into the job's MLflow run (opened on the worker as the
-job starts: `open_run`; `orchestrator.track.tracking.RunLogger`), train the fold with
+job starts: `open_run`; `orchestrator.track.worker.RunLogger`), train the fold with
 `fdp.train.run_fold` (or `fdp.objective.objective_fold`) from its checkpoint, log the result and
 close the run. An exception inside the job (non-finite loss, bad data) is *caught* and reported as
 a failed outcome with the run marked FAILED: retrying a deterministic failure is pointless, and
@@ -69,7 +69,7 @@ def open_run(payload: JobPayload) -> JobPayload:
     # a fresh worker's imports (torch; matplotlib for the run's figures) are its start-up, not the job
     import matplotlib.figure  # noqa: F401
     import fdp.train  # noqa: F401
-    from orchestrator.track.tracking import open_job_run
+    from orchestrator.track.driver import open_job_run
 
     s = payload.run_spec
     payload.run_id = open_job_run(payload.tracking_uri, payload.experiment_id, s["tags"], s["name"], s["inputs"])
@@ -99,7 +99,7 @@ def run_job(payload: JobPayload) -> JobOutcome:
     search subjects only and also logs its objective value (metric `objective_<metric>` at the
     fold's step) and the subjects it used."""
     from fdp.train import run_fold
-    from orchestrator.track.tracking import RunLogger
+    from orchestrator.track.worker import RunLogger
 
     t0 = time.perf_counter()
     ckpt = Path(payload.checkpoint_path)

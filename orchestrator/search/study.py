@@ -29,7 +29,7 @@ others from their checkpoints, so no fold is trained twice.
 
 MLflow layout: a study run (`fdp.role=study`) -> one run per trial (`fdp.role=trial`, params =
 sampled values, metric = objective) -> one run per fold (`fdp.role=search_fold`, tag `fdp.job_key`,
-the full job record of `orchestrator.track.tracking.RunLogger` plus `objective_<metric>`). Search folds are never `fdp.role=job`, so tables
+the full job record of `orchestrator.track.worker.RunLogger` plus `objective_<metric>`). Search folds are never `fdp.role=job`, so tables
 cannot mistake them for LOSO results.
 """
 
@@ -53,7 +53,8 @@ from orchestrator.run.progress import Progress
 from orchestrator.run.scheduler import (DriverOptions, JobSource, Scheduler, SchedulerError, checkpoint_dir, driving,
                                         fit, start_ray)
 from orchestrator.spec.sweep import SearchSettings, SpecError, SweepSpec, configurations, parse_search  # noqa: F401
-from orchestrator.track.tracking import absolute_sqlite, git_info, source_tags, with_retry
+from orchestrator.track.provenance import git_info, source_tags
+from orchestrator.track.store import absolute_sqlite, with_retry
 
 
 class SearchError(RuntimeError):
@@ -164,7 +165,7 @@ def make_study(s: SearchSettings, storage_url: str):
 
 def _load(study_name: str, storage: str | None, root: Path | None = None):
     import optuna
-    from orchestrator.track.tracking import project_root
+    from orchestrator.track.store import project_root
 
     url = resolve_storage(storage, (root or project_root()).resolve())
     if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).is_file():
@@ -428,7 +429,7 @@ class StudySource(JobSource):
         """The job of one objective fold, or None when it was finished already -- by an earlier
         driver, or for an earlier trial of the same parameters -- and its value is reported now."""
         from orchestrator.plan.jobs import Job
-        from orchestrator.track.tracking import control_tags, data_tags
+        from orchestrator.track.driver import control_tags, data_tags
 
         if key in self.values:
             return self._reuse(a, step, key, self.values[key])
@@ -573,7 +574,8 @@ def run_search(spec: SweepSpec, settings: SearchSettings, opts: SearchOptions | 
 
     from fdp.train import fold_names
     from orchestrator.plan.jobs import DataRef, cache_path, runtime_config
-    from orchestrator.track.tracking import SweepTracker, project_root
+    from orchestrator.track.driver import SweepTracker
+    from orchestrator.track.store import project_root
 
     opts = opts or SearchOptions()
     stream = opts.stream or sys.stderr

@@ -1,24 +1,22 @@
 """The sweep file, declared once as types (STYLE.md: "Declare a schema once"; docs/sweeps.md).
 
-From these pydantic models come: the validation of a spec (`problems`: one line per mistake, each
-naming its key path, all of them at once), the defaults `orchestrator.spec.sweep` builds a `SweepSpec`
-from, the table of keys in docs/sweeps.md (`keys_markdown`) and the JSON Schema `fdp-sweep schema`
-prints for editors (`json_schema`).
+From these pydantic models come: the validation of a spec (`orchestrator.spec.errors.problems`: one
+line per mistake, each naming its key path, all of them at once), the defaults `orchestrator.spec.sweep`
+builds a `SweepSpec` from, the table of keys in docs/sweeps.md and the JSON Schema `fdp-sweep schema`
+prints for editors (`orchestrator.spec.docs`).
 
 A field declares what JSON Schema can say (types, ranges, the registries' names as enums) and, in
 `Expect`, how a bad value is told; rules across fields, or that need the code (an override's value
 type is `fdp.config`'s), are each model's `checks`. pydantic's own error text never reaches the
-user: every error is translated to our line, found by the field it concerns.
+user: every error is translated to our line, found by the field it concerns (`spec/errors.py`).
 """
 
 import dataclasses
-import json
 import re
 import typing
-from dataclasses import dataclass
 from typing import Annotated, Any, Callable, ClassVar, Iterator, Literal, Optional, Union
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic_core import PydanticCustomError, core_schema
 
 from fdp.config import BOUNDS, CHOICES, ConfigError, ExperimentConfig, all_keys, apply_overrides, suggest
@@ -26,6 +24,7 @@ from fdp.data.readers import READERS
 from fdp.data.settings import SETTINGS
 from fdp.profiles import PROFILES
 from fdp.variants import VARIANTS
+from orchestrator.spec.errors import Expect, Problem, problems
 
 PROTOCOLS = ("loso", "cross", "composite", "leave-one-dataset-out")
 # merged datasets (fdp.data.merged) and the protocol each one is evaluated under
@@ -39,27 +38,11 @@ RESERVED_KEYS = {"train.seed": "seeds", "data.dataset": "dataset", "data.setting
                  "data.test_dataset": "test_dataset", "data.fold_by": "protocol", "variant": "variants"}
 ALL_KEYS = all_keys()
 CONFIG_KEYS = tuple(k for k in ALL_KEYS if k not in RESERVED_KEYS)  # what grid/overrides/smoke/space may name
-RAY_UNITS = 10_000  # Ray's fixed-point resolution of resource quantities (1e-4)
 METRICS = {"nll": "minimize", "di_mse": "minimize", "acc": "maximize", "uf1": "maximize", "uar": "maximize"}
 
 
 # ---------------------------------------------------------------------------------------------
-# how a bad value is told
-
-
-@dataclass(frozen=True)
-class Expect:
-    """A field's line for a bad value: `text` gives "expected <text>, got <value>" (or, a function,
-    the whole message); `each` the same for one bad item of a list or value of a mapping (named by
-    its index or key); `key` the message for a bad key of a mapping."""
-
-    text: str | Callable[[Any], str]
-    each: str | Callable[[Any], str] | None = None
-    key: Callable[[Any], str] | None = None
-
-
-def _say(how: str | Callable[[Any], str], value: Any) -> str:
-    return how(value) if callable(how) else f"expected {how}, got {value!r}"
+# how a bad value is told (the lines themselves: orchestrator.spec.errors)
 
 
 def _unknown(what: str, known: tuple[str, ...], tail: str = "") -> Callable[[Any], str]:
@@ -176,7 +159,6 @@ Protocol = Annotated[Literal[PROTOCOLS], Expect(f"one of {', '.join(PROTOCOLS)}"
 TestDataset = Annotated[Literal[("", *DATASETS)], Expect(_unknown("dataset", DATASETS))]
 Profile = Annotated[Literal[("", *PROFILES)],
                     Expect(_unknown("profile", tuple(PROFILES), f"; known: {', '.join(PROFILES)}"))]
-Problem = tuple[tuple, str, int]  # (where: field names / indices / keys, line, rank: 0 unknown, 1 missing, 2 other)
 D = Field  # a field's description (what it does) and constraints; its Expect says how a bad value is told
 
 
@@ -241,31 +223,13 @@ class Experiment(Block):
 
 
 class Resources(Block):
-    """What one fold job asks the Ray scheduler for (Ray also sets OMP_NUM_THREADS from `cpus`)."""
+    """What one fold job asks the Ray scheduler for (Ray also sets OMP_NUM_THREADS from `cpus`); how many
+    fit on a node: `orchestrator.run.packing`."""
 
     cpus: Annotated[float, D(gt=0, description="CPU cores per job"), Expect("a positive number")] = 1.0
     gpus: Annotated[Union[Annotated[float, D(ge=0, le=1)], Annotated[float, D(ge=1, multiple_of=1)]],
                     D(description="GPUs per job; a fraction only does Ray's accounting (jobs share the GPU)"),
                     Expect("a fraction in [0, 1] or a whole number of GPUs")] = 0.0
-
-    def jobs_per_gpu(self) -> int:
-        """Jobs that share one GPU: Ray places a fractional request on a single GPU, so fractions
-        are counted per GPU, not over the node (0.4 on 2 GPUs: 2 per GPU = 4 jobs, not 2 // 0.4 = 5).
-        Ray counts resources in units of 1e-4. 0 for a CPU-only job; 1 for whole GPUs."""
-        if self.gpus <= 0:
-            return 0
-        if self.gpus >= 1:
-            return 1
-        return RAY_UNITS // max(1, round(self.gpus * RAY_UNITS))
-
-    def fit(self, cpus: float, gpus: float) -> int:
-        """How many such jobs one node with `cpus` CPUs and `gpus` GPUs runs at once."""
-        n = int(cpus // self.cpus) if self.cpus > 0 else 10**6
-        if self.gpus >= 1:
-            n = min(n, int(gpus // self.gpus))
-        elif self.gpus > 0:
-            n = min(n, int(gpus) * self.jobs_per_gpu())
-        return n
 
 
 class Tracking(Block):
@@ -405,6 +369,11 @@ class SweepFile(Block):
                         D(min_length=1, description="registry names (`fdp-sweep list-variants`)"),
                         Expect("a non-empty list of variant names", each=_unknown(
                             "variant", tuple(sorted(VARIANTS)), "; list them with `fdp-sweep list-variants`"))]
+    reference: Annotated[Literal[tuple(VARIANTS)],
+                         D(description="the variant each other variant is compared with, at the same experiment and grid "
+                                       "point (paired tests on the parent run, docs/tracking.md); ignored when not listed"),
+                         Expect(_unknown("variant", tuple(sorted(VARIANTS)),
+                                         "; list them with `fdp-sweep list-variants`"))] = "fdp"
     profile: Annotated[Profile, D(description="a size profile (fdp/profiles.py), the layer under steps/overrides")] = ""
     grid: Annotated[dict[ConfigKey, Annotated[list[Any], D(min_length=1)]], BeforeValidator(_none_is_empty),
                     D(description="dotted config key -> values; one configuration per point of the product",
@@ -435,6 +404,9 @@ class SweepFile(Block):
 
     @classmethod
     def checks(cls, raw: dict[str, Any], ok: dict[str, Any]) -> Iterator[Problem]:
+        if "reference" in ok and "variants" in ok and ok["reference"] not in ok["variants"]:
+            yield (("reference",), f"reference: {ok['reference']!r} is not one of the sweep's variants "
+                   f"({', '.join(ok['variants'])})", 2)
         if "experiments" in raw:
             yield from (((k,), f"{k}: with `experiments:`, give {k} in each experiment", 2) for k in DATA_KEYS if k in raw)
             seen: dict[str, int] = {}
@@ -473,188 +445,3 @@ def _mapping(raw: dict[str, Any], key: str) -> dict[str, Any]:
 
 def _number(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool)
-
-
-# ---------------------------------------------------------------------------------------------
-# pydantic's errors -> our lines
-
-
-def problems(model: type[Block], raw: dict[str, Any], path: str = "") -> list[str]:
-    """Every mistake of `raw` against `model`, one line each ("<key path>: <what>"), in the
-    order of the keys (unknown keys, then missing ones, first)."""
-    return [line for _, line in sorted(dict.fromkeys(_problems(model, raw, path, ())), key=lambda p: p[0])]
-
-
-def _problems(model: type[Block], raw: dict[str, Any], path: str, order: tuple) -> Iterator[tuple[tuple, str]]:
-    """(sort key, line) for `raw` under `model` at `path`; nested blocks are walked here (each
-    validated on its own), so that a line is found by the field it concerns."""
-    try:
-        model.model_validate(raw)
-        errors: list[dict[str, Any]] = []
-    except ValidationError as e:
-        errors = e.errors()
-    fields = list(model.model_fields)
-    head = f"{path}: " if path else ""
-    bad = set()
-    for err in errors:
-        name = err["loc"][0] if err["loc"] else None
-        if err["type"] == "extra_forbidden" and len(err["loc"]) == 1:
-            yield order + ((0, 0),), f"{head}unknown key {name!r}{suggest(str(name), fields)}"
-        elif err["type"] == "missing" and len(err["loc"]) == 1:
-            yield order + ((1, fields.index(name)),), f"{head}missing required key {name!r}"
-        bad.add(name)
-    for i, (name, info) in enumerate(model.model_fields.items()):
-        if name not in raw or (name not in bad and _block_of(info.annotation)[0] is None):
-            continue  # (a nested block is walked even when valid: its own checks)
-        mine = [e for e in errors if e["loc"][:1] == (name,)]
-        yield from _field(info, raw[name], mine, f"{path}{model.SEP}{name}" if path else name, order + ((2, i),))
-    ok = {k: v for k, v in raw.items() if k in fields and k not in bad}
-    for where, line, r in model.checks(raw, ok):
-        sep = model.SEP if where and where[0] in fields and r != 1 else ": "
-        key = [(r, fields.index(w) if w in fields else 0) for w in where[:1]]
-        for w in where[1:]:  # an item of a list, or a key of a mapping, in the order the file gives them
-            key.append((2, w if isinstance(w, int) else list(_mapping(raw, where[0])).index(w)))
-        yield order + tuple(key), (f"{path}{sep}{line}" if path else line)
-
-
-def _field(info: Any, value: Any, errors: list[dict[str, Any]], path: str, order: tuple) -> Iterator[tuple[tuple, str]]:
-    """The lines of one field's errors."""
-    expect = next((m for m in info.metadata if isinstance(m, Expect)), None) or _expect_of(info.annotation)
-    sub, container = _block_of(info.annotation)
-    if sub is not None and isinstance(value, dict) and container is None:
-        yield from _problems(sub, value, path, order)
-        return
-    keys = list(value) if isinstance(value, dict) else list(range(len(value))) if isinstance(value, list) else []
-
-    def item(k) -> str:  # one item, or a key's value
-        return f"{path}[{k}]" if isinstance(k, int) else f"{path}: {k}"
-
-    whole = False
-    for err in errors:
-        loc = err["loc"][1:]
-        if err["type"] == "spec" and not loc:
-            yield order, f"{path}: {err['msg']}"
-        elif loc and loc[0] in keys and (expect.each or expect.key or container):
-            k, at = loc[0], order + ((2, keys.index(loc[0])),)
-            if loc[1:2] == ("[key]",):
-                yield at, f"{path}: {expect.key(k)}"
-            elif sub is not None and isinstance(value[k], dict):
-                continue  # walked below
-            elif expect.each is not None:
-                label = path if isinstance(k, int) and sub is None else item(k)  # variants: say the name, not [i]
-                yield at, f"{label}: {_say(expect.each, value[k])}"
-        else:
-            whole = True
-    if whole:
-        yield order, f"{path}: {_say(expect.text, value)}"
-    if sub is not None and container is not None:
-        for pos, k in enumerate(keys):
-            if isinstance(value[k], dict):
-                yield from _problems(sub, value[k], item(k), order + ((2, pos),))
-
-
-def _block_of(annotation: Any) -> tuple[type[Block] | None, type | None]:
-    """(the Block a field holds, list/dict when it holds several of them)."""
-    for t in (annotation, *typing.get_args(annotation)):
-        origin = typing.get_origin(t)
-        if isinstance(t, type) and issubclass(t, Block):
-            return t, None
-        if origin in (list, dict) and isinstance(typing.get_args(t)[-1], type) and issubclass(typing.get_args(t)[-1], Block):
-            return typing.get_args(t)[-1], origin
-    return None, None
-
-
-def _expect_of(annotation: Any) -> Expect:
-    for t in (annotation, *typing.get_args(annotation)):
-        found = next((m for m in getattr(t, "__metadata__", ()) if isinstance(m, Expect)), None)
-        if found is not None:
-            return found
-    return Expect("a valid value")
-
-
-# ---------------------------------------------------------------------------------------------
-# JSON Schema and the docs table
-
-
-def json_schema() -> dict[str, Any]:
-    """The JSON Schema of a sweep file (draft 2020-12), for editors (`fdp-sweep schema`); it takes
-    what the validator takes before its own types: one variant as a bare name, an empty block."""
-    out = _schema()
-    props = out["properties"]
-    v = props["variants"]  # a list of names, or one name
-    array = {k: v.pop(k) for k in list(v) if k in ("type", "items", "minItems", "uniqueItems")}
-    v["anyOf"] = [array, array["items"]]
-    for key in ("grid", "overrides", "resources", "tracking", "smoke"):  # `key:` with nothing under it
-        inner = {k: props[key].pop(k) for k in list(props[key]) if k not in ("description", "default", "title")}
-        props[key]["anyOf"] = [inner, {"type": "null"}]
-    return out
-
-
-def _schema() -> dict[str, Any]:
-    """The schema as the types declare it (the docs table reads it)."""
-    out = SweepFile.model_json_schema()
-    out["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    out["title"] = "fdp-sweep sweep file"
-    # what the types cannot say alone: the data of one experiment go at the top level, or in a list
-    out["if"] = {"required": ["experiments"]}
-    out["then"] = {"not": {"anyOf": [{"required": [k]} for k in DATA_KEYS]}}
-    out["else"] = {"required": ["dataset", "setting"]}
-    out["allOf"] = [
-        {"not": {"required": ["steps", "overrides"], "properties": {"overrides": {"required": ["train.steps"]}}}},
-        *({"if": {"required": ["protocol"], "properties": {"protocol": {"const": p}}},
-           "then": {"properties": {"dataset": {"const": d}}}} for d, p in MERGED_PROTOCOL.items()),
-        {"if": {"not": {"required": ["protocol"], "properties": {"protocol": {"const": "cross"}}}},
-         "then": {"not": {"required": ["test_dataset"]}}},
-    ]
-    return out
-
-
-def keys_markdown() -> str:
-    """The table of the keys of a sweep file, read off the schema (docs/sweeps.md)."""
-    schema = _schema()
-    defs = schema["$defs"]
-    rows = ["| key | type | default | what it does |", "|---|---|---|---|"]
-
-    def walk(s: dict[str, Any], prefix: str) -> None:
-        for name, p in s["properties"].items():
-            if name in VALUE_SCHEMAS:
-                continue  # the smoke block's dotted config keys: one row, below
-            ref, tail = _block_ref(p)
-            what = p.get("description") or (defs[ref].get("description", "") if ref else "")
-            default = ("required" if name in s.get("required", ()) else "" if ref and not tail or p.get("default") is None
-                       else f"`{json.dumps(p['default'])}`")
-            rows.append(f"| `{prefix}{name}{tail}` | {_type_text(p)} | {default} | {' '.join(what.split())} |")
-            if ref:
-                walk(defs[ref], f"{prefix}{name}{tail}.")
-    walk(schema, "")
-    rows.append("| `smoke.<config key>` | per `fdp.config` | | any dotted config key: an override applied with --smoke |")
-    return "\n".join(rows) + "\n"
-
-
-def _block_ref(p: dict[str, Any]) -> tuple[str | None, str]:
-    """(the $defs name of the block a property holds, "" / "[i]" / ".<key>" for one / a list / a mapping)."""
-    for b in p.get("anyOf", [p]):
-        for sub, tail in ((b, ""), (b.get("items", {}), "[i]"), (b.get("additionalProperties") or {}, ".<key>")):
-            if isinstance(sub, dict) and "$ref" in sub:
-                return sub["$ref"].rsplit("/", 1)[-1], tail
-    return None, ""
-
-
-def _type_text(p: dict[str, Any]) -> str:
-    out = []
-    for b in p.get("anyOf", [p]):
-        if "enum" in b:
-            out.append(" \\| ".join(f"`{e if e else chr(34) * 2}`" if isinstance(e, str) else f"`{json.dumps(e)}`"
-                                     for e in b["enum"]) if len(b["enum"]) <= 6 else "name")
-        elif "const" in b:
-            out.append(f"`{json.dumps(b['const'])}`")
-        elif "$ref" in b or b.get("type") == "object":
-            out.append("mapping")
-        elif b.get("type") == "array":
-            out.append(f"list of {_type_text(b.get('items', {})) or 'values'}")
-        elif b.get("type") in ("integer", "number"):
-            bound = next((f" {op} {b[k]:g}" for k, op in (("minimum", ">="), ("exclusiveMinimum", ">")) if k in b), "")
-            out.append(f"{b['type']}{bound}" + (f", <= {b['maximum']:g}" if "maximum" in b else ""))
-        elif b.get("type") not in (None, "null"):
-            out.append(b["type"])
-    return " or ".join(dict.fromkeys(out))

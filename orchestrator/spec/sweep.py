@@ -32,7 +32,7 @@ import yaml
 from fdp.config import ConfigError, ExperimentConfig
 from fdp.profiles import PROFILES
 from fdp.variants import build_config
-from orchestrator.spec import schema
+from orchestrator.spec import errors, schema
 from orchestrator.spec.schema import DATA_KEYS, Resources, SweepFile, experiment_key
 
 
@@ -77,6 +77,7 @@ class SweepSpec:
     dataset: str  # single-experiment spec: the data its jobs train on (after --smoke); else ""
     setting: str
     variants: list[str]
+    reference: str  # the variant the others are compared with (paired tests; if it is among `variants`)
     table: str | None  # "9", or "4,5,6,7" for a spec that fills several tables (tag fdp.table)
     protocol: str
     test_dataset: str
@@ -183,7 +184,7 @@ def parse_spec(raw: Any, sets: dict[str, Any] | None = None, smoke: bool = False
     `overrides` and `folds` (`load_spec` with `resolve`), and the name stays for the record."""
     if not isinstance(raw, dict):
         raise SpecError([f"{source}: a sweep spec is a YAML mapping (name:, dataset:, variants:, ...)"])
-    problems = [f"{source}: {line}" for line in schema.problems(SweepFile, raw)]
+    problems = [f"{source}: {line}" for line in errors.problems(SweepFile, raw)]
     if "from_search" in raw and not problems and not resolved:
         problems.append(f"{source}: from_search: a study is resolved when the file is read (`fdp-sweep run`, "
                         "orchestrator.search.study.load_spec_from_search)")
@@ -209,7 +210,7 @@ def parse_spec(raw: Any, sets: dict[str, Any] | None = None, smoke: bool = False
     resources = f.resources.model_copy(update={"gpus": 0.0, "cpus": min(f.resources.cpus, 1.0)}) if smoke \
         else f.resources
     spec = SweepSpec(
-        name=f.name, variants=list(f.variants), experiments=experiments, multi=multi,
+        name=f.name, variants=list(f.variants), reference=f.reference, experiments=experiments, multi=multi,
         **(one.runs_on if one else {"dataset": "", "setting": "", "protocol": "loso", "test_dataset": ""}),
         table=",".join(map(str, f.table)) if isinstance(f.table, list) else None if f.table is None else str(f.table),
         grid=dict(f.grid), overrides=dict(f.overrides), steps=f.steps, profile=f.profile,
@@ -287,7 +288,7 @@ def parse_search(spec: SweepSpec, trials: int | None = None) -> SearchSettings:
         raise SpecError([f"{src}: no `search:` block; see docs/search.md"])
     if not isinstance(block, dict):
         raise SpecError([f"{src}: search: expected a mapping (space:, trials:, metric:, ...), got {block!r}"])
-    problems = [f"{src}: search: {line}" for line in schema.problems(schema.Search, block)]
+    problems = [f"{src}: search: {line}" for line in errors.problems(schema.Search, block)]
 
     def bad(msg: str) -> None:
         problems.append(f"{src}: search: {msg}")

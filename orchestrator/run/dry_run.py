@@ -9,6 +9,7 @@ from typing import Any
 
 from fdp.config import to_dict
 from orchestrator.plan.jobs import Plan, runtime_config
+from orchestrator.run.packing import jobs_per_gpu, node_fit
 
 
 def format_plan(plan: Plan, cluster_cpus: float | None = None, cluster_gpus: float | None = None,
@@ -43,7 +44,7 @@ def format_plan(plan: Plan, cluster_cpus: float | None = None, cluster_gpus: flo
                  f"up to {spec.retries} retries per job on worker death")
     cpus = cluster_cpus if cluster_cpus is not None else float(os.cpu_count() or 1)
     gpus = (cluster_gpus if cluster_gpus is not None else _local_gpus()) if res.gpus else 0.0
-    par = res.fit(cpus, gpus)  # GPU fractions counted per GPU, as Ray places them
+    par = node_fit(res, cpus, gpus)  # GPU fractions counted per GPU, as Ray places them
     lines.append(f"parallel here: {par} job(s) at a time on {cpus:g} cpu(s)"
                  + (f" / {gpus:g} gpu(s)" if res.gpus else "")
                  + ("" if par else " -- this machine cannot run a job of this size"))
@@ -87,7 +88,7 @@ def memory_lines(plan: Plan, gpu_mem_gb: float | None = None) -> list[str]:
     if device != "cuda":
         return lines
     gpu_gb, source = _gpu_memory(gpu_mem_gb)
-    per_gpu = res.jobs_per_gpu()
+    per_gpu = jobs_per_gpu(res)
     worst = max(e.total_mb for _, e in rows.values())
     share = f"gpus {res.gpus:g} per job -> {per_gpu} job(s) per GPU" if res.gpus < 1 else \
         f"gpus {res.gpus:g} per job -> 1 job per {res.gpus:g} GPU(s), trained on its first"
