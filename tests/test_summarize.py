@@ -233,3 +233,29 @@ def test_provenance_names_the_study_that_chose_a_tuned_sweeps_values():
     assert "folds: 1 run of 1 expected (the holdout subjects of Optuna study search, which chose its values)" in line
     (line,), _ = provenance([SweepRuns(run(plain), "1", [child])], table=9)
     assert "folds: 1 run of 1 expected | seeds: 0" in line and "Optuna" not in line
+
+
+def test_provenance_says_when_the_runs_pooled_computed_on_other_machines():
+    """Results of one configuration can move with the CPU kernels alone: a table that pools runs
+    made with other kernels says which runs ran where; runs of one machine add nothing."""
+    from types import SimpleNamespace as NS
+
+    from orchestrator.report.summarize import SweepRuns, provenance
+
+    def run(tags, params=None):
+        return NS(info=NS(run_id="r1", status="FINISHED"), data=NS(tags=tags, params=params or {}, metrics={}))
+
+    params = {"data.dataset": "casme2", "data.setting": "casme2/5", "train.steps": "20"}
+    avx512, avx2 = "Xeon (avx512); torch 2.13.0 kernels avx512", "EPYC (avx2); torch 2.13.0 kernels avx2"
+    kids = [run({"fdp.fold": f, "fdp.seed": "0", "fdp.machine": m}, params) for f, m in
+            (("01", avx512), ("02", avx512), ("03", avx2))]
+    plain = {"fdp.sweep": "a", "fdp.folds_expected": "3", "fdp.smoke": "false"}
+    lines, _ = provenance([SweepRuns(run(plain), "1", kids)], table=9)
+    assert lines[-1] == ("machines differ between the runs pooled here (results can move with CPU kernels alone): "
+                         f"{avx512} (2 run(s) of sweep a); {avx2} (1 run(s) of sweep a)")
+    lines, _ = provenance([SweepRuns(run(plain), "1", kids[:2])], table=9)
+    assert len(lines) == 1 and "machines" not in lines[0]
+    # two sweeps, each on one machine, pooled into one table: still said
+    other = {**plain, "fdp.sweep": "b"}
+    lines, _ = provenance([SweepRuns(run(plain), "a", kids[:2]), SweepRuns(run(other), "b", kids[2:])], table=9)
+    assert lines[-1].endswith(f"{avx512} (2 run(s) of sweep a); {avx2} (1 run(s) of sweep b)")

@@ -152,6 +152,12 @@ def test_worker_logging_and_pooled_metrics(tracker):
     assert run.data.tags["mlflow.source.git.commit"] == "abc123" and run.data.tags["fdp.job_key"] == job_key(cfg, "01")
     # the UI's Source column shows the commit only beside a source name
     assert run.data.tags["mlflow.source.name"] == "fdp-sweep" and run.data.tags["mlflow.source.type"] == "LOCAL"
+    from fdp.machine import machine_info, machine_summary  # the machine the fold computed on
+
+    info = machine_info()
+    assert run.data.tags["fdp.machine"] == machine_summary(info)
+    assert {k: run.data.tags[f"fdp.{k}"] for k in ("cpu", "isa", "torch_kernels", "numpy_simd", "opencv_simd")} == \
+        {k: info[k] for k in ("cpu", "isa", "torch_kernels", "numpy_simd", "opencv_simd")}
     parent_tags = tracker.client.get_run(parent.run_id).data.tags
     assert parent_tags["mlflow.source.name"] == _spec().path and parent_tags["mlflow.source.type"] == "LOCAL"
     from importlib.metadata import version

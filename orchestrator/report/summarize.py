@@ -358,6 +358,7 @@ def provenance(sweeps: Sequence[SweepRuns], table: int | None = None) -> tuple[l
     lines: list[str] = []
     used: dict[str, None] = {}
     off_paper = False
+    machines: dict[str, dict[str, int]] = {}  # fdp.machine of the job runs -> sweep -> runs
     for s in sweeps:
         tags = s.parent.data.tags
         data: dict[tuple[str, bool, str], None] = {}
@@ -385,6 +386,13 @@ def provenance(sweeps: Sequence[SweepRuns], table: int | None = None) -> tuple[l
         lines.append(f"provenance: data {datas} | sweep {s.name}, parent run {s.parent.info.run_id} "
                      f"({s.parent.info.status}) | smoke: {smoke} | steps per fold: {', '.join(steps) or '?'} | "
                      f"folds: {folds_run} run of {expected} expected{tuned} | seeds: {', '.join(seeds) or '?'} | {code}")
+        for c in s.children:
+            machines.setdefault(c.data.tags.get("fdp.machine", ""), {}).setdefault(s.name, 0)
+            machines[c.data.tags.get("fdp.machine", "")][s.name] += 1
+    if len(machines) > 1:  # the runs pooled here computed with other CPU kernels: say which did what
+        lines.append("machines differ between the runs pooled here (results can move with CPU kernels alone): "
+                     + "; ".join(f"{m or 'not recorded'} ({', '.join(f'{n} run(s) of sweep {s}' for s, n in by.items())})"
+                                 for m, by in machines.items()))
     return lines, (", ".join(used) if off_paper and used else None)
 
 

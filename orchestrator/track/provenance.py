@@ -1,5 +1,6 @@
 """Which code made a run: the git commit and "dirty" of the checkout the code was imported from,
-and the installed fdp-sweep's version, as the tags the MLflow UI shows as a run's Source."""
+and the installed fdp-sweep's version, as the tags the MLflow UI shows as a run's Source; and which
+machine: the CPU and the kernels its libraries used (`machine_tags`)."""
 
 from __future__ import annotations
 
@@ -52,3 +53,12 @@ def git_info(code_dir: Path = CODE_DIR) -> tuple[str, bool]:
         pass
     submitted = os.environ.get("FDP_GIT_COMMIT", "").strip()
     return (submitted, os.environ.get("FDP_GIT_DIRTY", "") == "true") if submitted else ("", False)
+
+
+def machine_tags() -> dict[str, str]:
+    """The machine a run computed on (fdp.machine): `fdp.machine`, one line to compare runs by,
+    and each part as its own tag (`fdp.cpu`, `fdp.isa`, `fdp.torch_kernels`, ...) to filter by."""
+    from fdp.machine import machine_info, machine_summary
+
+    info = machine_info()
+    return {"fdp.machine": machine_summary(info), **{f"fdp.{k}": v for k, v in info.items() if v}}

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from fdp import plots
 from fdp.config import dump_yaml, flatten, to_dict
 from fdp.pooling import predictions_csv
-from orchestrator.track.provenance import source_tags
+from orchestrator.track.provenance import machine_tags, source_tags
 from orchestrator.track.store import client, unlogged_metrics, with_retry
 
 if TYPE_CHECKING:
@@ -58,7 +58,8 @@ class RunLogger:
 
     def start(self, resumed_from_step: int = 0) -> None:
         with_retry(self.client.update_run, self.run_id, status="RUNNING")
-        tags = {"fdp.host": socket.gethostname(), "fdp.worker_pid": str(os.getpid())}
+        # where the fold computes: results of one configuration can differ by CPU kernels alone
+        tags = {"fdp.host": socket.gethostname(), "fdp.worker_pid": str(os.getpid()), **machine_tags()}
         if resumed_from_step:
             tags["fdp.resumed_from_step"] = str(resumed_from_step)
         # a killed attempt may have sent steps past its checkpoint (or before its first one): a
