@@ -17,7 +17,7 @@ from fdp.data.cache import load_cache
 from fdp.data.merged import (MEGC_FILE, MEGC_SHA256, build_composite, build_lodo, canonical_ids, read_label_list)
 from fdp.data.samples import DataError
 from fdp.metrics import pooled_metrics
-from fdp.train import fold_names, make_split
+from fdp.runner import fold_names, make_split
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data" / "megc2019_combined_3class_gt.csv"

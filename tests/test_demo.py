@@ -81,7 +81,7 @@ def test_demo_benchmark_single_frame_stays_near_chance(tmp_path):
     that one frame tells little: the apex-frame and random-frame regressions stay near chance. (The
     apex - onset regression is printed, not asserted: 0.37-0.39 on dev draw 10 at this amplitude, against
     0.588 on the default benchmark at 64 x 64 — see docs/learnability.md, "Second round".)"""
-    from fdp.baselines import draw_readouts
+    from fdp.readouts import draw_readouts
     from fdp.data.cache import load_cache, prepare
     from fdp.data.synth import write_synthetic
     from fdp.profiles import LAPTOP, LAPTOP_ALIGNED

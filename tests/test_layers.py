@@ -1,7 +1,8 @@
 """The orchestrator's layers (docs/architecture.md): spec -> plan -> track -> run -> search, report
 -> cli. Every import inside `orchestrator/` -- also the ones inside functions, which hide cycles
 from Python but not from a reader -- goes to the same layer or a lower one, and the module graph
-has no cycle."""
+has no cycle. The science library `fdp/` has no cycle either, and imports neither the
+orchestrator nor Ray, MLflow or Optuna."""
 
 from __future__ import annotations
 
@@ -11,17 +12,18 @@ from pathlib import Path
 import pytest
 
 PKG = Path(__file__).resolve().parents[1] / "orchestrator"
+FDP = PKG.parent / "fdp"
 # a layer may import from layers of lower rank (and from its own); equal ranks do not see each other
 RANK = {"spec": 0, "plan": 1, "track": 2, "run": 3, "search": 4, "report": 4, "cli": 5}
 
 
-def module_name(path: Path) -> str:
-    parts = ["orchestrator", *path.relative_to(PKG).with_suffix("").parts]
+def module_name(path: Path, pkg: Path = PKG) -> str:
+    parts = [pkg.name, *path.relative_to(pkg).with_suffix("").parts]
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def modules() -> dict[str, Path]:
-    return {module_name(p): p for p in sorted(PKG.rglob("*.py"))}
+def modules(pkg: Path = PKG) -> dict[str, Path]:
+    return {module_name(p, pkg): p for p in sorted(pkg.rglob("*.py"))}
 
 
 def imports_of(path: Path, name: str, known: set[str]) -> set[str]:
@@ -45,8 +47,8 @@ def imports_of(path: Path, name: str, known: set[str]) -> set[str]:
     return out
 
 
-def graph() -> dict[str, set[str]]:
-    mods = modules()
+def graph(pkg: Path = PKG) -> dict[str, set[str]]:
+    mods = modules(pkg)
     return {m: imports_of(p, m, set(mods)) for m, p in mods.items()}
 
 
@@ -91,9 +93,24 @@ def find_cycle(g: dict[str, set[str]]) -> list[str]:
     return []
 
 
-def test_the_import_graph_has_no_cycle():
-    cycle = find_cycle(graph())
+@pytest.mark.parametrize("pkg", [PKG, FDP], ids=lambda p: p.name)
+def test_the_import_graph_has_no_cycle(pkg):
+    cycle = find_cycle(graph(pkg))
     assert not cycle, " -> ".join(cycle)
+
+
+def test_the_science_library_imports_no_system():
+    """fdp/ is usable from a notebook on its own (SPEC §1): no orchestrator, Ray, MLflow or Optuna,
+    not even inside a function."""
+    banned = ("orchestrator", "ray", "mlflow", "optuna")
+    wrong = []
+    for p in sorted(FDP.rglob("*.py")):
+        for node in ast.walk(ast.parse(p.read_text(), str(p))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else []
+            wrong += [f"{p.relative_to(FDP.parent)}:{node.lineno} imports {n}" for n in names
+                      if n.split(".")[0] in banned]
+    assert not wrong, "\n".join(wrong)
 
 
 @pytest.mark.parametrize("g, cyclic", [

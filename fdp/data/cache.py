@@ -436,7 +436,7 @@ def find_cache(dataset: str, cache_root: str | os.PathLike[str] | None = None,
     if not found:
         where = f" from {root}" if root is not None else ""
         which = f" with fingerprint {fingerprint}" if fingerprint is not None else ""
-        from fdp.data.merged import MERGED_KINDS  # (merged imports this module)
+        from fdp.data.settings import MERGED_KINDS
 
         make = (f"fdp-sweep merge {dataset}" if dataset in MERGED_KINDS
                 else f"fdp-sweep prepare {dataset} --root {root if root is not None else '...'}")

@@ -47,7 +47,6 @@ MEGC_GROUPS: dict[str, tuple[str, ...]] = {
     "positive": ("happiness", "positive"),
     "surprise": ("surprise",),
 }
-MERGED_KINDS = ("composite", "lodo")
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ if TYPE_CHECKING:  # the worker imports these lazily; the driver gets them the s
     from mlflow.tracking import MlflowClient
 
     from fdp.config import ExperimentConfig
-    from fdp.train import FoldResult
+    from fdp.fold import FoldResult
     from orchestrator.plan.jobs import Job
     from orchestrator.spec.sweep import SweepSpec
 
@@ -444,14 +444,13 @@ def write_confusion(folder: Path, cm: Any, names: list[str], title: str) -> None
 
 
 def control_tags(cfg: Any) -> dict[str, str]:
-    """`fdp.control` on runs whose number is a control, not a model result (issue #14):
-    `shuffled_labels` (trained on permuted training labels: must score chance) or the baseline's
-    name (`single_frame`: no network). Absent on ordinary runs."""
+    """`fdp.method` (what fitted and predicted the job, fdp.methods) on every job run, and
+    `fdp.control: shuffled_labels` on the runs of the negative control (trained on permuted
+    training labels: must score chance), whose number is a control, not a model result."""
+    tags = {"fdp.method": cfg.method}
     if cfg.train.shuffle_labels:
-        return {"fdp.control": "shuffled_labels"}
-    if cfg.model.baseline:
-        return {"fdp.control": cfg.model.baseline}
-    return {}
+        tags["fdp.control"] = "shuffled_labels"
+    return tags
 
 
 def experiment_tags(job: "Job") -> dict[str, str]:
@@ -674,16 +673,29 @@ class RunLogger:
         values = dict(result.metrics)
         values.update(wall_time_s=result.wall_time_s, steps_per_s=result.steps_per_s,
                       peak_mem_mb=result.peak_mem_mb)
+        if result.n_params is not None:
+            values["n_params"] = result.n_params
+        tags = {"fdp.selection_detail": result.selection[:5000], "fdp.device": result.device,
+                # what the job ran as, after `auto` was resolved on its device (fdp.runtime)
+                "fdp.precision": result.precision, "fdp.memory_format": result.memory_format,
+                "fdp.compiled": result.compiled or "no", "fdp.gpu": result.gpu or "-"}
         # a final metric has exactly one value: an attempt that died after logging them is not
         # allowed to add a second
-        self._log_batch({"fdp.selection_detail": result.selection[:5000], "fdp.device": result.device,
-                         # what the job ran as, after `auto` was resolved on its device (fdp.runtime)
-                         "fdp.precision": result.precision, "fdp.memory_format": result.memory_format,
-                         "fdp.compiled": result.compiled or "no", "fdp.gpu": result.gpu or "-"},
-                        unlogged_metrics(self.client, self.run_id, values, result.steps))
+        metrics = unlogged_metrics(self.client, self.run_id, values, result.steps)
+        if result.test_selected:  # the published protocol's pick, apart and labelled
+            from orchestrator.track import test_selected as ts
+
+            tags[ts.TAG] = ts.tag_text(result)
+            metrics += unlogged_metrics(self.client, self.run_id, ts.metric_values(result), result.steps)
+            if f"{ts.PREFIX}/curve/acc" not in with_retry(self.client.get_run, self.run_id).data.metrics:
+                metrics += [Metric(k, v, now, s) for k, v, s in ts.curve_points(result)]  # once per run
+        for i in range(0, max(len(metrics), 1), METRICS_PER_BATCH):
+            self._log_batch(tags if i == 0 else {}, metrics[i:i + METRICS_PER_BATCH])
         with tempfile.TemporaryDirectory() as tmp:
             d = Path(tmp)
             (d / "predictions.csv").write_text(predictions_csv(result))
+            if result.test_selected:
+                (d / ts.ARTIFACT).write_text(ts.predictions_csv(result))
             (d / "fold_result.json").write_text(result.to_json())
             if result.preds is not None:
                 from fdp.metrics import confusion
