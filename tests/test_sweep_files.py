@@ -26,8 +26,9 @@ CELLS = {4: ["casme2/5", "samm/5"], 5: ["casme2/3", "samm/3"], 6: ["casme_sq/4"]
 
 def test_every_sweep_file_is_covered():
     assert sorted([*TABLES, *MULTI]) == sorted(p.name for p in SWEEPS.glob("*.yaml")
-                                                    if p.name not in ("smoke.yaml", "search.yaml", "composite.yaml", "demo.yaml"))
-    # composite: test_composite; demo: test_demo
+                                                    if p.name not in ("smoke.yaml", "search.yaml", "composite.yaml", "demo.yaml",
+                                                                      "protocol.yaml"))
+    # composite: test_composite; demo: test_demo; protocol: test_protocol_sweep
 
 
 # the multi-experiment smokes run 12 + 4 jobs: half their steps and batch (4 s a job, not 14 s,
