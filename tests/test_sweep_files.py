@@ -45,7 +45,7 @@ def _run(spec, uri, *extra):
 def _ours_row(text: str) -> list[str]:
     """The numeric cells of the "FDP (ours)" row of a rendered Markdown table."""
     row = next(line for line in text.splitlines() if line.startswith("| FDP (ours)"))
-    return [c.strip() for c in row.strip("|").split("|")][3:]
+    return [c.strip() for c in row.strip("|").split("|")][4:]  # after method, paper, type, protocol
 
 
 @pytest.fixture(scope="module")
