@@ -138,3 +138,14 @@ def test_no_baseline_special_case_outside_the_registry():
                          capture_output=True, text=True).stdout.splitlines()
     allowed = ("fdp/config.py", "orchestrator/report/reference/megc2019.yaml")
     assert [line for line in out if not line.startswith(allowed)] == []
+
+
+def test_list_methods_says_paper_input_and_exact_count():
+    from click.testing import CliRunner
+
+    from orchestrator.cli.main import main
+
+    out = CliRunner().invoke(main, ["list-methods"]).output
+    assert set(METHODS) == {line for line in out.splitlines() if not line.startswith(" ")}
+    assert "params:   1,797 (" in out and "0.00" not in out  # small models in units
+    assert "grey" in out.split("input of authors_code: ")[1].splitlines()[0]

@@ -10,7 +10,8 @@ from fdp.methods.registry import Method, register
 
 def describe_input(cfg: Any) -> str:
     m, d = cfg.model, cfg.data
-    return (f"{m.frames} frames of the clip, RGB {d.crop} x {d.crop} crops of the aligned face, uniformly "
+    colour = "grey (luma of the RGB frames)" if m.arch == "authors_code" else "RGB"
+    return (f"{m.frames} frames of the clip, {colour} {d.crop} x {d.crop} crops of the aligned face, uniformly "
             f"spaced over onset..offset")
 
 

@@ -56,6 +56,10 @@ def list_methods_cmd() -> None:
         if cfg is not None:
             click.echo(f"  input:    {m.input(cfg)}")
             click.echo(f"  params:   {m.params(cfg):,} ({m.params_note}; {names[0]}, {CLASSES} classes)")
+            for name in names[1:]:  # a variant that sees something else says so
+                other = m.input(build_config(name, {"model.num_classes": CLASSES}))
+                if other != m.input(cfg):
+                    click.echo(f"  input of {name}: {other}")
         click.echo(f"  variants: {', '.join(names) or '(none registered)'}")
 
 
