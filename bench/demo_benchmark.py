@@ -1,7 +1,7 @@
 """Linear baselines of a synthetic draw at the laptop frame size: a development check of a benchmark
 variant for the demo (issue #14), not a reported result. Synthesizes the draw (DEMO_DATA with the
 given changes), prepares it at the laptop profile's aligned size, and prints the LOSO accuracy / UF1
-of the logistic regression (fdp.baselines) on the apex frame, a random frame, and apex - onset (a
+of the logistic regression (fdp.readouts) on the apex frame, a random frame, and apex - onset (a
 motion feature given the annotated key frames). A benchmark fit for the demo keeps single frames near
 chance (<= 0.30) while the motion feature reads the class (~0.6 on the default benchmark at 64 x 64).
 
@@ -19,7 +19,7 @@ from pathlib import Path
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from fdp.baselines import draw_readouts  # noqa: E402
+from fdp.readouts import draw_readouts  # noqa: E402
 from fdp.data.cache import load_cache, prepare  # noqa: E402
 from fdp.data.synth import write_synthetic  # noqa: E402
 from fdp.metrics import pooled_metrics  # noqa: E402

@@ -26,7 +26,8 @@ import torch  # noqa: E402
 from fdp.metrics import pooled_metrics  # noqa: E402
 from fdp.model import build_model  # noqa: E402
 from fdp.profiles import PROFILES, profile  # noqa: E402
-from fdp.train import evaluate, load_bank, train_step  # noqa: E402
+from fdp.runner import load_bank  # noqa: E402
+from fdp.train import evaluate, train_step  # noqa: E402
 from fdp.variants import build_config  # noqa: E402
 from orchestrator.cli.tools import parse_sets  # noqa: E402
 

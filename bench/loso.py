@@ -57,7 +57,8 @@ def in_process(a: argparse.Namespace, cache: Path) -> list[object]:
     """Every fold in this process, one after the other (what `fdp-sweep train` does)."""
     from fdp.metrics import pooled_metrics
     from fdp.runtime import resolve_runtime
-    from fdp.train import fold_names, resolve_device, run_fold
+    from fdp.runner import fold_names, run_fold
+    from fdp.runtime import resolve_device
     from fdp.variants import build_config
 
     cfg = build_config(a.variant, overrides(a, cache))

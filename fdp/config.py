@@ -45,9 +45,26 @@ class EncoderConfig:
 
 
 @dataclass
+class AuthorsConfig:
+    """The network of the authors' public code (fdp/authors_model.py), built with model.arch =
+    authors_code; its stage widths are model.encoder.dims. Defaults: their values
+    (CYF-cuber/FDP@7ad36d9, fdp.py)."""
+
+    stem: list[int] = field(default_factory=lambda: [64, 32, 64])  # widths of the 4-conv stem (stride 2, 1, 1, 2; the last repeats the third)
+    depths: list[int] = field(default_factory=lambda: [3, 4, 10, 3])  # conv blocks per stage (their global blocks are never built)
+    mlp_ratio: float = 3.0  # hidden width of a block's MLP / its width (rounded to a multiple of 32)
+    drop_path: float = 0.1  # stochastic depth of the last block (linear from 0 over the blocks)
+    feature_side: int = 64  # per-frame feature of feature_side^2 (4096), reshaped with the t frames to (s, s, t)
+    temporal_channels: int = 8  # maps out of the 3-D conv (kernel 3 x 3 x t)
+    mer_hidden: int = 256  # hidden width of the MER head
+    dic_widths: list[int] = field(default_factory=lambda: [64, 128, 256, 512, 512])  # the SegNet's 5 stage widths
+
+
+@dataclass
 class ModelConfig:
     """The FDP model (paper §3): encoder -> rank scorer -> temporal pooling -> MER / DIC."""
 
+    arch: str = "fdp"  # fdp: the paper's network (§3, fdp/model.py) | authors_code: the network of the authors' code (fdp/authors_model.py)
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     num_classes: int = 5  # m, set from the class setting of the data
     frames: int = 8  # t, frames per clip
@@ -62,7 +79,7 @@ class ModelConfig:
     dropout: float = 0.0  # dropout before the last FC of the MER head
     use_dic: bool = True  # build the DIC encoder-decoder (paper §3.4.1)
     dic_channels: list[int] = field(default_factory=lambda: [64, 128, 128, 256])  # DIC encoder widths
-    baseline: str = ""  # "" = the FDP network; "single_frame": logistic regression on the apex frame instead (fdp.baselines; no network built, no steps)
+    authors: AuthorsConfig = field(default_factory=AuthorsConfig)  # sizes of model.arch = authors_code
 
 
 @dataclass
@@ -115,14 +132,25 @@ class TrainConfig:
 
 
 @dataclass
+class ProtocolProbeConfig:
+    """The published protocol, recorded beside the honest result and labelled test-selected
+    (inflated) wherever it is shown (fdp.test_selected); off unless a metric is named."""
+
+    select_on_test: list[str] = field(default_factory=list)  # metrics a step is chosen by on the TEST subject: acc (authors' FDP code, HTNet) | uf1 (MEB); empty: off
+    every: int = 20  # steps between evaluations of the test clips (one test pass each; no effect on training)
+
+
+@dataclass
 class ExperimentConfig:
     """One configuration of one fold job: everything needed to reproduce it."""
 
     variant: str = "fdp"  # registry name the config was built from (fdp.variants)
+    method: str = "network"  # what fits and predicts a fold (fdp.methods): network (FDP and its variants) | single_frame | ...
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    protocol_probe: ProtocolProbeConfig = field(default_factory=ProtocolProbeConfig)
 
 
 # The dotted prefix of each section whose fields were ever renamed (RENAMED).
@@ -135,28 +163,34 @@ BOUNDS: dict[str, tuple[float, bool]] = {
     "train.steps": (1, True), "train.batch_size": (1, True), "train.eval_batch_size": (1, True),
     "train.log_every": (1, True), "train.eval_every": (1, True), "train.checkpoint_every": (0, True),
     "train.val_subjects": (0, True), "train.patience": (1, True), "train.seed": (0, True),
+    "protocol_probe.every": (1, True),
     "train.lr": (0, False), "train.weight_decay": (0, True),
     "loss.lambda_d": (0, True), "loss.lambda_r": (0, True), "loss.lambda_mer": (0, True),
     "model.frames": (1, True), "model.dropout": (0, True), "model.rank_slope": (0, False),
     "model.encoder.n_local": (0, True), "model.encoder.n_global": (0, True), "model.encoder.heads": (1, True),
     "model.encoder.vit_patch": (1, True), "model.encoder.vit_heads": (1, True), "model.temporal_map": (1, True),
     "model.image_size": (1, True), "data.crop": (1, True), "data.aligned_size": (1, True),
+    "model.authors.feature_side": (1, True), "model.authors.temporal_channels": (1, True),
+    "model.authors.mer_hidden": (1, True), "model.authors.mlp_ratio": (0, False), "model.authors.drop_path": (0, True),
 }
 # Text fields with a fixed vocabulary (train.device is checked by DEVICE_RE).
 CHOICES: dict[str, tuple[str, ...]] = {
+    "model.arch": ("fdp", "authors_code"),
     "model.encoder.kind": ("lgfat", "vit", "resnet18"),
     "model.encoder.conv": ("multihead", "single", "convbnpw"),
     "train.selection": ("last", "early_stop_val"),
-    "model.baseline": ("", "single_frame"),
     "train.precision": ("auto", "fp32", "bf16"),
     "train.compile_backend": ("inductor", "aot_eager", "eager"),
     "data.fold_by": ("subject", "database"),
 }
 # Renamed keys: old name -> (new name, old value -> new value). Overrides and stored configs that
-# use the old name keep working and mean what they meant (train.amp only ever applied on CUDA).
+# use the old name keep working and mean what they meant (train.amp only ever applied on CUDA;
+# model.baseline named the method when the network was the only other one).
 RENAMED: dict[str, tuple[str, dict[Any, Any]]] = {
     "train.amp": ("train.precision", {True: "auto", False: "fp32"}),
+    "model.baseline": ("method", {"": "network", "single_frame": "single_frame"}),
 }
+PROBE_METRICS = ("acc", "uf1")  # what protocol_probe.select_on_test may name (fdp.test_selected.METRICS)
 DEVICE_RE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
 
@@ -170,6 +204,11 @@ def check_value(key: str, value: Any) -> None:
     if key in CHOICES and value not in CHOICES[key]:
         raise ConfigError(f"{key}: unknown value {value!r}{suggest(str(value), list(CHOICES[key]))}; "
                           f"known: {', '.join(CHOICES[key])}")
+    if key == "protocol_probe.select_on_test":
+        bad = [m for m in value if m not in PROBE_METRICS]
+        if bad or len(set(value)) != len(value):
+            raise ConfigError(f"{key}: expected a list of distinct metrics among {', '.join(PROBE_METRICS)}, "
+                              f"got {value!r}")
     if key == "train.channels_last" and value not in (True, False, "auto"):
         raise ConfigError(f"train.channels_last: expected auto, true or false, got {value!r}")
     if key == "train.device" and not DEVICE_RE.fullmatch(str(value)):
@@ -196,6 +235,9 @@ def check_model(cfg: ModelConfig) -> None:
 
     Called when a config is resolved (so `--dry-run`, the search space check and a trial's
     config refuse it before any fold starts) and by `FDP.__init__` itself."""
+    if cfg.arch == "authors_code":
+        check_authors(cfg)
+        return
     enc = cfg.encoder
     if enc.kind == "lgfat":
         if not enc.dims or min(enc.dims) < 1:
@@ -224,6 +266,24 @@ def check_model(cfg: ModelConfig) -> None:
         if s % 16 or cfg.image_size % s:
             raise ConfigError(f"model.temporal_map={s}: the DIC needs a map side that is a multiple of 16 "
                               f"(4 poolings) and divides model.image_size={cfg.image_size}")
+
+
+AUTHORS_DIC_POOLS = 5  # the authors' SegNet halves its input 5 times (fdp.authors_model.SegNet)
+
+
+def check_authors(cfg: ModelConfig) -> None:
+    """ConfigError, one line naming the key, for sizes the authors' network cannot be built with."""
+    a = cfg.authors
+    if len(a.depths) != len(cfg.encoder.dims):
+        raise ConfigError(f"model.authors.depths: {len(a.depths)} stages, but model.encoder.dims has "
+                          f"{len(cfg.encoder.dims)} widths")
+    if len(a.stem) != 3:
+        raise ConfigError(f"model.authors.stem: expected 3 widths, got {a.stem}")
+    if len(a.dic_widths) != AUTHORS_DIC_POOLS:
+        raise ConfigError(f"model.authors.dic_widths: expected {AUTHORS_DIC_POOLS} widths, got {a.dic_widths}")
+    if a.feature_side % 2 ** AUTHORS_DIC_POOLS:
+        raise ConfigError(f"model.authors.feature_side={a.feature_side}: the DIC pools it {AUTHORS_DIC_POOLS} times; "
+                          f"use a multiple of {2 ** AUTHORS_DIC_POOLS}")
 
 
 def check_config(cfg: ExperimentConfig) -> None:
@@ -391,6 +451,8 @@ def from_dict(cls: type, data: dict[str, Any]) -> Any:
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     kwargs = {}
+    if cls is ExperimentConfig:  # a config stored before a key was renamed or moved
+        data = _unflatten(_renamed(flatten(data)))
     section = {v: k for k, v in SECTIONS.items()}.get(cls)
     if section:  # a config stored before a rename reads back under the new names
         data = {k.split(".", 1)[1]: v for k, v in _renamed({f"{section}.{k}": v for k, v in data.items()}).items()}
@@ -400,6 +462,37 @@ def from_dict(cls: type, data: dict[str, Any]) -> Any:
         t = hints[k]
         kwargs[k] = from_dict(t, v) if dataclasses.is_dataclass(t) else _coerce(k, v, t)
     return cls(**kwargs)
+
+
+def _unflatten(flat: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in flat.items():
+        *parents, last = key.split(".")
+        node = out
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[last] = value
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# identity of a job
+
+
+def key_dict(cfg: ExperimentConfig) -> dict[str, Any]:
+    """The config as a job key hashes it (orchestrator.plan.jobs.job_key): `to_dict`, except where
+    the config grew after job keys were first pinned (tests/data/sweep_keys.json), so that tracked
+    jobs keep their keys: a section that is off is left out (a job that does not use it is the job
+    it was before the section existed), and `method` is hashed as `model.baseline`, where it was
+    named before it was a key of its own ("" for the network)."""
+    d = to_dict(cfg)
+    if not d["protocol_probe"]["select_on_test"]:
+        del d["protocol_probe"]
+    if d["model"]["arch"] == "fdp":  # the paper's network: the authors' sizes are not read
+        del d["model"]["arch"], d["model"]["authors"]
+    method = d.pop("method")
+    d["model"]["baseline"] = "" if method == "network" else method
+    return d
 
 
 def dump_yaml(cfg: Any) -> str:

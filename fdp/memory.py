@@ -112,10 +112,9 @@ def estimate_memory(cfg: ExperimentConfig, device_type: str = "cuda", bank_frame
 def bank_frames(cfg: ExperimentConfig) -> int | None:
     """Cached frames the job's clip bank(s) hold on the device (training + the cross protocol's
     test bank); None when a cache is not there."""
-    from fdp.data.cache import load_cache
+    from fdp.data.cache import load_cache, resolve_cache_dir
     from fdp.data.sampling import select
     from fdp.data.settings import SETTINGS
-    from fdp.train import cache_dir_for
 
     d = cfg.data
     wanted = [(d.dataset, d.cache_dir, d.setting)]
@@ -125,7 +124,7 @@ def bank_frames(cfg: ExperimentConfig) -> int | None:
     total = 0
     for dataset, explicit, setting in wanted:
         try:
-            cache = load_cache(cache_dir_for(dataset, explicit))
+            cache = load_cache(resolve_cache_dir(dataset, explicit))
             sel = select(cache, SETTINGS[setting])
         except Exception:  # noqa: BLE001 - no cache (or not readable): the plan already says why
             return None

@@ -82,6 +82,16 @@ def pooled_metrics(labels: ArrayLike, preds: ArrayLike, num_classes: int) -> dic
     return metrics_from_confusion(confusion(labels, preds, num_classes))
 
 
+def weighted_f1(labels: ArrayLike, preds: ArrayLike, num_classes: int) -> float:
+    """F1 per class weighted by the class's share of the true labels (sklearn's
+    `f1_score(average="weighted")`): what the authors' FDP code prints per fold."""
+    cm = confusion(labels, preds, num_classes).astype(np.float64)
+    tp, support, predicted = np.diag(cm), cm.sum(axis=1), cm.sum(axis=0)
+    den = support + predicted
+    f1 = np.divide(2 * tp, den, out=np.zeros_like(tp), where=den > 0)
+    return float((f1 * support).sum() / support.sum())
+
+
 def per_fold_metrics(folds: Sequence[tuple[ArrayLike, ArrayLike]],
                      num_classes: int) -> dict[str, tuple[float, float]]:
     """Mean and sample std (ddof = 1; 0 for a single fold) over folds of each metric.

@@ -399,7 +399,11 @@ class FDP(nn.Module):
         }
 
 
-def build_model(cfg: ModelConfig) -> FDP:
-    if cfg.baseline:  # e.g. the single-frame regression: fdp.train.run_fold runs fdp.baselines instead
-        raise ConfigError(f"model.baseline={cfg.baseline!r} is not a network; run it with fdp.train.run_fold")
+def build_model(cfg: ModelConfig) -> nn.Module:
+    """The network `cfg.arch` names: the paper's FDP, or the network of the authors' code
+    (fdp.authors_model); both return the same named outputs."""
+    if cfg.arch == "authors_code":
+        from fdp.authors_model import AuthorsFDP
+
+        return AuthorsFDP(cfg)
     return FDP(cfg)

@@ -57,7 +57,7 @@ def inner_split(subjects: Sequence[str], val_subject: str, search_subjects: Sequ
     """Inner LOSO fold over the search subjects: train = search subjects other than
     `val_subject`, test (= validation) = `val_subject`. Defined by whitelist, so a subject that
     is not a search subject (the holdout, or one added to the data later) is never used."""
-    from fdp.train import FoldSplit
+    from fdp.fold import FoldSplit
 
     allowed = set(search_subjects)
     if val_subject not in allowed:
@@ -72,10 +72,12 @@ def objective_fold(cfg: ExperimentConfig, val_subject: str, search_subjects: Seq
                    callback=None, checkpoint_path=None):
     """Train on the other search subjects, evaluate on `val_subject`: one objective fold, resumed
     from `checkpoint_path` when it exists. Returns (FoldResult, sorted training subjects)."""
-    from fdp.train import TrainingError, load_bank, train_fold, with_classes, with_validation
+    from fdp.fold import TrainingError, with_validation
+    from fdp.runner import inputs_of, load_data, run, with_classes
 
+    cache = None  # the prepared cache behind `bank` (methods that read key frames need it)
     if bank is None:
-        bank, _ = load_bank(cfg)
+        bank, _, cache = load_data(cfg)
     subjects = list(bank.subjects)
     split = inner_split(subjects, val_subject, search_subjects)
     if cfg.train.selection == "early_stop_val":  # early-stopping subjects: drawn from split.train only
@@ -84,8 +86,8 @@ def objective_fold(cfg: ExperimentConfig, val_subject: str, search_subjects: Seq
     if not used <= set(search_subjects):  # defence in depth: the whitelist above makes this unreachable
         raise TrainingError(f"objective fold {val_subject}: would use non-search subject(s) "
                             f"{', '.join(sorted(used - set(search_subjects)))}")
-    result = train_fold(with_classes(cfg, bank.class_names), split, bank, callback=callback,
-                        checkpoint_path=checkpoint_path)
+    result = run(inputs_of(with_classes(cfg, bank.class_names), split, bank, cache=cache, callback=callback,
+                           checkpoint_path=checkpoint_path))
     return result, sorted({subjects[i] for i in split.train})
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from fdp.metrics import pooled_metrics
 
 if TYPE_CHECKING:
-    from fdp.train import FoldResult
+    from fdp.fold import FoldResult
 
 
 def concat_predictions(predictions: list[dict[str, Any]]) -> dict[str, Any]:

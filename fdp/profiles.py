@@ -24,6 +24,9 @@ SMOKE: dict[str, Any] = {
     "model.encoder.dims": [16, 32, 64, 256], "model.encoder.stem_channels": 16, "model.encoder.heads": 4,
     "model.encoder.vit_dim": 256, "model.encoder.vit_depth": 2, "model.encoder.vit_heads": 4,
     "model.temporal_channels": 32, "model.mer_hidden": 64, "model.dic_channels": [16, 16, 32, 32],
+    # the authors' network (variant authors_code) at the same scale; read by no other variant
+    "model.authors.stem": [16, 8, 16], "model.authors.depths": [1, 1, 1, 1], "model.authors.feature_side": 32,
+    "model.authors.mer_hidden": 64, "model.authors.dic_widths": [8, 16, 16, 32, 32],
     "train.batch_size": 8, "train.steps": 20, "train.device": "cpu", "train.log_every": 5,
     "train.checkpoint_every": 10,
 }

@@ -17,6 +17,8 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from fdp.fold import TrainingError
+
 # Modules whose weights take the channels_last layout: the 4-D (2-D conv) weights only. The
 # temporal pooling's Conv3d has a 5-D weight, for which torch refuses channels_last
 # (`model.to(memory_format=torch.channels_last)` on the whole model crashed every CUDA job); it
@@ -83,3 +85,22 @@ def physical_gpu(device: torch.device, env: dict[str, str] | None = None) -> str
     if "CUDA_VISIBLE_DEVICES" not in env:
         return str(index)
     return visible[index] if index < len(visible) else f"?{index}"
+
+
+def resolve_device(name: str) -> torch.device:
+    """The device `train.device` names. `auto` and `cuda` are the first *visible* GPU, cuda:0 --
+    under Ray that is the one GPU the job was assigned (CUDA_VISIBLE_DEVICES); `cuda:N` must be
+    visible too."""
+    if name == "auto":
+        return torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise TrainingError(f"train.device={name}: CUDA is not available on this machine")
+        n = torch.cuda.device_count()
+        if (dev.index or 0) >= n:
+            visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+            raise TrainingError(f"train.device={name}: only {n} GPU(s) visible"
+                                + (f" (CUDA_VISIBLE_DEVICES={visible})" if visible is not None else ""))
+        dev = torch.device("cuda", dev.index or 0)
+    return dev

@@ -1,7 +1,9 @@
-"""Named variants of FDP (paper Tables 9, 10, 14): each is a diff of dotted config overrides.
+"""Named variants (paper Tables 9, 10, 14, and the controls): each is a diff of dotted config
+overrides, timm's `register_model` for configs.
 
 A variant switches parts off in the config; the model then does not build them (no dead
-parameters). Add one with `register(...)`; list with `list_variants()`.
+parameters). A variant names the method that runs it (config key `method`, fdp.methods; default:
+the FDP network). Add one with `register(...)`; list with `list_variants()`.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from fdp.config import ConfigError, ExperimentConfig, apply_overrides, check_config, suggest
+from fdp.config import ConfigError, ExperimentConfig, apply_overrides, suggest
 
 
 @dataclass(frozen=True)
@@ -18,13 +20,22 @@ class Variant:
     description: str  # one line, shown by `fdp-sweep list-variants`
     overrides: dict[str, Any] = field(default_factory=dict)
     paper: str = ""  # where the paper reports it
+    ref_params: int | None = None  # a published parameter count of the same network (5 classes), if any
+    ref_params_source: str = ""  # where `ref_params` comes from
+
+    @property
+    def method(self) -> str:
+        """The method that runs it (fdp.methods)."""
+        return str(self.overrides.get("method", "network"))
 
 
 VARIANTS: dict[str, Variant] = {}
 
 
-def register(name: str, description: str, paper: str = "", **overrides: Any) -> Variant:
-    v = Variant(name, description, {k.replace("__", "."): val for k, val in overrides.items()}, paper)
+def register(name: str, description: str, paper: str = "", ref_params: int | None = None, ref_params_source: str = "",
+             **overrides: Any) -> Variant:
+    v = Variant(name, description, {k.replace("__", "."): val for k, val in overrides.items()}, paper, ref_params,
+                ref_params_source)
     VARIANTS[name] = v
     return v
 
@@ -51,21 +62,22 @@ register("conv_t", "C+T: one dense vanilla conv instead of the multi-head conv b
 register("convbnpw_t", "C'+T: dense conv + BN + ReLU + pointwise conv instead of multi-head", "Table 10",
          model__encoder__conv="convbnpw")
 
+register("authors_code", "the network of the authors' public code: grey input, conv-only encoder (no global "
+         "aggregators built), one dense 3x3 conv as 'multi-head' conv, no rank scorer, a reshape that mixes feature "
+         "dimensions before the 3-D conv, SegNet DIC (fdp/authors_model.py)", "the published numbers' network",
+         ref_params=85_304_206, ref_params_source="authors' code CYF-cuber/FDP@7ad36d9 fdp.py",
+         model__arch="authors_code", model__encoder__dims=[96, 192, 384, 768], model__use_rank=False,
+         loss__lambda_r=0.0)
 register("fdp_shuffled", "negative control: full FDP trained on permuted training labels (seeded; test "
-         "labels untouched): must score chance", "control (issue #14)", train__shuffle_labels=True)
-register("single_frame", "baseline, not a network: logistic regression on the apex frame (fdp.baselines): "
-         "what no motion gets", "control (issue #14)", model__baseline="single_frame")
+         "labels untouched): must score chance", "control", train__shuffle_labels=True)
+register("single_frame", "logistic regression on the apex frame: what no motion gets",
+         "control", method="single_frame")
 
 def get_variant(name: str) -> Variant:
     if name not in VARIANTS:
         raise ConfigError(f"unknown variant {name!r}{suggest(name, sorted(VARIANTS))}; "
                           f"known: {', '.join(VARIANTS)}")
     return VARIANTS[name]
-
-
-def is_baseline(name: str) -> bool:
-    """Whether a variant is a non-network baseline (`model.baseline` set): nothing to build or count."""
-    return bool(get_variant(name).overrides.get("model.baseline"))
 
 
 def list_variants() -> list[Variant]:
@@ -106,7 +118,9 @@ def resolve(cfg: ExperimentConfig) -> ExperimentConfig:
     if not (cfg.model.use_mer or cfg.model.use_dic):
         raise ConfigError("model: at least one of use_mer / use_dic must be on (nothing to train)")
     cfg = apply_overrides(cfg, over) if over else cfg
-    check_config(cfg)
+    from fdp.methods import get_method  # the method decides what it can run with
+
+    get_method(cfg.method).check(cfg)
     return cfg
 
 

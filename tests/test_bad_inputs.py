@@ -299,7 +299,7 @@ CORPUS = [
         ["Invalid value for '--folds': -2 is not in the range x>=0"]),
     # --- tables (`fdp-sweep summarize`)
     Bad("summarize-unknown-table", args("summarize", "--table", "99"),
-        ["Error: Invalid value for '--table': '99' is not a table 4-14 or megc"]),
+        ["Error: Invalid value for '--table': '99' is not a table 4-14, megc or protocol"]),
     Bad("summarize-megc-no-runs", args("summarize", "--table", "megc"),
         ["no tracked runs: no MLflow store at sqlite:///{tmp}/project/mlflow.db", "sweeps/composite.yaml"]),
     # --- merged datasets (issue #16)

@@ -17,7 +17,7 @@ from fdp.data.cache import load_cache
 from fdp.data.merged import (MEGC_FILE, MEGC_SHA256, build_composite, build_lodo, canonical_ids, read_label_list)
 from fdp.data.samples import DataError
 from fdp.metrics import pooled_metrics
-from fdp.train import fold_names, make_split
+from fdp.runner import fold_names, make_split
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data" / "megc2019_combined_3class_gt.csv"
@@ -259,7 +259,7 @@ def test_composite_smoke_sweep_and_megc_table(tmp_path: Path) -> None:
     r = _cli("summarize", "--table", "megc", "--include-smoke", "--tracking-uri", uri, cwd=tmp_path, env=env)
     assert r.returncode == 0, r.stderr
     rows = {line.split("|")[1].strip(): line for line in r.stdout.splitlines() if line.startswith("| ")}
-    assert {"LBP-TOP (baseline)", "fdp (ours)", "no_dic (ours)", "no_local_global (ours)"} <= set(rows)
+    assert {"LBP-TOP (baseline)", "fdp (re-run here)", "no_dic (re-run here)", "no_local_global (re-run here)"} <= set(rows)
     assert "| 58.82 | 57.85 |" in rows["LBP-TOP (baseline)"]
     assert "smoke: a pipeline check" in r.stderr
     # where the numbers come from, under the table as under the paper's tables (issue #13)
@@ -277,7 +277,7 @@ def test_composite_smoke_sweep_and_megc_table(tmp_path: Path) -> None:
     assert df.loc[("LBP-TOP (baseline)", "uf1@composite"), "published"] == pytest.approx(58.82)
     fdp = df.loc["fdp"]
     assert list(fdp.index) == [f"{m}@{c}" for c in ("composite", "smic", "casme2", "samm") for m in ("uf1", "uar")]
-    printed = [c.strip() for c in rows["fdp (ours)"].strip("| ").split("|")[1:]]
+    printed = [c.strip() for c in rows["fdp (re-run here)"].strip("| ").split("|")[2:]]  # after method, protocol
     # the table's cells, unrounded; a database no smoke fold tested is empty in both
     assert ["—" if pd.isna(v) else f"{v:.2f}" for v in fdp["mean"]] == printed
     assert set(fdp["data"]) == {"synthetic composite/3"} and (fdp["unit"] == "%").all()

@@ -1,17 +1,16 @@
-"""The negative control and the single-frame baseline (issue #14): the shuffled-label control never
-trains (or validates) on unpermuted labels and never changes a test label; the baseline runs the
-same folds as the network and is recorded as a control."""
+"""The negative control and the single-frame method: the shuffled-label control never trains (or
+validates) on unpermuted labels and never changes a test label; the single-frame regression runs
+the same folds as the network, through the same fold runner."""
 
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
 
 import fdp.train as train_mod
-from fdp.config import ConfigError
-from fdp.model import build_model
-from fdp.train import batch_indices, fold_names, load_bank, make_split, run_fold, training_labels
+from fdp.fold import training_labels
+from fdp.runner import fold_names, load_bank, make_split, run_fold
+from fdp.train import batch_indices
 from fdp.variants import build_config
 from orchestrator.cli.train import SMOKE_OVERRIDES
 from orchestrator.track.driver import control_tags
@@ -82,8 +81,11 @@ def test_control_validates_on_permuted_labels(synth_cache, monkeypatch):
     assert got and all(torch.equal(g, permuted) for g in got)  # never the bank's real labels
 
 
-def test_single_frame_baseline_is_a_fold_of_the_same_split(synth_cache):
+def test_single_frame_is_a_fold_of_the_same_split(synth_cache):
+    from fdp.methods.single_frame import count
+
     cfg = _cfg(synth_cache, variant="single_frame")
+    assert cfg.method == "single_frame"
     bank, split = _split(cfg)
     res = run_fold(cfg, split.fold)
     assert res.steps == 0 and res.di_mse is None and "logistic regression" in res.selection
@@ -91,11 +93,13 @@ def test_single_frame_baseline_is_a_fold_of_the_same_split(synth_cache):
     np.testing.assert_array_equal(res.labels, bank.labels[torch.as_tensor(split.test)].cpu().numpy())
     assert len(res.preds) == len(split.test) and all(0 <= p < cfg.model.num_classes for p in res.preds)
     np.testing.assert_allclose(np.asarray(res.probs).sum(1), 1.0, atol=1e-6)
-    with pytest.raises(ConfigError, match="not a network"):
-        build_model(cfg.model)
+    # fitted numbers: 257 per class row (256 weights + intercept), 512 scaler statistics
+    m = cfg.model.num_classes
+    assert count(cfg) == 257 * m + 512
+    assert res.n_params == 257 * len(set(bank.labels[torch.as_tensor(split.train)].tolist())) + 512
 
 
-def test_controls_are_tagged_as_such(synth_cache):
-    assert control_tags(_cfg(synth_cache)) == {"fdp.control": "shuffled_labels"}
-    assert control_tags(_cfg(synth_cache, variant="single_frame")) == {"fdp.control": "single_frame"}
-    assert control_tags(_cfg(synth_cache, variant="fdp")) == {}
+def test_runs_are_tagged_with_their_method_and_the_control(synth_cache):
+    assert control_tags(_cfg(synth_cache)) == {"fdp.method": "network", "fdp.control": "shuffled_labels"}
+    assert control_tags(_cfg(synth_cache, variant="single_frame")) == {"fdp.method": "single_frame"}
+    assert control_tags(_cfg(synth_cache, variant="fdp")) == {"fdp.method": "network"}

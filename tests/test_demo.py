@@ -80,7 +80,7 @@ def test_demo_benchmark_single_frame_stays_near_chance(tmp_path):
     """The benchmark the demo uses (DEMO_DATA, at the laptop frame size) keeps SPEC §4.4's property
     that one frame tells little: the apex-frame and random-frame regressions stay near chance. (The
     apex - onset regression is printed, not asserted: docs/learnability.md records it per draw.)"""
-    from fdp.baselines import draw_readouts
+    from fdp.readouts import draw_readouts
     from fdp.data.cache import load_cache, prepare
     from fdp.data.synth import write_synthetic
     from fdp.profiles import LAPTOP, LAPTOP_ALIGNED

@@ -96,7 +96,8 @@ def test_each_job_trains_on_the_gpu_ray_assigned(fake_gpu_cluster, tmp_path):
     """The trainer's device choice, given what a job saw: `auto` -> cuda:0, the first visible GPU,
     i.e. the assigned one (torch.cuda mocked: the GPUs are declared, not real)."""
     from fdp.runtime import physical_gpu
-    from fdp.train import TrainingError, resolve_device
+    from fdp.fold import TrainingError
+    from fdp.runtime import resolve_device
 
     _, windows = _run(fake_gpu_cluster, tmp_path, 0.5, n_jobs=4)
     assert {w["gpu_ids"][0] for w in windows} == {"0", "1"}  # both GPUs used

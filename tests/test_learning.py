@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from baselines import frame_features, loso_predictions
+from fdp.readouts import frame_features, loso_predictions
 from scipy.stats import binomtest
 
 from fdp.data.cache import load_cache, prepare
 from fdp.data.synth import CLASSES, write_synthetic
 from fdp.metrics import pooled_metrics
-from fdp.train import fold_names, run_fold
+from fdp.runner import fold_names, run_fold
 from fdp.variants import build_config
 from orchestrator.cli.train import SMOKE_OVERRIDES
 

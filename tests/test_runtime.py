@@ -15,8 +15,9 @@ from fdp.data.sampling import ClipBank, select
 from fdp.data.settings import SETTINGS
 from fdp.model import build_model
 from fdp.runtime import physical_gpu, prepare_model, resolve_runtime
-from fdp.train import fold_names, run_fold, train_step
-from fdp.variants import VARIANTS, build_config, is_baseline
+from fdp.runner import fold_names, run_fold
+from fdp.train import train_step
+from fdp.variants import VARIANTS, build_config
 
 CPU = torch.device("cpu")
 # tiny sizes of every backbone (the ViT's width stays 256 = 16 x 16: the DIC needs a 16-side map)
@@ -31,7 +32,7 @@ STEPS = 3
 BF16_REL_TOL = 0.03
 
 
-@pytest.mark.parametrize("name", sorted(n for n in VARIANTS if not is_baseline(n)))  # single_frame: no network
+@pytest.mark.parametrize("name", sorted(n for n in VARIANTS if VARIANTS[n].method == "network"))  # the networks
 def test_cuda_model_setup_applied_on_cpu_raises_nothing(name):
     """Today's CUDA branch (train.channels_last, the default, on a GPU) crashed every job: the
     temporal pooling's Conv3d has a 5-D weight and `model.to(memory_format=channels_last)` refuses it."""
@@ -77,7 +78,7 @@ def _train(name: str, bank, settings: dict) -> tuple[nn.Module, list[float], dic
     return model, losses, out
 
 
-@pytest.mark.parametrize("name", sorted(n for n in VARIANTS if not is_baseline(n)))  # single_frame: no network
+@pytest.mark.parametrize("name", sorted(n for n in VARIANTS if VARIANTS[n].method == "network"))  # the networks
 def test_every_variant_trains_with_the_gpu_settings_on_cpu(name, bank):
     model, losses, out = _train(name, bank, GPU_SETTINGS)
     assert all(np.isfinite(losses)), losses
@@ -175,7 +176,7 @@ def _train_cuda(name: str, bank, settings: dict) -> tuple[nn.Module, list[float]
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("name", sorted(n for n in VARIANTS if not is_baseline(n)))  # single_frame: no network
+@pytest.mark.parametrize("name", sorted(n for n in VARIANTS if VARIANTS[n].method == "network"))  # the networks
 def test_every_variant_trains_on_cuda_with_auto_settings(name, cuda_bank):
     rt = resolve_runtime(build_config(name, {**TINY, "train.device": "cuda"}).train, cuda_bank.device)
     assert (rt.precision, rt.memory_format) == ("bf16", "channels_last")

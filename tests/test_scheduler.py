@@ -21,7 +21,7 @@ import yaml
 import ray
 from fixtures_runs import cli_driver, finished_runs, statuses_by_key
 
-from fdp.train import FoldResult
+from fdp.fold import FoldResult
 from orchestrator.run.worker import JobOutcome, JobPayload, run_job
 from orchestrator.plan.jobs import expand
 from orchestrator.run.progress import Progress, format_duration

@@ -215,7 +215,7 @@ def test_space_sampling_round_trip():
 def test_objective_ignores_holdout_subjects(caches):
     """Poisoned holdout frames and labels, behind a bank that refuses to batch them: the objective
     values are bit-identical to the clean cache's."""
-    from fdp.train import load_bank
+    from fdp.runner import load_bank
     from fdp.variants import build_config
 
     clean, poisoned = caches

@@ -31,7 +31,7 @@ import pytest
 import ray
 import torch
 
-from fdp.train import run_fold
+from fdp.runner import run_fold
 from orchestrator.cli.train import SMOKE_OVERRIDES
 from orchestrator.run.worker import JobOutcome, JobPayload, run_job
 from orchestrator.plan.jobs import expand, runtime_config

@@ -27,8 +27,9 @@ CELLS = {4: ["casme2/5", "samm/5"], 5: ["casme2/3", "samm/3"], 6: ["casme_sq/4"]
 
 def test_every_sweep_file_is_covered():
     assert sorted([*TABLES, *MULTI]) == sorted(p.name for p in SWEEPS.glob("*.yaml")
-                                                    if p.name not in ("smoke.yaml", "search.yaml", "composite.yaml", "demo.yaml"))
-    # composite: test_composite; demo: test_demo
+                                                    if p.name not in ("smoke.yaml", "search.yaml", "composite.yaml", "demo.yaml",
+                                                                      "protocol.yaml"))
+    # composite: test_composite; demo: test_demo; protocol: test_protocol_sweep
 
 
 # the multi-experiment smokes run 12 + 4 jobs: half their steps and batch (4 s a job, not 14 s,
@@ -45,7 +46,7 @@ def _run(spec, uri, *extra):
 def _ours_row(text: str) -> list[str]:
     """The numeric cells of the "FDP (ours)" row of a rendered Markdown table."""
     row = next(line for line in text.splitlines() if line.startswith("| FDP (ours)"))
-    return [c.strip() for c in row.strip("|").split("|")][3:]
+    return [c.strip() for c in row.strip("|").split("|")][4:]  # after method, paper, type, protocol
 
 
 @pytest.fixture(scope="module")

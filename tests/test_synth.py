@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import openpyxl
 import pytest
-from baselines import frame_features, loso_predictions
+from fdp.readouts import frame_features, loso_predictions
 
 from fdp.data.cache import load_cache, prepare
 from fdp.data.readers import read_dataset

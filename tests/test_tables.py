@@ -14,7 +14,8 @@ from scipy import stats as st
 from fdp.stats import paired_wilcoxon, paper_rank_sum
 from orchestrator.report.reference import load_reference, reference
 from orchestrator.report.analysis import ConfigResult, reproduce_significance
-from orchestrator.report.tables import (CONTROL_ROWS, FORMATS, MISSING, TABLES, TIDY_COLUMNS, TableInput, build_table, loss_key, render_table, row_keys)
+from orchestrator.report.tables import (PUBLISHED_PROTOCOL, RERUN_PROTOCOL, CONTROL_ROWS, FORMATS, MISSING, TABLES,
+                                        TIDY_COLUMNS, TableInput, build_table, loss_key, render_table, row_keys)
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER_CANDIDATES = [ROOT.parent / "shared" / "paper" / "fdp-paper.md",
@@ -183,8 +184,8 @@ def _grid(text: str) -> list[list[str]]:
 
 
 EXPECTED_HEADER = {
-    4: ["Method", "Paper", "Type", "CASME II Acc", "CASME II F1", "SAMM Acc", "SAMM F1"],
-    7: ["Method", "Paper", "Type", "CAS(ME)^3 F1", "CAS(ME)^3 UAR"],
+    4: ["Method", "Paper", "Type", "Protocol", "CASME II Acc", "CASME II F1", "SAMM Acc", "SAMM F1"],
+    7: ["Method", "Paper", "Type", "Protocol", "CAS(ME)^3 F1", "CAS(ME)^3 UAR"],
     9: ["Method", "Paper Acc", "Paper F1", "Ours Acc", "Ours F1"],
     10: ["Backbone", "Type", "Paper Acc", "Paper F1", "Paper #Params.", "Ours Acc", "Ours F1",
          "Ours #Params."],
@@ -231,10 +232,12 @@ def test_headers(n):
 
 def test_comparison_table_has_published_rows_and_ours():
     g = _grid(render_table(4, _ours(), "csv"))
-    assert g[1] == ["SparseSampling [28]", "TAFFC'17", "NDL", "49.00", "51.00", MISSING, MISSING]
-    assert g[-2] == ["FDP (paper)", "Ours", "DL+RI", "88.42", "87.05", "86.69", "85.29"]
+    assert g[1] == ["SparseSampling [28]", "TAFFC'17", "NDL", PUBLISHED_PROTOCOL, "49.00", "51.00", MISSING, MISSING]
+    assert g[-2] == ["FDP (paper)", "Ours", "DL+RI", "as published; the authors' code keeps each fold's epoch of best "
+                     "TEST accuracy", "88.42", "87.05", "86.69", "85.29"]
     # casme2/5 over 2 seeds: mean ± sample std in percent; samm/5 one seed, a job missing -> *
-    assert g[-1] == ["FDP (ours)*", "this run", "DL+RI", "75.00 ± 7.07", "65.00 ± 7.07", "75.00", "72.00"]
+    assert g[-1] == ["FDP (ours)*", "this run", "DL+RI", RERUN_PROTOCOL, "75.00 ± 7.07", "65.00 ± 7.07", "75.00",
+                     "72.00"]
     md = render_table(4, _ours(), "md")
     assert "samm/5: 1 job(s) missing (seed 0, fold 006: FAILED)" in md
 
@@ -242,7 +245,7 @@ def test_comparison_table_has_published_rows_and_ours():
 def test_table8_average_of_directions():
     g = _grid(render_table(8, _ours(), "csv"))
     # war falls back to acc; Avg. per seed: WAR (0.5+0.7)/2, (0.6+0.8)/2 -> 60.0 ± 7.1
-    assert g[-1][3:] == ["55.0 ± 7.1", "45.0 ± 7.1", "75.0 ± 7.1", "65.0 ± 7.1", "65.0 ± 7.1", "55.0 ± 7.1"]
+    assert g[-1][4:] == ["55.0 ± 7.1", "45.0 ± 7.1", "75.0 ± 7.1", "65.0 ± 7.1", "65.0 ± 7.1", "55.0 ± 7.1"]
     assert render_table(8, {"casme2->samm": ConfigResult(metrics={"acc": [0.5]})}, "csv") \
         .splitlines()[-2].endswith(f"{MISSING},{MISSING}")
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from fdp.metrics import pooled_metrics
-from fdp.train import FoldResult
+from fdp.fold import FoldResult
 from fdp.variants import build_config
 from orchestrator.plan.jobs import Job, job_key
 from orchestrator.spec.sweep import parse_spec

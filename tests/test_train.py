@@ -8,8 +8,9 @@ import torch
 
 from fdp.config import ConfigError
 from fdp.model import build_model
-from fdp.train import (FoldResult, TrainingError, batch_indices, evaluate, fold_names, load_bank, loso_splits,
-                       make_split, run_fold, train_fold, train_step, with_validation)
+from fdp.fold import FoldResult, TrainingError, loso_splits, with_validation
+from fdp.runner import fold_names, load_bank, make_split, run_fold
+from fdp.train import batch_indices, evaluate, train_fold, train_step
 from fdp.variants import build_config
 from orchestrator.cli.train import SMOKE_OVERRIDES
 

@@ -47,10 +47,10 @@ import numpy as np
 from fdp.data.align import ALIGNED_SIZE, TARGET_EYES, align_clip, resize_clip
 from fdp.data.landmarks import DEFAULT_METHOD, check_available, estimate, method_version
 from fdp.data.samples import BadRowsError, DataError, Sample
+from fdp.data.settings import MERGED_KINDS
 
 CACHE_VERSION = 2  # bump when the stored format or the preprocessing changes meaning (2: exact arithmetic)
 ENV_CACHE_DIR = "FDP_CACHE_DIR"
-MERGED_KINDS = ("composite", "lodo")  # caches built from prepared ones by `fdp.data.merged`, not read by a reader
 Progress = Callable[[int, int, str], None]  # (clips done, clips total, clip id); e.g. CountProgress("prepare")
 
 

@@ -25,6 +25,8 @@ from typing import Any
 from fdp.config import ConfigError
 from fdp.data.samples import Sample
 
+MERGED_KINDS = ("composite", "lodo")  # datasets made by joining prepared caches (fdp.data.merged), not read
+
 
 @dataclass(frozen=True)
 class ClassSetting:

@@ -5,7 +5,7 @@ A cached clip holds the frames onset..offset (`fdp.data.cache`), possibly subsam
 first stored frame. The apex is the annotated one; where the annotation has none (SMIC, CASME II's
 "/", an apex outside onset..offset that the reader set to unknown) ONE rule applies, which looks at
 no label and no pixel: the middle frame of onset..offset (`APEX_RULE_MIDDLE`), the rule the
-single-frame baseline already uses (`fdp.baselines.apex_offset`). Which rule gave a clip's apex is
+single-frame baseline already uses (`fdp.methods.single_frame.apex_offset`). Which rule gave a clip's apex is
 returned with it and stored beside every feature computed from it.
 """
 

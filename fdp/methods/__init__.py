@@ -1,1 +1,7 @@
-"""Methods a fold trains and evaluates: FDP and the compared methods (docs/methods.md)."""
+"""Methods a fold job can run (fdp.methods.registry): the FDP network and its variants
+(`network`), and methods that are not this network. Importing this package registers them all."""
+
+from fdp.methods import network, single_frame  # noqa: F401 - each module registers its method
+from fdp.methods.registry import METHODS, Method, get_method, list_methods, register
+
+__all__ = ["METHODS", "Method", "get_method", "list_methods", "register"]

@@ -168,7 +168,7 @@ def datasets_cmd(target: str | None, cache_root: Path | None, root: Path | None,
 
 def _cache_names() -> list[str]:
     """What a cache can be named after: every reader (`prepare`) and merged set (`merge`)."""
-    from fdp.data.cache import MERGED_KINDS
+    from fdp.data.settings import MERGED_KINDS
     from fdp.data.readers import READERS
 
     return [*READERS, *MERGED_KINDS]

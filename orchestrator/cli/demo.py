@@ -4,7 +4,7 @@ Synthetic benchmark (`DEMO_DATA`: 6 subjects x 25 clips, CASME II layout, a seed
 clip cache at the laptop profile's frame size, named explicitly (`data.cache_dir`: another cache of
 casme2 -- a real CASME II, another synthetic draw -- is never picked by accident, and the runs record
 which one they read) -> `sweeps/demo.yaml` (fdp, the no_dic ablation, the shuffled-label control,
-the single-frame baseline; full LOSO at the laptop profile) run through the same code as `fdp-sweep
+the single-frame regression; full LOSO at the laptop profile) run through the same code as `fdp-sweep
 run` (`load_spec` -> `jobs.expand` -> `scheduler.run_sweep`: Ray + MLflow, progress on stderr) ->
 Table 9 with subject-bootstrap intervals and the paired comparisons.
 
@@ -71,7 +71,7 @@ def prepare_demo_data(root: Path, echo=click.echo, data_args: dict | None = None
 @fail_on_errors
 def demo_cmd(tracking_uri: str | None, smoke: bool) -> None:
     """Synthetic data -> sweeps/demo.yaml (FDP, an ablation, a shuffled-label control and a
-    single-frame baseline; full LOSO, Ray + MLflow) -> Table 9 with intervals and paired tests."""
+    single-frame regression; full LOSO, Ray + MLflow) -> Table 9 with intervals and paired tests."""
     from orchestrator.plan.jobs import expand
     from orchestrator.report.significance import log_sweep
     from orchestrator.run.scheduler import SchedulerError, SweepOptions, run_sweep

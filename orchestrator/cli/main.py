@@ -24,17 +24,44 @@ def main() -> None:
     run sweeps on Ray, track in MLflow, and print the paper's tables."""
 
 
+CLASSES = 5  # the class count the listings count parameters at (CASME II / SAMM 5-class)
+
+
 @main.command("list-variants")
 def list_variants_cmd() -> None:
-    """List the registered model variants with their parameter counts (5-class setting)."""
-    from fdp.model import count_parameters, build_model
+    """List the registered variants: the method each runs, its exact parameter count (5 classes)
+    and what it is; a published count beside ours where there is one."""
+    from fdp.methods import get_method
     from fdp.variants import build_config, list_variants
 
-    click.echo(f"{'variant':<18} {'params (M)':>10}  description")
+    click.echo(f"{'variant':<18} {'method':<13} {'params':>12}  description")
     for v in list_variants():
-        cfg = build_config(v.name, {"model.num_classes": 5})
-        n = "—" if cfg.model.baseline else f"{count_parameters(build_model(cfg.model)) / 1e6:.2f}"
-        click.echo(f"{v.name:<18} {n:>10}  {v.description}")
+        cfg = build_config(v.name, {"model.num_classes": CLASSES})
+        n = get_method(cfg.method).params(cfg)
+        ref = f" [{v.ref_params_source}: {v.ref_params:,}]" if v.ref_params else ""
+        click.echo(f"{v.name:<18} {cfg.method:<13} {n:>12,}  {v.description}{ref}")
+
+
+@main.command("list-methods")
+def list_methods_cmd() -> None:
+    """List the registered methods: paper, input, and exact parameter count (5 classes, at the
+    config of the first variant that names the method)."""
+    from fdp.methods import list_methods
+    from fdp.variants import build_config, list_variants
+
+    for m in list_methods():
+        names = [v.name for v in list_variants() if v.method == m.name]
+        cfg = build_config(names[0], {"model.num_classes": CLASSES}) if names else None
+        click.echo(f"{m.name}")
+        click.echo(f"  paper:    {m.paper}")
+        if cfg is not None:
+            click.echo(f"  input:    {m.input(cfg)}")
+            click.echo(f"  params:   {m.params(cfg):,} ({m.params_note}; {names[0]}, {CLASSES} classes)")
+            for name in names[1:]:  # a variant that sees something else says so
+                other = m.input(build_config(name, {"model.num_classes": CLASSES}))
+                if other != m.input(cfg):
+                    click.echo(f"  input of {name}: {other}")
+        click.echo(f"  variants: {', '.join(names) or '(none registered)'}")
 
 
 if __name__ == "__main__":

@@ -11,21 +11,25 @@ from orchestrator.cli.tools import TRACKING_HELP, fail_on_errors
 
 
 class _TableChoice(click.ParamType):
-    """A paper table number 4-14, or `megc` (the MEGC2019 composite evaluation)."""
+    """A paper table number 4-14, `megc` (the MEGC2019 composite evaluation) or `protocol` (the
+    honest protocol beside the test-selected one)."""
 
-    name = "4-14|megc"
+    name = "4-14|megc|protocol"
 
     def convert(self, value, param, ctx):  # noqa: ANN001, ANN201 - click's signature
-        if isinstance(value, int) or str(value).lower() == "megc":
-            return value if isinstance(value, int) else "megc"
+        if isinstance(value, int):
+            return value
+        if str(value).lower() in ("megc", "protocol"):
+            return str(value).lower()
         if str(value).isdigit() and 4 <= int(value) <= 14:
             return int(value)
-        self.fail(f"{value!r} is not a table 4-14 or megc", param, ctx)
+        self.fail(f"{value!r} is not a table 4-14, megc or protocol", param, ctx)
 
 
 @click.command("summarize")
 @click.option("--table", "table", type=_TableChoice(), default=None,
-              help="Paper table 4-14, or megc: the MEGC2019 composite evaluation (sweeps/composite.yaml).")
+              help="Paper table 4-14; megc: the MEGC2019 composite evaluation (sweeps/composite.yaml); protocol: "
+                   "honest beside test-selected (inflated) numbers per method (sweeps/protocol.yaml).")
 @click.option("--figure", "figure", type=click.Choice(["4"]), default=None,
               help="Fig. 4: frames, ground-truth and predicted DI per variant (Table 14 / 9 sweep).")
 @click.option("--sweep", "sweeps", multiple=True, metavar="NAME",
@@ -52,6 +56,7 @@ def summarize_cmd(table: int | None, figure: str | None, sweeps: tuple[str, ...]
     Without --sweep: the latest complete sweep for the table (Tables 4-7 and 8 read every
     experiment of it, one cell per dataset/setting)."""
     from orchestrator.report.megc import render_megc
+    from orchestrator.report.protocol import render_protocol
     from orchestrator.report.significance import render_and_log
     from orchestrator.report.summarize import SWEEP_FILES, SummaryError, figure4, render_summary
     from orchestrator.track.store import resolve_tracking_uri
@@ -61,13 +66,13 @@ def summarize_cmd(table: int | None, figure: str | None, sweeps: tuple[str, ...]
         sys.exit(2)
     try:
         uri = resolve_tracking_uri(tracking_uri)
-        if log and (figure or table == "megc"):
-            raise SummaryError("--log logs the tables 4-14 (not --figure, not --table megc)")
-        if table == "megc" and len(sweeps) > 1:
-            raise SummaryError("--table megc reads one sweep; give --sweep once")
+        if log and (figure or table in ("megc", "protocol")):
+            raise SummaryError("--log logs the tables 4-14 (not --figure, not --table megc or protocol)")
+        if table in ("megc", "protocol") and len(sweeps) > 1:
+            raise SummaryError(f"--table {table} reads one sweep; give --sweep once")
         if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
             # nothing tracked here yet, and a read must not leave an empty store behind
-            sweep_file = "composite" if table == "megc" else "dic" if figure else SWEEP_FILES[table]
+            sweep_file = {"megc": "composite", "protocol": "protocol"}.get(table) or ("dic" if figure else SWEEP_FILES[table])
             raise SummaryError(f"no tracked runs: no MLflow store at {uri}; run `fdp-sweep run "
                                f"sweeps/{sweep_file}.yaml` first (or pass --tracking-uri)")
         if figure:
@@ -78,6 +83,9 @@ def summarize_cmd(table: int | None, figure: str | None, sweeps: tuple[str, ...]
             return
         if table == "megc":
             text, notes = render_megc(uri, sweep=sweeps[0] if sweeps else None, fmt=fmt, include_smoke=include_smoke)
+        elif table == "protocol":
+            text, notes = render_protocol(uri, sweep=sweeps[0] if sweeps else None, fmt=fmt,
+                                          include_smoke=include_smoke)
         else:
             text, notes = (render_and_log if log else render_summary)(
                 table, uri, sweep=list(sweeps) or None, fmt=fmt, include_smoke=include_smoke)

@@ -30,7 +30,7 @@ def fail(*problems: object) -> NoReturn:
 def expected_errors() -> tuple[type[BaseException], ...]:
     """Errors whose message is a complete explanation for the user (no traceback)."""
     from fdp.data.samples import DataError
-    from fdp.train import TrainingError
+    from fdp.fold import TrainingError
     from orchestrator.spec.sweep import SpecError
 
     return (ConfigError, DataError, TrainingError, FileNotFoundError, SpecError)

@@ -41,7 +41,8 @@ def train_cmd(dataset, setting, variant, cache_dir, fold, max_folds, steps, devi
     from fdp.data.cache import cache_fingerprint
     from fdp.data.settings import SETTINGS
     from fdp.metrics import pooled_metrics
-    from fdp.train import FoldResult, cache_dir_for, fold_names
+    from fdp.fold import FoldResult
+    from fdp.runner import cache_dir_for, fold_names
     from fdp.variants import build_config
 
     # one of the two names the other; an unknown or mismatched pair is build_config's one-line error
@@ -87,7 +88,7 @@ def train_cmd(dataset, setting, variant, cache_dir, fold, max_folds, steps, devi
 def _train_one(cfg, fold: str, tag: str, out: Path | None):
     """Train fold `fold`, printing progress; with `out`, checkpoint there and keep the result."""
     from fdp.data.cache import atomic_write_text
-    from fdp.train import run_fold
+    from fdp.runner import run_fold
 
     steps = cfg.train.steps
 

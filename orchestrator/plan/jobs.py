@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fdp.config import ExperimentConfig, apply_overrides, to_dict
+from fdp.config import ExperimentConfig, apply_overrides, key_dict
 from orchestrator.spec.sweep import Configuration, Experiment, SweepSpec, configurations
 
 
@@ -87,7 +87,7 @@ def job_key(cfg: ExperimentConfig, fold: str, experiment: str = "", data: str = 
     experiment key when given (specs with `experiments:`), and of `data`, the content
     fingerprint(s) of the caches it reads: with it the cache *paths* leave the key (the same data
     elsewhere is the same job; other data at the same path is not)."""
-    conf = to_dict(cfg)
+    conf = key_dict(cfg)
     if data:
         conf["data"] = {**conf["data"], "cache_dir": "", "test_cache_dir": ""}
     body: dict[str, Any] = {"config": conf, "fold": fold}
@@ -100,7 +100,7 @@ def job_key(cfg: ExperimentConfig, fold: str, experiment: str = "", data: str = 
 
 
 def config_key(cfg: ExperimentConfig) -> str:
-    blob = json.dumps(to_dict(cfg), sort_keys=True)
+    blob = json.dumps(key_dict(cfg), sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -108,7 +108,7 @@ def cache_path(cfg: ExperimentConfig, test: bool = False, newest: bool = False) 
     """(absolute cache dir, None) or (None, one-line reason) for the training or test dataset.
     `newest`: of several caches none names, take the latest prepared (--smoke only)."""
     from fdp.data.cache import AmbiguousCacheError
-    from fdp.train import cache_dir_for
+    from fdp.runner import cache_dir_for
 
     dataset = cfg.data.test_dataset if test else cfg.data.dataset
     explicit = cfg.data.test_cache_dir if test else cfg.data.cache_dir
@@ -158,9 +158,9 @@ def select_folds(names: list[str], limit: int | list[str] | None) -> tuple[list[
 
 def expand(spec: SweepSpec) -> Plan:
     """Configurations and jobs of a spec. Folds come from the prepared cache
-    (`fdp.train.fold_names`); where a cache is missing the plan records why, once per experiment,
+    (`fdp.runner.fold_names`); where a cache is missing the plan records why, once per experiment,
     and has no jobs for that experiment's configurations (a dry run still shows them)."""
-    from fdp.train import fold_names
+    from fdp.runner import fold_names
 
     configs = configurations(spec)
     seen: dict[tuple[str, str], str] = {}

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 
 from fdp.stats import SeedPredictions
 from orchestrator.report.analysis import ConfigResult
-from orchestrator.report.tables import TableInput, all_row_keys, loss_key, merge_sources, row_keys
+from orchestrator.report.tables import TableInput, all_row_keys, loss_key, merge_sources, rerun_key, row_keys
 from fdp.pooling import concat_predictions, pool_predictions
 from orchestrator.track.driver import SweepTracker
 from orchestrator.track.store import with_retry
@@ -144,12 +144,14 @@ def _of_current_data(run: "Run", sweeps: Sequence[SweepRuns], notes: list[str]) 
 def config_key(table: int, run: "Run") -> str:
     """The `TableInput` key a child run is filed under in `table`."""
     p, t = run.data.params, run.data.tags
-    if table in EXPERIMENT_TABLES:
+    if table in EXPERIMENT_TABLES:  # FDP under the experiment's key, a method re-run beside it under its own
         if "fdp.experiment" in t:
-            return t["fdp.experiment"]
-        if table == 8:  # runs from before experiments were tagged
-            return f"{p.get('data.dataset', '')}->{p.get('data.test_dataset', '')}"
-        return p.get("data.setting", "")
+            exp = t["fdp.experiment"]
+        elif table == 8:  # runs from before experiments were tagged
+            exp = f"{p.get('data.dataset', '')}->{p.get('data.test_dataset', '')}"
+        else:
+            exp = p.get("data.setting", "")
+        return rerun_key(exp, t.get("fdp.variant") or "fdp")
     if table == 11:
         try:
             return loss_key(float(p["loss.lambda_d"]), float(p["loss.lambda_r"]))
@@ -162,17 +164,20 @@ def config_key(table: int, run: "Run") -> str:
 
 
 def count_params(tracker: SweepTracker, run: "Run") -> int | None:
-    """Trainable parameters of a model built from the run's `config.yaml` artifact."""
+    """What the run fitted: its `n_params` metric (logged with the result), else the count of its
+    method (fdp.methods) for the run's `config.yaml` artifact (runs logged before that metric)."""
     import yaml
 
     from fdp.config import ExperimentConfig, from_dict
-    from fdp.model import build_model, count_parameters
+    from fdp.methods import get_method
 
+    if run.data.metrics.get("n_params") is not None:
+        return int(run.data.metrics["n_params"])
     try:
         with tempfile.TemporaryDirectory() as tmp:
             path = with_retry(tracker.client.download_artifacts, run.info.run_id, "config.yaml", tmp)
             cfg = from_dict(ExperimentConfig, yaml.safe_load(Path(path).read_text()))
-        return count_parameters(build_model(cfg.model))
+        return get_method(cfg.method).params(cfg)
     except Exception:  # noqa: BLE001 - a missing/old config only loses the #params cell
         return None
 
@@ -182,7 +187,7 @@ def _one_run_per_cell(table: int, runs: list["Run"], sweeps: Sequence[SweepRuns]
     """key -> its runs, one per (seed, fold): two configurations of one cell (e.g. two merged
     sweeps with other step budgets) would otherwise be pooled as if they were more clips. Keys
     table `table` does not read are skipped, with a note."""
-    keys = set(row_keys(table))
+    keys = set(row_keys(table, reruns=True))
     sweep_of = {r.info.run_id: s.name for s in sweeps for r in s.children}
     cells: dict[tuple[str, str, str], Run] = {}
     skipped: dict[str, int] = defaultdict(int)

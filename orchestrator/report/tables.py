@@ -96,11 +96,19 @@ def loss_key(lambda_d: float, lambda_r: float) -> str:
     return f"lambda_d={float(lambda_d):g},lambda_r={float(lambda_r):g}"
 
 
-def row_keys(n: int, ref: Reference | None = None) -> list[str]:
-    """Configuration keys table `n` reads from a `TableInput`."""
+def rerun_key(experiment: str, variant: str) -> str:
+    """Tables 4-8: the key of a method re-run here beside FDP ("samm/3|single_frame"); FDP's own
+    runs keep the bare experiment key ("samm/3")."""
+    return experiment if variant == "fdp" else f"{experiment}|{variant}"
+
+
+def row_keys(n: int, ref: Reference | None = None, reruns: bool = False) -> list[str]:
+    """Configuration keys table `n` reads from a `TableInput`; with `reruns`, Tables 4-8 also read
+    every other registered variant re-run on their experiments (`rerun_key`)."""
     ref = ref or reference()
     if n in (4, 5, 6, 7, 8):  # Table 8's "avg" is the mean of its two directions, not a run
-        return [k for k in dict.fromkeys(c.row_key for c in ref.tables[n].columns) if k != "avg"]
+        keys = [k for k in dict.fromkeys(c.row_key for c in ref.tables[n].columns) if k != "avg"]
+        return keys + [rerun_key(k, v) for v in _other_variants() for k in keys] if reruns else keys
     if n in (9, 10, 11, 14):
         keys = [r.key for r in ref.tables[n].rows]
         return keys + list(CONTROL_ROWS) if n in (9, 10) else keys
@@ -112,7 +120,14 @@ def row_keys(n: int, ref: Reference | None = None) -> list[str]:
 
 
 def all_row_keys() -> list[str]:
-    return list(dict.fromkeys(k for n in TABLES for k in row_keys(n)))
+    return list(dict.fromkeys(k for n in TABLES for k in row_keys(n, reruns=True)))
+
+
+def _other_variants() -> list[str]:
+    """Registered variants other than FDP, in registry order (the methods Tables 4-8 may re-run)."""
+    from fdp.variants import VARIANTS
+
+    return [v for v in VARIANTS if v != "fdp"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -232,21 +247,45 @@ def _comparison_subtable(n: int, ours: TableInput, ref: Reference, keys: Sequenc
 # table builders
 
 
+PUBLISHED_PROTOCOL = "as published (selection not stated)"  # a compared method's row without `protocol:`
+RERUN_PROTOCOL = "re-run here: model after the last step"  # every row of ours (SPEC §5)
+
+
 def _comparison_table(n: int, ours: TableInput, ref: Reference) -> Table:
+    """Tables 4-8: the published rows, each with the protocol it was made under, and beside a
+    published row the re-run of the same method where one ran here (`rerun:` in paper.yaml names
+    the variant): FDP (ours) beside FDP (paper), and after it the other methods that ran."""
     t = ref.tables[n]
     d = t.decimals
-    header = ["Method", "Paper", "Type"] + [f"{c.group} {c.header}".strip() for c in t.columns]
-    groups = [("", 3)] + [(g, len(list(cs))) for g, cs in groupby(t.columns, key=lambda c: c.group)]
-    rows = []
+    header = ["Method", "Paper", "Type", "Protocol"] + [f"{c.group} {c.header}".strip() for c in t.columns]
+    groups = [("", 4)] + [(g, len(list(cs))) for g, cs in groupby(t.columns, key=lambda c: c.group)]
+    keys = row_keys(n, ref)
+    ran = [v for v in _other_variants() if any(ours.get(rerun_key(k, v)) is not None for k in keys)]
+    notes, partial = _missing_notes(ours, row_keys(n, ref, reruns=True))
+
+    def rerun_row(variant: str, name: str, typ: str) -> list[str]:
+        rk = [rerun_key(k, variant) for k in keys]
+        avg = _avg_result(*map(ours.get, rk)) if n == 8 else None
+        cells = [_ours_cell(avg if c.row_key == "avg" else ours.get(rerun_key(c.row_key, variant)), c.metric, d)
+                 for c in t.columns]
+        star = "*" if any(k in partial for k in rk) else ""
+        return [name + star, "this run", typ, RERUN_PROTOCOL] + cells
+
+    rows, placed = [], set()
     for r in t.rows:
         name = "FDP (paper)" if r.ours else (f"{r.method} [{r.ref}]" if r.ref else r.method)
-        rows.append([name, r.venue, r.type] + [_fmt(v, d) for v in r.values])
-    keys = row_keys(n, ref)
-    notes, partial = _missing_notes(ours, keys)
-    avg = _avg_result(*map(ours.get, keys)) if n == 8 else None
-    cells = [_ours_cell(avg if c.row_key == "avg" else ours.get(c.row_key), c.metric, d) for c in t.columns]
-    rows.append(["FDP (ours)" + ("*" if partial else ""), "this run", t.paper_row.type] + cells)
-    return Table(n, t.caption, header, rows, groups, _seed_note(ours, keys) + notes, n_text=3)
+        rows.append([name, r.venue, r.type, str(r.extra.get("protocol", PUBLISHED_PROTOCOL))]
+                    + [_fmt(v, d) for v in r.values])
+        for variant in [v for v in str(r.extra.get("rerun", "")).split(",") if v]:
+            if variant == "fdp":
+                rows.append(rerun_row("fdp", "FDP (ours)", t.paper_row.type))
+            elif variant in ran:
+                rows.append(rerun_row(variant, f"{r.method if not r.ours else variant} (re-run here)", r.type))
+            placed.add(variant)
+    rows += [rerun_row(v, f"{v} (re-run here)", "") for v in ran if v not in placed]
+    if "fdp" not in placed:  # a reference file without `rerun:` on the paper's row
+        rows.append(rerun_row("fdp", "FDP (ours)", t.paper_row.type))
+    return Table(n, t.caption, header, rows, groups, _seed_note(ours, keys) + notes, n_text=4)
 
 
 def _side_by_side_table(n: int, ours: TableInput, ref: Reference) -> Table:
@@ -466,7 +505,8 @@ def render_table(n: int, ours: TableInput | Mapping[str, ConfigResult] | None = 
 # tidy: one row per number, for pandas / R (`pd.read_csv`), each naming the data and code behind it
 
 TIDY_COLUMNS = ("table", "row", "metric", "unit", "mean", "std", "seeds", "ci_low", "ci_high", "folds", "subjects",
-                "clips", "published", "p", "holm_p", "sweep", "data", "data_fingerprint", "commit", "version", "smoke")
+                "clips", "published", "p", "holm_p", "sweep", "data", "data_fingerprint", "commit", "version", "smoke",
+                "selection")  # selection: which protocol chose the predictions (empty: the honest one)
 _UNITS = {"acc": "%", "war": "%", "uf1": "%", "uar": "%", "di_mse": "1e-3", "params": "M"}
 
 
@@ -509,6 +549,13 @@ def tidy_rows(n: int, ours: TableInput | Mapping[str, ConfigResult] | None = Non
     if n in (4, 5, 6, 7, 8):
         t = ref.tables[n]
         cells = [(c.row_key, c.metric, v) for c, v in zip(t.columns, t.paper_row.values)]
+        # methods re-run here, beside the published values of the same method where the table has them
+        published = {v: r for r in t.rows for v in str(r.extra.get("rerun", "")).split(",") if v}
+        for v in _other_variants():
+            if any(data.get(rerun_key(k, v)) is not None for k in row_keys(n, ref)):
+                r = published.get(v)
+                cells += [(rerun_key(c.row_key, v), c.metric, r.values[i] if r is not None else None)
+                          for i, c in enumerate(t.columns) if c.row_key != "avg"]
     elif n in (9, 10, 11, 14):
         t = ref.tables[n]
         cells = [(r.key, c.metric, v) for r in t.rows for c, v in zip(t.columns, r.values)]

@@ -57,9 +57,11 @@ ASSUMED_GPU_GB = 80.0  # GPU memory assumed when no GPU is visible (an H100 80GB
 
 
 def memory_lines(plan: Plan, gpu_mem_gb: float | None = None) -> list[str]:
-    """Estimated peak memory per job (fdp.memory), one line per distinct model/batch/data, then
-    how many jobs share one GPU and whether they fit its memory (a warning line when not)."""
-    from fdp.memory import CUDA_CONTEXT_MB, bank_frames, estimate_memory, jobs_fit
+    """Estimated peak memory per job (each method's estimate, e.g. fdp.memory for the network; a
+    method without one is not listed), one line per distinct model/batch/data, then how many jobs
+    share one GPU and whether they fit its memory (a warning line when not)."""
+    from fdp.memory import CUDA_CONTEXT_MB, bank_frames, jobs_fit
+    from fdp.methods import get_method
 
     res = plan.spec.resources
     device = "cuda" if res.gpus > 0 else "cpu"
@@ -67,17 +69,16 @@ def memory_lines(plan: Plan, gpu_mem_gb: float | None = None) -> list[str]:
     rows: dict[str, tuple[str, Any]] = {}  # estimate key -> (label, estimate)
     for c in plan.configurations:
         cfg = runtime_config(c.cfg)
-        if cfg.model.baseline:  # a regression on frames (fdp.baselines), no network: nothing to estimate
-            continue
         d = cfg.data
         data_id = (d.dataset, d.setting, d.cache_dir, d.test_dataset, d.test_cache_dir)
         if data_id not in frames_of:
             frames_of[data_id] = bank_frames(cfg)
-        key = json.dumps([to_dict(cfg.model), cfg.train.batch_size, cfg.train.precision, d.crop, data_id],
+        key = json.dumps([cfg.method, to_dict(cfg.model), cfg.train.batch_size, cfg.train.precision, d.crop, data_id],
                          sort_keys=True)
         if key not in rows:
             label = "|".join(p for p in c.label.split("|") if not p.startswith("seed"))
-            rows[key] = (label, estimate_memory(cfg, device, frames_of[data_id]))
+            rows[key] = (label, get_method(cfg.method).memory(cfg, device, frames_of[data_id]))
+    rows = {k: r for k, r in rows.items() if r[1] is not None}
     if not rows:
         return []
     width = max(len(label) for label, _ in rows.values())

@@ -1,7 +1,8 @@
 """What one fold job does on a worker -- the same for a sweep's LOSO/cross folds and a search's
 objective folds: rebuild the config, log into the job's MLflow run (opened on the worker as the
 job starts: `open_run`; `orchestrator.track.worker.RunLogger`), train the fold with
-`fdp.train.run_fold` (or `fdp.objective.objective_fold`) from its checkpoint, log the result and
+`fdp.runner.run_fold`, which runs the config's method (or `fdp.objective.objective_fold`) from its
+checkpoint, log the result and
 close the run. An exception inside the job (non-finite loss, bad data) is *caught* and reported as
 a failed outcome with the run marked FAILED: retrying a deterministic failure is pointless, and
 Ray's own retries are kept for dying worker processes."""
@@ -68,7 +69,7 @@ def open_run(payload: JobPayload) -> JobPayload:
         return payload
     # a fresh worker's imports (torch; matplotlib for the run's figures) are its start-up, not the job
     import matplotlib.figure  # noqa: F401
-    import fdp.train  # noqa: F401
+    import fdp.runner  # noqa: F401
     from orchestrator.track.driver import open_job_run
 
     s = payload.run_spec
@@ -98,7 +99,7 @@ def run_job(payload: JobPayload) -> JobOutcome:
     failures inside the job. A search's objective fold (`payload.objective`) trains on the other
     search subjects only and also logs its objective value (metric `objective_<metric>` at the
     fold's step) and the subjects it used."""
-    from fdp.train import run_fold
+    from fdp.runner import run_fold
     from orchestrator.track.worker import RunLogger
 
     t0 = time.perf_counter()

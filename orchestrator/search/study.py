@@ -572,7 +572,7 @@ def run_search(spec: SweepSpec, settings: SearchSettings, opts: SearchOptions | 
     are asked again and find their finished folds by job key)."""
     from optuna.trial import TrialState
 
-    from fdp.train import fold_names
+    from fdp.runner import fold_names
     from orchestrator.plan.jobs import DataRef, cache_path, runtime_config
     from orchestrator.track.driver import SweepTracker
     from orchestrator.track.store import project_root

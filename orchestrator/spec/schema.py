@@ -35,7 +35,8 @@ DATA_KEYS = ("dataset", "setting", "protocol", "test_dataset")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 # Keys the spec sets through its own fields; a grid or override naming them would be ambiguous.
 RESERVED_KEYS = {"train.seed": "seeds", "data.dataset": "dataset", "data.setting": "setting",
-                 "data.test_dataset": "test_dataset", "data.fold_by": "protocol", "variant": "variants"}
+                 "data.test_dataset": "test_dataset", "data.fold_by": "protocol", "variant": "variants",
+                 "method": "variants", "protocol_probe.select_on_test": "protocol_probe"}
 ALL_KEYS = all_keys()
 CONFIG_KEYS = tuple(k for k in ALL_KEYS if k not in RESERVED_KEYS)  # what grid/overrides/smoke/space may name
 METRICS = {"nll": "minimize", "di_mse": "minimize", "acc": "maximize", "uf1": "maximize", "uar": "maximize"}
@@ -260,6 +261,32 @@ class Smoke(Block):
                 yield from (((k,), m, 2) for m in config_problems(str(k), v))
 
 
+PROBE_METRICS = ("acc", "uf1")  # fdp.test_selected.METRICS
+PROBE_REFUSAL = ("name the metric the test-selected protocol picks its step by, select_on_test: acc (the authors' "
+                 "FDP code, HTNet) or uf1 (MEB), or both; its numbers are recorded beside the honest ones and "
+                 "labelled test-selected (inflated)")
+
+
+class ProtocolProbe(Block):
+    """The published protocol, recorded beside the honest result (fdp.test_selected): never the
+    default, and only with the metric named."""
+
+    select_on_test: Annotated[Optional[list[Literal[PROBE_METRICS]]], Unique("a metric is listed twice"),
+                              BeforeValidator(lambda v: [v] if isinstance(v, str) else v),
+                              D(min_length=1, description="the metric(s) the best step is chosen by ON THE TEST "
+                                                          "SUBJECT: acc (the authors' FDP code, HTNet) or uf1 (MEB)"),
+                              Expect(f"some of {', '.join(PROBE_METRICS)}",
+                                     each=_unknown("metric", PROBE_METRICS, f"; known: {', '.join(PROBE_METRICS)}"))
+                              ] = None
+    every: Annotated[PosInt, D(description="steps between evaluations of the test clips (no effect on training)"),
+                     Expect("a positive integer (steps)")] = 20
+
+    @classmethod
+    def checks(cls, raw: dict[str, Any], ok: dict[str, Any]) -> Iterator[Problem]:
+        if raw.get("select_on_test") is None:
+            yield (), PROBE_REFUSAL, 2
+
+
 class Pruner(Block):
     """WilcoxonPruner over paired folds."""
 
@@ -398,6 +425,12 @@ class SweepFile(Block):
                      Expect("a mapping of dotted config key -> value (and `folds`)")] = Smoke()
     search: Annotated[Optional[Search], D(description="an Optuna search, run by `fdp-sweep search` (docs/search.md)"),
                       Expect("a mapping (space:, trials:, metric:, ...)")] = None
+    protocol_probe: Annotated[Optional[ProtocolProbe],
+                              D(description="also record what the published protocol would report: the test subject "
+                                            "evaluated every `every` steps, the best step's predictions by the named "
+                                            "metric kept, labelled test-selected (inflated); never the honest result"),
+                              Expect(lambda v: f"expected a mapping {{select_on_test: acc | uf1, every: N}}, got {v!r}; "
+                                               + PROBE_REFUSAL)] = None
     from_search: Annotated[Optional[str], D(description="an Optuna study: its best values, on its holdout subjects "
                                                         "(resolved as the file is read)"),
                            Expect("the name of an Optuna study")] = None

@@ -95,6 +95,7 @@ class SweepSpec:
     smoke: dict[str, Any]  # dotted overrides (+ `folds`) of --smoke
     search: dict[str, Any] | None  # Optuna search block, executed by the search command
     from_search: str  # the Optuna study whose best values and holdout folds it runs ("" = none)
+    protocol_probe: dict[str, Any] | None  # {select_on_test: [metric], every: N}: the test-selected record, or None (off)
     sets: dict[str, Any]  # CLI --set overrides, applied last
     is_smoke: bool  # whether the smoke block is applied
     raw: dict[str, Any]
@@ -218,6 +219,7 @@ def parse_spec(raw: Any, sets: dict[str, Any] | None = None, smoke: bool = False
         resources=resources, retries=f.retries,
         experiment=f.tracking.experiment or f.name, smoke=raw.get("smoke") or {}, search=raw.get("search"),
         from_search=f.from_search or "",
+        protocol_probe=f.protocol_probe.model_dump() if f.protocol_probe is not None else None,
         sets=sets, is_smoke=smoke, raw=raw, path=source,
     )
     if not problems:
@@ -300,6 +302,9 @@ def parse_search(spec: SweepSpec, trials: int | None = None) -> SearchSettings:
         bad(f"a search tunes one variant; the spec lists {len(spec.variants)} ({', '.join(spec.variants)})")
     if spec.grid:
         bad("grid: a search samples its `space`; drop the grid (or move its keys into the space)")
+    if spec.protocol_probe:
+        bad("protocol_probe: a search's folds evaluate its own validation subjects; record the published "
+            "protocol in the sweep that reports the holdout subjects")
     if len(spec.seeds) != 1:
         bad("seeds: a search uses one seed")
     if spec.protocol != "loso":
@@ -368,6 +373,9 @@ def base_overrides(spec: SweepSpec, exp: Experiment) -> dict[str, Any]:
         over["data.fold_by"] = "database"
     if spec.steps is not None:
         over["train.steps"] = spec.steps
+    if spec.protocol_probe:  # asked for by name: the test-selected record beside the honest result
+        over["protocol_probe.select_on_test"] = list(spec.protocol_probe["select_on_test"])
+        over["protocol_probe.every"] = spec.protocol_probe["every"]
     return over
 
 

@@ -256,14 +256,13 @@ class SweepTracker:
 
 
 def control_tags(cfg: Any) -> dict[str, str]:
-    """`fdp.control` on runs whose number is a control, not a model result (issue #14):
-    `shuffled_labels` (trained on permuted training labels: must score chance) or the baseline's
-    name (`single_frame`: no network). Absent on ordinary runs."""
+    """`fdp.method` (what fitted and predicted the job, fdp.methods) on every job run, and
+    `fdp.control: shuffled_labels` on the runs of the negative control (trained on permuted
+    training labels: must score chance), whose number is a control, not a model result."""
+    tags = {"fdp.method": cfg.method}
     if cfg.train.shuffle_labels:
-        return {"fdp.control": "shuffled_labels"}
-    if cfg.model.baseline:
-        return {"fdp.control": cfg.model.baseline}
-    return {}
+        tags["fdp.control"] = "shuffled_labels"
+    return tags
 
 
 def experiment_tags(job: "Job") -> dict[str, str]:

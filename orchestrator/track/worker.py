@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
     from fdp.config import ExperimentConfig
-    from fdp.train import FoldResult
+    from fdp.fold import FoldResult
 
 MAX_PARAM_CHARS = 6000  # MLflow's limit on one param value
 PARAMS_PER_BATCH = 100  # MLflow's limit on params per log_batch
@@ -117,16 +117,29 @@ class RunLogger:
         values = dict(result.metrics)
         values.update(wall_time_s=result.wall_time_s, steps_per_s=result.steps_per_s,
                       peak_mem_mb=result.peak_mem_mb)
+        if result.n_params is not None:
+            values["n_params"] = result.n_params
+        tags = {"fdp.selection_detail": result.selection[:5000], "fdp.device": result.device,
+                # what the job ran as, after `auto` was resolved on its device (fdp.runtime)
+                "fdp.precision": result.precision, "fdp.memory_format": result.memory_format,
+                "fdp.compiled": result.compiled or "no", "fdp.gpu": result.gpu or "-"}
         # a final metric has exactly one value: an attempt that died after logging them is not
         # allowed to add a second
-        self._log_batch({"fdp.selection_detail": result.selection[:5000], "fdp.device": result.device,
-                         # what the job ran as, after `auto` was resolved on its device (fdp.runtime)
-                         "fdp.precision": result.precision, "fdp.memory_format": result.memory_format,
-                         "fdp.compiled": result.compiled or "no", "fdp.gpu": result.gpu or "-"},
-                        unlogged_metrics(self.client, self.run_id, values, result.steps))
+        metrics = unlogged_metrics(self.client, self.run_id, values, result.steps)
+        if result.test_selected:  # the published protocol's pick, apart and labelled
+            from orchestrator.track import test_selected as ts
+
+            tags[ts.TAG] = ts.tag_text(result)
+            metrics += unlogged_metrics(self.client, self.run_id, ts.metric_values(result), result.steps)
+            if f"{ts.PREFIX}/curve/acc" not in with_retry(self.client.get_run, self.run_id).data.metrics:
+                metrics += [Metric(k, v, now, s) for k, v, s in ts.curve_points(result)]  # once per run
+        for i in range(0, max(len(metrics), 1), METRICS_PER_BATCH):
+            self._log_batch(tags if i == 0 else {}, metrics[i:i + METRICS_PER_BATCH])
         with tempfile.TemporaryDirectory() as tmp:
             d = Path(tmp)
             (d / "predictions.csv").write_text(predictions_csv(result))
+            if result.test_selected:
+                (d / ts.ARTIFACT).write_text(ts.predictions_csv(result))
             (d / "fold_result.json").write_text(result.to_json())
             if result.preds is not None:
                 from fdp.metrics import confusion
