@@ -104,3 +104,14 @@ def resolve_device(name: str) -> torch.device:
                                 + (f" (CUDA_VISIBLE_DEVICES={visible})" if visible is not None else ""))
         dev = torch.device("cuda", dev.index or 0)
     return dev
+
+
+def deterministic_kernels(device: torch.device) -> None:
+    """Ask torch for its deterministic kernels where they cost little: on CPU, where nearly every
+    kernel already is one, this makes the exceptions announce themselves (a warning, once per
+    operation: the authors' max-unpooling has no deterministic CPU kernel). On CUDA the
+    deterministic convolutions and scatter kernels are slower, so a GPU job keeps cuDNN's choice;
+    two GPU runs of one seed may then differ in the last bits. What no setting removes: results
+    differ between CPUs whose kernels differ (ATEN_CPU_CAPABILITY, bench/kernel_spread.py)."""
+    if device.type == "cpu":
+        torch.use_deterministic_algorithms(True, warn_only=True)

@@ -31,7 +31,7 @@ from fdp.fold import Callback, FoldResult, FoldSplit, TrainingError, step_seed, 
 from fdp.losses import loss_terms
 from fdp.metrics import pooled_metrics
 from fdp.model import build_model, count_parameters
-from fdp.runtime import Runtime, physical_gpu, prepare_model, resolve_runtime
+from fdp.runtime import Runtime, deterministic_kernels, physical_gpu, prepare_model, resolve_runtime
 
 # ---------------------------------------------------------------------------------------------
 # helpers
@@ -126,6 +126,7 @@ def train_fold(cfg: ExperimentConfig, split: FoldSplit, bank, *, test_bank=None,
     tc = cfg.train
     device = bank.device
     torch.manual_seed(tc.seed)  # initialisation
+    deterministic_kernels(device)
     rt: Runtime = resolve_runtime(tc, device)  # precision, memory format, compile: the same on CPU and CUDA
     model, fwd = prepare_model(build_model(cfg.model), rt)
     opt = torch.optim.Adam(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)

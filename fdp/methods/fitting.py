@@ -23,6 +23,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from fdp.runtime import deterministic_kernels
+
 EvalHook = Callable[[int, np.ndarray], None]  # (steps done, (n_test, classes) softmax of the test inputs)
 
 
@@ -97,6 +99,7 @@ def train_net(model: torch.nn.Module, x_train: np.ndarray, y_train: np.ndarray, 
     if len(x_train) == 0:
         raise ValueError("train_net: no training clips")
     device = torch.device(device)
+    deterministic_kernels(device)
     xt = torch.as_tensor(np.asarray(x_train, dtype=np.float32), device=device)
     yt = torch.as_tensor(np.asarray(y_train, dtype=np.int64), device=device)
     xs = torch.as_tensor(np.asarray(x_test, dtype=np.float32), device=device)
