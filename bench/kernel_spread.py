@@ -36,7 +36,7 @@ from bench.common import md_table, publish  # noqa: E402
 CHILD = r"""
 import json, sys
 from fdp.profiles import profile
-from fdp.train import run_fold
+from fdp.runner import run_fold
 from fdp.variants import build_config
 from fdp.machine import machine_info
 cache, variant, seed, folds, steps = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4].split(","), int(sys.argv[5])
