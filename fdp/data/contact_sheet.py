@@ -51,7 +51,7 @@ _BORDER = 5  # px reserved for the frame around a tile (drawn 2 or 5 px wide)
 _CAPTION = 14  # px of caption under a tile's images
 _GAP = 6  # px between tiles
 _LABEL = 20  # px of a subject label row
-_HEADER = 48  # px of the page header (title, legend)
+_HEADER = 52  # px of the page header (title, three legend lines)
 _MARGIN = 8
 
 
@@ -205,11 +205,12 @@ def write_contact_sheet(cache: Any, out_dir: str | os.PathLike[str] | None = Non
     methods = Counter(str(c.get("align", "?")) for c in cache.clips)
     fp = cache.index.get("fingerprint", "")
     title = (f"{cache.dataset}: {len(cache.clips)} clips, {len({c['subject'] for c in cache.clips})} subjects"
-             f"{f', fingerprint {fp}' if fp else ''} ({Path(cache.path).name}); alignment: "
-             + ", ".join(f"{m} {k}" for m, k in methods.most_common()))
-    legend = (f"each tile: aligned onset | aligned apex | dynamic image ({di_frames} frames); frame and caption: "
-              "eyes = thin green 'eyes', FACE = thick orange (eyes guessed from the face box), "
-              "FRAME = thick red (no face: centre square)")
+             f"{f', fingerprint {fp}' if fp else ''} ({Path(cache.path).name})")
+    # three short lines, not one long one: a sheet of small frames is narrower than a sentence
+    legend = "\n".join([
+        "alignment: " + ", ".join(f"{m} {k}" for m, k in methods.most_common()),
+        f"each tile: aligned onset | aligned apex | dynamic image ({di_frames} frames)",
+        "eyes = thin green; FACE = thick orange (eyes guessed from the face box); FRAME = thick red (no face)"])
     n_pages = len(layout.pages)
     names = [f"{SHEET_NAME}.png"] if n_pages == 1 else [f"{SHEET_NAME}_p{k + 1}.png" for k in range(n_pages)]
     for old in sheet_paths(out):  # a sheet of another page count must not linger
@@ -222,7 +223,7 @@ def write_contact_sheet(cache: Any, out_dir: str | os.PathLike[str] | None = Non
         FigureCanvasAgg(fig)
         page_title = title + (f"  [page {p + 1}/{n_pages}]" if n_pages > 1 else "")
         fig.text(_MARGIN / w, 1 - 6 / h, page_title, fontsize=9, weight="bold", va="top", ha="left")
-        fig.text(_MARGIN / w, 1 - 26 / h, legend, fontsize=7, va="top", ha="left")
+        fig.text(_MARGIN / w, 1 - 19 / h, legend, fontsize=6.5, va="top", ha="left", linespacing=1.1)
         for lab in (lb for lb in layout.labels if lb.page == p):
             fig.text(lab.x / w, 1 - (lab.y + 4) / h, lab.text, fontsize=8, weight="bold", va="top", ha="left")
         tiles = [tt for tt in layout.tiles if tt.page == p]
