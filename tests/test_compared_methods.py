@@ -134,7 +134,7 @@ def test_lbp_top_svm_outputs():
 
 @pytest.mark.integration
 def test_flow_methods_and_lbp_top_beat_their_shuffled_control(tmp_path, one_thread):
-    """LOSO over a small synthetic draw (4 subjects x 10 clips, 5 classes; only the change between
+    """LOSO over a small synthetic draw (4 subjects x 15 clips, 5 classes; only the change between
     frames carries the class): STSTNet on TV-L1 flow + strain and LBP-TOP + SVM each score a pooled
     UF1 well above the same method trained on shuffled labels (chance is 0.2)."""
     from fdp.data.cache import load_cache, prepare
@@ -142,7 +142,7 @@ def test_flow_methods_and_lbp_top_beat_their_shuffled_control(tmp_path, one_thre
     from fdp.features.store import load_features
     from fdp.metrics import pooled_metrics
 
-    data = write_synthetic(tmp_path / "s", subjects=4, clips_per_subject=10, seed=1, size=64, frames_per_clip=12,
+    data = write_synthetic(tmp_path / "s", subjects=4, clips_per_subject=15, seed=1, size=64, frames_per_clip=12,
                            amplitude=0.12, difficulty=0.0)
     cache = load_cache(prepare("casme2", data, tmp_path / "cache", size=36))
     y = np.array([CLASSES.index(c["emotion"]) for c in cache.clips])

@@ -31,7 +31,9 @@ def test_gpu_check_cpu_form_records_every_step(tmp_path):
     assert list(sec) == ["bench/model.py --quick", "bench/loso.py --quick", "bench/table9.py --quick",
                          "bench/gpu_check.py --quick"]
     for body in sec.values():
-        assert re.search(r"^Machine: \d+ CPU cores \(.*\), (no GPU|\d+ x .+)", body, flags=re.M), body
+        # cores, the CPU with its instruction set, the kernels each library uses, the GPU (bench/common.machine)
+        assert re.search(r"^Machine: \d+ CPU cores, .+ \(\w+\); torch \S+ kernels \w+, numpy .+, (no GPU|\d+ x .+);",
+                         body, flags=re.M), body
     # the summary: every step ran and passed
     rows = [ln.split("|")[1:-1] for ln in sec["bench/gpu_check.py --quick"].splitlines() if ln.startswith("| ")][1:]
     assert [(c[0].strip(), c[2].strip()) for c in rows] == [("tests", "ok"), ("model", "ok"), ("loso", "ok"),
