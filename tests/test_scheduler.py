@@ -371,3 +371,131 @@ def test_killed_driver_resumes_to_the_same_result(synth_cache, tmp_path):
     assert keys_k == keys_c and len(keys_k) == 4
     assert all(v == ["FINISHED"] for v in keys_k.values())  # exactly one run per job key
     assert pooled_k == pooled_c and "fdp/seed0/uf1" in pooled_k
+
+
+# ---------------------------------------------------------------------------------------------
+# in-process: the same loop without Ray (fast tier: tests/conftest.py refuses Ray here)
+
+
+class _HandsOutThree(JobSource):
+    """Hands out a, b, c; names b for cancelling as soon as it is handed out."""
+
+    def __init__(self, payloads: list[JobPayload]) -> None:
+        self.queue, self.events, self.handed = list(payloads), [], []
+
+    def next_job(self) -> JobPayload | None:
+        return self.queue.pop(0) if self.queue else None
+
+    def started(self, payload: JobPayload) -> None:
+        self.handed.append(payload.key)
+
+    def to_cancel(self) -> list[str]:
+        return ["b"] if self.handed[-1:] == ["b"] else []
+
+    def done(self, payload: JobPayload, outcome: JobOutcome, seconds: float) -> None:
+        self.events.append(("done", payload.key, outcome.ok, outcome.error))
+
+    def cancelled(self, payload: JobPayload) -> None:
+        self.events.append(("cancelled", payload.key))
+
+
+def test_in_process_runs_jobs_here_one_at_a_time():
+    """In-process: each job runs in this process when the loop waits for it, one at a time; a job
+    cancelled before its turn never runs; a job function that raises is a failed outcome, worded
+    as Ray words a task that raised (`_outcome`)."""
+    ran = []
+
+    def job(p: JobPayload) -> JobOutcome:
+        ran.append((p.key, os.getpid()))
+        if p.key == "c":
+            raise ValueError("boom\nsecond line")
+        return JobOutcome(p.key, True)
+
+    payloads = [JobPayload(k, k, "cfg", "01", {}, "", "", "") for k in "abc"]
+    source = _HandsOutThree(payloads)
+    out = Scheduler(Resources(cpus=1, gpus=0), retries=3, parallel=4, job_fn=job, in_process=True).run(source)
+    assert ran == [("a", os.getpid()), ("c", os.getpid())]
+    assert source.events == [("done", "a", True, ""), ("cancelled", "b"), ("done", "c", False, "ValueError: boom")]
+    assert list(out) == ["a", "c"] and out["c"].run_id == ""
+
+
+def test_in_process_job_exception_is_not_retried_and_rerun_resumes(synth_cache, tmp_path):
+    """What the Ray test of the same name pins, in-process: a job that raises is FAILED with its
+    reason and tried once; the re-run continues the same parent and the same run."""
+    plan = expand(_spec(synth_cache, "faults", ["fdp", "no_dic"], folds=1))
+    bad = "no_dic|seed0|fold=01"
+    stream = io.StringIO()
+    first = run_sweep(plan, _opts(tmp_path, job_fn=orchestration_failing_job, in_process=True, stream=stream))
+    assert first.exit_code == 1 and first.failed == {bad: "ValueError: boom: a deterministic failure inside the job"}
+    assert first.done == ["fdp|seed0|fold=01"] and first.cluster is None
+    assert "sweep faults: 2 job(s) to run, 0 already finished; one at a time in this process (no Ray)" \
+        in stream.getvalue()
+    ckpt = tmp_path / ".cache" / "checkpoints" / "faults" / f"{next(j.key for j in plan.jobs if j.label == bad)}.pt"
+    assert ckpt.with_suffix(".attempts").read_text() == "x\n"
+    tracker = SweepTracker(f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path)
+    failed_run = tracker.children(first.experiment_id, first.parent_run_id)[ckpt.stem]
+    assert failed_run.info.status == "FAILED" and failed_run.data.tags["fdp.error"].startswith("ValueError: boom")
+    assert set(first.pooled) == {"fdp|seed0"}
+
+    ckpt.with_suffix(".fixed").touch()
+    second = run_sweep(plan, _opts(tmp_path, job_fn=orchestration_failing_job, in_process=True))
+    assert second.resumed and second.parent_run_id == first.parent_run_id
+    assert second.exit_code == 0 and second.done == [bad] and second.skipped == ["fdp|seed0|fold=01"]
+    after = tracker.children(first.experiment_id, first.parent_run_id)
+    assert after[ckpt.stem].info.run_id == failed_run.info.run_id and after[ckpt.stem].info.status == "FINISHED"
+    assert second.pooled["fdp|seed0"] == first.pooled["fdp|seed0"] and set(second.pooled) == {"fdp|seed0", "no_dic|seed0"}
+
+
+def test_progress_shows_the_steps_of_a_job_running_here():
+    """In a log: the running job's step line when it starts and at each fifth of its steps,
+    whatever steps the trainer reports; on a terminal: one line of the redrawn block, gone when
+    the job ends."""
+    log = io.StringIO()
+    p = Progress(total=1, stream=log, tty=False, interval=3600)
+    p.started()
+    for step in range(1, 101, 3):  # reported every 3rd step: 1, 4, ..., 100
+        p.step("fdp|seed0|fold=01", step, 100, {"mer": 1.5})
+    steps = [ln.split(" ")[2] for ln in log.getvalue().splitlines() if ln.startswith("fdp|seed0|fold=01: step ")]
+    assert steps == ["1/100", "22/100", "40/100", "61/100", "82/100", "100/100"]
+
+    import re
+
+    term = io.StringIO()
+    p = Progress(total=1, stream=term, tty=True)
+    p.started()
+    p.step("fdp|seed0|fold=01", 5, 20, {"mer": 1.5})
+    p.close()  # drawn now, whenever the last draw was
+    running = re.split(r"\x1b\[\d+F", term.getvalue())[-1]
+    assert running.endswith("\x1b[2K  fdp|seed0|fold=01: step 5/20 mer=1.5000\n")
+    p.finished(1.0, True)
+    p.close()
+    ended = re.split(r"\x1b\[\d+F", term.getvalue())[-1]
+    assert "step" not in ended and ended.count("\n") == 1 and ended.endswith("\x1b[J")  # its line cleared
+
+
+def test_cli_run_in_process(synth_cache, tmp_path, monkeypatch):
+    """`run --in-process`: the sweep's jobs with the real trainer, its summary and records, and no
+    Ray (tests/conftest.py fails this test if anything starts it); with --address: one line."""
+    from click.testing import CliRunner
+
+    from orchestrator.cli.run import run_cmd
+
+    spec = _write_spec(tmp_path / "here.yaml", {
+        "name": "here", "dataset": "casme2", "setting": "casme2/5", "variants": ["fdp"], "steps": 2, "folds": 1,
+        "overrides": {**TINY, "data.cache_dir": str(synth_cache)}, "tracking": {"experiment": "here-exp"}})
+    monkeypatch.setenv("FDP_PROJECT_ROOT", str(tmp_path))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    res = CliRunner().invoke(run_cmd, [str(spec), "--in-process"])
+    assert res.exit_code == 0, res.output
+    assert "sweep here: 1 job(s) to run, 0 already finished; one at a time in this process (no Ray)" in res.stderr
+    assert "sweep here: 1 done, 0 skipped (finished earlier), 0 failed" in res.stdout
+    tracker = SweepTracker(f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path)
+    exp = tracker.client.get_experiment_by_name("here-exp").experiment_id
+    (job,) = tracker.search(exp, "tags.`fdp.role` = 'job'")
+    assert job.info.status == "FINISHED" and job.data.params["train.steps"] == "2"
+    assert int(job.data.tags["fdp.worker_pid"]) == os.getpid()  # the driver's own process ran it
+    assert f"fdp|seed0: acc={job.data.metrics['acc']:.4f}" in res.stdout  # one fold: pooled = the fold's
+
+    both = CliRunner().invoke(run_cmd, [str(spec), "--in-process", "--address", "auto"])
+    assert both.exit_code == 2 and both.stderr.splitlines()[-1] == \
+        "error: --in-process runs no Ray cluster: give --in-process or --address, not both"

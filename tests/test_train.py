@@ -143,48 +143,137 @@ def test_no_mer_variant_reports_only_di(synth_cache):
     assert res.preds is None and set(res.metrics) == {"di_mse"}
 
 
-def test_train_cli_out_keeps_finished_folds_and_resumes(synth_cache, tmp_path):
+def _store(root):
+    from orchestrator.track.driver import SweepTracker
+
+    tracker = SweepTracker(f"sqlite:///{root / 'mlflow.db'}", root)
+    exp = tracker.client.get_experiment_by_name("train").experiment_id
+    return tracker, exp, lambda: {r.data.tags["fdp.fold"]: r for r in tracker.search(exp, "tags.`fdp.role` = 'job'")}
+
+
+def test_train_cli_runs_its_folds_as_a_sweep_and_resumes(synth_cache, tmp_path, monkeypatch):
+    """`train` is a sweep of its own, run in this process: one MLflow run per fold under a parent
+    with the pooled metrics. Ctrl-C in fold 02 after its checkpoint of step 2: the re-run skips
+    fold 01 (finished), continues fold 02 in its run from step 2 to the uninterrupted result, and
+    `summarize` reads the parent."""
+    import fdp.runner
+    from click.testing import CliRunner
+
+    from fdp.pooling import pool_predictions
+    from orchestrator.cli.train import train_cmd
+    from orchestrator.report.summarize import render_summary
+
+    out = tmp_path / "out"
+    argv = ["--smoke", "--cache", str(synth_cache), "--folds", "2", "--steps", "4", "--set", "train.batch_size=4",
+            "--set", "train.checkpoint_every=2", "--set", "train.log_every=1", "--out", str(out)]
+    real = fdp.runner.run_fold
+
+    def interrupted(cfg, fold, callback=None, checkpoint_path=None):
+        def on_step(step, terms):
+            callback(step, terms)
+            if fold == "02" and step == 3:
+                raise KeyboardInterrupt
+        return real(cfg, fold, callback=on_step, checkpoint_path=checkpoint_path)
+
+    monkeypatch.setattr(fdp.runner, "run_fold", interrupted)
+    first = CliRunner().invoke(train_cmd, argv)
+    assert first.exit_code == 1 and "Aborted!" in first.stderr, first.output  # click's answer to Ctrl-C
+    assert "fdp|seed0|fold=02: step 3/4 mer=" in first.stderr  # the running fold's steps, here
+    tracker, exp, job_runs = _store(out)
+    runs = job_runs()
+    assert {f: r.info.status for f, r in runs.items()} == {"01": "FINISHED", "02": "RUNNING"}
+    ckpt = out / ".cache" / "checkpoints" / "train" / f"{runs['02'].data.tags['fdp.job_key']}.pt"
+    assert torch.load(ckpt, weights_only=True)["step"] == 2
+
+    monkeypatch.setattr(fdp.runner, "run_fold", real)
+    again = CliRunner().invoke(train_cmd, argv)
+    assert again.exit_code == 0, again.output
+    lines = again.stdout.splitlines()
+    assert lines[0].startswith("fold 01: acc=") and lines[0].endswith("  [finished earlier]")
+    assert lines[1].startswith("fold 02: acc=") and "train loss, last 10% of steps: mer=" in lines[1]
+    assert lines[2].startswith("pooled over 2 folds (10 clips): acc=")
+    (parent,) = tracker.search(exp, "tags.`fdp.role` = 'parent'")
+    assert lines[3] == f"recorded in sqlite:///{out / 'mlflow.db'}: experiment 'train', parent run " \
+                       f"{parent.info.run_id} (resumed)"
+    after = job_runs()
+    assert {f: r.info.run_id for f, r in after.items()} == {f: r.info.run_id for f, r in runs.items()}
+    assert after["02"].info.status == "FINISHED" and after["02"].data.tags["fdp.resumed_from_step"] == "2"
+    assert not ckpt.exists()
+    resumed = FoldResult.from_json(tracker.artifact_text(after["02"].info.run_id, "fold_result.json"))
+    full = run_fold(_cfg(synth_cache, **{"train.steps": 4, "train.checkpoint_every": 2}), "02")
+    assert resumed.probs == full.probs and resumed.curves == full.curves
+
+    # the parent's pooled metrics are those of the two runs' predictions, and the tables read them
+    pooled = pool_predictions([tracker.predictions(after[f].info.run_id) for f in ("01", "02")])
+    assert parent.data.metrics["fdp/seed0/uf1"] == pooled["uf1"] and f"uf1={pooled['uf1']:.4f}" in lines[2]
+    table, _ = render_summary(4, f"sqlite:///{out / 'mlflow.db'}", sweep=["train"], include_smoke=True)
+    row = next(ln for ln in table.splitlines() if ln.startswith("| FDP (ours)"))
+    assert f"| {100 * pooled['acc']:.2f} [" in row and f"| {100 * pooled['uf1']:.2f} [" in row
+
+
+def test_train_jobs_are_those_of_the_same_sweep_file(synth_cache, tmp_path):
+    """The keys of `train`'s jobs are those a sweep file with the same content gets (under any
+    name); another configuration is another sweep instance (spec hash) with keys of its own, so
+    its folds never read or pool another's runs."""
+    from orchestrator.cli.train import train_spec
+    from orchestrator.plan.jobs import expand
+    from orchestrator.spec.sweep import load_spec
+
+    sets = {"train.batch_size": 4}
+    spec = train_spec("casme2", "casme2/5", "fdp", str(synth_cache), max_folds=2, steps=6, sets=sets, smoke=True)
+    (tmp_path / "same.yaml").write_text(
+        f"name: another\ndataset: casme2\nsetting: casme2/5\nvariants: [fdp]\nfolds: 2\n"
+        f"overrides: {{data.cache_dir: {synth_cache}}}\nsmoke: {{profile: smoke, train.steps: 6}}\n")
+    keys = [j.key for j in expand(spec).jobs]
+    assert len(keys) == 2 and keys == [j.key for j in expand(load_spec(tmp_path / "same.yaml", sets, True)).jobs]
+    assert expand(spec).jobs[0].cfg.train.steps == 6 and expand(spec).jobs[0].cfg.model.mer_hidden == 64
+
+    other = train_spec("casme2", "casme2/5", "fdp", str(synth_cache), max_folds=2, steps=7, sets=sets, smoke=True)
+    assert other.spec_hash != spec.spec_hash and not set(keys) & {j.key for j in expand(other).jobs}
+    # without --smoke the step budget is the spec's own `steps:`
+    assert train_spec("casme2", "casme2/5", "fdp", str(synth_cache), steps=6).raw["steps"] == 6
+
+
+def test_train_cli_a_failed_fold_is_a_failed_run_and_one_error_line(synth_cache, tmp_path, monkeypatch):
+    """A fold that diverges is a failed job, as in a sweep: exit 1, one error line with the
+    reason (the last line on stderr), and its run in the project's store FAILED with that reason.
+    Re-running tries it again in the same run."""
+    import re
+
     from click.testing import CliRunner
 
     from orchestrator.cli.train import train_cmd
 
-    out = tmp_path / "out"
-    argv = ["--smoke", "--cache", str(synth_cache), "--folds", "2", "--steps", "6", "--set", "train.batch_size=4",
-            "--set", "train.checkpoint_every=3", "--out", str(out)]
-    first = CliRunner().invoke(train_cmd, argv)
-    assert first.exit_code == 0, first.output
-    assert sorted(p.name for p in out.iterdir()) == ["config.json", "fold-01.json", "fold-02.json"]  # no checkpoints left
-    saved = FoldResult.from_json((out / "fold-02.json").read_text())
-    assert saved.fold == "02" and len(saved.preds) == 5 and saved.steps == 6
-    assert "train loss, last 10% of steps: mer=" in first.output
-    pooled = [ln for ln in first.output.splitlines() if ln.startswith("pooled over 2 folds")]
-    assert len(pooled) == 1
+    monkeypatch.setenv("FDP_PROJECT_ROOT", str(tmp_path))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    argv = ["--smoke", "--cache", str(synth_cache), "--fold", "01", "--steps", "4", "--set", "train.batch_size=2",
+            "--set", "train.lr=1e10"]
+    res = CliRunner().invoke(train_cmd, argv)
+    assert res.exit_code == 1, res.output
+    errors = [ln for ln in res.stderr.splitlines() if ln.startswith("error: ")]
+    assert len(errors) == 1 and res.stderr.splitlines()[-1] == errors[0]
+    reason = errors[0].removeprefix("error: fold 01 failed: ")
+    assert re.fullmatch(r"TrainingError: fold 01: step \d+: loss term '(mer|dic|rank|total)' is (nan|inf|-inf)",
+                        reason), errors[0]
+    _, _, job_runs = _store(tmp_path)
+    run = job_runs()["01"]
+    assert run.info.status == "FAILED" and run.data.tags["fdp.error"] == reason
 
-    # fold 02 killed at step 5, after its checkpoint of step 3: the rerun reads fold 01 back, resumes 02
-    (out / "fold-02.json").unlink()
-    cfg = _cfg(synth_cache, **{"train.batch_size": 4})
+    # the same command again tries the fold again, in its run; a bug shows its traceback above the line
+    import fdp.runner
 
-    def die_at_5(step, terms):
-        if step == 5:
-            raise KeyboardInterrupt
+    def buggy(cfg, fold, callback=None, checkpoint_path=None):
+        return {}["no such key"]
 
-    with pytest.raises(KeyboardInterrupt):
-        run_fold(cfg, "02", callback=die_at_5, checkpoint_path=out / "fold-02.ckpt")
+    monkeypatch.setattr(fdp.runner, "run_fold", buggy)
     again = CliRunner().invoke(train_cmd, argv)
-    assert again.exit_code == 0, again.output
-    assert f"[read back from {out / 'fold-01.json'}]" in again.output
-    resumed = FoldResult.from_json((out / "fold-02.json").read_text())
-    assert resumed.probs == saved.probs and resumed.curves == saved.curves
-    assert not (out / "fold-02.ckpt").exists()
-    assert pooled[0].split("  [")[0] in again.output  # same pooled metrics
-
-    # another configuration into the same folder: refused, nothing written
-    before = {p.name: p.read_bytes() for p in out.iterdir()}
-    other = CliRunner().invoke(train_cmd, [a if a != "6" else "7" for a in argv])
-    assert other.exit_code == 2
-    assert f"error: {out / 'config.json'}: holds results of another configuration (train.steps: 6 there, 7 now)" \
-        in other.output
-    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert again.exit_code == 1, again.output
+    lines = again.stderr.splitlines()
+    assert lines[-1] == "error: fold 01 failed: KeyError: 'no such key'"
+    tb = lines.index("Traceback (most recent call last):")
+    assert "in buggy" in "\n".join(lines[tb:-1]) and lines[-2] == "KeyError: 'no such key'"
+    rerun = job_runs()["01"]
+    assert rerun.info.run_id == run.info.run_id and rerun.data.tags["fdp.error"] == "KeyError: 'no such key'"
 
 
 def test_cache_of_another_frame_size_is_refused(synth_cache):

@@ -1,4 +1,5 @@
-"""`fdp-sweep run SPEC`: expand a sweep spec into fold jobs, run them on Ray, track them in MLflow.
+"""`fdp-sweep run SPEC`: expand a sweep spec into fold jobs, run them on Ray (or, with
+`--in-process`, one after another in this process), track them in MLflow.
 
 Exit status: 0 when every job finished, 1 when some job failed (the others still ran; the
 summary names each failure), 2 when the sweep could not start (bad spec, missing cache, a job
@@ -23,6 +24,9 @@ from orchestrator.cli.tools import TRACKING_HELP, fail, fail_on_errors, parse_se
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
               help="Dotted config override for every job, applied last; repeatable.")
 @click.option("--max-parallel", type=click.IntRange(min=1), default=None, help="At most N jobs at once.")
+@click.option("--in-process", is_flag=True,
+              help="No Ray: run the jobs one after another in this process (debugging: breakpoints and "
+                   "tracebacks work, nothing to start). Same runs, resume and pooling as on Ray.")
 @click.option("--gpu-mem", "gpu_mem", type=click.FloatRange(min=0, min_open=True), default=None, metavar="GB",
               help="Memory of one GPU for the dry run's packing check (default: the visible GPU's, else 80).")
 @click.option("--tracking-uri", default=None, help=TRACKING_HELP)
@@ -30,7 +34,8 @@ from orchestrator.cli.tools import TRACKING_HELP, fail, fail_on_errors, parse_se
               help="If another driver is running this sweep, wait for it to finish instead of refusing.")
 @fail_on_errors
 def run_cmd(spec_path: str, dry_run: bool, smoke: bool, fresh: bool, address: str | None, sets: tuple[str, ...],
-            max_parallel: int | None, tracking_uri: str | None, wait: bool, gpu_mem: float | None = None) -> None:
+            max_parallel: int | None, tracking_uri: str | None, wait: bool, gpu_mem: float | None = None,
+            in_process: bool = False) -> None:
     """Run the sweep SPEC (a YAML file, see docs/sweeps.md); re-running resumes it."""
     from orchestrator.plan.jobs import expand
     from orchestrator.report.significance import log_sweep
@@ -45,6 +50,8 @@ def run_cmd(spec_path: str, dry_run: bool, smoke: bool, fresh: bool, address: st
         return
     if not plan.complete:
         fail(*plan.problems)
+    if in_process and address:
+        fail("--in-process runs no Ray cluster: give --in-process or --address, not both")
     for d in plan.duplicates + plan.notes:
         click.echo(f"note: {d}", err=True)
     try:
@@ -53,7 +60,8 @@ def run_cmd(spec_path: str, dry_run: bool, smoke: bool, fresh: bool, address: st
         fail(e)
     try:
         report = run_sweep(plan, SweepOptions(fresh=fresh, address=address, max_parallel=max_parallel,
-                                              tracking_uri=uri, wait=wait, on_finish=log_sweep))
+                                              tracking_uri=uri, wait=wait, on_finish=log_sweep,
+                                              in_process=in_process))
     except SchedulerError as e:
         fail(e)
     for line in report.summary_lines():

@@ -1,8 +1,9 @@
 """A quiet live display of a sweep on stderr.
 
 On a terminal: a few lines redrawn in place (jobs done / running / failed / queued, ETA, latest
-pooled metric per finished configuration). Elsewhere (CI logs, files): one line about every
-`interval` seconds and at the end, so a log of a long sweep stays readable.
+pooled metric per finished configuration, and the step of a job running in the driver's process).
+Elsewhere (CI logs, files): one line about every `interval` seconds and at the end, and a job's
+step line five times per job, so a log of a long sweep stays readable.
 """
 
 from __future__ import annotations
@@ -44,7 +45,9 @@ class Progress:
     t0: float = field(default_factory=time.monotonic)
     name: str = "sweep"  # what the status line is about ("sweep", "search")
     unit: str = "jobs"  # what it counts ("jobs"; a search's are its objective "folds")
+    current: str = ""  # the step line of the job running in this process ("" when none or on Ray)
     _last: float = float("-inf")  # first event always draws
+    _fifth: int = -1  # of the running job's steps, the fifth its last step line was in
     _drawn_lines: int = 0
 
     def __post_init__(self) -> None:
@@ -59,6 +62,7 @@ class Progress:
 
     def finished(self, seconds: float, ok: bool) -> None:
         self.running = max(self.running - 1, 0)
+        self.current = ""
         if ok:
             self.done += 1
             self.durations.append(seconds)
@@ -73,6 +77,19 @@ class Progress:
         self.skipped += n if reused else 0
         self.running = max(self.running - (n if running else 0), 0)
         self.tick()
+
+    def step(self, label: str, step: int, steps: int, terms: dict[str, float]) -> None:
+        """Step `step` of `steps` of the job `label`, running in this process: redrawn on a
+        terminal; in a log, a line at every fifth of the steps and at the last."""
+        fifth = 5 * step // max(steps, 1)  # steps are told at the trainer's log_every, not each one
+        new = fifth != self._fifth or not self.current
+        self.current, self._fifth = (f"{label}: step {step}/{steps} "
+                                     + " ".join(f"{k}={v:.4f}" for k, v in terms.items())), fifth
+        if self.tty:
+            self.tick()
+        elif new or step == steps:
+            self.stream.write(self.current + "\n")
+            self.stream.flush()
 
     def pooled(self, config_label: str, metrics: dict[str, float]) -> None:
         self.metrics[config_label] = " ".join(f"{k}={metrics[k]:.3f}" for k in ("acc", "uf1", "uar", "di_mse")
@@ -107,8 +124,11 @@ class Progress:
                 return
             lines = [self.status_line()] + [f"  {k}: {v}" for k, v in
                                             list(self.metrics.items())[-self.max_metric_lines:]]
+            lines += [f"  {self.current}"] if self.current else []
             up = f"\x1b[{self._drawn_lines}F" if self._drawn_lines else ""
-            self.stream.write(up + "".join(f"\x1b[2K{line}\n" for line in lines))
+            # a block shorter than the last one (a job's step line gone) clears what it leaves below
+            rest = "\x1b[J" if len(lines) < self._drawn_lines else ""
+            self.stream.write(up + "".join(f"\x1b[2K{line}\n" for line in lines) + rest)
             self._drawn_lines = len(lines)
         else:
             if not force and now - self._last < self.interval:

@@ -16,10 +16,18 @@ Faults, and who handles them:
 
 Concurrency is bounded on the driver (at most `capacity` tasks in flight, `ray.wait` for the next
 to finish), so "running" in the progress display means running, not queued inside Ray.
+
+The same loop runs jobs without Ray when asked (`in_process`: `fdp-sweep train`, `run --in-process`):
+one at a time in the driver's own process, through the same worker function and the same outcome
+handling, so breakpoints and tracebacks work and nothing starts but the job. A worker process that
+dies is then the driver itself: there is nothing to retry (`retries` does not apply), and re-running
+the command resumes the job from its checkpoint, as after a killed driver.
 """
 
 from __future__ import annotations
 
+import functools
+import itertools
 import logging
 import os
 import shutil
@@ -34,7 +42,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from fdp.config import to_dict
-from orchestrator.run.worker import JobOutcome, JobPayload, guard_parent, open_run, run_job
+from orchestrator.run.worker import JobOutcome, JobPayload, guard_parent, listening, open_run, run_job
 from orchestrator.plan.jobs import Plan, runtime_config
 from orchestrator.run.progress import Progress
 from orchestrator.spec.schema import Resources
@@ -46,6 +54,7 @@ from orchestrator.track.provenance import git_info
 from orchestrator.track.store import StoreError, check_store, project_root, resolve_tracking_uri
 
 JobFn = Callable[[JobPayload], JobOutcome]
+StepFn = Callable[[JobPayload, int, dict[str, float]], None]  # (job, step, loss terms)
 QUIET_ENV = {"MLFLOW_DISABLE_TELEMETRY": "true", "RAY_USAGE_STATS_ENABLED": "0"}
 
 
@@ -212,15 +221,84 @@ class PlanSource(JobSource):
 
 
 class Scheduler:
-    """THE loop that runs fold jobs on Ray, for sweeps and searches alike: at most `parallel` in
-    flight (cancelled jobs still count until they stop), a worker that dies is retried by Ray
-    (`max_retries`; the retry resumes from the job's checkpoint into the same run), a job that
-    fails inside is reported, never retried. Never raises for a failed job."""
+    """THE loop that runs fold jobs, for sweeps and searches alike: at most `parallel` in flight
+    (cancelled jobs still count until they stop), a job that fails inside is reported, never
+    retried. On Ray (the default) a worker that dies is retried by Ray (`max_retries`; the retry
+    resumes from the job's checkpoint into the same run); `in_process`: one job at a time in this
+    process (`InProcess`), with `on_step` told each training step of the running job. Never raises
+    for a failed job."""
 
-    def __init__(self, res: Resources, retries: int, parallel: int, job_fn: JobFn = run_job) -> None:
+    def __init__(self, res: Resources, retries: int, parallel: int, job_fn: JobFn = run_job,
+                 in_process: bool = False, on_step: StepFn | None = None) -> None:
+        self.executor: Executor = InProcess(job_fn, on_step) if in_process else OnRay(res, retries, job_fn)
+        self.parallel = 1 if in_process else parallel
+
+    def run(self, source: JobSource | list[JobPayload], on_tick: Callable[[], None] | None = None,
+            tick_s: float = 1.0) -> dict[str, JobOutcome]:
+        if isinstance(source, list):
+            source = PlanSource(source)
+        ex = self.executor
+        inflight: dict[Any, tuple[JobPayload, float]] = {}
+        by_key: dict[str, Any] = {}
+        orphans: dict[Any, JobPayload] = {}  # cancelled, not yet stopped: they hold their slot
+        outcomes: dict[str, JobOutcome] = {}
+        while True:
+            while len(inflight) + len(orphans) < self.parallel:
+                p = source.next_job()
+                if p is None:
+                    break
+                handle = ex.submit(p)
+                inflight[handle], by_key[p.key] = (p, time.monotonic()), handle
+                source.started(p)
+            for key in source.to_cancel():
+                victim = by_key.pop(key, None)
+                if victim is not None and victim in inflight:
+                    ex.cancel(victim)
+                    orphans[victim] = inflight.pop(victim)[0]
+            if not inflight and not orphans:
+                if source.exhausted():
+                    return outcomes
+                raise SchedulerError("the job source has jobs left but hands none out")  # a bug, not a hang
+            for handle in ex.wait(list(inflight) + list(orphans), tick_s):
+                if handle in orphans:
+                    p = orphans.pop(handle)
+                    ex.outcome(handle, p)  # whatever it says: the job was cancelled
+                    source.cancelled(p)
+                    continue
+                p, t0 = inflight.pop(handle)
+                by_key.pop(p.key, None)
+                outcomes[p.key] = out = ex.outcome(handle, p)
+                source.done(p, out, time.monotonic() - t0)
+            if on_tick:
+                on_tick()
+
+
+class Executor(ABC):
+    """Where the scheduler's jobs run: Ray tasks (`OnRay`) or this process (`InProcess`). A
+    submitted job has a handle; `wait` returns the handles of finished (or cancelled) jobs."""
+
+    @abstractmethod
+    def submit(self, payload: JobPayload) -> Any:
+        """Hand the job over; its handle."""
+
+    @abstractmethod
+    def wait(self, handles: list[Any], timeout_s: float) -> list[Any]:
+        """Handles among `handles` whose jobs have ended (none when `timeout_s` passes first)."""
+
+    @abstractmethod
+    def outcome(self, handle: Any, payload: JobPayload) -> JobOutcome:
+        """The ended job's outcome, also for a worker that died or a cancelled job."""
+
+    @abstractmethod
+    def cancel(self, handle: Any) -> None:
+        """Stop the job (its handle still ends, through `wait`)."""
+
+
+class OnRay(Executor):
+    """Each job a Ray task of `res`'s size, retried by Ray when its worker process dies."""
+
+    def __init__(self, res: Resources, retries: int, job_fn: JobFn) -> None:
         import ray
-
-        self.parallel = parallel
 
         def task(payload: JobPayload) -> JobOutcome:
             guard_parent()  # a worker whose raylet dies (its driver was killed) stops instead of training on
@@ -233,50 +311,70 @@ class Scheduler:
         self.remote = ray.remote(task).options(num_cpus=res.cpus, num_gpus=res.gpus, max_retries=retries,
                                                  retry_exceptions=False)
 
-    def run(self, source: JobSource | list[JobPayload], on_tick: Callable[[], None] | None = None,
-            tick_s: float = 1.0) -> dict[str, JobOutcome]:
+    def submit(self, payload: JobPayload) -> Any:
+        return self.remote.remote(payload)
+
+    def wait(self, handles: list[Any], timeout_s: float) -> list[Any]:
         import ray
 
-        if isinstance(source, list):
-            source = PlanSource(source)
-        inflight: dict[Any, tuple[JobPayload, float]] = {}
-        by_key: dict[str, Any] = {}
-        orphans: dict[Any, JobPayload] = {}  # cancelled, not yet stopped: they hold their slot
-        outcomes: dict[str, JobOutcome] = {}
-        while True:
-            while len(inflight) + len(orphans) < self.parallel:
-                p = source.next_job()
-                if p is None:
-                    break
-                ref = self.remote.remote(p)
-                inflight[ref], by_key[p.key] = (p, time.monotonic()), ref
-                source.started(p)
-            for key in source.to_cancel():
-                victim = by_key.pop(key, None)
-                if victim is not None and victim in inflight:
-                    # force: a KeyboardInterrupt (the default cancel) landing inside the
-                    # worker's MLflow write can leave its SQLite write transaction open in a
-                    # live worker (seen: 4 min of "database is locked"); killing the process
-                    # releases the lock and SQLite rolls back
-                    ray.cancel(victim, force=True)
-                    orphans[victim] = inflight.pop(victim)[0]
-            if not inflight and not orphans:
-                if source.exhausted():
-                    return outcomes
-                raise SchedulerError("the job source has jobs left but hands none out")  # a bug, not a hang
-            ready, _ = ray.wait(list(inflight) + list(orphans), num_returns=1, timeout=tick_s)
-            for ref in ready:
-                if ref in orphans:
-                    p = orphans.pop(ref)
-                    _outcome(ref, p)  # whatever it says: the job was cancelled
-                    source.cancelled(p)
-                    continue
-                p, t0 = inflight.pop(ref)
-                by_key.pop(p.key, None)
-                outcomes[p.key] = out = _outcome(ref, p)
-                source.done(p, out, time.monotonic() - t0)
-            if on_tick:
-                on_tick()
+        return ray.wait(handles, num_returns=1, timeout=timeout_s)[0]
+
+    def outcome(self, handle: Any, payload: JobPayload) -> JobOutcome:
+        return _outcome(handle, payload)
+
+    def cancel(self, handle: Any) -> None:
+        import ray
+
+        # force: a KeyboardInterrupt (the default cancel) landing inside the worker's MLflow write
+        # can leave its SQLite write transaction open in a live worker (seen: 4 min of "database
+        # is locked"); killing the process releases the lock and SQLite rolls back
+        ray.cancel(handle, force=True)
+
+
+class InProcess(Executor):
+    """Jobs run in this process, one at a time, when the scheduler waits for one: `submit` only
+    queues, so a job cancelled before its turn never starts. The same steps as a Ray task has,
+    less what only a separate worker process needs (the orphan guard): open the job's run, call
+    `job_fn`, and an exception that escapes it becomes a failed outcome, as Ray reports one. A
+    KeyboardInterrupt is not caught: it stops the driver, and the re-run resumes the job."""
+
+    def __init__(self, job_fn: JobFn, on_step: StepFn | None = None) -> None:
+        self.job_fn, self.on_step = job_fn, on_step
+        self._queued: dict[int, JobPayload] = {}
+        self._ended: dict[int, JobOutcome] = {}
+        self._handles = itertools.count()
+
+    def submit(self, payload: JobPayload) -> int:
+        handle = next(self._handles)
+        self._queued[handle] = payload
+        return handle
+
+    def wait(self, handles: list[Any], timeout_s: float) -> list[Any]:
+        ended = [h for h in handles if h in self._ended]
+        if ended:
+            return ended
+        handle = next(h for h in handles if h in self._queued)
+        self._ended[handle] = self._run(self._queued.pop(handle))
+        return [handle]
+
+    def outcome(self, handle: Any, payload: JobPayload) -> JobOutcome:
+        return self._ended.pop(handle)
+
+    def cancel(self, handle: Any) -> None:
+        p = self._queued.pop(handle, None)
+        if p is not None:
+            self._ended[handle] = JobOutcome(p.key, False, "cancelled before it started")
+
+    def _run(self, payload: JobPayload) -> JobOutcome:
+        try:
+            payload = open_run(payload)
+            with listening(None if self.on_step is None else functools.partial(self.on_step, payload)):
+                out = self.job_fn(payload)
+        except Exception as e:  # noqa: BLE001 - as Ray reports a job function that raises
+            return JobOutcome(payload.key, False, f"{type(e).__name__}: {_first_line(e)}", pid=os.getpid(),
+                              run_id=payload.run_id)
+        out.run_id = out.run_id or payload.run_id
+        return out
 
 
 def _outcome(ref: Any, p: JobPayload) -> JobOutcome:
@@ -324,6 +422,8 @@ class DriverOptions:
 class SweepOptions(DriverOptions):
     fresh: bool = False  # start a new sweep instance even if one with this spec hash exists
     num_gpus: int | None = None  # GPUs of a local cluster (default: Ray's detection; tests declare fake ones)
+    # no Ray: the jobs run one after another in this process (`InProcess`; debugging, `fdp-sweep train`)
+    in_process: bool = False
     flush_every: int = 50  # buffered step metrics per log_batch
     # run inside the lease once the jobs are done and the parent is closed (the CLI passes the
     # significance logger, orchestrator.report.significance.log_sweep); returns lines for the summary
@@ -427,7 +527,7 @@ def _run_leased(plan: Plan, opts: SweepOptions, root: Path, uri: str, data: str,
                 stream: TextIO) -> SweepReport:
     spec = plan.spec
     # --- resources first: a sweep whose jobs no node can run creates no store, run or checkpoint
-    cluster = start_ray(opts.address, opts.num_cpus, opts.num_gpus) if plan.jobs else None
+    cluster = start_ray(opts.address, opts.num_cpus, opts.num_gpus) if plan.jobs and not opts.in_process else None
     par = fit(cluster, spec.resources, opts.max_parallel) if cluster else 1
 
     # --- tracking: everything a worker needs exists before the first worker starts (SPEC §7)
@@ -484,11 +584,15 @@ def _run_leased(plan: Plan, opts: SweepOptions, root: Path, uri: str, data: str,
     report.cluster = cluster
     progress = Progress(total=len(payloads), parallel=max(par, 1), skipped=len(report.skipped), stream=stream,
                         interval=opts.progress_interval)
-    if cluster is not None:
-        where = f"local Ray cluster ({cluster.cpus:g} cpus, {cluster.gpus:g} gpus)" if cluster.started_here \
-            else f"Ray cluster at {cluster.address} ({cluster.cpus:g} cpus, {cluster.gpus:g} gpus)"
+    if cluster is not None or (opts.in_process and plan.jobs):
+        if cluster is None:
+            where = "one at a time in this process (no Ray)"
+        else:
+            kind = "local Ray cluster" if cluster.started_here else f"Ray cluster at {cluster.address}"
+            where = (f"{par} at a time on a {kind} ({cluster.cpus:g} cpus, {cluster.gpus:g} gpus); worker logs in "
+                     f"{cluster.log_dir or '(Ray session dir)'}")
         stream.write(f"sweep {spec.name}: {len(payloads)} job(s) to run, {len(report.skipped)} already finished; "
-                     f"{par} at a time on a {where}; worker logs in {cluster.log_dir or '(Ray session dir)'}\n"
+                     f"{where}\n"
                      f"tracking: {uri} (experiment {spec.experiment!r}, parent run {parent.run_id})\n")
         stream.flush()
     for c in plan.configurations:  # configurations completed by an earlier invocation
@@ -521,7 +625,11 @@ def _run_leased(plan: Plan, opts: SweepOptions, root: Path, uri: str, data: str,
     t0 = time.monotonic()
     try:
         if payloads:
-            Scheduler(spec.resources, spec.retries, par, opts.job_fn).run(
+            def on_step(p: JobPayload, step: int, terms: dict[str, float]) -> None:
+                progress.step(p.label, step, int(p.cfg["train"]["steps"]), terms)
+
+            Scheduler(spec.resources, spec.retries, par, opts.job_fn, in_process=opts.in_process,
+                      on_step=on_step).run(
                 PlanSource(payloads, on_start=lambda p: progress.started(), on_done=on_done), on_tick=progress.tick)
     finally:
         report.wall_s = time.monotonic() - t0

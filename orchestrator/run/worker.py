@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 import time
 import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,9 @@ from fdp.config import ExperimentConfig, from_dict
 
 ORPHAN_EXIT = 70  # exit status of a worker that stopped because its raylet is gone
 _parent: int | None = None  # pid of the raylet that started this worker process (set by `guard_parent`)
+# told each training step of the job running in this process, when a driver runs jobs in its own
+# process and shows their steps (`listening`); a Ray worker's steps are in its run's curves
+_listener: Callable[[int, dict[str, float]], None] | None = None
 
 
 def guard_parent() -> None:
@@ -27,6 +32,17 @@ def guard_parent() -> None:
     at its next step if the raylet that started this worker is gone (`stop_if_orphaned`)."""
     global _parent
     _parent = os.getppid()
+
+
+@contextmanager
+def listening(fn: Callable[[int, dict[str, float]], None] | None) -> Iterator[None]:
+    """While inside: `fn(step, loss terms)` after each step a job of this process logs."""
+    global _listener
+    before, _listener = _listener, fn
+    try:
+        yield
+    finally:
+        _listener = before
 
 
 def stop_if_orphaned() -> None:
@@ -112,6 +128,8 @@ def run_job(payload: JobPayload) -> JobOutcome:
     def on_step(step: int, terms: dict[str, float]) -> None:
         stop_if_orphaned()
         log.log_terms(step, terms)
+        if _listener is not None:
+            _listener(step, terms)
 
     try:
         cfg = from_dict(ExperimentConfig, payload.cfg)

@@ -207,14 +207,17 @@ class SweepTracker:
 
     def predictions(self, run_id: str) -> dict[str, Any]:
         """A child's per-clip predictions: labels, preds (None without MER), di_mse, num_classes."""
+        return read_predictions(self.artifact_text(run_id, "predictions.csv"))
+
+    def artifact_text(self, run_id: str, path: str) -> str:
+        """The text of one artifact of a run (a job's `predictions.csv`, `fold_result.json`)."""
         uri = with_retry(self.client.get_run, run_id).info.artifact_uri
         if uri.startswith("file:"):  # local store: read in place, no copy
             from urllib.parse import unquote, urlparse
 
-            return read_predictions((Path(unquote(urlparse(uri).path)) / "predictions.csv").read_text())
+            return (Path(unquote(urlparse(uri).path)) / path).read_text()
         with tempfile.TemporaryDirectory() as tmp:
-            path = with_retry(self.client.download_artifacts, run_id, "predictions.csv", tmp)
-            return read_predictions(Path(path).read_text())
+            return Path(with_retry(self.client.download_artifacts, run_id, path, tmp)).read_text()
 
     def pooled(self, run_ids: Iterable[str]) -> dict[str, float]:
         """Metrics of the concatenated per-clip predictions of these child runs (SPEC §5)."""
