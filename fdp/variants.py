@@ -72,6 +72,16 @@ register("fdp_shuffled", "negative control: full FDP trained on permuted trainin
          "labels untouched): must score chance", "control", train__shuffle_labels=True)
 register("single_frame", "logistic regression on the apex frame: what no motion gets",
          "control", method="single_frame")
+# the compared methods re-run here (docs/methods.md): their budget is `compared.budget` (the paper's by
+# default; the smoke and laptop size profiles give their CPU profile)
+register("ststnet", "STSTNet: three shallow conv streams on TV-L1 flow u, v + optical strain (onset -> apex, "
+         "28 x 28)", "Table 7 (CAS(ME)^3); MEB's protocol table", method="ststnet")
+register("off_apexnet", "OFF-ApexNet: one LeNet-like stream per flow component (u, v; onset -> apex, 28 x 28), "
+         "two FC 1024", "Table 5", method="off_apexnet")
+register("lbp_top", "LBP-TOP histograms (the MEGC2019 baseline's parameters) + linear SVM, C = 1 fixed",
+         "Tables 6, 8; MEGC2019", method="lbp_top")
+register("ststnet_shuffled", "negative control: STSTNet trained on permuted training labels (seeded; test labels "
+         "untouched): must score chance", "control", method="ststnet", train__shuffle_labels=True)
 
 def get_variant(name: str) -> Variant:
     if name not in VARIANTS:
