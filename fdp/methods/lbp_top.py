@@ -87,4 +87,4 @@ register(Method(
     input=lambda cfg: f"{INPUT}, every frame of onset..offset",
     params=lambda cfg: parameter_count(cfg.model.num_classes),
     params_note="fitted weights and biases of the one-vs-rest SVM, every class in training",
-    run=run, selection="fitted once: no step to select", steps=lambda cfg: "-"))
+    run=run, selection="fitted once, nothing to select", steps=lambda cfg: "-"))

@@ -109,4 +109,4 @@ register(Method(
                        f"area-resized to {FEATURE_SIDE} x {FEATURE_SIDE}"),
     params=count, params_note="fitted numbers: regression weights and intercepts, the scaler's means and scales",
     run=run, check=check, title="single frame + logistic regression",
-    selection="fitted once: no step to select", steps=lambda cfg: "-"))
+    selection="fitted once, nothing to select", steps=lambda cfg: "-"))

@@ -158,9 +158,17 @@ def config_key(table: int, run: "Run") -> str:
         except (KeyError, ValueError):
             return ""
     v = t.get("fdp.variant", "")
-    if t.get("fdp.control") == "shuffled_labels" and v != "fdp_shuffled":
+    if t.get("fdp.control") == "shuffled_labels" and not _shuffles(v):
         return f"{v}+shuffled"  # a control of another variant (train.shuffle_labels in a grid): its own key
     return v
+
+
+def _shuffles(variant: str) -> bool:
+    """Whether a registered variant is itself a shuffled-label control (fdp_shuffled, ststnet_shuffled)."""
+    from fdp.variants import VARIANTS
+
+    v = VARIANTS.get(variant)
+    return v is not None and bool(v.overrides.get("train.shuffle_labels"))
 
 
 def count_params(tracker: SweepTracker, run: "Run") -> int | None:
