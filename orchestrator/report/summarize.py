@@ -385,7 +385,9 @@ def provenance(sweeps: Sequence[SweepRuns], table: int | None = None) -> tuple[l
         finished = [r for r in s.children if r.info.status == "FINISHED"]
         folds_run = len({(r.data.tags.get("fdp.experiment", ""), r.data.tags.get("fdp.fold")) for r in finished})
         expected = tags.get("fdp.folds_expected", "?")
-        steps = sorted({r.data.params.get("train.steps", "?") for r in s.children}, key=str)
+        # the steps each job ran (tag fdp.steps; runs logged before it: train.steps); 0: fitted once
+        ran = {r.data.tags.get("fdp.steps") or r.data.params.get("train.steps", "?") for r in s.children}
+        steps = [v if v != "0" else "none (fitted once)" for v in sorted(ran, key=lambda v: (len(v), v))]
         seeds = sorted({r.data.tags.get("fdp.seed", "?") for r in s.children}, key=lambda x: (len(x), x))
         commit = tags.get("mlflow.source.git.commit", "")
         code = (f"git {commit[:12]}" + (" (dirty: uncommitted changes)" if tags.get("fdp.git_dirty") == "true" else "")
