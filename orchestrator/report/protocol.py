@@ -83,7 +83,7 @@ def _diff(a: list[SeedPredictions], b: list[SeedPredictions], m: int) -> tuple[f
 def _protocols(row: ProtocolRow, metric: str | None) -> str:
     honest = f"honest: {_honest_selection(row.method)}"
     if metric is None:
-        return honest + ("" if row.selected or row.every else "; no step to select on the test subject")
+        return honest + ("" if row.selected or row.every else "; no test-selected record")
     return f"{honest}; {LABEL}: step of the best test {METRIC_NAMES.get(metric, metric)}, every {row.every} steps"
 
 

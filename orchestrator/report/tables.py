@@ -123,8 +123,8 @@ def extra_keys(n: int, ref: Reference | None = None) -> list[str]:
 
 
 def variant_label(key: str) -> str:
-    """A row of ours without a paper row: the variant, its method (fdp.methods), whether it is the
-    shuffled-label control, and the protocol of its number ("ststnet — STSTNet; re-run here: model
+    """A row of ours without a paper row: the variant, what it runs (its `title`, else its method's:
+    fdp.methods), whether it is the shuffled-label control, and the protocol of its number ("ststnet — STSTNet; re-run here: model
     after the last step")."""
     from fdp.methods import get_method
     from fdp.variants import VARIANTS
@@ -134,7 +134,7 @@ def variant_label(key: str) -> str:
         return key
     m = get_method(v.method)
     control = " on shuffled training labels (control)" if v.overrides.get("train.shuffle_labels") else ""
-    return f"{key} — {m.title or m.name}{control}; re-run here: {m.selection}"
+    return f"{key} — {v.title or m.title or m.name}{control}; re-run here: {m.selection}"
 
 
 def all_row_keys() -> list[str]:
