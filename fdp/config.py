@@ -141,6 +141,17 @@ class ProtocolProbeConfig:
 
 
 @dataclass
+class ComparedConfig:
+    """The compared methods that are not the FDP network (fdp.methods: ststnet, off_apexnet,
+    lbp_top): the training budget of their small networks (docs/methods.md). Read by those methods
+    only; a job of another method does not hash it (`key_dict`)."""
+
+    budget: str = "paper"  # paper: MEB's (epochs x ceil(n_train / 32) steps, its lr and weight decay) | cpu: the method's CPU_PROFILE (300 steps, lr 1e-3; set by the smoke and laptop size profiles)
+    steps: int = 0  # > 0: this many optimizer steps instead of the budget's (a pipeline check); 0: the budget's
+    threads: int = 1  # torch CPU threads while a small network trains (1 is fastest at these sizes); 0: leave torch's
+
+
+@dataclass
 class ExperimentConfig:
     """One configuration of one fold job: everything needed to reproduce it."""
 
@@ -151,7 +162,12 @@ class ExperimentConfig:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     protocol_probe: ProtocolProbeConfig = field(default_factory=ProtocolProbeConfig)
+    compared: ComparedConfig = field(default_factory=ComparedConfig)
 
+
+# config sections only some methods read (fdp.methods: `Method.reads`); a job key hashes one only for
+# a method that reads it (`key_dict`)
+METHOD_SECTIONS = ("compared",)
 
 # The dotted prefix of each section whose fields were ever renamed (RENAMED).
 SECTIONS: dict[str, type] = {"train": TrainConfig}
@@ -163,7 +179,7 @@ BOUNDS: dict[str, tuple[float, bool]] = {
     "train.steps": (1, True), "train.batch_size": (1, True), "train.eval_batch_size": (1, True),
     "train.log_every": (1, True), "train.eval_every": (1, True), "train.checkpoint_every": (0, True),
     "train.val_subjects": (0, True), "train.patience": (1, True), "train.seed": (0, True),
-    "protocol_probe.every": (1, True),
+    "protocol_probe.every": (1, True), "compared.steps": (0, True), "compared.threads": (0, True),
     "train.lr": (0, False), "train.weight_decay": (0, True),
     "loss.lambda_d": (0, True), "loss.lambda_r": (0, True), "loss.lambda_mer": (0, True),
     "model.frames": (1, True), "model.dropout": (0, True), "model.rank_slope": (0, False),
@@ -182,6 +198,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "train.precision": ("auto", "fp32", "bf16"),
     "train.compile_backend": ("inductor", "aot_eager", "eager"),
     "data.fold_by": ("subject", "database"),
+    "compared.budget": ("paper", "cpu"),
 }
 # Renamed keys: old name -> (new name, old value -> new value). Overrides and stored configs that
 # use the old name keep working and mean what they meant (train.amp only ever applied on CUDA;
@@ -479,13 +496,17 @@ def _unflatten(flat: dict[str, Any]) -> dict[str, Any]:
 # identity of a job
 
 
-def key_dict(cfg: ExperimentConfig) -> dict[str, Any]:
+def key_dict(cfg: ExperimentConfig, reads: tuple[str, ...] = METHOD_SECTIONS) -> dict[str, Any]:
     """The config as a job key hashes it (orchestrator.plan.jobs.job_key): `to_dict`, except where
     the config grew after job keys were first pinned (tests/data/sweep_keys.json), so that tracked
     jobs keep their keys: a section that is off is left out (a job that does not use it is the job
-    it was before the section existed), and `method` is hashed as `model.baseline`, where it was
-    named before it was a key of its own ("" for the network)."""
+    it was before the section existed), so is a section of `METHOD_SECTIONS` the config's method
+    does not read (`reads`: its `Method.reads`), and `method` is hashed as `model.baseline`, where
+    it was named before it was a key of its own ("" for the network)."""
     d = to_dict(cfg)
+    for section in METHOD_SECTIONS:
+        if section not in reads:
+            del d[section]
     if not d["protocol_probe"]["select_on_test"]:
         del d["protocol_probe"]
     if d["model"]["arch"] == "fdp":  # the paper's network: the authors' sizes are not read

@@ -4,14 +4,16 @@ config overrides, applied as one layer (`fdp-sweep train --smoke`, `profile:` in
 smoke block, the demo, the tests).
 
 * `smoke` — a pipeline check in seconds: the paper's structure with narrow stages (dims 16-32-64-256,
-  1.6 M parameters), batch 8, 20 CPU steps. Learns nothing in that budget.
+  1.6 M parameters), batch 8, 20 CPU steps. Learns nothing in that budget. The compared small
+  networks (STSTNet, OFF-ApexNet) get their CPU budget instead of the paper's (`compared.budget`).
 * `laptop` — the smallest setting at which a full LOSO of the synthetic benchmark learns from
   motion on a 2-core CPU in minutes (issue #14; what was chosen on what: docs/learnability.md):
   the smoke widths on 32 x 32 crops of 36 x 36 aligned frames (`LAPTOP_ALIGNED`; the paper's 64 of
   72 halved, so a training crop shifts the face by at most 1/9 of its side as there), t = 4 frames
   per clip (half the paper's 8: half the step time), batch 16, Adam at 5x the paper's rate for the
   short budget. Same structure as the paper's model: every stage, aggregator, the rank scorer, the
-  3-D temporal pooling, MER and DIC are built.
+  3-D temporal pooling, MER and DIC are built. The compared small networks keep the smoke
+  profile's CPU budget.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ SMOKE: dict[str, Any] = {
     "model.authors.mer_hidden": 64, "model.authors.dic_widths": [8, 16, 16, 32, 32],
     "train.batch_size": 8, "train.steps": 20, "train.device": "cpu", "train.log_every": 5,
     "train.checkpoint_every": 10,
+    "compared.budget": "cpu",  # STSTNet / OFF-ApexNet: the CPU profile of their module, not MEB's budget
 }
 
 LAPTOP_ALIGNED = 36  # side of the aligned frames the laptop profile's cache is prepared at (crop 32 + 2 x 2 px of shift)

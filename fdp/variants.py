@@ -22,6 +22,7 @@ class Variant:
     paper: str = ""  # where the paper reports it
     ref_params: int | None = None  # a published parameter count of the same network (5 classes), if any
     ref_params_source: str = ""  # where `ref_params` comes from
+    title: str = ""  # short name of what it runs, for a table row of ours (default: its method's title)
 
     @property
     def method(self) -> str:
@@ -33,9 +34,9 @@ VARIANTS: dict[str, Variant] = {}
 
 
 def register(name: str, description: str, paper: str = "", ref_params: int | None = None, ref_params_source: str = "",
-             **overrides: Any) -> Variant:
+             title: str = "", **overrides: Any) -> Variant:
     v = Variant(name, description, {k.replace("__", "."): val for k, val in overrides.items()}, paper, ref_params,
-                ref_params_source)
+                ref_params_source, title)
     VARIANTS[name] = v
     return v
 
@@ -66,12 +67,23 @@ register("authors_code", "the network of the authors' public code: grey input, c
          "aggregators built), one dense 3x3 conv as 'multi-head' conv, no rank scorer, a reshape that mixes feature "
          "dimensions before the 3-D conv, SegNet DIC (fdp/authors_model.py)", "the published numbers' network",
          ref_params=85_304_206, ref_params_source="authors' code CYF-cuber/FDP@7ad36d9 fdp.py",
+         title="the network of the authors' FDP code",
          model__arch="authors_code", model__encoder__dims=[96, 192, 384, 768], model__use_rank=False,
          loss__lambda_r=0.0)
 register("fdp_shuffled", "negative control: full FDP trained on permuted training labels (seeded; test "
          "labels untouched): must score chance", "control", train__shuffle_labels=True)
 register("single_frame", "logistic regression on the apex frame: what no motion gets",
          "control", method="single_frame")
+# the compared methods re-run here (docs/methods.md): their budget is `compared.budget` (the paper's by
+# default; the smoke and laptop size profiles give their CPU profile)
+register("ststnet", "STSTNet: three shallow conv streams on TV-L1 flow u, v + optical strain (onset -> apex, "
+         "28 x 28)", "Table 7 (CAS(ME)^3); MEB's protocol table", method="ststnet")
+register("off_apexnet", "OFF-ApexNet: one LeNet-like stream per flow component (u, v; onset -> apex, 28 x 28), "
+         "two FC 1024", "Table 5", method="off_apexnet")
+register("lbp_top", "LBP-TOP histograms (the MEGC2019 baseline's parameters) + linear SVM, C = 1 fixed",
+         "Tables 6, 8; MEGC2019", method="lbp_top")
+register("ststnet_shuffled", "negative control: STSTNet trained on permuted training labels (seeded; test labels "
+         "untouched): must score chance", "control", method="ststnet", train__shuffle_labels=True)
 
 def get_variant(name: str) -> Variant:
     if name not in VARIANTS:

@@ -5,6 +5,8 @@ synthetic benchmark, where only the motion carries the class."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -166,4 +168,132 @@ def test_flow_methods_and_lbp_top_beat_their_shuffled_control(tmp_path, one_thre
             uf1[method, control] = pooled_metrics(y, preds, 5)["uf1"]
     print({f"{m}{' shuffled' if c else ''}": round(v, 3) for (m, c), v in uf1.items()})
     for method in feats:
+        assert uf1[method, False] >= uf1[method, True] + 0.15 and uf1[method, False] >= 0.3
+
+
+# ---------------------------------------------------------------------------------------------
+# through the method registry (fdp.methods): what the adapters give the fit functions and record
+
+
+def _cfg(cache, variant: str, **over):
+    from fdp.profiles import profile
+    from fdp.variants import build_config
+
+    return build_config(variant, {**profile("smoke"), "data.cache_dir": str(cache), "compared.steps": 5,
+                                  "train.log_every": 2, **over})
+
+
+def test_the_budget_comes_from_the_config_and_is_recorded():
+    """Paper budget by default (MEB's epochs over the fold's training clips), the CPU profile under
+    the smoke / laptop size profiles, `compared.steps` cutting either; the section enters the job
+    key of a method that reads it only."""
+    from fdp.config import key_dict
+    from fdp.methods.fitting import budget, budget_steps
+    from fdp.profiles import profile
+    from fdp.variants import build_config
+    from orchestrator.plan.jobs import job_key
+
+    paper = build_config("ststnet")
+    prof, words = budget(paper, ststnet, 436)
+    assert (prof.steps, prof.batch_size, prof.lr, prof.weight_decay) == (500 * 14, 32, 5e-5, 1e-3)  # ceil(436/32) = 14
+    assert words.startswith("budget paper (MEB's): 500 epochs x ceil(436 / 32) = 7,000 steps")
+    assert budget(build_config("off_apexnet"), off_apexnet, 436)[0].steps == 3000 * 14
+    assert budget_steps(paper, ststnet) == "500 ep"
+    for name in ("smoke", "laptop"):
+        cfg = build_config("off_apexnet", profile(name))
+        assert cfg.compared.budget == "cpu" and budget(cfg, off_apexnet, 436)[0] == off_apexnet.CPU_PROFILE
+    cut = build_config("ststnet", {**profile("smoke"), "compared.steps": 7})
+    prof, words = budget(cut, ststnet, 30)
+    assert prof.steps == 7 and prof.lr == ststnet.CPU_PROFILE.lr and "replaced by compared.steps = 7" in words
+    # a network job's key is what it was before the section existed; a compared method's hashes it
+    assert "compared" not in key_dict(build_config("fdp"), ()) and "compared" in key_dict(cut, ("compared",))
+    assert job_key(build_config("fdp", profile("smoke")), "01") == job_key(
+        build_config("fdp", {**profile("smoke"), "compared.budget": "paper"}), "01")
+    assert job_key(cut, "01") != job_key(build_config("ststnet", {**profile("smoke"), "compared.steps": 8}), "01")
+
+
+def test_a_fold_reads_the_feature_cache_and_the_folds_training_labels(synth_cache, tmp_path, monkeypatch):
+    """lbp_top through the registry: the histograms are computed once per clip, by the first fold
+    (a second fold, and a second sweep, read them); the fit sees the feature rows of the fold's
+    training clips and the labels training may read -- the shuffled control's permutation included."""
+    import shutil
+
+    import fdp.methods.lbp_top as method
+    from fdp.features import lbp_top as lbp_mod
+    from fdp.features.store import load_features
+    from fdp.runner import fold_inputs, fold_names, run
+
+    cache = Path(shutil.copytree(synth_cache, tmp_path / "cache", ignore=shutil.ignore_patterns("features")))
+    computed: list[int] = []
+    real = lbp_mod.clip_lbp_top
+    monkeypatch.setattr(lbp_mod, "clip_lbp_top", lambda c, i, p: computed.append(i) or real(c, i, p))
+    seen = []
+    real_fit = method.fit_lbp_top
+    monkeypatch.setattr(method, "fit_lbp_top", lambda *a, **k: seen.append(a) or real_fit(*a, **k))
+    for shuffle in (False, True):
+        cfg = _cfg(cache, "lbp_top", **{"train.shuffle_labels": shuffle})
+        for fold in fold_names(cfg)[:2]:
+            inputs = fold_inputs(cfg, fold)
+            res = run(inputs)
+            x_tr, y_tr, x_te = seen[-1]
+            rows = inputs.bank.clip_indices
+            values = load_features(inputs.cache, "lbp_top").values
+            assert np.array_equal(x_tr, values[rows[inputs.split.train]])
+            assert np.array_equal(x_te, values[rows[inputs.split.test]])
+            assert np.array_equal(y_tr, inputs.train_labels[torch.as_tensor(inputs.split.train)].numpy())
+            assert shuffle == (not np.array_equal(y_tr, inputs.bank.labels[torch.as_tensor(inputs.split.train)].numpy()))
+            assert res.n_params == 5 * 1125 + 5 and res.steps == 0
+            assert res.selection.startswith("none: linear SVM (C=1.0, fixed)")
+    assert sorted(computed) == list(range(20))  # once per clip of the cache, whatever ran after
+
+
+def test_a_small_network_fold_records_both_protocols_from_one_training(synth_cache):
+    """ststnet through the registry: the honest predictions are bit-identical with and without the
+    test-selected record; the record holds every `every` steps and the last one (the honest step is
+    a candidate); the result says what was fitted, the budget and the apex rule."""
+    from fdp.runner import fold_names, run_fold
+
+    cfg = _cfg(synth_cache, "ststnet")
+    fold = fold_names(cfg)[0]
+    plain = run_fold(cfg, fold)
+    probed = run_fold(_cfg(synth_cache, "ststnet", **{"protocol_probe.select_on_test": ["acc", "uf1"],
+                                                      "protocol_probe.every": 2}), fold)
+    assert np.array_equal(np.asarray(plain.probs), np.asarray(probed.probs)) and plain.curves == probed.curves
+    assert plain.test_selected == {}
+    rec = probed.test_selected
+    assert [c[0] for c in rec["curve"]] == [2, 4, 5] and set(rec["by"]) == {"acc", "uf1"}
+    assert rec["curve"][-1][1:] == pytest.approx([plain.metrics["acc"], plain.metrics["uf1"]])
+    assert plain.steps == 5 and plain.n_params == 2485 and [s for s, _ in plain.curves["loss"]] == [2, 4, 5]
+    assert "budget cpu: the method's CPU profile, 300 steps, replaced by compared.steps = 5" in plain.selection
+    assert plain.selection.startswith("model after the last step (5 steps, fixed)")
+    assert "apex: annotated for 20 clips" in plain.selection  # the synthetic draw annotates every apex
+
+
+@pytest.mark.integration
+def test_flow_methods_beat_their_shuffled_control_through_the_registry(tmp_path, one_thread):
+    """The same draw as above (only the motion carries the class), each LOSO fold through the fold
+    runner and the registered variants at the laptop profile (the CPU budget, cut to 100 steps):
+    STSTNet and OFF-ApexNet each score well above their shuffled-label control (chance is 0.2)."""
+    from fdp.data.cache import prepare
+    from fdp.data.synth import write_synthetic
+    from fdp.metrics import pooled_metrics
+    from fdp.profiles import profile
+    from fdp.runner import fold_names, run_fold
+    from fdp.variants import build_config
+
+    data = write_synthetic(tmp_path / "s", subjects=4, clips_per_subject=10, seed=1, size=64, frames_per_clip=12,
+                           amplitude=0.12, difficulty=0.0)
+    cache = prepare("casme2", data, tmp_path / "cache", size=36)
+    uf1 = {}
+    for variant, over in (("ststnet", {}), ("ststnet_shuffled", {}), ("off_apexnet", {}),
+                          ("off_apexnet", {"train.shuffle_labels": True})):
+        cfg = build_config(variant, {**profile("laptop"), "data.cache_dir": str(cache), "compared.steps": 100, **over})
+        labels, preds = [], []
+        for fold in fold_names(cfg):
+            res = run_fold(cfg, fold)
+            labels += res.labels
+            preds += res.preds
+        uf1[cfg.method, cfg.train.shuffle_labels] = pooled_metrics(labels, preds, 5)["uf1"]
+    print({f"{m}{' shuffled' if c else ''}": round(v, 3) for (m, c), v in uf1.items()})
+    for method in ("ststnet", "off_apexnet"):
         assert uf1[method, False] >= uf1[method, True] + 0.15 and uf1[method, False] >= 0.3

@@ -226,3 +226,36 @@ def test_a_read_only_cache_computes_in_memory(tmp_path):
     (cache.path / "features").write_text("a file where the folder would go")  # the folder cannot be made
     fs = load_features(cache, "lbp_top")
     assert fs.path is None and fs.computed == 2 and fs.values.shape == (2, 1125)
+
+
+def test_jobs_starting_together_compute_a_feature_file_once(tmp_path, monkeypatch):
+    """Two fold jobs asking at once (threads here; processes take the same lock file): one
+    computes, the other waits on the lock and reads; no lock file is left behind."""
+    import threading
+    import time
+
+    cache = tiny_cache(tmp_path)
+    calls = []
+    real = lbp_mod.clip_lbp_top
+    started = threading.Barrier(2)
+
+    def slow(c, i, p):  # long enough that the other job asks while this one computes
+        calls.append(i)
+        time.sleep(0.05)
+        return real(c, i, p)
+
+    monkeypatch.setattr(lbp_mod, "clip_lbp_top", slow)
+    out = []
+
+    def job():
+        started.wait()
+        out.append(load_features(cache.path, "lbp_top"))
+
+    threads = [threading.Thread(target=job) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(calls) == [0, 1, 2] and sorted(fs.computed for fs in out) == [0, 3]
+    assert np.array_equal(out[0].values, out[1].values)
+    assert [p.name for p in out[0].path.parent.iterdir()] == [out[0].path.name]

@@ -25,8 +25,8 @@ def _first_variant(method: str) -> str:
 
 
 def _cfg(cache, variant: str, **over):
-    o = {**SMOKE_OVERRIDES, "data.cache_dir": str(cache), "train.steps": 4, "train.log_every": 2,
-         "train.batch_size": 4, "train.checkpoint_every": 0, **over}
+    o = {**SMOKE_OVERRIDES, "data.cache_dir": str(cache), "train.steps": 4, "compared.steps": 4,
+         "train.log_every": 2, "train.batch_size": 4, "train.checkpoint_every": 0, **over}
     return build_config(variant, o)
 
 

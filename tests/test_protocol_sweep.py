@@ -70,14 +70,20 @@ def test_protocol_sweep_runs_and_summarizes(protocol_sweep):
     rows = _rows(md)
     for v in variants:
         assert f"{v} (re-run here)" in rows, md
-    # networks trained in steps: one row per selection metric, with test-selected cells
-    for v in ("fdp", "authors_code", "fdp_shuffled"):
+    # networks trained in steps (FDP's and the small ones on flow): one row per selection metric, with
+    # test-selected cells and the paired difference
+    for v in ("fdp", "authors_code", "fdp_shuffled", "ststnet", "off_apexnet", "ststnet_shuffled"):
         assert len(rows[f"{v} (re-run here)"]) == 2
-        assert all(r[4] != "—" and r[6] != "—" for r in rows[f"{v} (re-run here)"])
+        assert all(r[4] != "—" and r[6] != "—" and r[2].count("[") == 1 for r in rows[f"{v} (re-run here)"])
     # fitted once: honest cells only
-    (sf,) = rows["single_frame (re-run here)"]
-    assert sf[2] != "—" and sf[4:] == ["—"] * 4 and "fitted once" in sf[1]
-    assert "STSTNet (published: MEB notebook)" in rows and "71.27" in rows["STSTNet (published: MEB notebook)"][0]
+    for v in ("single_frame", "lbp_top"):
+        (once,) = rows[f"{v} (re-run here)"]
+        assert once[2] != "—" and once[4:] == ["—"] * 4 and "fitted once" in once[1]
+    # MEB's published rows beside the re-run of the same method
+    names = list(rows)
+    assert names.index("STSTNet (published: MEB notebook)") == names.index("ststnet (re-run here)") + 1
+    assert "71.27" in " ".join(rows["STSTNet (published: MEB notebook)"][0])
+    assert names[names.index("off_apexnet (re-run here)") + 1].startswith("OFF-ApexNet (MEB's single-stream form)")
     assert md.count(LABEL) >= 6 and "- provenance: " in md
     assert all(LABEL in line for line in md.splitlines() if line.startswith("- provenance: "))
     for r in csv.DictReader(io.StringIO(tidy)):
@@ -99,6 +105,8 @@ def test_every_method_ran_through_the_scheduler(method, protocol_sweep):
                                                                                   "tags.`fdp.role` = 'job'")]
     mine = [r for r in runs if r.data.tags.get("fdp.method") == method]
     assert mine and all(r.info.status == "FINISHED" for r in mine), method
+    # what was fitted and how its number was selected are on the run
+    assert all(r.data.metrics["n_params"] > 0 and r.data.tags["fdp.selection_detail"] for r in mine)
     run = sorted(mine, key=lambda r: r.data.tags["fdp.fold"])[0]
     art = Path(run.info.artifact_uri.removeprefix("file://"))
     cfg = from_dict(ExperimentConfig, yaml.safe_load((art / "config.yaml").read_text()))

@@ -170,8 +170,10 @@ def test_parent_holds_what_summarize_prints(demo):
     # and the printed table: summarize's subtable row of each comparison carries these numbers
     out = CliRunner().invoke(summarize_cmd, ["--table", "9", "--sweep", "demo", "--tracking-uri", uri])
     assert out.exit_code == 0, out.output
-    rows = {"no_dic": "| FDP vs FDP w/o L_DIC |", "fdp_shuffled": "| FDP vs Control: FDP, shuffled training labels |",
-            "single_frame": "| FDP vs Baseline: single frame (apex), logistic regression |"}
+    from orchestrator.report.tables import variant_label
+
+    rows = {"no_dic": "| FDP vs FDP w/o L_DIC |", "fdp_shuffled": f"| FDP vs {variant_label('fdp_shuffled')} |",
+            "single_frame": f"| FDP vs {variant_label('single_frame')} |"}
     for key, label in rows.items():
         row = next(ln for ln in out.output.splitlines() if ln.startswith(label) and "| 2 | 1 |" in ln)
         m = {k: metrics[f"{key}/vs_fdp/{k}"] for k in ("uf1_delta", "uf1_delta_ci_low", "uf1_delta_ci_high", "p",

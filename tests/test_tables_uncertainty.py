@@ -34,6 +34,11 @@ def result(right: list[int]) -> ConfigResult:
     return ConfigResult(metrics={k: [v] for k, v in m.items()}, predictions=[sp])
 
 
+# rows of ours without a paper row: the variant, its method, the control, the protocol (tables.variant_label)
+SHUFFLED = "fdp_shuffled — FDP network on shuffled training labels (control); re-run here: model after the last step"
+SINGLE = "single_frame — single frame + logistic regression; re-run here: fitted once, nothing to select"
+
+
 def ours() -> TableInput:
     return TableInput({"fdp": result([5, 4, 5, 4, 5, 4]), "no_dic": result([3, 2, 3, 2, 3, 2]),
                        "fdp_shuffled": result([1, 1, 1, 1, 1, 1]), "single_frame": result([1, 2, 1, 0, 1, 1])})
@@ -43,20 +48,48 @@ def test_cells_carry_subject_intervals_and_controls_are_rows():
     t = build_table(9, ours())
     rows = {r[0]: r for r in t.rows}
     # every subject of the control has 1 of 5 right: no between-subject spread, the interval is the point
-    ctrl = rows["Control: FDP, shuffled training labels"]
+    ctrl = rows[SHUFFLED]
     assert ctrl[1:3] == ["—", "—"]  # no paper numbers for a control
     assert ctrl[3] == "20.00 [20.00, 20.00]"
-    assert rows["Baseline: single frame (apex), logistic regression"][3].startswith("20.00 [")
+    assert rows[SINGLE][3].startswith("20.00 [")
     lo, hi = (float(x) for x in rows["FDP"][3].split("[")[1].rstrip("]").split(","))
     assert 80.0 <= lo < 90.0 < hi <= 100.0  # acc 27/30 = 90 %; subjects of 4/5 and 5/5 right
     assert any("bootstrap over test SUBJECTS" in n for n in t.notes)
 
 
+def test_every_variant_that_ran_is_a_row_with_its_comparison():
+    """Tables 9 and 10 print a row for every registered variant that ran and is not a paper row --
+    a compared method, a control of it -- labelled with its method and protocol (from the method
+    registry, no list of names), each with its paired comparison against FDP; one that did not run
+    is not printed."""
+    from fdp.methods import get_method
+    from fdp.variants import VARIANTS
+    from orchestrator.report.tables import extra_keys, variant_label
+
+    data = TableInput({**ours().results, "ststnet": result([3, 3, 3, 3, 3, 3]), "lbp_top": result([2, 3, 2, 3, 2, 3]),
+                       "ststnet_shuffled": result([1, 1, 1, 1, 1, 1])})
+    data.results["ststnet"].n_params = 2485
+    assert set(extra_keys(9)) == set(VARIANTS) - {"fdp", "no_dic", "no_rank", "no_local", "no_global",
+                                                  "no_local_global"}
+    for n in (9, 10):
+        t = build_table(n, data)
+        rows = {r[0]: r for r in t.rows}
+        for key in ("ststnet", "lbp_top", "ststnet_shuffled"):
+            label = variant_label(key)
+            assert label in rows and f"FDP vs {label}" in [r[0] for r in t.subtables[0].rows]
+            assert label.startswith(f"{key} — {get_method(VARIANTS[key].method).title}")
+        assert variant_label("off_apexnet") not in rows  # registered, not run: no row
+        if n == 10:  # the count of what was fitted, a small one in units
+            assert rows[variant_label("ststnet")][-1] == "2,485"
+    assert variant_label("ststnet") == "ststnet — STSTNet; re-run here: model after the last step"
+    assert variant_label("lbp_top") == "lbp_top — LBP-TOP + linear SVM; re-run here: fitted once, nothing to select"
+    assert "on shuffled training labels (control)" in variant_label("ststnet_shuffled")
+
+
 def test_paired_comparisons_holm_and_mdd_under_ablation_table():
     t = build_table(9, ours())
     (sub,) = t.subtables
-    assert [r[0] for r in sub.rows] == ["FDP vs FDP w/o L_DIC", "FDP vs Control: FDP, shuffled training labels",
-                                        "FDP vs Baseline: single frame (apex), logistic regression"]
+    assert [r[0] for r in sub.rows] == ["FDP vs FDP w/o L_DIC", f"FDP vs {SHUFFLED}", f"FDP vs {SINGLE}"]
     comps = comparisons(ours().results, ["no_dic", "fdp_shuffled", "single_frame"])
     raw = [c.wilcoxon.pvalue for c in comps]
     # by hand: FDP wins every one of the 6 folds in each comparison: exact one-sided p = 1/64 each;
@@ -77,7 +110,7 @@ def test_table13_reports_effect_and_holm():
     no_dic = next(r for r in g if r[0] == "FDP vs FDP w/o L_DIC")
     assert no_dic[-1] == "4.688e-2"  # Holm over the three signed-rank rows with predictions
     assert no_dic[-2].startswith("+")
-    assert any(r[0] == "FDP vs Control: FDP, shuffled training labels" for r in g)
+    assert any(r[0] == f"FDP vs {SHUFFLED}" for r in g)
 
 
 def test_tidy_rows_are_the_tables_numbers_with_intervals_published_values_and_tests():

@@ -10,14 +10,17 @@ clip cache and stored beside it, so every later fold, sweep and trial reads it.
 `key` is 12 hex digits of sha256 over (kind, version, params, content fingerprint): another
 preparation of the data (another fingerprint) or other feature parameters never read a stale file.
 The file is written to a temporary name in the same folder and renamed into place, so a
-concurrent reader (two fold jobs starting together) sees no file or the whole file; if both
-compute, the second rename replaces identical content. An unreadable file is a one-line
+concurrent reader sees no file or the whole file; jobs computing the same file take turns on a lock
+file beside it (`<file>.lock`, flock), so two fold jobs starting together compute it once: the
+second waits, then reads. An unreadable file is a one-line
 `DataError` naming it. A cache folder that cannot be written (a read-only shared copy) gets its
 features computed in memory for this process, and `FeatureSet.path` is None.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -134,6 +137,37 @@ def load_features(cache: ClipCache | str | os.PathLike[str], kind: str, params=N
     path = feature_path(cache.path, kind, pdict, fingerprint)
     if path.is_file():
         return _read(path, kind, pdict, fingerprint, clip_ids)
+    with _computing(path):
+        if path.is_file():  # another job computed it while this one waited
+            return _read(path, kind, pdict, fingerprint, clip_ids)
+        return _compute(cache, kind, params, pdict, fingerprint, clip_ids, path, progress)
+
+
+@contextlib.contextmanager
+def _computing(path: Path):
+    """Hold the lock file of `path` (exclusive flock) while inside; nothing when the folder cannot
+    be written (each job then computes in memory). The holder removes the lock file when done: a
+    job that waited on it, or comes later, finds `path` written and only reads."""
+    lock = path.with_name(path.name + ".lock")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        f = open(lock, "a")
+    except OSError:
+        f = None
+    if f is None:
+        yield
+        return
+    with f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            lock.unlink(missing_ok=True)
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _compute(cache: ClipCache, kind: str, params, pdict: dict[str, Any], fingerprint: str, clip_ids: list[str],
+             path: Path, progress: Progress | None) -> FeatureSet:
     progress = progress if progress is not None else CountProgress(f"{kind} features")
     rows, rules = [], []
     for i, cid in enumerate(clip_ids):

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from fdp.runtime import deterministic_kernels
 
 EvalHook = Callable[[int, np.ndarray], None]  # (steps done, (n_test, classes) softmax of the test inputs)
+LossHook = Callable[[int, float], None]  # (steps done, training loss of that step)
 
 
 @dataclass(frozen=True)
@@ -91,9 +92,11 @@ def predict_probs(model: torch.nn.Module, x: torch.Tensor, chunk: int = 1024) ->
 
 def train_net(model: torch.nn.Module, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, *,
               steps: int, batch_size: int, lr: float, weight_decay: float, seed: int, eval_every: int = 0,
-              on_eval: EvalHook | None = None, device: str | torch.device = "cpu") -> np.ndarray:
+              on_eval: EvalHook | None = None, device: str | torch.device = "cpu", log_every: int = 0,
+              on_loss: LossHook | None = None) -> np.ndarray:
     """Train `model` (already initialised) on (x_train, y_train) for `steps` steps; return the
-    (n_test, classes) float64 softmax of the model after the last step on x_test."""
+    (n_test, classes) float64 softmax of the model after the last step on x_test. `on_loss(step,
+    loss)`: every `log_every` steps and after the last (reads the loss; changes nothing)."""
     if steps < 1 or batch_size < 1:
         raise ValueError(f"train_net: steps and batch_size must be >= 1, got {steps}, {batch_size}")
     if len(x_train) == 0:
@@ -116,6 +119,8 @@ def train_net(model: torch.nn.Module, x_train: np.ndarray, y_train: np.ndarray, 
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if on_loss is not None and log_every > 0 and ((step + 1) % log_every == 0 or step + 1 == steps):
+                on_loss(step + 1, float(loss.detach()))
             if on_eval is not None and eval_every > 0 and (step + 1) % eval_every == 0:
                 on_eval(step + 1, predict_probs(model, xs))
     return predict_probs(model, xs)
@@ -136,3 +141,126 @@ def seeded_model(build: Callable[[], torch.nn.Module], seed: int) -> torch.nn.Mo
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return build()
+
+
+# ---------------------------------------------------------------------------------------------
+# one fold of a compared method: what the adapters of fdp.methods.ststnet, off_apexnet and
+# lbp_top share (features of the fold's clips, the budget the config asks for, the result)
+
+
+@dataclass
+class FoldFeatures:
+    """A fold's inputs as a compared method reads them, from the per-clip feature cache."""
+
+    x_train: np.ndarray  # (n_train, ...) features of the training clips (`split.train`, bank order)
+    y_train: np.ndarray  # (n_train,) the labels training may read: the bank's, or the shuffled control's
+    x_test: np.ndarray  # (n_test, ...) features of the test clips (`split.test`)
+    apex_rules: list[str]  # per clip, training then test: the rule that gave its apex ("" where unused)
+    computed: int  # clips whose features this fold computed (0: all read from the feature cache)
+
+
+def fold_features(inputs: Any, kind: str) -> FoldFeatures:
+    """Features `kind` of the training and test clips of `inputs` (fdp.fold.FoldInputs), read from
+    the feature cache beside the clip cache (computed once per clip when absent:
+    fdp.features.store.load_features); a bank's clip k is row `bank.clip_indices[k]` of its cache."""
+    from fdp.features.store import load_features
+
+    split = inputs.split
+    train_fs = load_features(inputs.cache, kind)
+    test_fs = train_fs if inputs.test_cache is inputs.cache else load_features(inputs.test_cache, kind)
+    tr_rows = np.asarray(inputs.bank.clip_indices)[split.train]
+    te_rows = np.asarray(inputs.test_bank.clip_indices)[split.test]
+    labels = inputs.train_labels
+    y = labels[torch.as_tensor(split.train, device=labels.device)].cpu().numpy()
+    rules = [train_fs.apex_rules[i] for i in tr_rows] + [test_fs.apex_rules[i] for i in te_rows]
+    return FoldFeatures(train_fs.values[tr_rows], y, test_fs.values[te_rows], rules,
+                        train_fs.computed + (test_fs.computed if test_fs is not train_fs else 0))
+
+
+def budget(cfg: Any, module: Any, n_train: int) -> tuple[TrainProfile, str]:
+    """(training budget, in words) of a small network for `cfg.compared`: `budget` paper (the
+    module's `paper_profile(n_train)`, MEB's) or cpu (its `CPU_PROFILE`), with `steps` > 0 replacing
+    the budget's step count."""
+    import dataclasses
+
+    c = cfg.compared
+    if c.budget == "paper":
+        prof = module.paper_profile(n_train)
+        words = (f"budget paper (MEB's): {module.PAPER_EPOCHS} epochs x ceil({n_train} / {prof.batch_size}) = "
+                 f"{prof.steps:,} steps")
+    else:
+        prof = module.CPU_PROFILE
+        words = f"budget cpu: the method's CPU profile, {prof.steps:,} steps"
+    if c.steps > 0:
+        prof = dataclasses.replace(prof, steps=c.steps)
+        words += f", replaced by compared.steps = {c.steps:,}"
+    return prof, (f"{words}; batch {prof.batch_size}, Adam lr {prof.lr:g}, weight decay {prof.weight_decay:g}")
+
+
+def budget_steps(cfg: Any, module: Any) -> int | str:
+    """Steps per fold `budget` gives, before the training split is known: a count, or "<E> ep"
+    (the paper budget's epochs: its steps are E x ceil(n_train / batch))."""
+    c = cfg.compared
+    if c.steps > 0:
+        return c.steps
+    return module.CPU_PROFILE.steps if c.budget == "cpu" else f"{module.PAPER_EPOCHS} ep"
+
+
+def apex_rule_words(rules: list[str]) -> str:
+    """How the fold's clips got their apex frame, counted ("apex: annotated for 18 clips; middle of
+    onset..offset (apex unknown) for 2")."""
+    from collections import Counter
+
+    counts = Counter(r for r in rules if r)
+    return "apex: " + "; ".join(f"{r} for {n} clip{'s' if n != 1 else ''}" for r, n in sorted(counts.items()))
+
+
+def fit_fold_net(inputs: Any, module: Any, fit: Callable[..., FitOutput]) -> Any:
+    """The FoldResult of a small network of `module` (ststnet, off_apexnet) on one fold: its flow
+    features, the training labels `inputs.train_labels`, the budget `cfg.compared` asks for, the
+    test clips fed to the test-selected recorder every `probe.every` steps and after the last one
+    (so the honest step is a candidate), training loss reported through `inputs.callback`."""
+    import time
+
+    from fdp.fold import result_of_predictions
+    from fdp.runtime import physical_gpu, resolve_device
+
+    cfg, probe = inputs.cfg, inputs.probe
+    t0 = time.perf_counter()
+    f = fold_features(inputs, module.FEATURE_KIND)
+    prof, words = budget(cfg, module, len(f.x_train))
+    device = resolve_device(cfg.train.device)
+    curve: list[tuple[int, float]] = []
+
+    def on_loss(step: int, loss: float) -> None:
+        curve.append((step, loss))
+        if inputs.callback is not None:
+            inputs.callback(step, {"loss": loss})
+
+    with cpu_threads(cfg.compared.threads if device.type == "cpu" else 0):
+        out = fit(f.x_train, f.y_train, f.x_test, num_classes=cfg.model.num_classes, profile=prof,
+                  seed=cfg.train.seed, device=device, eval_every=probe.every if probe is not None else 0,
+                  on_eval=probe.observe if probe is not None else None, log_every=cfg.train.log_every,
+                  on_loss=on_loss)
+    if probe is not None:  # the last step is a candidate too (a repeated step is ignored)
+        probe.observe(out.steps, out.probs)
+    selection = f"{out.selection}; {words}; {apex_rule_words(f.apex_rules)}"
+    result = result_of_predictions(inputs, out.probs, selection=selection, t0=t0, steps=out.steps,
+                                   n_params=out.n_params, curves={"loss": curve}, device=str(device))
+    result.gpu = physical_gpu(device)
+    return result
+
+
+class cpu_threads:
+    """Context: torch uses `n` CPU threads inside (0: leave torch's setting), restored after."""
+
+    def __init__(self, n: int) -> None:
+        self.n, self.before = n, 0
+
+    def __enter__(self) -> None:
+        self.before = torch.get_num_threads()
+        if self.n > 0:
+            torch.set_num_threads(self.n)
+
+    def __exit__(self, *exc: object) -> None:
+        torch.set_num_threads(self.before)

@@ -11,11 +11,12 @@ calibrated probabilities. A class absent from the training clips gets probabilit
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import numpy as np
-from sklearn.svm import LinearSVC
 
 from fdp.methods.fitting import FitOutput
+from fdp.methods.registry import Method, register
 
 PAPER = "Zhao & Pietikainen, LBP-TOP, TPAMI 2007 (the MEGC2019 baseline)"
 INPUT = "LBP-TOP histograms: R 1,1,4, P 4, 5 x 5 blocks, TIM 10 (1125 values)"
@@ -49,6 +50,8 @@ def fit_lbp_top(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, *,
         probs[:, present[0]] = 1.0
         n_params = 0
     else:
+        from sklearn.svm import LinearSVC
+
         svm = LinearSVC(C=C, max_iter=MAX_ITER, random_state=seed).fit(x_train, y_train)
         scores = svm.decision_function(x_test)
         if scores.ndim == 1:  # two classes: one decision value, positive for classes_[1]
@@ -59,3 +62,29 @@ def fit_lbp_top(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, *,
                      selection=f"none: linear SVM (C={C}, fixed), fit once on the training subjects",
                      details={"method": "lbp_top", "input": "LBP-TOP (MEGC2019 baseline parameters, TIM 10)",
                               "C": C, "classifier": "LinearSVC one-vs-rest", "seed": seed})
+
+
+# ---------------------------------------------------------------------------------------------
+# the method `lbp_top` (fdp.methods.registry): its histograms from the feature cache
+
+
+def run(inputs: Any) -> Any:
+    """Fit the SVM on the fold's training clips (labels `inputs.train_labels`: the bank's, or the
+    shuffled control's) and score its test clips once (fdp.fold.FoldInputs)."""
+    from fdp.fold import result_of_predictions
+    from fdp.methods.fitting import fold_features
+
+    t0 = time.perf_counter()
+    f = fold_features(inputs, FEATURE_KIND)
+    out = fit_lbp_top(f.x_train, f.y_train, f.x_test, num_classes=inputs.cfg.model.num_classes,
+                      seed=inputs.cfg.train.seed)
+    return result_of_predictions(inputs, out.probs, t0=t0, n_params=out.n_params,
+                                 selection=f"{out.selection}; every cached frame of each clip (no key frame)")
+
+
+register(Method(
+    name="lbp_top", paper=PAPER, title="LBP-TOP + linear SVM",
+    input=lambda cfg: f"{INPUT}, every frame of onset..offset",
+    params=lambda cfg: parameter_count(cfg.model.num_classes),
+    params_note="fitted weights and biases of the one-vs-rest SVM, every class in training",
+    run=run, selection="fitted once, nothing to select", steps=lambda cfg: "-"))

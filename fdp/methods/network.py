@@ -45,4 +45,4 @@ register(Method(
     paper="Shao et al. 2025, Micro-Expression Recognition via Fine-Grained Dynamic Perception (§3); "
           "the variants of its Tables 9, 10, 14 are config diffs of it (fdp.variants)",
     input=describe_input, params=count, params_note="trainable weights of the built model, counted",
-    run=run, check=check, memory=memory))
+    run=run, check=check, memory=memory, title="FDP network"))

@@ -21,14 +21,18 @@ Parameters: 2 x (156 + 2,416) = 5,144 in the streams, 1,606,656 + 1,049,600 in t
 
 from __future__ import annotations
 
+import sys
 import time
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from fdp.methods.fitting import (EvalHook, FitOutput, TrainProfile, count_parameters, minmax_per_clip, seeded_model,
-                                 steps_for_epochs, train_net)
+from fdp.features.keyframes import APEX_RULE_MIDDLE
+from fdp.methods.fitting import (EvalHook, FitOutput, LossHook, TrainProfile, budget_steps, count_parameters,
+                                 fit_fold_net, minmax_per_clip, seeded_model, steps_for_epochs, train_net)
+from fdp.methods.registry import Method, register
 
 PAPER = "Gan et al., OFF-ApexNet, Signal Processing: Image Communication 2019"
 INPUT = "TV-L1 flow u, v (one stream each), onset -> apex, 28 x 28"
@@ -82,7 +86,8 @@ def parameter_count(num_classes: int) -> int:
 
 def fit_off_apexnet(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, *, num_classes: int,
                     profile: TrainProfile | None = None, seed: int = 0, device: str = "cpu", eval_every: int = 0,
-                    on_eval: EvalHook | None = None) -> FitOutput:
+                    on_eval: EvalHook | None = None, log_every: int = 0,
+                    on_loss: LossHook | None = None) -> FitOutput:
     """Train a fresh OFF-ApexNet on the flow features (n, 3, 28, 28 as stored; u and v are used)
     of the training clips and return the softmax of the last-step model on the test clips.
     `profile`: the training budget (default: MEB's, `paper_profile(len(x_train))`)."""
@@ -92,9 +97,27 @@ def fit_off_apexnet(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray
     probs = train_net(model, minmax_per_clip(np.asarray(x_train)[:, :2]), y_train,
                       minmax_per_clip(np.asarray(x_test)[:, :2]), steps=profile.steps, batch_size=profile.batch_size,
                       lr=profile.lr, weight_decay=profile.weight_decay, seed=seed, eval_every=eval_every,
-                      on_eval=on_eval, device=device)
+                      on_eval=on_eval, device=device, log_every=log_every, on_loss=on_loss)
     return FitOutput(probs=probs, n_params=count_parameters(model), wall_s=time.perf_counter() - t0,
                      steps=profile.steps,
                      selection=f"model after the last step ({profile.steps} steps, fixed)",
                      details={"method": "off_apexnet", "input": "TV-L1 u, v onset->apex, 28x28, min-max per clip "
                               "and channel", **profile.to_dict(), "seed": seed})
+
+
+# ---------------------------------------------------------------------------------------------
+# the method `off_apexnet` (fdp.methods.registry): its flow features from the feature cache, the budget
+# `compared.budget` names (fitting.fit_fold_net)
+
+
+def run(inputs: Any) -> Any:
+    """Fit a fresh OffApexNet on the fold's training clips and predict its test clips (fdp.fold.FoldInputs)."""
+    return fit_fold_net(inputs, sys.modules[__name__], fit_off_apexnet)
+
+
+register(Method(
+    name="off_apexnet", paper=PAPER, title="OFF-ApexNet",
+    input=lambda cfg: f"{INPUT}; apex: the annotated one, else {APEX_RULE_MIDDLE}",
+    params=lambda cfg: parameter_count(cfg.model.num_classes), params_note="trainable weights of the built network",
+    run=run, selection="model after the last step", reads=("compared",),
+    steps=lambda cfg: budget_steps(cfg, sys.modules[__name__])))

@@ -33,6 +33,12 @@ class Method:
     check: Callable[[Any], None] = lambda cfg: None  # ConfigError for a config it cannot run (one line)
     # cfg, device type, frames of the bank -> fdp.memory.MemoryEstimate, or None: not estimated
     memory: Callable[[Any, str, int | None], Any] = lambda cfg, device, frames: None
+    title: str = ""  # short name in a table row ("STSTNet"); "" = `name`
+    selection: str = "model after the last step"  # what its honest result is, in words (a table row's protocol)
+    reads: tuple[str, ...] = ()  # config sections of fdp.config.METHOD_SECTIONS it reads (they enter its job key)
+    # cfg -> optimizer steps per fold, as a dry run lists them ("-": fitted once; "500 ep": epochs, the
+    # steps depend on the training split)
+    steps: Callable[[Any], int | str] = lambda cfg: cfg.train.steps
 
 
 METHODS: dict[str, Method] = {}

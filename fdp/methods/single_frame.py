@@ -108,4 +108,5 @@ register(Method(
     input=lambda cfg: (f"the apex frame (mid-span when unknown), grey, centre {cfg.data.crop} x {cfg.data.crop} "
                        f"area-resized to {FEATURE_SIDE} x {FEATURE_SIDE}"),
     params=count, params_note="fitted numbers: regression weights and intercepts, the scaler's means and scales",
-    run=run, check=check))
+    run=run, check=check, title="single frame + logistic regression",
+    selection="fitted once, nothing to select", steps=lambda cfg: "-"))

@@ -20,14 +20,18 @@ the classifier: 1,683 for 3 classes (MEB's count: the same layers), 2,485 for 5.
 
 from __future__ import annotations
 
+import sys
 import time
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from fdp.methods.fitting import (EvalHook, FitOutput, TrainProfile, count_parameters, minmax_per_clip, seeded_model,
-                                 steps_for_epochs, train_net)
+from fdp.features.keyframes import APEX_RULE_MIDDLE
+from fdp.methods.fitting import (EvalHook, FitOutput, LossHook, TrainProfile, budget_steps, count_parameters,
+                                 fit_fold_net, minmax_per_clip, seeded_model, steps_for_epochs, train_net)
+from fdp.methods.registry import Method, register
 
 # what a method listing shows, and the stored features it reads (fdp.features.store.load_features)
 PAPER = "Liong et al., STSTNet, FG 2019"
@@ -77,7 +81,7 @@ def parameter_count(num_classes: int) -> int:
 
 def fit_ststnet(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, *, num_classes: int,
                 profile: TrainProfile | None = None, seed: int = 0, device: str = "cpu", eval_every: int = 0,
-                on_eval: EvalHook | None = None) -> FitOutput:
+                on_eval: EvalHook | None = None, log_every: int = 0, on_loss: LossHook | None = None) -> FitOutput:
     """Train a fresh STSTNet on the flow features (n, 3, 28, 28: u, v, strain as stored by
     `fdp.features.store.load_features(cache, "flow")`) of the training clips with labels y_train
     (the true ones, or a shuffled control's), and return the softmax of the last-step model on
@@ -87,9 +91,28 @@ def fit_ststnet(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, *,
     model = seeded_model(lambda: STSTNet(num_classes=num_classes), seed)
     probs = train_net(model, minmax_per_clip(x_train), y_train, minmax_per_clip(x_test), steps=profile.steps,
                       batch_size=profile.batch_size, lr=profile.lr, weight_decay=profile.weight_decay, seed=seed,
-                      eval_every=eval_every, on_eval=on_eval, device=device)
+                      eval_every=eval_every, on_eval=on_eval, device=device, log_every=log_every,
+                      on_loss=on_loss)
     return FitOutput(probs=probs, n_params=count_parameters(model), wall_s=time.perf_counter() - t0,
                      steps=profile.steps,
                      selection=f"model after the last step ({profile.steps} steps, fixed)",
                      details={"method": "ststnet", "input": "TV-L1 u, v, optical strain onset->apex, 28x28, "
                               "min-max per clip and channel", **profile.to_dict(), "seed": seed})
+
+
+# ---------------------------------------------------------------------------------------------
+# the method `ststnet` (fdp.methods.registry): its flow features from the feature cache, the budget
+# `compared.budget` names (fitting.fit_fold_net)
+
+
+def run(inputs: Any) -> Any:
+    """Fit a fresh STSTNet on the fold's training clips and predict its test clips (fdp.fold.FoldInputs)."""
+    return fit_fold_net(inputs, sys.modules[__name__], fit_ststnet)
+
+
+register(Method(
+    name="ststnet", paper=PAPER, title="STSTNet",
+    input=lambda cfg: f"{INPUT}; apex: the annotated one, else {APEX_RULE_MIDDLE}",
+    params=lambda cfg: parameter_count(cfg.model.num_classes), params_note="trainable weights of the built network",
+    run=run, selection="model after the last step", reads=("compared",),
+    steps=lambda cfg: budget_steps(cfg, sys.modules[__name__])))

@@ -87,7 +87,7 @@ def job_key(cfg: ExperimentConfig, fold: str, experiment: str = "", data: str = 
     experiment key when given (specs with `experiments:`), and of `data`, the content
     fingerprint(s) of the caches it reads: with it the cache *paths* leave the key (the same data
     elsewhere is the same job; other data at the same path is not)."""
-    conf = key_dict(cfg)
+    conf = key_dict(cfg, _reads(cfg))
     if data:
         conf["data"] = {**conf["data"], "cache_dir": "", "test_cache_dir": ""}
     body: dict[str, Any] = {"config": conf, "fold": fold}
@@ -99,8 +99,15 @@ def job_key(cfg: ExperimentConfig, fold: str, experiment: str = "", data: str = 
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def _reads(cfg: ExperimentConfig) -> tuple[str, ...]:
+    """The method-only config sections the config's method reads (fdp.methods `Method.reads`)."""
+    from fdp.methods import get_method
+
+    return get_method(cfg.method).reads
+
+
 def config_key(cfg: ExperimentConfig) -> str:
-    blob = json.dumps(key_dict(cfg), sort_keys=True)
+    blob = json.dumps(key_dict(cfg, _reads(cfg)), sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

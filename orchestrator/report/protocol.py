@@ -39,6 +39,7 @@ class ProtocolRow:
 
     label: str
     variant: str
+    method: str = ""  # what fitted it (fdp.methods; tag fdp.method)
     num_classes: int = 0
     every: int = 0  # steps between the test evaluations ("" when none were recorded)
     honest: list[SeedPredictions] = field(default_factory=list)  # per seed, pooled over folds
@@ -80,10 +81,17 @@ def _diff(a: list[SeedPredictions], b: list[SeedPredictions], m: int) -> tuple[f
 
 
 def _protocols(row: ProtocolRow, metric: str | None) -> str:
-    honest = "honest: model after the last step"
+    honest = f"honest: {_honest_selection(row.method)}"
     if metric is None:
-        return honest + ("" if row.selected or row.every else "; fitted once: no step to select on the test subject")
+        return honest + ("" if row.selected or row.every else "; no test-selected record")
     return f"{honest}; {LABEL}: step of the best test {METRIC_NAMES.get(metric, metric)}, every {row.every} steps"
+
+
+def _honest_selection(method: str) -> str:
+    """How a method's honest predictions are chosen, in words (fdp.methods `Method.selection`)."""
+    from fdp.methods import METHODS
+
+    return METHODS[method].selection if method in METHODS else "model after the last step"
 
 
 def _ours(row: ProtocolRow) -> list[tuple[str | None, list[str], dict[str, Any]]]:
@@ -159,7 +167,7 @@ def protocol_tidy(rows: list[ProtocolRow], ref: dict[str, Any] | None = None) ->
     for r in rows:
         m = r.num_classes
         for metric in ("uf1", "uar"):
-            out += _tidy_values(r, r.honest, metric, m, metric, "honest: model after the last step")
+            out += _tidy_values(r, r.honest, metric, m, metric, f"honest: {_honest_selection(r.method)}")
         for by, seeds in sorted(r.selected.items()):
             sel = f"{LABEL} by {by}"
             for metric in ("uf1", "uar"):
@@ -236,7 +244,7 @@ def collect_protocol(tracker: Any, children: list[Any]) -> list[ProtocolRow]:
         t = r.data.tags
         label = "|".join(p for p in t.get("fdp.config_label", t.get("fdp.variant", "?")).split("|")
                          if not p.startswith("seed")) or "?"
-        row = rows.setdefault(label, ProtocolRow(label, t.get("fdp.variant", "?")))
+        row = rows.setdefault(label, ProtocolRow(label, t.get("fdp.variant", "?"), t.get("fdp.method", "")))
         if r.info.status == "FINISHED":
             by_label[label][t.get("fdp.seed", "0")].append(r)
         else:

@@ -158,9 +158,17 @@ def config_key(table: int, run: "Run") -> str:
         except (KeyError, ValueError):
             return ""
     v = t.get("fdp.variant", "")
-    if t.get("fdp.control") == "shuffled_labels" and v != "fdp_shuffled":
+    if t.get("fdp.control") == "shuffled_labels" and not _shuffles(v):
         return f"{v}+shuffled"  # a control of another variant (train.shuffle_labels in a grid): its own key
     return v
+
+
+def _shuffles(variant: str) -> bool:
+    """Whether a registered variant is itself a shuffled-label control (fdp_shuffled, ststnet_shuffled)."""
+    from fdp.variants import VARIANTS
+
+    v = VARIANTS.get(variant)
+    return v is not None and bool(v.overrides.get("train.shuffle_labels"))
 
 
 def count_params(tracker: SweepTracker, run: "Run") -> int | None:
@@ -377,7 +385,9 @@ def provenance(sweeps: Sequence[SweepRuns], table: int | None = None) -> tuple[l
         finished = [r for r in s.children if r.info.status == "FINISHED"]
         folds_run = len({(r.data.tags.get("fdp.experiment", ""), r.data.tags.get("fdp.fold")) for r in finished})
         expected = tags.get("fdp.folds_expected", "?")
-        steps = sorted({r.data.params.get("train.steps", "?") for r in s.children}, key=str)
+        # the steps each job ran (tag fdp.steps; runs logged before it: train.steps); 0: fitted once
+        ran = {r.data.tags.get("fdp.steps") or r.data.params.get("train.steps", "?") for r in s.children}
+        steps = [v if v != "0" else "none (fitted once)" for v in sorted(ran, key=lambda v: (len(v), v))]
         seeds = sorted({r.data.tags.get("fdp.seed", "?") for r in s.children}, key=lambda x: (len(x), x))
         commit = tags.get("mlflow.source.git.commit", "")
         code = (f"git {commit[:12]}" + (" (dirty: uncommitted changes)" if tags.get("fdp.git_dirty") == "true" else "")

@@ -48,10 +48,6 @@ FORMATS: tuple[str, ...] = ("md", "latex", "csv", "tidy")
 MISSING = "—"
 
 _SCALE = {"acc": 100.0, "war": 100.0, "uf1": 100.0, "uar": 100.0, "di_mse": 1e3}
-# rows of ours without a paper row (issue #14), printed under Tables 9 and 10 when a sweep ran them:
-# what a model that learns nothing real scores, and what one frame without motion scores
-CONTROL_ROWS = {"fdp_shuffled": "Control: FDP, shuffled training labels",
-                "single_frame": "Baseline: single frame (apex), logistic regression"}
 
 
 @dataclass
@@ -111,12 +107,34 @@ def row_keys(n: int, ref: Reference | None = None, reruns: bool = False) -> list
         return keys + [rerun_key(k, v) for v in _other_variants() for k in keys] if reruns else keys
     if n in (9, 10, 11, 14):
         keys = [r.key for r in ref.tables[n].rows]
-        return keys + list(CONTROL_ROWS) if n in (9, 10) else keys
+        return keys + extra_keys(n, ref) if n in (9, 10) else keys
     if n == 12:
         return [r.key for r in ref.tests[12].rows]
     if n == 13:
         return list(dict.fromkeys(row_keys(9, ref) + row_keys(10, ref)))  # controls included
     raise ValueError(f"no table {n}; tables: {', '.join(map(str, TABLES))}")
+
+
+def extra_keys(n: int, ref: Reference | None = None) -> list[str]:
+    """Tables 9, 10: every registered variant that is not a row of the paper's table (the controls,
+    the methods re-run here, another table's variants), in registry order; printed when it ran."""
+    paper = {r.key for r in (ref or reference()).tables[n].rows}
+    return [v for v in _other_variants() if v not in paper]
+
+
+def variant_label(key: str) -> str:
+    """A row of ours without a paper row: the variant, what it runs (its `title`, else its method's:
+    fdp.methods), whether it is the shuffled-label control, and the protocol of its number ("ststnet — STSTNet; re-run here: model
+    after the last step")."""
+    from fdp.methods import get_method
+    from fdp.variants import VARIANTS
+
+    v = VARIANTS.get(key)
+    if v is None:
+        return key
+    m = get_method(v.method)
+    control = " on shuffled training labels (control)" if v.overrides.get("train.shuffle_labels") else ""
+    return f"{key} — {v.title or m.title or m.name}{control}; re-run here: {m.selection}"
 
 
 def all_row_keys() -> list[str]:
@@ -150,7 +168,7 @@ def _ours_cell(res: ConfigResult | None, metric: str, decimals: int) -> str:
     if res is None:
         return MISSING
     if metric == "params":
-        return MISSING if res.n_params is None else f"{res.n_params / 1e6:.2f}M"
+        return _params_cell(res.n_params)
     v = res.values(metric)
     if not v:
         return MISSING
@@ -159,6 +177,13 @@ def _ours_cell(res: ConfigResult | None, metric: str, decimals: int) -> str:
     cell = f"{m:.{decimals}f}" if len(v) == 1 else f"{m:.{decimals}f} ± {s:.{decimals}f}"
     ci = subject_interval(res, metric)
     return cell if ci is None else f"{cell} [{ci[0] * scale:.{decimals}f}, {ci[1] * scale:.{decimals}f}]"
+
+
+def _params_cell(n: int | None) -> str:
+    """A parameter count as Table 10 prints it (millions), a small one in units ("2,485")."""
+    if n is None:
+        return MISSING
+    return f"{n:,}" if n < 10_000 else f"{n / 1e6:.2f}M"
 
 
 def _avg_result(a: ConfigResult | None, b: ConfigResult | None) -> ConfigResult | None:
@@ -211,7 +236,7 @@ def _versus(ref: Reference, key: str) -> str:
         for r in ref.tables[n].rows:
             if r.key == key:
                 return f"FDP vs {r.type} backbone" if n == 10 and r.method == "Ours" else f"FDP vs {r.method}"
-    return f"FDP vs {CONTROL_ROWS.get(key, key)}"
+    return f"FDP vs {variant_label(key)}"
 
 
 def _comparison_subtable(n: int, ours: TableInput, ref: Reference, keys: Sequence[str]) -> Table | None:
@@ -309,11 +334,11 @@ def _side_by_side_table(n: int, ours: TableInput, ref: Reference) -> Table:
         first[0] += "*" if r.key in partial else ""
         paper = [_fmt(v, d) if c.key != "params" or v is None else f"{v:.2f}M" for c, v in zip(t.columns, r.values)]
         rows.append(first + paper + [_ours_cell(ours.get(r.key), c.metric, d) for c in t.columns])
-    if n in (9, 10):  # controls of ours (issue #14), only where a sweep ran them; without #params
-        for key, label in CONTROL_ROWS.items():
+    if n in (9, 10):  # every other variant of ours that ran: no paper numbers, its method and protocol said
+        for key in extra_keys(n, ref):
             if (res := ours.get(key)) is not None:
-                mine = [MISSING if c.key == "params" else _ours_cell(res, c.metric, d) for c in t.columns]
-                rows.append([label + ("*" if key in partial else "")] + [""] * (len(lead) - 1)
+                mine = [_ours_cell(res, c.metric, d) for c in t.columns]
+                rows.append([variant_label(key) + ("*" if key in partial else "")] + [""] * (len(lead) - 1)
                             + [MISSING] * len(t.columns) + mine)
     sub = _comparison_subtable(n, ours, ref, keys) if n in (9, 10) else None
     return Table(n, t.caption, header, rows, groups, _seed_note(ours, keys) + notes,
@@ -353,6 +378,7 @@ def _table13(ours: TableInput, ref: Reference, paired_metric: str = "uf1") -> Ta
               "Ours Holm P"]
     groups = [("", 2), ("Paper", 2), ("Recomputed from Tables 9-10", 2), ("Ours", 5)]
     keys = row_keys(13, ref)
+    extra = set(extra_keys(9, ref)) & set(extra_keys(10, ref))  # no row of the paper's Tables 9, 10
     comps = {c.key: c for c in comparisons(ours.results, keys)}
     rows = []
     full = ours.get("fdp")
@@ -362,7 +388,7 @@ def _table13(ours: TableInput, ref: Reference, paired_metric: str = "uf1") -> Ta
         rows.append([tr.label, "rank-sum"] + _published_cells(tr, ref) + _stat_cells(res, 3) + [n, MISSING, MISSING])
     for key in keys:
         other = ours.get(key)
-        if key == "fdp" or (key in CONTROL_ROWS and other is None):  # controls: only when run
+        if key == "fdp" or (key in extra and other is None):  # rows of ours alone: only when run
             continue
         w = fold_signed_rank(full, other, paired_metric)
         c = comps.get(key)
@@ -559,7 +585,8 @@ def tidy_rows(n: int, ours: TableInput | Mapping[str, ConfigResult] | None = Non
     elif n in (9, 10, 11, 14):
         t = ref.tables[n]
         cells = [(r.key, c.metric, v) for r in t.rows for c, v in zip(t.columns, r.values)]
-        cells += [(k, c.metric, None) for k in CONTROL_ROWS if n in (9, 10) for c in t.columns if c.key != "params"]
+        cells += [(k, c.metric, None) for k in (extra_keys(n, ref) if n in (9, 10) else []) if data.get(k) is not None
+                  for c in t.columns]
     elif n == 12:
         cells = [(tr.key, "uf1", compared_f1(ref, tr)[0]) for tr in ref.tests[12].rows]
     elif n == 13:

@@ -30,13 +30,13 @@ def format_plan(plan: Plan, cluster_cpus: float | None = None, cluster_gpus: flo
         width = max((len(j.label) for j in plan.jobs), default=10)
         lines.append(f"{'#':>4}  {'job':<{width}}  {'job_key':<16}  {'steps':>6}  {'cpus':>4}  {'gpus':>4}")
         for i, j in enumerate(plan.jobs, 1):
-            lines.append(f"{i:>4}  {j.label:<{width}}  {j.key:<16}  {j.cfg.train.steps:>6}  "
+            lines.append(f"{i:>4}  {j.label:<{width}}  {j.key:<16}  {_steps(j.cfg):>6}  "
                          f"{res.cpus:>4g}  {res.gpus:>4g}")
     else:
         width = max((len(c.label) for c in plan.configurations), default=10)
         lines.append(f"{'#':>4}  {'configuration':<{width}}  {'steps':>6}  {'device':<6}")
         for i, c in enumerate(plan.configurations, 1):
-            lines.append(f"{i:>4}  {c.label:<{width}}  {c.cfg.train.steps:>6}  {c.cfg.train.device:<6}")
+            lines.append(f"{i:>4}  {c.label:<{width}}  {_steps(c.cfg):>6}  {c.cfg.train.device:<6}")
     n = len(plan.jobs)
     total = (f"{n} job(s) -> {n * res.cpus:g} cpu-slots and {n * res.gpus:g} gpu-slots in total" if plan.complete
              else f"{len(plan.configurations)} configuration(s) x (number of folds, unknown without the cache) jobs")
@@ -152,3 +152,10 @@ def _local_gpus() -> float:
         return float(torch.cuda.device_count())
     except Exception:  # noqa: BLE001 - no torch CUDA runtime: no GPUs
         return 0.0
+
+
+def _steps(cfg) -> str:
+    """Optimizer steps per fold of a job, as its method counts them (fdp.methods `Method.steps`)."""
+    from fdp.methods import get_method
+
+    return str(get_method(cfg.method).steps(cfg))

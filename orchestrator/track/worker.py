@@ -119,7 +119,10 @@ class RunLogger:
                       peak_mem_mb=result.peak_mem_mb)
         if result.n_params is not None:
             values["n_params"] = result.n_params
-        tags = {"fdp.selection_detail": result.selection[:5000], "fdp.device": result.device,
+        # the steps the method ran (its own budget for a compared method; 0: fitted once) and how its
+        # predictions were selected
+        tags = {"fdp.selection_detail": result.selection[:5000], "fdp.steps": str(result.steps),
+                "fdp.device": result.device,
                 # what the job ran as, after `auto` was resolved on its device (fdp.runtime)
                 "fdp.precision": result.precision, "fdp.memory_format": result.memory_format,
                 "fdp.compiled": result.compiled or "no", "fdp.gpu": result.gpu or "-"}
