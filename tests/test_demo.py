@@ -1,4 +1,4 @@
-"""The demo's sweep (issue #14) at CI's reduced size, through Ray, MLflow and summarize; and the
+"""The demo's sweep at CI's reduced size, through Ray, MLflow, summarize and the claims; and the
 one definition of the size profiles that the CLI, the sweep files and the tests share."""
 
 from __future__ import annotations
@@ -12,14 +12,12 @@ from click.testing import CliRunner
 from fdp.profiles import PROFILES, profile
 from orchestrator.cli.run import run_cmd
 from orchestrator.cli.summarize import summarize_cmd
-from orchestrator.cli.train import SMOKE_OVERRIDES
 from orchestrator.spec.sweep import SpecError, configurations, load_spec, parse_spec
 
 SWEEPS = Path(__file__).resolve().parents[1] / "sweeps"
 
 
 def test_profile_sizes_are_declared_once():
-    assert SMOKE_OVERRIDES == PROFILES["smoke"]
     for p in SWEEPS.glob("*.yaml"):  # no sweep file types the profile's sizes again
         raw = yaml.safe_load(p.read_text())
         for block in ("overrides", "smoke"):
@@ -37,13 +35,18 @@ def test_smoke_blocks_apply_the_smoke_profile(name):
 
 
 def test_demo_uses_the_laptop_profile_and_the_spec_steps_win():
-    cfgs = {c.variant: c.cfg for c in configurations(load_spec(SWEEPS / "demo.yaml"))}
-    assert sorted(cfgs) == ["fdp", "fdp_shuffled", "no_dic", "single_frame"]
+    spec = load_spec(SWEEPS / "demo.yaml")
+    cfgs = {c.variant: c.cfg for c in configurations(spec)}
+    assert sorted(cfgs) == ["fdp", "fdp_shuffled", "lbp_top", "single_frame", "ststnet"]
     lap = profile("laptop")
-    for c in cfgs.values():
-        assert (c.data.crop, c.model.image_size, c.train.steps) == (lap["data.crop"], lap["model.image_size"],
-                                                                    lap["train.steps"])
+    for c in cfgs.values():  # one frame size for every method: the one cache the demo prepares
+        assert (c.data.crop, c.data.aligned_size) == (lap["data.crop"], lap["data.aligned_size"])
+    for v in ("fdp", "fdp_shuffled"):
+        c = cfgs[v]
+        assert (c.model.image_size, c.train.steps) == (lap["model.image_size"], lap["train.steps"])
     assert cfgs["fdp_shuffled"].train.shuffle_labels and not cfgs["fdp"].train.shuffle_labels
+    # the published protocol recorded beside the honest number, by name (the control's inflation)
+    assert spec.protocol_probe == {"select_on_test": ["acc", "uf1"], "every": 50}
     raw = {"name": "x", "dataset": "casme2", "setting": "casme2/5", "variants": ["fdp"], "profile": "laptop",
            "steps": 7}
     assert configurations(parse_spec(raw))[0].cfg.train.steps == 7  # the spec's own budget over the profile's
@@ -70,19 +73,42 @@ def test_demo_sweep_runs_at_reduced_size(synth_cache, tmp_path, monkeypatch):
     from orchestrator.report.tables import variant_label
 
     # the paper's rows, then every other variant that ran, labelled with its method and protocol
-    for row in ("| FDP |", "| FDP w/o L_DIC |", f"| {variant_label('fdp_shuffled')} |",
-                f"| {variant_label('single_frame')} |"):
-        line = next(ln for ln in lines if ln.startswith(row))
+    for v in ("fdp_shuffled", "ststnet", "lbp_top", "single_frame"):
+        line = next(ln for ln in lines if ln.startswith(f"| {variant_label(v)} |"))
         assert "[" in line.split("|")[-2], line  # our UF1 cell carries its subject-bootstrap interval
-    assert any(ln.startswith(f"| FDP vs {variant_label('fdp_shuffled')} |") for ln in lines)
+        assert any(ln.startswith(f"| FDP vs {variant_label(v)} |") for ln in lines), v
+    assert "[" in next(ln for ln in lines if ln.startswith("| FDP |")).split("|")[-2]
     assert any("Smallest detectable UF1 difference: not estimable with 2 fold(s)" in ln for ln in lines), out.output
+
+    # the claims: computed from these runs, printed, and kept on the parent run
+    from orchestrator.cli.demo import print_claims
+    from orchestrator.report.claims import MD_NAME, demo_claims
+    from orchestrator.report.protocol import collect_protocol
+    from orchestrator.report.summarize import find_parent
+    from orchestrator.track.driver import SweepTracker
+
+    tracker = SweepTracker(uri)
+    parent = find_parent(tracker, sweep="demo", include_smoke=True).parent
+    children = list(tracker.children(parent.info.experiment_id, parent.info.run_id).values())
+    rows = {r.variant: r for r in collect_protocol(tracker, children)}
+    assert rows["fdp_shuffled"].selected.keys() == {"acc", "uf1"}  # the probe ran for the networks
+    assert not rows["lbp_top"].selected and not rows["single_frame"].selected  # fitted once: nothing to select
+    claims = print_claims(uri, parent.info.experiment_id, parent.info.run_id, smoke=True)
+    assert claims == demo_claims(collect_protocol(tracker, children))  # the same numbers on a second reading
+    assert all(c.holds is not None for c in claims)  # every configuration a claim needs ran
+    logged = tracker.client.get_run(parent.info.run_id).data
+    assert logged.tags["fdp.claims"].endswith(f"of {len(claims)} hold")
+    for c in claims:
+        assert logged.metrics[f"claims/{c.key}/holds"] == float(c.holds)
+        assert logged.metrics[f"claims/{c.key}/estimate"] == pytest.approx(c.estimate)
+    assert MD_NAME in {f.path for f in tracker.client.list_artifacts(parent.info.run_id)}
 
 
 @pytest.mark.integration
 def test_demo_benchmark_single_frame_stays_near_chance(tmp_path):
     """The benchmark the demo uses (DEMO_DATA, at the laptop frame size) keeps SPEC §4.4's property
     that one frame tells little: the apex-frame and random-frame regressions stay near chance. (The
-    apex - onset regression is printed, not asserted: docs/learnability.md records it per draw.)"""
+    apex - onset regression is printed, not asserted: docs/experiments/learnability.md records it per draw.)"""
     from fdp.readouts import draw_readouts
     from fdp.data.cache import load_cache, prepare
     from fdp.data.synth import write_synthetic
