@@ -26,7 +26,7 @@ demo: install
 demo-smoke: install
 	$(BIN)/fdp-sweep demo --smoke
 
-# the demo's comparison with 3 seeds on a fresh synthetic draw (slow; not in CI): docs/learnability.md
+# the demo's comparison with 3 seeds on a fresh synthetic draw (slow; not in CI): docs/experiments/learnability.md
 confirm: install
 	$(BIN)/python bench/laptop_confirm.py
 

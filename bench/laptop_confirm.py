@@ -8,7 +8,7 @@ subject-bootstrap intervals (mean ± std over seeds) and the paired comparisons.
     python bench/laptop_confirm.py --draw 7 --seeds 5
     make confirm
 
-Record the printed table and the elapsed time in docs/learnability.md.
+Record the printed table and the elapsed time in docs/experiments/learnability.md.
 """
 
 from __future__ import annotations

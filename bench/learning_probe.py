@@ -3,7 +3,7 @@
 Trains one model on all subjects but the last `--dev` ones (by sorted name) and prints, every
 `--every` steps, the mean loss terms and accuracy / UF1 on the training clips and on the held-out
 dev subjects (test-time sampling, eval mode). Used to find where the synthetic benchmark is
-learnable at CPU size (docs/learnability.md). Nothing here selects anything for a LOSO number:
+learnable at CPU size (docs/experiments/learnability.md). Nothing here selects anything for a LOSO number:
 the LOSO figures come from `fdp-sweep train`, which evaluates the last step once per fold.
 
     python bench/learning_probe.py --cache .cache/clips/casme2-<key> --steps 600 --set train.lr=1e-3

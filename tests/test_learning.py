@@ -1,5 +1,5 @@
 """Issue #4's learning criterion: a full LOSO of `fdp` at CPU size on the synthetic benchmark
-reaches a pooled UF1 clearly above chance and above the single-frame baseline (docs/learnability.md).
+reaches a pooled UF1 clearly above chance and above the single-frame baseline (docs/experiments/learnability.md).
 
 Slow (34 minutes on 2 CPU cores): `make test-slow`. The configuration is the one
 `fdp-sweep train --smoke --steps 1200 --set train.batch_size=16 --set train.lr=3e-4` uses. The
@@ -7,9 +7,9 @@ budget was fixed on development subjects of the seed-0 benchmark (bench/learning
 replaced 1e-3 because with 1e-3 some folds' *training* loss never left ln 5, and it was accepted on
 the training loss alone (every fold of the seed-2 benchmark, fold 01 of seed 1). This test runs it
 on the seed-3 benchmark, which nothing was chosen on. The thresholds and the draw were written down
-(docs/learnability.md) before the first run.
+(docs/experiments/learnability.md) before the first run.
 
-Met (docs/learnability.md): `fdp-sweep train` with exactly this data and configuration gave pooled
+Met (docs/experiments/learnability.md): `fdp-sweep train` with exactly this data and configuration gave pooled
 UF1 0.398 / Acc 0.381 (61 of 160) in 2119 s; apex-frame regression UF1 0.275, random frame 0.220.
 """
 

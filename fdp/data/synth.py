@@ -154,7 +154,7 @@ class SynthParams:
     blink_p: float  # probability of a blink in a recording
     static_range: float = _STATIC_RANGE  # neutral-face AU offsets ~ U[-R, R] x amplitude: how little one frame tells
     # apex position ~ U[lo, hi] of the onset..offset span: a fast onset and a slow return, as in many
-    # real MEs; a mid-span apex cancels in the dynamic image of the span (docs/learnability.md)
+    # real MEs; a mid-span apex cancels in the dynamic image of the span (docs/experiments/learnability.md)
     apex_range: tuple[float, float] = (0.1, 0.25)
 
     @classmethod
