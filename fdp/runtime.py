@@ -112,6 +112,6 @@ def deterministic_kernels(device: torch.device) -> None:
     operation: the authors' max-unpooling has no deterministic CPU kernel). On CUDA the
     deterministic convolutions and scatter kernels are slower, so a GPU job keeps cuDNN's choice;
     two GPU runs of one seed may then differ in the last bits. What no setting removes: results
-    differ between CPUs whose kernels differ (ATEN_CPU_CAPABILITY, bench/kernel_spread.py)."""
+    differ between CPUs whose kernels differ (ATEN_CPU_CAPABILITY, bench/demo_spread.py)."""
     if device.type == "cpu":
         torch.use_deterministic_algorithms(True, warn_only=True)

@@ -57,3 +57,27 @@ def statuses_by_key(runs) -> dict[str, list[str]]:
     for r in runs:
         out.setdefault(r.data.tags["fdp.job_key"], []).append(r.info.status)
     return out
+
+
+def run_demo_smoke(synth_cache, root, monkeypatch) -> str:
+    """Run sweeps/demo.yaml --smoke (5 methods x 2 folds, 4 steps) on the shared synthetic benchmark
+    prepared at the laptop profile's frame size into project `root` (the sweep as `fdp-sweep demo
+    --smoke` runs it, without the claims); returns the tracking URI."""
+    from pathlib import Path
+
+    from click.testing import CliRunner
+
+    from fdp.data.cache import prepare
+    from fdp.profiles import LAPTOP_ALIGNED
+    from orchestrator.cli.run import run_cmd
+
+    monkeypatch.setenv("FDP_PROJECT_ROOT", str(root))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    # a 72 x 72 cache is refused by the laptop profile: the same draw, prepared at its size
+    cache = prepare("casme2", Path(synth_cache).parents[1] / "data", out_dir=Path(root) / "cache", size=LAPTOP_ALIGNED)
+    uri = f"sqlite:///{Path(root) / 'mlflow.db'}"
+    spec = Path(__file__).resolve().parents[1] / "sweeps" / "demo.yaml"
+    res = CliRunner().invoke(run_cmd, [str(spec), "--smoke", "--tracking-uri", uri, "--max-parallel", "2",
+                                       "--set", f"data.cache_dir={cache}"])
+    assert res.exit_code == 0, res.output
+    return uri

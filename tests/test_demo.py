@@ -10,7 +10,6 @@ import yaml
 from click.testing import CliRunner
 
 from fdp.profiles import PROFILES, profile
-from orchestrator.cli.run import run_cmd
 from orchestrator.cli.summarize import summarize_cmd
 from orchestrator.spec.sweep import SpecError, configurations, load_spec, parse_spec
 
@@ -56,17 +55,9 @@ def test_demo_uses_the_laptop_profile_and_the_spec_steps_win():
 
 @pytest.mark.integration
 def test_demo_sweep_runs_at_reduced_size(synth_cache, tmp_path, monkeypatch):
-    from fdp.data.cache import prepare
-    from fdp.profiles import LAPTOP_ALIGNED
+    from fixtures_runs import run_demo_smoke
 
-    monkeypatch.setenv("FDP_PROJECT_ROOT", str(tmp_path))
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    # the shared synthetic benchmark, prepared at the laptop profile's frame size (a 72 x 72 cache is refused)
-    cache = prepare("casme2", Path(synth_cache).parents[1] / "data", out_dir=tmp_path / "cache", size=LAPTOP_ALIGNED)
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    res = CliRunner().invoke(run_cmd, [str(SWEEPS / "demo.yaml"), "--smoke", "--tracking-uri", uri,
-                                       "--max-parallel", "2", "--set", f"data.cache_dir={cache}"])
-    assert res.exit_code == 0, res.output
+    uri = run_demo_smoke(synth_cache, tmp_path, monkeypatch)
     out = CliRunner().invoke(summarize_cmd, ["--table", "9", "--sweep", "demo", "--tracking-uri", uri])
     assert out.exit_code == 0, out.output
     lines = out.output.splitlines()

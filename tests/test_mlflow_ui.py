@@ -20,7 +20,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from fixtures_runs import run_smoke_sweep
+from fixtures_runs import run_demo_smoke, run_smoke_sweep
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -51,13 +51,8 @@ def _post(base: str, path: str, body: dict) -> dict:
         return json.loads(r.read())
 
 
-@pytest.fixture(scope="module")
-def served(synth_cache, tmp_path_factory):
-    """A real smoke sweep (2 variants x 2 folds) in a tmp project, and `mlflow ui` serving it on
-    127.0.0.1: (base url, tracking uri, project root)."""
-    mp = pytest.MonkeyPatch()
-    root = tmp_path_factory.mktemp("ui")
-    uri = run_smoke_sweep(synth_cache, root, mp)
+def _serve(uri: str, root: Path):
+    """`mlflow ui` serving store `uri` on 127.0.0.1 until the generator closes: its base url."""
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     mlflow = Path(sys.executable).with_name("mlflow")
@@ -74,9 +69,44 @@ def served(synth_cache, tmp_path_factory):
                 if time.time() > deadline or proc.poll() is not None:
                     raise AssertionError("mlflow ui did not come up on 127.0.0.1") from None
                 time.sleep(1)
-        yield base, uri, root
+        yield base
     finally:
         _stop(proc)
+
+
+@pytest.fixture(scope="module")
+def served(synth_cache, tmp_path_factory):
+    """A real smoke sweep (2 variants x 2 folds) in a tmp project, and `mlflow ui` serving it on
+    127.0.0.1: (base url, tracking uri, project root)."""
+    mp = pytest.MonkeyPatch()
+    root = tmp_path_factory.mktemp("ui")
+    try:
+        uri = run_smoke_sweep(synth_cache, root, mp)
+        for base in _serve(uri, root):
+            yield base, uri, root
+    finally:
+        mp.undo()
+
+
+@pytest.fixture(scope="module")
+def served_demo(synth_cache, tmp_path_factory):
+    """The demo's sweep at its smoke size with its claims logged, served by `mlflow ui`:
+    (base url, tracking uri)."""
+    from orchestrator.report.claims import demo_claims, log_claims
+    from orchestrator.report.protocol import collect_protocol
+    from orchestrator.report.summarize import find_parent
+    from orchestrator.track.driver import SweepTracker
+
+    mp = pytest.MonkeyPatch()
+    root = tmp_path_factory.mktemp("ui-demo")
+    try:
+        uri = run_demo_smoke(synth_cache, root, mp)
+        tracker = SweepTracker(uri)
+        found = find_parent(tracker, sweep="demo", include_smoke=True)
+        log_claims(tracker, found.parent.info.run_id, demo_claims(collect_protocol(tracker, found.children)))
+        for base in _serve(uri, root):
+            yield base, uri
+    finally:
         mp.undo()
 
 
@@ -271,52 +301,62 @@ def test_runs_table_and_child_run_in_a_real_browser(served, tmp_path):
 @pytest.mark.browser
 @pytest.mark.integration
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install chromium; `make test-browser`)")
-def test_parent_run_page_shows_the_significance_results(served, tmp_path):
-    """The parent run's page lists the comparison metrics by name with the values the run holds,
-    describes whether the statistics are complete, and opens significance.md in the artifact viewer
-    as tables."""
+def test_demo_parent_run_page_shows_the_significance_results_and_claims(served_demo, tmp_path):
+    """The demo's parent run page lists the comparison metrics and the claims by name with the
+    values the run holds, describes whether the statistics are complete, and opens significance.md
+    and claims.md in the artifact viewer as tables."""
     import asyncio
 
     from orchestrator.track.driver import SweepTracker
 
-    base, uri, _ = served
+    base, uri = served_demo
     tracker = SweepTracker(uri)
-    exp = tracker.client.get_experiment_by_name("fdp-smoke")
+    exp = tracker.client.get_experiment_by_name("fdp-demo")
     parent = tracker.search(exp.experiment_id, "tags.`fdp.role` = 'parent'")[0]
     shots = _shots(tmp_path)
     page = f"{base}/#/experiments/{exp.experiment_id}/runs/{parent.info.run_id}"
 
     async def steps(b: Browser) -> dict[str, str]:
         await b.call("Page.navigate", url=page)
-        await b.wait_for("document.body.innerText.includes('no_dic/vs_fdp/holm_p')", timeout=120)
+        await b.wait_for("document.body.innerText.includes('fdp_shuffled/vs_fdp/holm_p')", timeout=120)
         overview = await b.js("document.body.innerText")
-        # the metrics table's search box, as a user would filter it: the comparisons in view
+        # the metrics table's search box, as a user would filter it: the comparisons and claims in view
         await b.js("(() => { const i = document.querySelector('input[placeholder=\"Search metrics\"]');"
                    " Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, 'value').set.call(i, 'vs_fdp');"
                    " i.dispatchEvent(new Event('input', {bubbles: true})); })()")
-        await b.wait_for("!document.body.innerText.includes('fdp/seed0/uf1')")
+        await b.wait_for("!document.body.innerText.includes('claims/')")
         await asyncio.sleep(1.0)
-        await b.screenshot(shots / "parent_run.png")
+        await b.screenshot(shots / "demo_parent_run.png")
         await b.call("Page.navigate", url=f"{page}/artifacts/significance.md")
         await b.wait_for("document.body.innerText.includes('paired comparisons against the reference (fdp)')",
                          timeout=120)
         await asyncio.sleep(1.0)
-        await b.screenshot(shots / "significance_md.png")
-        return {"overview": overview, "artifact": await b.js("document.body.innerText")}
+        await b.screenshot(shots / "demo_significance_md.png")
+        significance = await b.js("document.body.innerText")
+        await b.call("Page.navigate", url="about:blank")  # a new hash route alone keeps the viewer's file
+        await b.call("Page.navigate", url=f"{page}/artifacts/claims.md")
+        await b.wait_for("document.body.innerText.includes('FDP above the shuffled control')", timeout=120)
+        await asyncio.sleep(1.0)
+        await b.screenshot(shots / "demo_claims_md.png")
+        return {"overview": overview, "significance": significance, "claims": await b.js("document.body.innerText")}
 
     text = in_chromium(tmp_path, steps)
-    for name in ("parent_run.png", "significance_md.png"):
+    for name in ("demo_parent_run.png", "demo_significance_md.png", "demo_claims_md.png"):
         assert (shots / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     lines = [ln.strip() for ln in text["overview"].splitlines()]
     metrics = parent.data.metrics
-    for key in ("no_dic/vs_fdp/uf1_delta", "no_dic/vs_fdp/uf1_delta_ci_low", "no_dic/vs_fdp/p", "no_dic/vs_fdp/holm_p",
-                "no_dic/vs_fdp/n_folds", "fdp/uf1", "fdp/uf1_ci_low", "fdp/uf1_ci_high"):
+    for key in ("fdp_shuffled/vs_fdp/uf1_delta", "fdp_shuffled/vs_fdp/uf1_delta_ci_low", "ststnet/vs_fdp/p",
+                "lbp_top/vs_fdp/holm_p", "single_frame/vs_fdp/n_folds", "fdp/uf1", "fdp/uf1_ci_low",
+                "claims/fdp_above_control/estimate", "claims/test_selection_lifts_control/holds"):
         shown = lines[lines.index(key) + 1]  # the metrics table: a name, then its value
         assert float(shown) == pytest.approx(metrics[key]), (key, shown)
     assert "Significance (significance.md, significance.json): complete:" in text["overview"]
     # the artifact viewer renders the markdown (no '###', no '| --- |' left), its rows the run's numbers
-    art = text["artifact"]
-    assert "sweep smoke: pooled metrics" in art and "### sweep" not in art and "| ---" not in art, art
+    art = text["significance"]
+    assert "sweep demo: pooled metrics" in art and "### sweep" not in art and "| ---" not in art, art
     assert f"{100 * metrics['fdp/uf1']:.2f} [{100 * metrics['fdp/uf1_ci_low']:.2f}, " in art
-    assert "fdp vs no_dic" in art and "no_dic/vs_fdp" in art
-
+    assert "fdp vs ststnet" in art and "ststnet/vs_fdp" in art
+    claims = text["claims"]
+    assert "|---" not in claims and parent.data.tags["fdp.claims"] in claims
+    est = metrics["claims/fdp_above_control/estimate"]
+    assert f"{100 * est:+.1f} pp" in claims
