@@ -143,3 +143,17 @@ def test_demo_says_how_to_open_the_store_it_wrote(tmp_path):
         "open the runs: mlflow ui  (in this folder), then 'Model training' at the top left")
     assert ui_hint("sqlite:////elsewhere/smoke.db", tmp_path) == (
         "open the runs: mlflow ui --backend-store-uri sqlite:////elsewhere/smoke.db, then 'Model training' at the top left")
+
+
+def test_demo_seed_is_the_spec_of_a_file_saying_so():
+    """`demo --seed 1` trains seed 1 as its own sweep instance: the spec, hash and job keys of a file
+    whose `seeds:` says [1]; the benchmark, variants and budget stay the demo's."""
+
+    base = load_spec(SWEEPS / "demo.yaml", sets={"data.cache_dir": "/nowhere"})
+    one = load_spec(SWEEPS / "demo.yaml", sets={"data.cache_dir": "/nowhere"}, keys={"seeds": [1]})
+    raw = yaml.safe_load((SWEEPS / "demo.yaml").read_text())
+    written = parse_spec({**raw, "seeds": [1]}, sets={"data.cache_dir": "/nowhere"}, source=str(SWEEPS / "demo.yaml"))
+    assert list(one.seeds) == [1] and list(base.seeds) == [0]
+    assert one.spec_hash == written.spec_hash != base.spec_hash
+    assert [c.cfg.train.seed for c in configurations(one)] == [1] * len(base.variants)
+    assert one.variants == base.variants

@@ -102,8 +102,8 @@ def demo_cmd(tracking_uri: str | None, smoke: bool, draw: int | None, seed: int 
     path = root / DEMO_SPEC
     if not path.exists():  # run from another folder: the spec shipped with the code
         path = SHIPPED_SPEC
-    sets = {"data.cache_dir": str(cache), **({"seeds": f"[{seed}]"} if seed is not None else {})}
-    spec = load_spec(path, sets=sets, smoke=smoke)
+    spec = load_spec(path, sets={"data.cache_dir": str(cache)}, smoke=smoke,
+                     keys={"seeds": [seed]} if seed is not None else None)
     plan = expand(spec)
     if not plan.complete:
         fail(*plan.problems)

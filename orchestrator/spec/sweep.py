@@ -154,10 +154,13 @@ class UniqueKeyLoader(yaml.SafeLoader):
 
 
 def load_spec(path: str | Path, sets: dict[str, Any] | None = None, smoke: bool = False,
-              resolve: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> SweepSpec:
+              resolve: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+              keys: dict[str, Any] | None = None) -> SweepSpec:
     """Read and validate a spec file; raises SpecError with one line per mistake. `resolve` turns
     a spec naming `from_search: <study>` into the study's best configuration on its holdout
-    subjects -- `orchestrator.search.study.load_spec_from_search` passes it: the spec layer knows no study."""
+    subjects -- `orchestrator.search.study.load_spec_from_search` passes it: the spec layer knows no study.
+    `keys`: top-level keys of the file replaced before validation (`fdp-sweep demo --seed 1`:
+    {"seeds": [1]}), so the spec, its hash and its jobs are those of a file saying so."""
     p = Path(path)
     try:
         text = p.read_text()
@@ -172,6 +175,8 @@ def load_spec(path: str | Path, sets: dict[str, Any] | None = None, smoke: bool 
         mark = getattr(e, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""
         raise SpecError([f"{path}{where}: not valid YAML ({getattr(e, 'problem', None) or e})"]) from None
+    if keys and isinstance(raw, dict):
+        raw = {**raw, **keys}
     resolved = isinstance(raw, dict) and "from_search" in raw and resolve is not None
     if resolved:
         raw = resolve(raw)  # the study's best values and its never-searched holdout subjects (docs/search.md)
