@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -49,10 +50,16 @@ def available_capabilities() -> list[str]:
 
 def run_cell(root: Path, capability: str, seed: int, draw: int | None) -> dict:
     """One `fdp-sweep demo` under `capability` with training seed `seed`; its store, claims,
-    per-fold predictions and wall time."""
+    per-fold predictions and wall time. A cell whose store holds its finished run (cell.json,
+    written when it finished) is read, not run again: an interrupted spread resumes."""
     store = root / f"{capability}-seed{seed}"
     store.mkdir(parents=True, exist_ok=True)
     uri = f"sqlite:///{store / 'mlflow.db'}"
+    done = store / "cell.json"
+    if done.exists():
+        timing = json.loads(done.read_text())
+        print(f"cell {capability}, seed {seed}: finished earlier, read from {store}", file=sys.stderr, flush=True)
+        return {"capability": capability, "seed": seed, "uri": uri, **timing, **read_store(uri)}
     cmd = [sys.executable, "-m", "orchestrator.cli.main", "demo", "--seed", str(seed), "--tracking-uri", uri]
     if draw is not None:
         cmd += ["--draw", str(draw)]
@@ -61,14 +68,16 @@ def run_cell(root: Path, capability: str, seed: int, draw: int | None) -> dict:
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=root)
     wall = time.perf_counter() - t0
+    load = os.getloadavg()[1]  # the 5-minute load average at the end: how shared the machine was
     (store / "demo.out").write_text(proc.stdout)
     (store / "demo.err").write_text(proc.stderr)
     if proc.returncode:
         raise SystemExit(f"cell {capability} seed {seed} failed (exit {proc.returncode}); its output: "
                          f"{store / 'demo.out'}\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
     elapsed = re.search(r"^elapsed: (\d+) s", proc.stdout, flags=re.M)
-    cell = {"capability": capability, "seed": seed, "uri": uri, "wall": wall,
-            "elapsed": float(elapsed.group(1)) if elapsed else wall, **read_store(uri)}
+    timing = {"wall": wall, "elapsed": float(elapsed.group(1)) if elapsed else wall, "load": load}
+    done.write_text(json.dumps(timing))
+    cell = {"capability": capability, "seed": seed, "uri": uri, **timing, **read_store(uri)}
     print(f"cell {capability}, seed {seed}: {cell['claims_summary']} in {cell['elapsed']:.0f} s "
           f"(kernels {cell['kernels']})", file=sys.stderr, flush=True)
     return cell
@@ -121,6 +130,8 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--capabilities", nargs="+", default=None, help="default: every one this CPU runs")
     ap.add_argument("--root", default=None, help="project folder of the cells (default: a folder under the temp dir)")
+    ap.add_argument("--parallel", type=int, default=1,
+                    help="cells at once (each runs 2 fold jobs at a time; times are then of a shared machine)")
     ap.add_argument("--no-record", action="store_true")
     args = ap.parse_args()
 
@@ -128,7 +139,13 @@ def main() -> None:
     native = caps[-1]
     root = Path(args.root or Path(tempfile.gettempdir()) / f"fdp-demo-spread-draw{args.draw or 'demo'}")
     grid = [(c, args.seeds[0]) for c in caps] + [(native, s) for s in args.seeds[1:]]
-    cells = [run_cell(root, c, s, args.draw) for c, s in grid]
+    from orchestrator.cli.demo import DEMO_DATA, prepare_demo_data
+
+    # the benchmark drawn and prepared once, before the cells (each then finds it)
+    prepare_demo_data(root, echo=lambda line: print(line, file=sys.stderr),
+                      data_args=None if args.draw is None else {**DEMO_DATA, "seed": args.draw})
+    with ThreadPoolExecutor(args.parallel) as pool:
+        cells = list(pool.map(lambda cs: run_cell(root, cs[0], cs[1], args.draw), grid))
     for c, (cap, _) in zip(cells, grid):
         if c["kernels"] != cap:
             raise SystemExit(f"asked for ATen capability {cap}, the jobs ran {c['kernels']}")
@@ -157,8 +174,9 @@ def main() -> None:
     fold_table = md_table(["configuration", "mean per-fold UF1 in each cell", "UF1 range over kernels: mean (pp)",
                            "max (pp)", "preds changed over kernels", "UF1 range over seeds: mean (pp)", "max (pp)",
                            "preds changed over seeds"], fold_rows)
-    times = md_table(["cell", "demo elapsed (s)", "wall (s)"],
-                     [[n, f"{c['elapsed']:.0f}", f"{c['wall']:.0f}"] for n, c in zip(names, cells)])
+    times = md_table(["cell", "demo elapsed (s)", "wall (s)", "load average (5 min) at its end"],
+                     [[n, f"{c['elapsed']:.0f}", f"{c['wall']:.0f}", f"{c.get('load', float('nan')):.1f}"]
+                      for n, c in zip(names, cells)])
     note = (f"`fdp-sweep demo` ({'draw ' + str(args.draw) if args.draw is not None else 'the demo draw'}), one "
             f"process per cell with ATEN_CPU_CAPABILITY set; kernels: seed {args.seeds[0]} under "
             f"{', '.join(caps)}; seeds: {', '.join(map(str, args.seeds))} under {native}. Ranges over the "
