@@ -6,7 +6,7 @@ the training labels shuffled within each fold (the control): pooled UF1 / UAR / 
 This is the check the CPU profiles of docs/methods.md were accepted on (the test subjects' scores
 are reported here, nothing is selected on them).
 
-    python bench/compared_learning.py                  # all three methods (about 15 CPU-minutes)
+    python bench/compared_learning.py                  # all three methods (slow: a CPU LOSO each)
     python bench/compared_learning.py --methods lbp_top
 """
 

@@ -1,9 +1,9 @@
 """Linear baselines of a synthetic draw at the laptop frame size: a development check of a benchmark
-variant for the demo (issue #14), not a reported result. Synthesizes the draw (DEMO_DATA with the
+variant for the demo, not a reported result. Synthesizes the draw (DEMO_DATA with the
 given changes), prepares it at the laptop profile's aligned size, and prints the LOSO accuracy / UF1
 of the logistic regression (fdp.readouts) on the apex frame, a random frame, and apex - onset (a
 motion feature given the annotated key frames). A benchmark fit for the demo keeps single frames near
-chance (<= 0.30) while the motion feature reads the class (~0.6 on the default benchmark at 64 x 64).
+chance (<= 0.30) while the motion feature reads the class (well above chance).
 
     python bench/demo_benchmark.py --seed 10 --amplitude 0.12
 """

@@ -1,4 +1,4 @@
-"""The one command to run on a GPU machine (issue #18): `make gpu-check`.
+"""The one command to run on a GPU machine: `make gpu-check`.
 
 Everything the GPU path still owes a measurement, in at most 8 minutes on one H100-class GPU,
 every figure appended to bench/results.md with the device named:
@@ -84,7 +84,7 @@ def main() -> int:
     os.environ[RESULTS_ENV] = env[RESULTS_ENV]  # this script's own summary goes to the same file
     if a.quick:
         # tiny models gain nothing from a second intra-op thread, and on a loaded 2-core CI machine
-        # its spin-waiting made the CPU form 4x slower (319 s vs 81 s measured)
+        # its spin-waiting makes the CPU form several times slower (bench/results.md)
         env.setdefault("OMP_NUM_THREADS", "1")
     wanted = {s for s in a.only.split(",") if s}
     rows, failed, t_all = [], [], time.perf_counter()

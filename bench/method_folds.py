@@ -4,7 +4,7 @@ demo's cache (`orchestrator.cli.demo.prepare_demo_data`: 6 subjects x 25 clips a
 LOSO fold through `fdp.runner.run_fold` -- features read from the feature cache, which the first
 call computes once per clip (timed apart).
 
-    python bench/method_folds.py                 # the full demo draw, every fold (about 5 CPU-minutes)
+    python bench/method_folds.py                 # the full demo draw, every fold
     python bench/method_folds.py --smoke --folds 2
 """
 

@@ -1,4 +1,4 @@
-"""Model step benchmark (issue: model + issue: speed): parameters, counted FLOPs per training step,
+"""Model step benchmark: parameters, counted FLOPs per training step,
 time per forward+backward+Adam step, peak memory, achieved TFLOP/s — CPU, and CUDA when a GPU is
 present. Precision and memory format are the trainer's (`fdp.runtime`, set up by the same
 helper): `auto` = bf16 autocast + channels_last on CUDA, fp32 on CPU; `--precision bf16

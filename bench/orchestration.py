@@ -1,4 +1,4 @@
-"""Orchestration overhead (issue: sweeps): a sweep of N tiny real fold jobs on a local Ray, wall time
+"""Orchestration overhead: a sweep of N tiny real fold jobs on a local Ray, wall time
 against the jobs' own time. overhead = wall - sum(job seconds) / parallel slots.
 
     python bench/orchestration.py            # 100 jobs (10 subjects x 10 seeds), 2 steps each

@@ -1,4 +1,4 @@
-"""Peak memory of one fold job, predicted from its config (issue #18), before it runs.
+"""Peak memory of one fold job, predicted from its config, before it runs.
 
     total = parameters + gradients + Adam state          (fp32: 4 + 4 + 8 bytes per parameter)
           + activations saved for backward at the batch  (measured, see below)

@@ -65,8 +65,8 @@ def examples_png(examples: dict[str, Any], path: Path, title: str) -> None:
     """Fig. 4-style grid: per test clip, its frames, the ground-truth DI and the predicted DI.
 
     The panels (uint8, as `fdp.train.evaluate` keeps them) are laid out in one image and drawn
-    on one axes: one axes per panel (40 for 4 clips) cost 0.23 s a fold job on a 2-core CPU,
-    this 0.06 s. The gray DIs become gray RGB, what a gray colormap over 0..255 shows."""
+    on one axes: one axes per panel (40 for 4 clips) costs several times more in every fold
+    job. The gray DIs become gray RGB, what a gray colormap over 0..255 shows."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 

@@ -7,7 +7,7 @@ smoke block, the demo, the tests).
   1.6 M parameters), batch 8, 20 CPU steps. Learns nothing in that budget. The compared small
   networks (STSTNet, OFF-ApexNet) get their CPU budget instead of the paper's (`compared.budget`).
 * `laptop` — the smallest setting at which a full LOSO of the synthetic benchmark learns from
-  motion on a 2-core CPU in minutes (issue #14; what was chosen on what: docs/experiments/learnability.md):
+  motion on a 2-core CPU (what was chosen on what: docs/experiments/learnability.md):
   the smoke widths on 32 x 32 crops of 36 x 36 aligned frames (`LAPTOP_ALIGNED`; the paper's 64 of
   72 halved, so a training crop shifts the face by at most 1/9 of its side as there), t = 4 frames
   per clip (half the paper's 8: half the step time), batch 16, Adam at 5x the paper's rate for the
@@ -39,7 +39,7 @@ LAPTOP: dict[str, Any] = {
     **SMOKE,
     "data.aligned_size": LAPTOP_ALIGNED, "data.crop": 32, "model.image_size": 32,  # 4x fewer pixels than 64
     "model.frames": 4,  # t: half the paper's 8, half the step time (the rank loss and dynamic image still span onset..offset)
-    "train.batch_size": 16, "train.steps": 600, "train.lr": 5e-4,  # 600 steps: the demo's 18 networks in ~10 min on 2 cores
+    "train.batch_size": 16, "train.steps": 600, "train.lr": 5e-4,  # 600 steps: a laptop's budget for the demo's networks, past where their training loss leaves chance
     "train.log_every": 20, "train.checkpoint_every": 0,  # fold jobs of seconds: a retry reruns the fold
 }
 

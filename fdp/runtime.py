@@ -1,6 +1,6 @@
 """How a model runs on its device: numeric precision, memory format, compilation.
 
-One code path for CPU and CUDA (issue #18): every setting a GPU job applies can be forced on a CPU,
+One code path for CPU and CUDA: every setting a GPU job applies can be forced on a CPU,
 so the tests run exactly the code a GPU job runs. `resolve_runtime` turns the config's `auto`
 values into decisions for one device; `prepare_model` applies them where the model is built (the
 trainer and `bench/model.py` both call it); `Runtime.autocast` is the precision context of the

@@ -5,7 +5,7 @@
 * The paper's Tables 12–13: a one-sided Wilcoxon rank-sum test (H1: ours superior) on F1 lists
   (`ranksum_one_sided`), applied with the paper's list construction (`paper_rank_sum`).
 * Several seeds: mean ± sample std (`mean_std`).
-* Subject-level uncertainty (issue #14): `subject_bootstrap_ci`, `paired_subject_bootstrap` resample
+* Subject-level uncertainty: `subject_bootstrap_ci`, `paired_subject_bootstrap` resample
   whole subjects; `holm` adjusts a table's p-values; `detectable_difference` is the smallest
   paired UF1 difference the folds and seeds could detect (paired t, noncentral t power).
 """
@@ -149,7 +149,7 @@ def mean_std(values: Sequence[float] | np.ndarray) -> tuple[float, float]:
 
 
 # ---------------------------------------------------------------------------------------------
-# uncertainty that respects subjects (issue #14): clips of one subject are not independent, so
+# uncertainty that respects subjects: clips of one subject are not independent, so
 # the bootstrap resamples whole subjects (a LOSO fold is one subject), not clips.
 
 

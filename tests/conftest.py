@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -11,6 +13,11 @@ os.environ.setdefault("MLFLOW_ENABLE_ASYNC_TRACE_LOGGING", "false")
 # run on this host, where the lock file decides first (orchestrator/run/lease.py); inherited by the
 # drivers the tests start as processes
 os.environ.setdefault("FDP_LEASE_SETTLE_S", "0.05")
+# one intra-op thread, as a Ray worker of a 1-CPU job has (Ray sets OMP_NUM_THREADS from the job's
+# `cpus`): an in-process fold then reduces floats in the worker's order, and the suite's small tensors
+# do not wait on a second OpenMP thread that a busy 2-core machine has descheduled (a barrier per op);
+# read by torch when it is imported below, and inherited by the drivers the tests start as processes
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
@@ -30,30 +37,82 @@ class TierError(AssertionError):
     only what is marked, so an unmarked one would slow the fast tier down)."""
 
 
-@pytest.fixture(autouse=True)
-def _fast_tier_starts_no_ray_and_no_process(request, monkeypatch):
-    """Tests not marked `integration` (or slow / gpu / browser) may start neither Ray nor a
-    subprocess, except the quick reads of the provenance: `git` (the commit) and `uname` (Python's
-    `platform` asks it for the processor)."""
-    if any(m in request.keywords for m in ("integration", "slow", "gpu", "browser")):
+OUTSIDE_FAST = ("integration", "slow", "gpu", "browser")
+
+
+@contextlib.contextmanager
+def _fast_tier_guard(item):
+    """While a test not marked `integration` (or slow / gpu / browser) sets up, runs and tears down
+    -- its fixtures of every scope included, so a module fixture cannot start a cluster for it --
+    neither Ray nor a subprocess may start, except the quick reads of the provenance: `git` (the
+    commit) and `uname` (Python's `platform` asks it for the processor)."""
+    if any(m in item.keywords for m in OUTSIDE_FAST):
+        yield
         return
     import subprocess
 
-    popen_init = subprocess.Popen.__init__
+    import ray
+
+    popen_init, ray_init = subprocess.Popen.__init__, ray.init
 
     def guarded_popen(self, args, *a, **kw):
         argv = [args] if isinstance(args, (str, bytes, os.PathLike)) else list(args)
         if os.path.basename(str(argv[0]).split()[0]) not in ("git", "uname"):
-            raise TierError(f"{request.node.nodeid} starts a process ({argv[0]}): mark it integration")
+            raise TierError(f"{item.nodeid} starts a process ({argv[0]}): mark it integration")
         popen_init(self, args, *a, **kw)
 
     def no_ray(*a, **kw):
-        raise TierError(f"{request.node.nodeid} starts Ray: mark it integration")
+        raise TierError(f"{item.nodeid} starts Ray: mark it integration")
 
-    monkeypatch.setattr(subprocess.Popen, "__init__", guarded_popen)
+    subprocess.Popen.__init__, ray.init = guarded_popen, no_ray
+    try:
+        yield
+    finally:
+        subprocess.Popen.__init__, ray.init = popen_init, ray_init
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item):
+    with _fast_tier_guard(item):
+        yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    with _fast_tier_guard(item):
+        yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    with _fast_tier_guard(item):
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _shared_ray_stops_at_the_end():
+    """Stops the shared local Ray of `ray_cluster` (if one is up) when the session ends."""
+    yield
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """One local Ray (2 CPUs, loopback only) shared by every test that runs jobs on Ray in this
+    process, `run_sweep` and the CLI attaching to it: the first module that asks starts it and it
+    stays up for the next ones (a start costs seconds, and fresh workers import torch again). A
+    test that needs a cluster of its own (declared fake GPUs, the loopback check) shuts it down
+    first; the next module that asks starts it again. Outside the `integration` tier the start
+    fails (the tier guard above)."""
     import ray
 
-    monkeypatch.setattr(ray, "init", no_ray)
+    from orchestrator.run.scheduler import start_ray
+
+    if not ray.is_initialized():
+        start_ray(num_cpus=2)
+    yield
 
 
 @pytest.fixture(scope="session")

@@ -1,11 +1,50 @@
-"""Helpers for tests that need a real tracked sweep."""
+"""Helpers for tests that train, track and stop real runs: the tiny network config, a tracked smoke
+sweep, driver processes and the processes they leave."""
 
 from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from fdp.profiles import SMOKE
+
+# the smallest network the trainer accepts (the smoke profile's widths) at batch 4 on the CPU, logging
+# and checkpointing every 2 steps so that a few-step fold has a checkpoint to resume from
+TINY: dict = {**{k: v for k, v in SMOKE.items() if k.startswith("model.")},
+              "train.batch_size": 4, "train.device": "cpu", "train.log_every": 2, "train.checkpoint_every": 2}
+
+
+def processes() -> dict[int, tuple[int, str]]:
+    """pid -> (parent pid, command line) of every process (Linux /proc); one that ends while it is
+    read is left out."""
+    out = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{d}/stat").read_text()
+            cmd = Path(f"/proc/{d}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        out[int(d)] = (int(stat.rsplit(")", 1)[1].split()[1]), cmd.strip())
+    return out
+
+
+def descendants(pid: int, procs: dict[int, tuple[int, str]] | None = None) -> set[int]:
+    """The pids of every process below `pid` in `procs` (default: the processes now)."""
+    procs = processes() if procs is None else procs
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {p for p, (pp, _) in procs.items() if pp in frontier} - found
+        found |= frontier
+    return found
 
 
 def run_smoke_sweep(synth_cache, root, monkeypatch) -> str:
     """Run sweeps/smoke.yaml --smoke (2 variants x 2 folds, 4 steps) for real into project `root`;
-    returns the tracking URI. Shared by the tests that read a real tracked sweep."""
+    returns the tracking URI. Shared by the tests that read a real tracked sweep. In this process
+    (`--in-process`: the same jobs, runs, resume and pooling as on Ray, without starting a cluster),
+    so the fast tier can read it; the sweep on Ray is the scheduler tests' and the demo's."""
     from pathlib import Path
 
     from click.testing import CliRunner
@@ -17,7 +56,7 @@ def run_smoke_sweep(synth_cache, root, monkeypatch) -> str:
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     uri = f"sqlite:///{Path(root) / 'mlflow.db'}"
     spec = Path(__file__).resolve().parents[1] / "sweeps" / "smoke.yaml"
-    res = CliRunner().invoke(run_cmd, [str(spec), "--smoke", "--tracking-uri", uri, "--max-parallel", "2"])
+    res = CliRunner().invoke(run_cmd, [str(spec), "--smoke", "--tracking-uri", uri, "--in-process"])
     assert res.exit_code == 0, res.output
     return uri
 

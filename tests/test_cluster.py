@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from fixtures_runs import descendants, processes
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent  # ray, mlflow and fdp-sweep of this environment
@@ -79,35 +80,12 @@ class Service:
                 time.sleep(0.5)
 
 
-def _processes() -> dict[int, tuple[int, str]]:
-    """pid -> (parent pid, command line) of every process (Linux /proc)."""
-    out = {}
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{d}/stat").read_text()
-            cmd = Path(f"/proc/{d}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        out[int(d)] = (int(stat.rsplit(")", 1)[1].split()[1]), cmd)
-    return out
-
-
-def _descendants(pid: int, procs: dict[int, tuple[int, str]]) -> set[int]:
-    found, frontier = set(), {pid}
-    while frontier:
-        frontier = {p for p, (pp, _) in procs.items() if pp in frontier} - found
-        found |= frontier
-    return found
-
-
 def _stop(proc: subprocess.Popen, tag: str | None = None, grace: float = 30) -> None:
     """SIGTERM `proc` (which stops what it started), then SIGKILL what is left of its process tree
     and whatever names `tag` (the cluster's own temp dir) on its command line: job drivers run in
     sessions of their own, out of reach of a process group. Only processes this test started."""
-    procs = _processes()
-    ours = _descendants(proc.pid, procs) | ({p for p, (_, cmd) in procs.items() if tag in cmd} if tag else set())
+    procs = processes()
+    ours = descendants(proc.pid, procs) | ({p for p, (_, cmd) in procs.items() if tag in cmd} if tag else set())
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -115,7 +93,7 @@ def _stop(proc: subprocess.Popen, tag: str | None = None, grace: float = 30) -> 
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-    for pid in (ours & set(_processes())) - {os.getpid()}:
+    for pid in (ours & set(processes())) - {os.getpid()}:
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:

@@ -50,6 +50,8 @@ def gpu_window_job(payload: JobPayload) -> JobOutcome:
 
 @pytest.fixture(scope="module")
 def fake_gpu_cluster():
+    if ray.is_initialized():
+        ray.shutdown()  # the suite's shared Ray has no GPUs to declare: a cluster of its own
     cluster = start_ray(num_cpus=FAKE_CPUS, num_gpus=FAKE_GPUS)
     yield cluster
     ray.shutdown()

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
+from fixtures_runs import TINY
 from torch import nn
 
 from fdp.data.cache import load_cache
@@ -18,13 +19,11 @@ from fdp.memory import MB, bank_frames, estimate_memory, saved_bytes
 from fdp.model import build_model, count_parameters
 from fdp.variants import build_config
 from orchestrator.cli.run import run_cmd
-from orchestrator.cli.train import SMOKE_OVERRIDES
 from orchestrator.plan.jobs import expand
 from orchestrator.run.dry_run import format_plan
 from orchestrator.spec.sweep import parse_spec
 
 REPO_SWEEPS = Path(__file__).resolve().parents[1] / "sweeps"
-TINY = {k: v for k, v in SMOKE_OVERRIDES.items() if k.startswith("model.")}
 
 
 def test_saved_bytes_count_what_autograd_keeps():

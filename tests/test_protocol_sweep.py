@@ -19,22 +19,18 @@ SPEC = REPO / "sweeps" / "protocol.yaml"
 
 
 @pytest.fixture(scope="module")
-def protocol_sweep(synth_cache, tmp_path_factory):
+def protocol_sweep(ray_cluster, synth_cache, tmp_path_factory):
     """The smoke protocol sweep, run once for the module: (tracking URI, summarize output, tidy output)."""
     import os
 
-    import ray
-
     from orchestrator.cli.run import run_cmd
     from orchestrator.cli.summarize import summarize_cmd
-    from orchestrator.run.scheduler import start_ray
 
     root = tmp_path_factory.mktemp("protocol")
     env = {"FDP_CACHE_DIR": str(Path(synth_cache).parent), "FDP_PROJECT_ROOT": str(root)}
     old = {k: os.environ.get(k) for k in (*env, "MLFLOW_TRACKING_URI")}
     os.environ.update(env)
     os.environ.pop("MLFLOW_TRACKING_URI", None)
-    start_ray(num_cpus=2)
     try:
         uri = f"sqlite:///{root / 'mlflow.db'}"
         res = CliRunner().invoke(run_cmd, [str(SPEC), "--smoke", "--tracking-uri", uri, "--max-parallel", "2"])
@@ -46,7 +42,6 @@ def protocol_sweep(synth_cache, tmp_path_factory):
         assert tidy.exit_code == 0, tidy.output
         yield uri, table.output, tidy.stdout
     finally:
-        ray.shutdown()
         for k, v in old.items():
             if v is None:
                 os.environ.pop(k, None)

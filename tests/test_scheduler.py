@@ -1,6 +1,6 @@
 """Running sweeps on Ray: concurrency against one SQLite store, failures, resume, dying processes.
 
-One local Ray instance is shared by the module (starting one costs ~5-9 s on 2 cores). Tests
+The tests on Ray share the suite's local Ray (`ray_cluster` in conftest.py). Tests
 whose point is the orchestration use small job functions defined here (named `orchestration_*`)
 that log through the real worker-side tracking code without training; the fault tests run the
 real trainer on a tiny CPU config.
@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 import ray
-from fixtures_runs import cli_driver, finished_runs, statuses_by_key
+from fixtures_runs import TINY, cli_driver, finished_runs, statuses_by_key
 
 from fdp.fold import FoldResult
 from orchestrator.run.worker import JobOutcome, JobPayload, run_job
@@ -34,18 +34,6 @@ from orchestrator.track.worker import RunLogger
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = {  # the smallest model and run the trainer accepts; seconds per fold on one core
-    "model.encoder.dims": [16, 32, 64, 256], "model.encoder.stem_channels": 16, "model.encoder.heads": 4,
-    "model.temporal_channels": 32, "model.mer_hidden": 64, "model.dic_channels": [16, 16, 32, 32],
-    "train.batch_size": 4, "train.device": "cpu", "train.log_every": 2, "train.checkpoint_every": 2,
-}
-
-
-@pytest.fixture(scope="module")
-def ray_cluster():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
-    yield
-    ray.shutdown()
 
 
 def _spec(cache: Path, name: str, variants: list[str], steps: int = 4, cpus: float = 1.0, **extra):
@@ -170,7 +158,6 @@ def test_sixteen_jobs_log_at_once_into_a_fresh_store(ray_cluster, synth_cache, t
     assert parent.info.status == "FINISHED" and "fdp/seed0/acc" in parent.data.metrics
 
 
-@pytest.mark.integration
 def orchestration_sleeping_job(payload: JobPayload) -> JobOutcome:
     """Sleeps for the seconds named in its fold; untracked."""
     time.sleep(float(payload.fold))
@@ -198,6 +185,7 @@ class _CancelsWhileHandingOut(JobSource):
         self.events.append(("cancelled", payload.key))
 
 
+@pytest.mark.integration
 def test_a_job_named_by_to_cancel_is_cancelled_at_once(ray_cluster, tmp_path):
     """The scheduler acts on `to_cancel` in the round it is named, not when some other job ends:
     the long job is cancelled (and reported so) before the short one finishes, and has no outcome."""
@@ -210,6 +198,7 @@ def test_a_job_named_by_to_cancel_is_cancelled_at_once(ray_cluster, tmp_path):
     assert list(out) == ["short"] and time.monotonic() - t0 < 120
 
 
+@pytest.mark.integration
 def test_job_exception_is_not_retried_and_rerun_resumes(ray_cluster, synth_cache, tmp_path):
     spec = _spec(synth_cache, "faults", ["fdp", "no_dic"])
     plan = expand(spec)

@@ -21,6 +21,7 @@ import pytest
 import yaml
 import torch
 from click.testing import CliRunner
+from fixtures_runs import TINY
 
 from fdp.objective import ObjectiveError, SubjectSplit, fold_value, inner_split, objective_fold, split_subjects
 from orchestrator.search.study import (SearchError, SearchOptions, best_overrides, decode_params, encode_params, parse_search, reported_subjects, resolve_from_search, run_search, suggest)
@@ -28,11 +29,7 @@ from orchestrator.plan.jobs import expand
 from orchestrator.spec.sweep import SpecError, parse_spec
 
 HOLDOUT = ["03", "06"]  # the subjects a table would report
-TINY = {
-    "model.encoder.dims": [16, 32, 64, 256], "model.encoder.stem_channels": 16, "model.encoder.heads": 4,
-    "model.temporal_channels": 32, "model.mer_hidden": 64, "model.dic_channels": [16, 16, 32, 32],
-    "train.batch_size": 4, "train.device": "cpu", "train.log_every": 2, "train.checkpoint_every": 0,
-}
+NO_CKPT = {**TINY, "train.checkpoint_every": 0}  # in-process objective folds resume nothing
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +67,7 @@ def _raw(cache: Path, **search) -> dict:
              "pruner": {"p_threshold": 0.1, "n_startup_steps": 2}, "study": "honest"}
     block.update(search)
     return {"name": "search-test", "dataset": "casme2", "setting": "casme2/5", "variants": ["fdp"], "steps": 4,
-            "overrides": {**TINY, "data.cache_dir": str(cache)}, "resources": {"cpus": 1, "gpus": 0},
+            "overrides": {**NO_CKPT, "data.cache_dir": str(cache)}, "resources": {"cpus": 1, "gpus": 0},
             "tracking": {"experiment": "search-test"}, "search": block}
 
 
@@ -223,7 +220,7 @@ def test_objective_ignores_holdout_subjects(caches):
     vals = search[:3]
     values = {}
     for name, cache in (("clean", clean), ("poisoned", poisoned)):
-        cfg = build_config("fdp", {**TINY, "data.cache_dir": str(cache), "train.steps": 3, "train.lr": 1e-3})
+        cfg = build_config("fdp", {**NO_CKPT, "data.cache_dir": str(cache), "train.steps": 3, "train.lr": 1e-3})
         bank = GuardBank(load_bank(cfg)[0], HOLDOUT)
         out = []
         for v in vals:
@@ -293,7 +290,7 @@ def test_search_prunes_and_never_uses_holdout(caches, tmp_path):
 
     # the objective on Ray (poisoned holdout) equals the clean cache's, fold by fold
     search = list(study.user_attrs["search_subjects"])
-    cfg = build_config("fdp", {**TINY, "data.cache_dir": str(clean), "train.steps": 4, "train.lr": 1e-3})
+    cfg = build_config("fdp", {**NO_CKPT, "data.cache_dir": str(clean), "train.steps": 4, "train.lr": 1e-3})
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as in the Ray worker (1 cpu): the same float reduction order
     try:

@@ -17,19 +17,13 @@ from pathlib import Path
 import pytest
 import ray
 import yaml
-from fixtures_runs import cli_driver, finished_runs, statuses_by_key
+from fixtures_runs import TINY, cli_driver, finished_runs, statuses_by_key
 
 from orchestrator.run.worker import JobOutcome, JobPayload, run_job
 from orchestrator.search.study import SearchOptions, parse_search, run_search
 from orchestrator.spec.sweep import parse_spec
 
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import tests/
-
-TINY = {
-    "model.encoder.dims": [16, 32, 64, 256], "model.encoder.stem_channels": 16, "model.encoder.heads": 4,
-    "model.temporal_channels": 32, "model.mer_hidden": 64, "model.dic_channels": [16, 16, 32, 32],
-    "train.batch_size": 4, "train.device": "cpu", "train.log_every": 2, "train.checkpoint_every": 2,
-}
 
 
 def _raw(cache: Path, study: str, steps: int, **search) -> dict:
@@ -55,13 +49,6 @@ def _search(root: Path, raw: dict, **kw):
     opts = SearchOptions(root=root, tracking_uri=f"sqlite:///{root / 'mlflow.db'}",
                          storage=f"sqlite:///{root / 'optuna.db'}", stream=io.StringIO(), max_parallel=1, **kw)
     return run_search(spec, parse_search(spec), opts)
-
-
-@pytest.fixture(scope="module")
-def ray_cluster():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
-    yield
-    ray.shutdown()
 
 
 @pytest.mark.integration

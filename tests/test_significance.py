@@ -246,7 +246,7 @@ def failing_no_rank(payload):
 
 
 @pytest.mark.integration
-def test_a_failed_configuration_is_in_no_comparison_and_the_sweep_says_why(synth_cache, tmp_path):
+def test_a_failed_configuration_is_in_no_comparison_and_the_sweep_says_why(ray_cluster, synth_cache, tmp_path):
     import io
 
     import ray

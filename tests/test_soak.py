@@ -30,6 +30,7 @@ from pathlib import Path
 import pytest
 import ray
 import torch
+from fixtures_runs import descendants, processes
 
 from fdp.runner import run_fold
 from orchestrator.cli.train import SMOKE_OVERRIDES
@@ -57,20 +58,8 @@ def soak_job(payload: JobPayload) -> JobOutcome:
 def _children_of(pid: int) -> list[tuple[int, str]]:
     """(pid, command line) of every descendant of `pid` (Linux /proc): this test's Ray workers,
     never another process's."""
-    procs: dict[int, tuple[int, str]] = {}
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                stat = Path(f"/proc/{d}/stat").read_text()
-                cmd = Path(f"/proc/{d}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            except OSError:
-                continue
-            procs[int(d)] = (int(stat.rsplit(")", 1)[1].split()[1]), cmd.strip())
-    found, frontier = set(), {pid}
-    while frontier:
-        frontier = {p for p, (pp, _) in procs.items() if pp in frontier} - found
-        found |= frontier
-    return [(p, procs[p][1]) for p in sorted(found)]
+    procs = processes()
+    return [(p, procs[p][1]) for p in sorted(descendants(pid, procs))]
 
 
 def _dead(pid: int) -> bool:
@@ -215,13 +204,13 @@ def _soak(cache: Path, root: Path, seeds: int, kills: int) -> None:
 
 
 @pytest.mark.integration
-def test_soak_short(synth_cache, tmp_path):
+def test_soak_short(ray_cluster, synth_cache, tmp_path):
     """24 jobs (4 folds x 6 seeds), 6 kills."""
     _soak(synth_cache, tmp_path, seeds=6, kills=6)
 
 
 @pytest.mark.slow
 @pytest.mark.integration
-def test_soak_200_jobs(synth_cache, tmp_path):
+def test_soak_200_jobs(ray_cluster, synth_cache, tmp_path):
     """200 jobs (4 folds x 50 seeds), 40 kills."""
     _soak(synth_cache, tmp_path, seeds=50, kills=40)

@@ -49,22 +49,9 @@ def _ours_row(text: str) -> list[str]:
     return [c.strip() for c in row.strip("|").split("|")][4:]  # after method, paper, type, protocol
 
 
-@pytest.fixture(scope="module")
-def module_ray():
-    """One local Ray for the module: each `run` attaches to it (a start costs ~5-9 s on 2 cores,
-    and its fresh workers import torch again)."""
-    import ray
-
-    from orchestrator.run.scheduler import start_ray
-
-    start_ray(num_cpus=2)
-    yield
-    ray.shutdown()
-
-
 @pytest.mark.integration
 @pytest.mark.parametrize("name", sorted(TABLES))
-def test_sweep_file_smoke_runs_and_summarizes(name, module_ray, synth_cache, tmp_path, monkeypatch):
+def test_sweep_file_smoke_runs_and_summarizes(name, ray_cluster, synth_cache, tmp_path, monkeypatch):
     monkeypatch.setenv("FDP_CACHE_DIR", str(Path(synth_cache).parent))
     monkeypatch.setenv("FDP_PROJECT_ROOT", str(tmp_path))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
@@ -81,7 +68,7 @@ def test_sweep_file_smoke_runs_and_summarizes(name, module_ray, synth_cache, tmp
 
 
 @pytest.fixture(scope="module")
-def multi_store(module_ray, synth_cache, tmp_path_factory):
+def multi_store(ray_cluster, synth_cache, tmp_path_factory):
     """sota.yaml and cross_dataset.yaml run with --smoke (6 + 2 experiments x 2 folds, 2 steps)
     into one tracking store."""
     root = tmp_path_factory.mktemp("multi")

@@ -51,19 +51,25 @@ def test_batch_indices_cover_every_clip_each_epoch():
     np.testing.assert_array_equal(batch_indices(10, 4, 3, 7), batch_indices(10, 4, 3, 7))
 
 
-def test_same_seed_same_predictions(synth_cache):
+@pytest.fixture(scope="module")
+def first_fold(synth_cache):
+    """(config, fold, result) of the first fold at `_cfg`'s sizes, run once for the tests that
+    compare another run of it with this one or read its fields."""
     cfg = _cfg(synth_cache)
     fold = fold_names(cfg)[0]
-    a, b = run_fold(cfg, fold), run_fold(cfg, fold)
+    return cfg, fold, run_fold(cfg, fold)
+
+
+def test_same_seed_same_predictions(synth_cache, first_fold):
+    cfg, fold, a = first_fold
+    b = run_fold(cfg, fold)
     assert a.probs == b.probs and a.preds == b.preds and a.curves == b.curves
     c = run_fold(_cfg(synth_cache, **{"train.seed": 1}), fold)
     assert c.probs != a.probs
 
 
-def test_resume_from_checkpoint_matches_uninterrupted_run(synth_cache, tmp_path):
-    cfg = _cfg(synth_cache)
-    fold = fold_names(cfg)[0]
-    full = run_fold(cfg, fold)
+def test_resume_from_checkpoint_matches_uninterrupted_run(first_fold, tmp_path):
+    cfg, fold, full = first_fold
 
     class Killed(Exception):
         pass
@@ -114,9 +120,8 @@ def test_non_finite_loss_names_step_and_term(synth_cache):
         run_fold(cfg, fold_names(cfg)[0])
 
 
-def test_fold_result_roundtrip_and_fields(synth_cache):
-    cfg = _cfg(synth_cache)
-    res = run_fold(cfg, fold_names(cfg)[0])
+def test_fold_result_roundtrip_and_fields(first_fold):
+    res = first_fold[2]
     assert res.selection.startswith("model after the last step (6)")
     assert set(res.subjects) == {res.fold}
     assert len(res.labels) == len(res.preds) == len(res.probs) == len(res.di_mse) == len(res.clip_ids)

@@ -41,7 +41,7 @@ class ConfigResult:
     n_params: int | None = None  # trainable parameters of the model (Table 10)
     missing: list[str] = field(default_factory=list)  # e.g. "seed 1, fold 006: FAILED"
     # per seed, the pooled test predictions with each clip's subject: the subject bootstrap's input
-    # (intervals and paired comparisons, issue #14); empty where unknown (then no interval is printed)
+    # (intervals and paired comparisons); empty where unknown (then no interval is printed)
     predictions: list[SeedPredictions] = field(default_factory=list)
     # where the pooled runs come from, as `TIDY_COLUMNS` names it (sweep, data, ..., commit, version, smoke)
     source: dict[str, str] = field(default_factory=dict)

@@ -326,8 +326,8 @@ class OnRay(Executor):
         import ray
 
         # force: a KeyboardInterrupt (the default cancel) landing inside the worker's MLflow write
-        # can leave its SQLite write transaction open in a live worker (seen: 4 min of "database
-        # is locked"); killing the process releases the lock and SQLite rolls back
+        # can leave its SQLite write transaction open in a live worker (then every other writer
+        # sees "database is locked" until it exits); killing the process releases the lock and SQLite rolls back
         ray.cancel(handle, force=True)
 
 

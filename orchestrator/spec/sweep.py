@@ -212,7 +212,7 @@ def parse_spec(raw: Any, sets: dict[str, Any] | None = None, smoke: bool = False
         experiments.append(exp)
     one = None if multi else experiments[0]  # a single-experiment spec shows its data at the top level
     # --smoke is a CPU run of a tiny model by definition: no GPU request that would leave jobs pending forever
-    # on a laptop, and one CPU a job, so a 2-core laptop runs two at once (a 32-job smoke: 60 s -> 47 s)
+    # on a laptop, and one CPU a job, so a 2-core laptop runs two at once
     resources = f.resources.model_copy(update={"gpus": 0.0, "cpus": min(f.resources.cpus, 1.0)}) if smoke \
         else f.resources
     spec = SweepSpec(
