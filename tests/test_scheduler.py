@@ -488,3 +488,21 @@ def test_cli_run_in_process(synth_cache, tmp_path, monkeypatch):
     both = CliRunner().invoke(run_cmd, [str(spec), "--in-process", "--address", "auto"])
     assert both.exit_code == 2 and both.stderr.splitlines()[-1] == \
         "error: --in-process runs no Ray cluster: give --in-process or --address, not both"
+
+
+def test_a_finished_sweep_drops_only_an_empty_checkpoint_folder(tmp_path):
+    """Two instances of one sweep in one project (another seed, another store) share the folder
+    `.cache/checkpoints/<sweep>`: the one that finishes first leaves it while the other's files are
+    in it, and a folder the other removed already is no error (it once failed the second driver)."""
+    from orchestrator.run.scheduler import checkpoint_dir, drop_checkpoint_folder
+
+    ckpts = checkpoint_dir(tmp_path, "demo")
+    ckpts.mkdir(parents=True)
+    (ckpts / "other-instance-job.pt").write_bytes(b"x")
+    drop_checkpoint_folder(ckpts)
+    assert (ckpts / "other-instance-job.pt").read_bytes() == b"x"
+    (ckpts / "other-instance-job.pt").unlink()
+    drop_checkpoint_folder(ckpts)
+    assert not ckpts.exists()
+    drop_checkpoint_folder(ckpts)  # already gone: nothing to do, nothing raised
+    assert not ckpts.exists() and ckpts.parent.is_dir()

@@ -26,11 +26,12 @@ the command resumes the job from its checkpoint, as after a killed driver.
 
 from __future__ import annotations
 
+import contextlib
+
 import functools
 import itertools
 import logging
 import os
-import shutil
 import sys
 import time
 from abc import ABC, abstractmethod
@@ -465,6 +466,14 @@ def checkpoint_dir(root: Path, sweep: str) -> Path:
     return root / ".cache" / "checkpoints" / sweep
 
 
+def drop_checkpoint_folder(ckpts: Path) -> None:
+    """Remove a finished sweep's checkpoint folder if it is empty, in one step, and say nothing when
+    it is not there: another instance of the sweep (another seed or store in the same project) may
+    be using it at this moment, and its jobs recreate it when they checkpoint."""
+    with contextlib.suppress(OSError):
+        ckpts.rmdir()
+
+
 @contextmanager
 def driving(name: str, instance_key: str, opts: DriverOptions, root: Path, stream: TextIO,
             kind: str = "sweep") -> Iterator[tuple[str, DriverLease]]:
@@ -638,8 +647,8 @@ def _run_leased(plan: Plan, opts: SweepOptions, root: Path, uri: str, data: str,
     progress.close()
     tracker.close_parent(parent.run_id, not report.failed, {
         "done": report.done, "skipped": report.skipped, "failed": report.failed, "pooled": report.pooled})
-    if not report.failed and not any(ckpts.iterdir()):
-        shutil.rmtree(ckpts, ignore_errors=True)
+    if not report.failed:
+        drop_checkpoint_folder(ckpts)
     if opts.on_finish is not None:
         try:
             report.finish_lines = opts.on_finish(plan, report, uri)
