@@ -16,17 +16,17 @@ $(BIN)/fdp-sweep: pyproject.toml constraints.txt
 
 install: $(BIN)/fdp-sweep
 
-# synthetic benchmark -> clip cache -> sweeps/demo.yaml (fdp, no_dic, shuffled control, single frame;
-# Ray + MLflow) -> Table 9 with intervals and paired tests. `demo`: the full-LOSO laptop experiment of
-# issue #14 (README: its output and time); `demo-smoke`: its smoke size (2 folds, 4 steps: the whole
-# chain in a minute, numbers at chance; CI runs the sweep at this size in tests/test_demo.py)
+# synthetic benchmark -> clip cache -> sweeps/demo.yaml (fdp, the shuffled control with its
+# test-selected record, ststnet, lbp_top, single frame; Ray + MLflow) -> Table 9 with intervals and
+# paired tests -> the claims computed from the runs (docs/demo.md). `demo-smoke`: its smoke size
+# (2 folds, 4 steps: the whole chain in a minute, numbers at chance; CI runs the sweep at this size)
 demo: install
 	$(BIN)/fdp-sweep demo
 
 demo-smoke: install
 	$(BIN)/fdp-sweep demo --smoke
 
-# the demo's comparison with 3 seeds on a fresh synthetic draw (slow; not in CI): docs/experiments/learnability.md
+# the earlier demo's comparison with 3 seeds on a fresh synthetic draw (slow; not in CI): docs/experiments/learnability.md
 confirm: install
 	$(BIN)/python bench/laptop_confirm.py
 

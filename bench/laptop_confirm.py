@@ -1,5 +1,5 @@
 """The slow, bigger confirmation of the demo (not in CI): the demo's comparison —
-`sweeps/demo.yaml` (fdp, no_dic, the shuffled-label control, the single-frame baseline) at the
+`sweeps/demo.yaml` (the methods and controls it names) at the
 laptop profile — with 3 training seeds on a FRESH synthetic draw (seed 6 by default: neither the
 demo's 7, nor the first demo's 5, nor the dev draws 10, 11), full LOSO through Ray + MLflow, then Table 9 with
 subject-bootstrap intervals (mean ± std over seeds) and the paired comparisons.
