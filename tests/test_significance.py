@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from fdp.stats import mean_std, paper_rank_sum
@@ -20,6 +21,8 @@ from orchestrator.report.significance import Cell, _rank_sum_part, cell_label, i
 from orchestrator.report.tables import fmt_p
 
 SWEEPS = Path(__file__).resolve().parents[1] / "sweeps"
+# the demo's configurations, reference first (the sweep file is the one source: a redesign updates these tests)
+DEMO_VARIANTS = yaml.safe_load((SWEEPS / "demo.yaml").read_text())["variants"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -95,8 +98,8 @@ def test_markdown_shows_the_recorded_values():
 
 @pytest.fixture(scope="module")
 def demo(synth_cache, tmp_path_factory):
-    """sweeps/demo.yaml --smoke (fdp, no_dic, the shuffled-label control, the single-frame baseline; 2 folds)
-    run for real through the CLI: (tracking URI, project root, the run's output)."""
+    """sweeps/demo.yaml --smoke (its variants, DEMO_VARIANTS; 2 folds, a few steps) run for real through the CLI:
+    (tracking URI, the CLI arguments, the run's output)."""
     from fdp.data.cache import prepare
     from fdp.profiles import LAPTOP_ALIGNED
     from orchestrator.cli.run import run_cmd
@@ -136,14 +139,15 @@ def test_parent_holds_what_summarize_prints(demo):
     uri, _, output = demo
     tracker, found = _parent(uri)
     pid = found.parent.info.run_id
-    # 4 configurations x (UF1, UAR, Acc with their intervals) + 3 comparisons x 8 (2 folds: no mdd)
-    assert f"significance: complete: 4 configuration(s), 3 comparison(s), Holm over the whole family; {4 * 9 + 3 * 8} " \
-           f"metric(s) logged on parent run {pid}" in output
+    configs, others = DEMO_VARIANTS, DEMO_VARIANTS[1:]
+    # each configuration x (UF1, UAR, Acc with their intervals) + each comparison x 8 (2 folds: no mdd)
+    assert f"significance: complete: {len(configs)} configuration(s), {len(others)} comparison(s), Holm over the " \
+           f"whole family; {len(configs) * 9 + len(others) * 8} metric(s) logged on parent run {pid}" in output
     metrics = found.parent.data.metrics
     # the same runs, read by summarize for Table 9
     ours = table_input(tracker, 9, sweep="demo")
     comps = {c.key: c for c in comparisons(ours.results, row_keys(9))}
-    assert set(comps) == {"no_dic", "fdp_shuffled", "single_frame"}
+    assert set(comps) == set(others)
     for key, c in comps.items():
         got = {k.rsplit("/", 1)[1]: v for k, v in metrics.items() if k.startswith(f"{key}/vs_fdp/")}
         want = {"uf1_delta": c.diff, "uf1_delta_ci_low": c.low, "uf1_delta_ci_high": c.high,
@@ -151,7 +155,7 @@ def test_parent_holds_what_summarize_prints(demo):
                 "n_folds": c.n_folds, "n_seeds": c.n_seeds}  # 2 folds: no detectable difference (no mdd)
         assert got == pytest.approx(want, abs=1e-12), key
     assert len({c.diff for c in comps.values()}) > 1  # not a degenerate case: the comparisons differ
-    for key in ("fdp", "no_dic", "fdp_shuffled", "single_frame"):
+    for key in configs:
         res = ours.get(key)
         for m in ("uf1", "uar", "acc"):
             assert metrics[f"{key}/{m}"] == pytest.approx(mean_std(res.values(m))[0], abs=1e-12)
@@ -172,8 +176,7 @@ def test_parent_holds_what_summarize_prints(demo):
     assert out.exit_code == 0, out.output
     from orchestrator.report.tables import variant_label
 
-    rows = {"no_dic": "| FDP vs FDP w/o L_DIC |", "fdp_shuffled": f"| FDP vs {variant_label('fdp_shuffled')} |",
-            "single_frame": f"| FDP vs {variant_label('single_frame')} |"}
+    rows = {key: f"| FDP vs {variant_label(key)} |" for key in others}
     for key, label in rows.items():
         row = next(ln for ln in out.output.splitlines() if ln.startswith(label) and "| 2 | 1 |" in ln)
         m = {k: metrics[f"{key}/vs_fdp/{k}"] for k in ("uf1_delta", "uf1_delta_ci_low", "uf1_delta_ci_high", "p",
@@ -196,8 +199,8 @@ def test_resume_logs_nothing_twice(demo):
     before = _artifact(tracker, pid, "significance.json")
     res = CliRunner().invoke(run_cmd, args)  # every job finished: the resumed sweep completes at once
     assert res.exit_code == 0, res.output
-    assert f"significance: complete: 4 configuration(s), 3 comparison(s), Holm over the whole family; nothing new " \
-           f"for parent run {pid} (logged before)" in res.output
+    assert f"significance: complete: {len(DEMO_VARIANTS)} configuration(s), {len(DEMO_VARIANTS) - 1} comparison(s), " \
+           f"Holm over the whole family; nothing new for parent run {pid} (logged before)" in res.output
     for key in found.parent.data.metrics:
         if "/vs_fdp/" in key or key.endswith(("_ci_low", "_ci_high")):
             assert len(tracker.client.get_metric_history(pid, key)) == 1, key
@@ -229,7 +232,7 @@ def test_summarize_log_records_the_table_on_the_parent(demo):
     assert _artifact(tracker, pid, "summaries/table9.md").startswith("**Table 9.**")
     again = CliRunner().invoke(summarize_cmd, args)
     assert again.exit_code == 0 and "already there (nothing logged twice)" in again.stderr, again.output
-    assert len(tracker.client.get_metric_history(pid, "summary/table9/no_dic/vs_fdp/p")) == 1
+    assert len(tracker.client.get_metric_history(pid, "summary/table9/fdp_shuffled/vs_fdp/p")) == 1
 
 
 # ---------------------------------------------------------------------------------------------
