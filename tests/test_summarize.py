@@ -162,6 +162,10 @@ def test_all_formats_render(swept, fmt, table):
     for part in ("sweep smoke, parent run ", "smoke: yes", "steps per fold: 4", "folds: 2 run of 2 expected",
                  "seeds: 0", "git "):
         assert part in prov, prov
+    from fdp.machine import machine_info, machine_summary
+
+    here = machine_summary(machine_info())  # the jobs ran here, all on one machine: it is named
+    assert f"| machine: {here}" in prov if fmt != "latex" else "| machine: " in prov, prov
     caption = res.stdout.splitlines()[0 if fmt == "md" else 2]
     if fmt != "csv":
         assert "synthetic casme2/5" in caption and "on SAMM" not in caption, caption

@@ -398,12 +398,16 @@ def provenance(sweeps: Sequence[SweepRuns], table: int | None = None) -> tuple[l
         smoke = "yes (a pipeline check, not a result)" if tags.get("fdp.smoke") == "true" else "no"
         study = tags.get("fdp.from_search")
         tuned = f" (the holdout subjects of Optuna study {study}, which chose its values)" if study else ""
-        lines.append(f"provenance: data {datas} | sweep {s.name}, parent run {s.parent.info.run_id} "
-                     f"({s.parent.info.status}) | smoke: {smoke} | steps per fold: {', '.join(steps) or '?'} | "
-                     f"folds: {folds_run} run of {expected} expected{tuned} | seeds: {', '.join(seeds) or '?'} | {code}")
         for c in s.children:
             machines.setdefault(c.data.tags.get("fdp.machine", ""), {}).setdefault(s.name, 0)
             machines[c.data.tags.get("fdp.machine", "")][s.name] += 1
+        # the CPU and kernels its jobs computed with, when they agree (else the line below says who did what)
+        ran_on = {c.data.tags.get("fdp.machine", "") for c in s.children}
+        machine = f" | machine: {ran_on.pop()}" if len(ran_on) == 1 and "" not in ran_on else ""
+        lines.append(f"provenance: data {datas} | sweep {s.name}, parent run {s.parent.info.run_id} "
+                     f"({s.parent.info.status}) | smoke: {smoke} | steps per fold: {', '.join(steps) or '?'} | "
+                     f"folds: {folds_run} run of {expected} expected{tuned} | seeds: {', '.join(seeds) or '?'} | "
+                     f"{code}{machine}")
     if len(machines) > 1:  # the runs pooled here computed with other CPU kernels: say which did what
         lines.append("machines differ between the runs pooled here (results can move with CPU kernels alone): "
                      + "; ".join(f"{m or 'not recorded'} ({', '.join(f'{n} run(s) of sweep {s}' for s, n in by.items())})"
