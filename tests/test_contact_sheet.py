@@ -161,3 +161,19 @@ def test_the_sheet_is_logged_once_beside_the_parents_dataset_input(synth_cache: 
     assert len(inputs) == 1 and inputs[0].dataset.digest == ref.fingerprint
     profile = json.loads(inputs[0].dataset.profile)
     assert profile["align"] == ref.align and where in profile["contact_sheet"]
+
+
+def test_prepare_without_a_sheet_says_so_and_a_second_prepare_draws_it(tmp_path: Path) -> None:
+    from fdp.data.synth import write_synthetic
+
+    data = write_synthetic(tmp_path / "data", subjects=2, clips_per_subject=2, seed=3, frames_per_clip=12)
+    args = ["prepare", "casme2", "--root", str(data), "--out", str(tmp_path / "cache"), "--no-align"]
+    first = CliRunner().invoke(main, [*args, "--no-contact-sheet"])
+    assert first.exit_code == 0, first.output
+    path = Path(next(ln for ln in first.output.splitlines() if ln.startswith("cache: "))[len("cache: "):])
+    assert sheet_paths(path) == []
+    assert "contact sheet: none (`fdp-sweep prepare` without --no-contact-sheet draws it)" in first.output
+    second = CliRunner().invoke(main, args)  # the same cache, reused as is, now with its sheet
+    assert second.exit_code == 0, second.output
+    assert f"cache: {path}" in second.output and sheet_paths(path) == [path / "contact_sheet.png"]
+    assert f"contact sheet: {path / 'contact_sheet.png'}" in second.output

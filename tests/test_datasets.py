@@ -34,7 +34,9 @@ DATASETS = ["casme2", "samm", "casme_sq", "casme3"]
 
 
 def _prepare(root: Path, dataset: str, cache: Path, *extra: str):
-    res = CliRunner().invoke(main, ["prepare", dataset, "--root", str(root), "--out", str(cache), "--no-align", *extra])
+    # no contact sheet: these tests read counts (tests/test_contact_sheet.py looks at sheets)
+    res = CliRunner().invoke(main, ["prepare", dataset, "--root", str(root), "--out", str(cache), "--no-align",
+                                    "--no-contact-sheet", *extra])
     assert res.exit_code == 0, res.output
     return res
 

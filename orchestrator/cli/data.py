@@ -92,8 +92,11 @@ def synth_cmd(out: Path, subjects: int, clips_per_subject: int, seed: int, diffi
 @click.option("--max-frames", default=None, type=click.IntRange(min=2),
               help="Subsample clips longer than this many frames uniformly when caching (recorded in the "
                    "cache settings; part of its key). Default: keep every frame.")
+@click.option("--no-contact-sheet", is_flag=True,
+              help="Do not draw the contact sheet (a batch job that nobody looks at); running prepare again without "
+                   "this flag draws it for the cache as it is.")
 def prepare_cmd(dataset: str, root: Path, out: Path | None, no_align: bool, align_method: str, skip_bad: bool,
-                annotations: Path | None, max_frames: int | None) -> None:
+                annotations: Path | None, max_frames: int | None, no_contact_sheet: bool) -> None:
     """Read DATASET's annotations (casme2, samm, casme_sq, casme3, smic, smic_vis, smic_nir, mmew, fourd),
     align every clip once and store the clip cache; then print
     what it holds beside the paper's counts (as `fdp-sweep datasets` does) and where its contact
@@ -107,7 +110,8 @@ def prepare_cmd(dataset: str, root: Path, out: Path | None, no_align: bool, alig
     progress = CountProgress("prepare")  # a live line on a terminal, plain lines in a log
     try:
         path = prepare(dataset, root, out, align=not no_align, skip_bad=skip_bad, progress=progress,
-                       annotations=annotations, max_frames=max_frames, align_method=align_method)
+                       annotations=annotations, max_frames=max_frames, align_method=align_method,
+                       contact_sheet=not no_contact_sheet)
         cache = load_cache(path)
     except DataError as e:
         progress.close_line()  # the error gets a line of its own, below where progress stopped

@@ -108,7 +108,7 @@ def alignment_lines(cache: ClipCache) -> list[str]:
     if pages:
         lines.append(f"contact sheet: {pages[0]}" + (f" (+{len(pages) - 1} more pages)" if len(pages) > 1 else ""))
     else:
-        lines.append("contact sheet: none (`fdp-sweep prepare` draws it)")
+        lines.append("contact sheet: none (`fdp-sweep prepare` without --no-contact-sheet draws it)")
     return lines
 
 
