@@ -15,6 +15,7 @@ protocol can be recorded beside the honest one without altering it.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -141,6 +142,22 @@ def seeded_model(build: Callable[[], torch.nn.Module], seed: int) -> torch.nn.Mo
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return build()
+
+
+def fit_flow_net(method: str, build: Callable[[], torch.nn.Module], x_train: np.ndarray, y_train: np.ndarray,
+                 x_test: np.ndarray, *, profile: TrainProfile, input_words: str, seed: int, device: str,
+                 eval_every: int, on_eval: EvalHook | None, log_every: int, on_loss: LossHook | None) -> FitOutput:
+    """A fresh `build()` (initial weights from `seed`) trained on the flow images `x_train`, each
+    clip's each channel min-max scaled on its own, for `profile`'s budget; the last step's softmax
+    on `x_test`, recorded with the budget and `input_words` (STSTNet and OFF-ApexNet alike)."""
+    t0 = time.perf_counter()
+    model = seeded_model(build, seed)
+    probs = train_net(model, minmax_per_clip(x_train), y_train, minmax_per_clip(x_test), steps=profile.steps,
+                      batch_size=profile.batch_size, lr=profile.lr, weight_decay=profile.weight_decay, seed=seed,
+                      eval_every=eval_every, on_eval=on_eval, device=device, log_every=log_every, on_loss=on_loss)
+    return FitOutput(probs=probs, n_params=count_parameters(model), wall_s=time.perf_counter() - t0,
+                     steps=profile.steps, selection=f"model after the last step ({profile.steps} steps, fixed)",
+                     details={"method": method, "input": input_words, **profile.to_dict(), "seed": seed})
 
 
 # ---------------------------------------------------------------------------------------------

@@ -22,7 +22,6 @@ Parameters: 2 x (156 + 2,416) = 5,144 in the streams, 1,606,656 + 1,049,600 in t
 from __future__ import annotations
 
 import sys
-import time
 from typing import Any
 
 import numpy as np
@@ -31,7 +30,7 @@ from torch import nn
 
 from fdp.features.keyframes import APEX_RULE_MIDDLE
 from fdp.methods.fitting import (EvalHook, FitOutput, LossHook, TrainProfile, budget_steps, count_parameters,
-                                 fit_fold_net, minmax_per_clip, seeded_model, steps_for_epochs, train_net)
+                                 fit_flow_net, fit_fold_net, steps_for_epochs)
 from fdp.methods.registry import Method, register
 
 PAPER = "Gan et al., OFF-ApexNet, Signal Processing: Image Communication 2019"
@@ -91,18 +90,11 @@ def fit_off_apexnet(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray
     """Train a fresh OFF-ApexNet on the flow features (n, 3, 28, 28 as stored; u and v are used)
     of the training clips and return the softmax of the last-step model on the test clips.
     `profile`: the training budget (default: MEB's, `paper_profile(len(x_train))`)."""
-    t0 = time.perf_counter()
-    profile = profile or paper_profile(len(x_train))
-    model = seeded_model(lambda: OffApexNet(num_classes=num_classes), seed)
-    probs = train_net(model, minmax_per_clip(np.asarray(x_train)[:, :2]), y_train,
-                      minmax_per_clip(np.asarray(x_test)[:, :2]), steps=profile.steps, batch_size=profile.batch_size,
-                      lr=profile.lr, weight_decay=profile.weight_decay, seed=seed, eval_every=eval_every,
-                      on_eval=on_eval, device=device, log_every=log_every, on_loss=on_loss)
-    return FitOutput(probs=probs, n_params=count_parameters(model), wall_s=time.perf_counter() - t0,
-                     steps=profile.steps,
-                     selection=f"model after the last step ({profile.steps} steps, fixed)",
-                     details={"method": "off_apexnet", "input": "TV-L1 u, v onset->apex, 28x28, min-max per clip "
-                              "and channel", **profile.to_dict(), "seed": seed})
+    return fit_flow_net("off_apexnet", lambda: OffApexNet(num_classes=num_classes), np.asarray(x_train)[:, :2],
+                        y_train, np.asarray(x_test)[:, :2], profile=profile or paper_profile(len(x_train)),
+                        input_words="TV-L1 u, v onset->apex, 28x28, min-max per clip and channel",
+                        seed=seed, device=device, eval_every=eval_every, on_eval=on_eval, log_every=log_every,
+                        on_loss=on_loss)
 
 
 # ---------------------------------------------------------------------------------------------

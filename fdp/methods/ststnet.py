@@ -21,7 +21,6 @@ the classifier: 1,683 for 3 classes (MEB's count: the same layers), 2,485 for 5.
 from __future__ import annotations
 
 import sys
-import time
 from typing import Any
 
 import numpy as np
@@ -30,7 +29,7 @@ from torch import nn
 
 from fdp.features.keyframes import APEX_RULE_MIDDLE
 from fdp.methods.fitting import (EvalHook, FitOutput, LossHook, TrainProfile, budget_steps, count_parameters,
-                                 fit_fold_net, minmax_per_clip, seeded_model, steps_for_epochs, train_net)
+                                 fit_flow_net, fit_fold_net, steps_for_epochs)
 from fdp.methods.registry import Method, register
 
 # what a method listing shows, and the stored features it reads (fdp.features.store.load_features)
@@ -86,18 +85,11 @@ def fit_ststnet(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, *,
     `fdp.features.store.load_features(cache, "flow")`) of the training clips with labels y_train
     (the true ones, or a shuffled control's), and return the softmax of the last-step model on
     the test clips. `profile`: the training budget (default: MEB's, `paper_profile(len(x_train))`)."""
-    t0 = time.perf_counter()
-    profile = profile or paper_profile(len(x_train))
-    model = seeded_model(lambda: STSTNet(num_classes=num_classes), seed)
-    probs = train_net(model, minmax_per_clip(x_train), y_train, minmax_per_clip(x_test), steps=profile.steps,
-                      batch_size=profile.batch_size, lr=profile.lr, weight_decay=profile.weight_decay, seed=seed,
-                      eval_every=eval_every, on_eval=on_eval, device=device, log_every=log_every,
-                      on_loss=on_loss)
-    return FitOutput(probs=probs, n_params=count_parameters(model), wall_s=time.perf_counter() - t0,
-                     steps=profile.steps,
-                     selection=f"model after the last step ({profile.steps} steps, fixed)",
-                     details={"method": "ststnet", "input": "TV-L1 u, v, optical strain onset->apex, 28x28, "
-                              "min-max per clip and channel", **profile.to_dict(), "seed": seed})
+    return fit_flow_net("ststnet", lambda: STSTNet(num_classes=num_classes), x_train, y_train, x_test,
+                        profile=profile or paper_profile(len(x_train)),
+                        input_words="TV-L1 u, v, optical strain onset->apex, 28x28, min-max per clip and channel",
+                        seed=seed, device=device, eval_every=eval_every, on_eval=on_eval, log_every=log_every,
+                        on_loss=on_loss)
 
 
 # ---------------------------------------------------------------------------------------------
