@@ -146,7 +146,7 @@ def test_flow_methods_and_lbp_top_beat_their_shuffled_control(tmp_path, one_thre
 
     data = write_synthetic(tmp_path / "s", subjects=4, clips_per_subject=15, seed=1, size=64, frames_per_clip=12,
                            amplitude=0.12, difficulty=0.0)
-    cache = load_cache(prepare("casme2", data, tmp_path / "cache", size=36))
+    cache = load_cache(prepare("casme2", data, tmp_path / "cache", size=36, contact_sheet=False))
     y = np.array([CLASSES.index(c["emotion"]) for c in cache.clips])
     subjects = np.array([c["subject"] for c in cache.clips])
     feats = {"ststnet": load_features(cache, "flow").values, "lbp_top": load_features(cache, "lbp_top").values}
@@ -283,7 +283,7 @@ def test_flow_methods_beat_their_shuffled_control_through_the_registry(tmp_path,
 
     data = write_synthetic(tmp_path / "s", subjects=4, clips_per_subject=10, seed=1, size=64, frames_per_clip=12,
                            amplitude=0.12, difficulty=0.0)
-    cache = prepare("casme2", data, tmp_path / "cache", size=36)
+    cache = prepare("casme2", data, tmp_path / "cache", size=36, contact_sheet=False)
     uf1 = {}
     for variant, over in (("ststnet", {}), ("ststnet_shuffled", {}), ("off_apexnet", {}),
                           ("off_apexnet", {"train.shuffle_labels": True})):

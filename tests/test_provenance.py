@@ -33,7 +33,7 @@ def _draw(tmp: Path, name: str, seed: int, cache_root: Path) -> Path:
     from fdp.data.synth import write_synthetic
 
     data = write_synthetic(tmp / name, subjects=3, clips_per_subject=4, seed=seed)
-    return prepare("casme2", data, out_dir=cache_root)
+    return prepare("casme2", data, out_dir=cache_root, contact_sheet=False)
 
 
 @pytest.fixture

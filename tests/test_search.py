@@ -41,7 +41,7 @@ def caches(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("search")
     data = write_synthetic(root / "data", subjects=8, clips_per_subject=4, seed=0)
-    clean = prepare("casme2", data, out_dir=root / "cache")
+    clean = prepare("casme2", data, out_dir=root / "cache", contact_sheet=False)
     poisoned = root / "poisoned"
     shutil.copytree(clean, poisoned)
     index = json.loads((poisoned / "index.json").read_text())
