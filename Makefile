@@ -31,11 +31,12 @@ confirm: install
 	$(BIN)/python bench/laptop_confirm.py
 
 # the fast tier: no Ray, no subprocess, no server (tests/conftest.py refuses them outside the
-# `integration` marker), on every core (pytest-xdist; each worker one OpenMP thread: tests/conftest.py);
+# `integration` marker), one worker per core (pytest-xdist; each worker one OpenMP thread: tests/conftest.py),
+# at most 4: a container may report its host's cores, and each worker holds its own torch and fixtures;
 # `make test` runs it first, then the rest, in one process (the integration tests start clusters)
 FAST := not integration and not slow and not gpu and not browser
 test-fast: install lint
-	$(BIN)/python -m pytest -q -n auto -m "$(FAST)"
+	$(BIN)/python -m pytest -q -n auto --maxprocesses 4 -m "$(FAST)"
 
 test: test-fast
 	$(BIN)/python -m pytest -q -m "(integration or browser) and not slow and not gpu"
