@@ -9,7 +9,7 @@ preprocessing aligns faces itself (SPEC §4.3). Clip id `sub01_EP02_01f`.
 from __future__ import annotations
 
 from fdp.data.readers.cells import padded_subject, rel, subject_or_raw
-from fdp.data.readers.core import Clip, Dataset, Row, TableReader, frame_bases
+from fdp.data.readers.core import Clip, Dataset, Row, UsualTableReader, frame_bases
 from fdp.data.readers.tables import Signature
 
 COLUMNS = {
@@ -26,7 +26,7 @@ COLUMNS = {
 FRAME_LAYOUTS = (("CASME2_RAW_selected", r"img(\d+)\.jpg"), ("Cropped", r"reg_img(\d+)\.jpg"))
 
 
-class Casme2(TableReader):
+class Casme2(UsualTableReader):
     def setup(self) -> None:
         names = [n for n, _ in FRAME_LAYOUTS]
         looked_for = " or ".join(f"{n}/" for n in names)

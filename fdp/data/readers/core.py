@@ -338,13 +338,18 @@ class TableReader(Reader):
             raise _BadRow(f"bad {self.heading(name)} {written!r}" if written else f"missing {self.heading(name)}")
         return written
 
+
+class UsualTableReader(TableReader):
+    """A table of the usual columns (Subject, Filename, onset / apex / offset, emotion, AUs): per
+    dataset only its subject form, besides what every table reader says."""
+
+    @abstractmethod
     def subject(self, row: Row) -> str:
-        """The row's subject id, in the dataset's one form (`parse` of the usual table)."""
-        raise NotImplementedError
+        """The row's subject id, in the dataset's one form."""
 
     def parse(self, row: Row) -> Clip | None:
-        """The usual table, checked in this order: subject, Filename (the clip's folder), onset /
-        apex / offset, emotion; the AUs as written."""
+        """Checked in this order: subject, Filename (the clip's folder), onset / apex / offset,
+        emotion; the AUs as written."""
         subject = self.subject(row)
         folder = row.text("filename")
         if not folder:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from fdp.data.readers.cells import _BadRow, cell_text, guess
-from fdp.data.readers.core import Clip, Dataset, Row, TableReader, frame_bases
+from fdp.data.readers.core import Clip, Dataset, Row, UsualTableReader, frame_bases
 from fdp.data.readers.tables import Signature
 
 COLUMNS = {
@@ -24,7 +24,7 @@ COLUMNS = {
 FRAMES = r"\D*(\d+)\.(?:jpg|png|bmp)"
 
 
-class Fourd(TableReader):
+class Fourd(UsualTableReader):
     def setup(self) -> None:
         self.bases = frame_bases(self.root, ["gray_micro"], r"s\d+", self.dataset.title, "gray_micro/<sub_ID>/")
 

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from fdp.data.readers.casme2 import COLUMNS as CASME2_COLUMNS
 from fdp.data.readers.cells import _BadRow, guess, s_subject
-from fdp.data.readers.core import Clip, Dataset, Row, TableReader, frame_bases
+from fdp.data.readers.core import Clip, Dataset, Row, UsualTableReader, frame_bases
 from fdp.data.readers.tables import Signature
 
 # headed as CASME II's, in the file's own order
 COLUMNS = {name: CASME2_COLUMNS[name] for name in ("subject", "filename", "onset", "apex", "offset", "emotion", "aus")}
 
 
-class Mmew(TableReader):
+class Mmew(UsualTableReader):
     def setup(self) -> None:
         emotions = "|".join(self.dataset.emotions)
         self.base = frame_bases(self.root, ["Micro_Expression"], rf"(?:{emotions})", self.dataset.title,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 from fdp.data.readers.cells import padded_subject, rel, subject_or_raw
-from fdp.data.readers.core import Clip, Dataset, Row, TableReader, frame_bases
+from fdp.data.readers.core import Clip, Dataset, Row, UsualTableReader, frame_bases
 from fdp.data.readers.tables import Signature
 
 COLUMNS = {
@@ -23,7 +23,7 @@ COLUMNS = {
 }
 
 
-class Samm(TableReader):
+class Samm(UsualTableReader):
     def setup(self) -> None:
         self.base = frame_bases(self.root, ["SAMM"], r"\d+", self.dataset.title, "SAMM/")[0]
 
