@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import tempfile
 import textwrap
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -398,12 +398,11 @@ def provenance(sweeps: Sequence[SweepRuns], table: int | None = None) -> tuple[l
         smoke = "yes (a pipeline check, not a result)" if tags.get("fdp.smoke") == "true" else "no"
         study = tags.get("fdp.from_search")
         tuned = f" (the holdout subjects of Optuna study {study}, which chose its values)" if study else ""
-        for c in s.children:
-            machines.setdefault(c.data.tags.get("fdp.machine", ""), {}).setdefault(s.name, 0)
-            machines[c.data.tags.get("fdp.machine", "")][s.name] += 1
+        ran_on = Counter(c.data.tags.get("fdp.machine", "") for c in s.children)
+        for m, n in ran_on.items():
+            machines.setdefault(m, {})[s.name] = machines.get(m, {}).get(s.name, 0) + n
         # the CPU and kernels its jobs computed with, when they agree (else the line below says who did what)
-        ran_on = {c.data.tags.get("fdp.machine", "") for c in s.children}
-        machine = f" | machine: {ran_on.pop()}" if len(ran_on) == 1 and "" not in ran_on else ""
+        machine = f" | machine: {next(iter(ran_on))}" if len(ran_on) == 1 and "" not in ran_on else ""
         lines.append(f"provenance: data {datas} | sweep {s.name}, parent run {s.parent.info.run_id} "
                      f"({s.parent.info.status}) | smoke: {smoke} | steps per fold: {', '.join(steps) or '?'} | "
                      f"folds: {folds_run} run of {expected} expected{tuned} | seeds: {', '.join(seeds) or '?'} | "
