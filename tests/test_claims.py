@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from fdp.stats import SeedPredictions
-from orchestrator.report.claims import Claim, demo_claims, markdown, metrics, summary
+from orchestrator.report.claims import Claim, control_of, demo_claims, markdown, metrics, summary
 from orchestrator.report.protocol import ProtocolRow
 
 SUBJECTS = ["s1", "s2", "s3"]
@@ -31,10 +31,12 @@ def by_key(claims: list[Claim]) -> dict[str, Claim]:
     return {c.key: c for c in claims}
 
 
-def test_claims_hold_on_a_learner_a_dead_control_and_a_test_selected_lift():
+@pytest.mark.parametrize("control", ["ststnet_shuffled", "fdp_shuffled"])
+def test_claims_hold_on_a_learner_a_dead_control_and_a_test_selected_lift(control):
     zeros = np.zeros_like(Y)
-    rows = [row("fdp", Y), row("fdp_shuffled", zeros, selected=Y), row("ststnet", Y), row("lbp_top", Y),
+    rows = [row("fdp", Y), row(control, zeros, selected=Y), row("ststnet", Y), row("lbp_top", Y),
             row("single_frame", zeros)]
+    assert control_of({r.variant for r in rows}) == control
     c = by_key(demo_claims(rows))
     assert list(c) == ["fdp_above_control", "ststnet_above_control", "lbp_top_above_control",
                        "control_not_above_chance", "test_selection_lifts_control", "single_frame_at_most_30"]
@@ -74,3 +76,15 @@ def test_no_test_selected_record_is_said_not_invented():
     rows = [row("fdp", Y), row("fdp_shuffled", np.zeros_like(Y))]  # the sweep asked for no probe
     c = by_key(demo_claims(rows))["test_selection_lifts_control"]
     assert c.holds is None and "protocol_probe.select_on_test lacks uf1" in c.missing
+
+
+def test_the_demo_s_control_is_picked_over_another_and_its_absence_is_named():
+    zeros = np.zeros_like(Y)
+    # both controls ran: the claims read the demo's (ststnet_shuffled), the one that learned nothing here
+    rows = [row("fdp", Y), row("fdp_shuffled", Y, selected=Y), row("ststnet_shuffled", zeros, selected=Y)]
+    c = by_key(demo_claims(rows))
+    assert c["control_not_above_chance"].holds and c["fdp_above_control"].holds
+    assert control_of({"fdp", "lbp_top"}) is None
+    c = by_key(demo_claims([row("fdp", Y)]))
+    assert c["fdp_above_control"].missing == "ststnet_shuffled or fdp_shuffled did not run"
+    assert c["control_not_above_chance"].missing == "ststnet_shuffled or fdp_shuffled did not run"

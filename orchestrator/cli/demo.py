@@ -132,14 +132,17 @@ def demo_cmd(tracking_uri: str | None, smoke: bool, draw: int | None, seed: int 
 
 def print_claims(uri: str, experiment_id: str, parent_id: str, smoke: bool) -> list:
     """Compute the demo's claims from the sweep's runs, print them, keep them on the parent run."""
-    from orchestrator.report.claims import demo_claims, log_claims, summary
+    from orchestrator.report.claims import control_of, demo_claims, log_claims, summary
     from orchestrator.report.protocol import collect_protocol
     from orchestrator.track.driver import SweepTracker
 
     tracker = SweepTracker(uri)
-    claims = demo_claims(collect_protocol(tracker, list(tracker.children(experiment_id, parent_id).values())))
+    rows = collect_protocol(tracker, list(tracker.children(experiment_id, parent_id).values()))
+    claims = demo_claims(rows)
     log_claims(tracker, parent_id, claims)
-    click.echo(f"\nclaims ({summary(claims)}; criteria: docs/demo.md{'; smoke: not a result' if smoke else ''}):")
+    control = control_of({r.variant for r in rows if r.honest})
+    click.echo(f"\nclaims ({summary(claims)}; the shuffled control: {control or 'did not run'}; criteria: docs/demo.md"
+               f"{'; smoke: not a result' if smoke else ''}):")
     for c in claims:
         click.echo(f"  {c.line()}")
     return claims
