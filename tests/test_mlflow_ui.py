@@ -318,7 +318,7 @@ def test_demo_parent_run_page_shows_the_significance_results_and_claims(served_d
 
     async def steps(b: Browser) -> dict[str, str]:
         await b.call("Page.navigate", url=page)
-        await b.wait_for("document.body.innerText.includes('fdp_shuffled/vs_fdp/holm_p')", timeout=120)
+        await b.wait_for("document.body.innerText.includes('ststnet_shuffled/vs_fdp/holm_p')", timeout=120)
         overview = await b.js("document.body.innerText")
         # the metrics table's search box, as a user would filter it: the comparisons and claims in view
         await b.js("(() => { const i = document.querySelector('input[placeholder=\"Search metrics\"]');"
@@ -345,7 +345,7 @@ def test_demo_parent_run_page_shows_the_significance_results_and_claims(served_d
         assert (shots / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     lines = [ln.strip() for ln in text["overview"].splitlines()]
     metrics = parent.data.metrics
-    for key in ("fdp_shuffled/vs_fdp/uf1_delta", "fdp_shuffled/vs_fdp/uf1_delta_ci_low", "ststnet/vs_fdp/p",
+    for key in ("ststnet_shuffled/vs_fdp/uf1_delta", "ststnet_shuffled/vs_fdp/uf1_delta_ci_low", "ststnet/vs_fdp/p",
                 "lbp_top/vs_fdp/holm_p", "single_frame/vs_fdp/n_folds", "fdp/uf1", "fdp/uf1_ci_low",
                 "claims/fdp_above_control/estimate", "claims/test_selection_lifts_control/holds"):
         shown = lines[lines.index(key) + 1]  # the metrics table: a name, then its value

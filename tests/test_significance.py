@@ -232,7 +232,7 @@ def test_summarize_log_records_the_table_on_the_parent(demo):
     assert _artifact(tracker, pid, "summaries/table9.md").startswith("**Table 9.**")
     again = CliRunner().invoke(summarize_cmd, args)
     assert again.exit_code == 0 and "already there (nothing logged twice)" in again.stderr, again.output
-    assert len(tracker.client.get_metric_history(pid, "summary/table9/fdp_shuffled/vs_fdp/p")) == 1
+    assert len(tracker.client.get_metric_history(pid, "summary/table9/ststnet_shuffled/vs_fdp/p")) == 1
 
 
 # ---------------------------------------------------------------------------------------------
