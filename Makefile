@@ -18,8 +18,9 @@ install: $(BIN)/fdp-sweep
 
 # synthetic benchmark -> clip cache -> sweeps/demo.yaml (fdp, the control -- STSTNet on shuffled
 # labels -- with its test-selected record, ststnet, lbp_top, single frame; Ray + MLflow) -> Table 9
-# with intervals and paired tests -> the claims computed from the runs (docs/demo.md). `demo-smoke`: its smoke size
-# (2 folds, 4 steps: the whole chain in a minute, numbers at chance; CI runs the sweep at this size)
+# with intervals and paired tests -> the claims computed from the runs (docs/demo.md). `demo-smoke`:
+# its smoke size (2 folds, 4 steps: the whole chain in a minute, numbers at chance; CI runs the sweep
+# at this size)
 demo: install
 	$(BIN)/fdp-sweep demo
 
