@@ -1,13 +1,13 @@
 """`fdp-sweep demo`: the laptop experiment, through the whole system.
 
-Synthetic benchmark (`DEMO_DATA`: 6 subjects x 25 clips, CASME II layout, a seed no choice was made on) ->
-clip cache at the laptop profile's frame size, named explicitly (`data.cache_dir`: another cache of
+Synthetic benchmark (`DEMO_DATA`: 6 subjects x 25 clips, CASME II layout, a seed no choice was made on)
+-> clip cache at the laptop profile's frame size, named explicitly (`data.cache_dir`: another cache of
 casme2 -- a real CASME II, another synthetic draw -- is never picked by accident, and the runs record
 which one they read) -> `sweeps/demo.yaml` (fdp, the shuffled-label control -- STSTNet's -- with its
 test-selected record, STSTNet, LBP-TOP, the single-frame regression; full LOSO at the laptop profile)
-run through the same code as `fdp-sweep run` (`load_spec` -> `jobs.expand` -> `scheduler.run_sweep`:
-Ray + MLflow, progress on stderr) -> Table 9 with subject-bootstrap intervals and the paired comparisons -> the demo's claims,
-computed from the runs and kept on the parent run (orchestrator/report/claims.py).
+run through the same code as `fdp-sweep run` (`load_spec` -> `jobs.expand` -> `scheduler.run_sweep`: Ray
++ MLflow, progress on stderr) -> Table 9 with subject-bootstrap intervals and the paired comparisons ->
+the demo's claims, computed from the runs and kept on the parent run (orchestrator/report/claims.py).
 
 What was chosen on what (profile, benchmark): docs/experiments/learnability.md; the design and how
 far its numbers move across CPU kernels and seeds: docs/demo.md.
