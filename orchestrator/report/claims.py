@@ -75,7 +75,7 @@ def demo_claims(rows: Sequence[ProtocolRow]) -> list[Claim]:
     m = max((r.num_classes for r in by.values()), default=0) or 5
     chance = 1.0 / m
     control_name = control_of(by)
-    control = by.get(control_name) if control_name else None
+    control = by.get(control_name)
     ctrl = control.honest if control else None
     absent = control_name or " or ".join(CONTROLS)  # named in what did not run
     names = {"fdp": "FDP", "ststnet": "STSTNet", "lbp_top": "LBP-TOP"}

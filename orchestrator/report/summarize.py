@@ -371,7 +371,7 @@ def provenance(sweeps: Sequence[SweepRuns], table: int | None = None) -> tuple[l
     lines: list[str] = []
     used: dict[str, None] = {}
     off_paper = False
-    machines: dict[str, dict[str, int]] = {}  # fdp.machine of the job runs -> sweep -> runs
+    machines: defaultdict[str, Counter[str]] = defaultdict(Counter)  # fdp.machine of the job runs -> sweep -> runs
     for s in sweeps:
         tags = s.parent.data.tags
         data: dict[tuple[str, bool, str], None] = {}
@@ -400,7 +400,7 @@ def provenance(sweeps: Sequence[SweepRuns], table: int | None = None) -> tuple[l
         tuned = f" (the holdout subjects of Optuna study {study}, which chose its values)" if study else ""
         ran_on = Counter(c.data.tags.get("fdp.machine", "") for c in s.children)
         for m, n in ran_on.items():
-            machines.setdefault(m, {})[s.name] = machines.get(m, {}).get(s.name, 0) + n
+            machines[m][s.name] += n
         # the CPU and kernels its jobs computed with, when they agree (else the line below says who did what)
         machine = f" | machine: {next(iter(ran_on))}" if len(ran_on) == 1 and "" not in ran_on else ""
         lines.append(f"provenance: data {datas} | sweep {s.name}, parent run {s.parent.info.run_id} "
